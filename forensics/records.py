@@ -6,6 +6,7 @@ mediator decides where they go (plaso's parser/mediator split).
 
 from __future__ import annotations
 
+import errno as errno_mod
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +48,5 @@ class Skip:
 
 def skip_from_oserror(collector: str, subject: str, err: OSError, what: str) -> Skip:
     """A Skip for an OSError, with the errno name kept."""
-    import errno as errno_mod
-
     name = errno_mod.errorcode.get(err.errno or 0) if err.errno else None
     return Skip(collector, subject, f"{what}: {err.strerror or err}", name)

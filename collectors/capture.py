@@ -1,0 +1,432 @@
+"""Capture: run every collector against a resolved target into one bundle.
+
+This is the mediator: collectors yield records and skips; this module decides
+where they go (JSONL members, the skip list, the manifest) and owns the file's
+life cycle: written as ``<out>.partial``, renamed to ``<out>`` only when complete,
+to ``<out>.incomplete`` when interrupted but sealed, and left as ``.partial``
+(what it holds verifies up to its last checkpoint) when it could not be sealed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import signal
+import socket
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from collectors.context import CollectContext
+from collectors.fs.acquire import FilesystemAcquirer, FsStats
+from collectors.fs.mounts import PSEUDO_DIRS, parse_mountinfo, pseudo_mount_points, root_mount
+from collectors.fs.policy import CopyPolicy
+from collectors.network import collect_network
+from collectors.processes import collect_processes
+from collectors.runtime_logs import copy_process_binary, copy_runtime_logs
+from collectors.targets.base import TargetInfo
+from forensics import __version__
+from forensics.bundle.format import ARTIFACT_DIR, CUSTODY_NAME, SKIPS_NAME
+from forensics.bundle.writer import BundleWriter
+from forensics.custody import CustodyLog
+from forensics.errors import CaptureInterrupted, OutputError, TargetGone
+from forensics.records import Record, Skip
+from forensics.timeutil import CLOCK_SOURCE, iso_ns, now_ns
+
+MAX_SKIPS_IN_MANIFEST = 10_000
+
+
+@dataclass
+class CaptureOptions:
+    output: Path
+    examiner: str
+    case: str | None = None
+    files: str = "changed"
+    max_file_size: int = 64 << 20
+    compress: str = "zstd"
+    redact: bool = True
+    procfs: str = "/proc"
+    argv: list[str] = field(default_factory=list)
+    threads: int = 2
+
+
+@dataclass
+class CaptureResult:
+    path: Path
+    complete: bool
+    incomplete_reason: str
+    manifest_sha256: str
+    file_sha256: str
+    file_bytes: int
+    counts: dict[str, int]
+    skips: int
+    custody_path: Path
+
+
+Progress = Callable[[str, FsStats | None], None]
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+
+
+class _Skips:
+    """Every skip goes to a spooled JSONL member; the manifest gets a summary."""
+
+    def __init__(self) -> None:
+        self.spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=4 << 20)
+        self.by_collector: Counter[str] = Counter()
+        self.first: list[dict[str, Any]] = []
+
+    def add(self, skip: Skip) -> None:
+        d = skip.to_dict()
+        self.spool.write(_dumps(d) + b"\n")
+        self.by_collector[skip.collector] += 1
+        if len(self.first) < MAX_SKIPS_IN_MANIFEST:
+            self.first.append(d)
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_collector.values())
+
+
+class _Interrupt:
+    """Turns SIGINT/SIGTERM into CaptureInterrupted inside the capture only."""
+
+    def __enter__(self) -> _Interrupt:
+        self._old: dict[int, Any] = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(ValueError):  # not the main thread: no handler
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    @staticmethod
+    def _handler(signum: int, _frame: FrameType | None) -> None:
+        raise CaptureInterrupted(f"interrupted by {signal.Signals(signum).name}")
+
+    def __exit__(self, *_exc: object) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class Capture:
+    def __init__(
+        self, target: TargetInfo, opts: CaptureOptions, progress: Progress | None = None
+    ) -> None:
+        self.target = target
+        self.opts = opts
+        self.progress = progress or (lambda _phase, _stats: None)
+        self.custody = CustodyLog(examiner=opts.examiner)
+        self.skips = _Skips()
+        self.counts: Counter[str] = Counter()
+        self.incomplete: list[str] = []
+        self.ctx = CollectContext(pid=target.pid, procfs=opts.procfs, redact=opts.redact)
+        self.policy = CopyPolicy(opts.files, opts.max_file_size)
+
+    # -- helpers -----------------------------------------------------------------
+    def _jsonl(
+        self, writer: BundleWriter, collector: str, items: Iterable[Record | Skip]
+    ) -> list[Record]:
+        """Spool a collector's records to ``artifacts/<collector>.jsonl``; returns
+        the records when the caller needs them (processes), else an empty list."""
+        keep = collector == "processes"
+        kept: list[Record] = []
+        with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
+            try:
+                for item in items:
+                    if isinstance(item, Skip):
+                        self.skips.add(item)
+                        continue
+                    spool.write(_dumps({"kind": item.kind, **item.data}) + b"\n")
+                    self.counts[collector] += 1
+                    if keep:
+                        kept.append(item)
+            except TargetGone as err:
+                self._incomplete(f"target exited during the {collector} collector: {err}")
+            except (CaptureInterrupted, OutputError):
+                raise
+            except OSError as err:
+                if err.errno == 28:  # ENOSPC from a file member
+                    raise
+                self._collector_failed(collector, err)
+            except Exception as err:  # noqa: BLE001 - one collector's bug must not lose the rest
+                self._collector_failed(collector, err)
+            size = spool.tell()
+            spool.seek(0)
+            entry = writer.add_stream(f"{ARTIFACT_DIR}{collector}.jsonl", size, spool.read)
+        self.custody.record(
+            "collector.finished",
+            collector=collector,
+            records=self.counts[collector],
+            member=entry.name,
+            sha256=entry.sha256,
+        )
+        return kept
+
+    def _collector_failed(self, collector: str, err: BaseException) -> None:
+        reason = f"collector failed: {type(err).__name__}: {err}"
+        self.skips.add(Skip(collector, collector, reason))
+        self._incomplete(f"{collector} {reason}")
+
+    def _incomplete(self, reason: str) -> None:
+        self.incomplete.append(reason)
+        self.custody.record("capture.incomplete", reason=reason)
+
+    # -- the run -------------------------------------------------------------------
+    def run(self) -> CaptureResult:
+        out = self.opts.output
+        partial = out.with_name(out.name + ".partial")
+        for p in (out, partial, out.with_name(out.name + ".incomplete")):
+            if p.exists():
+                raise OutputError(f"{p} already exists; refusing to overwrite evidence")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        except OSError as err:
+            raise OutputError(f"cannot create {partial}: {err.strerror}") from err
+        start = now_ns()
+        self.custody.record(
+            "capture.started",
+            target=self.target.uri,
+            tool=f"exuvia {__version__}",
+            command_line=self.opts.argv,
+            output=str(out),
+            case=self.opts.case,
+        )
+        with os.fdopen(fd, "wb", buffering=1 << 20) as raw, _Interrupt():
+            try:
+                writer = BundleWriter(
+                    raw,
+                    compress=self.opts.compress,
+                    threads=self.opts.threads,
+                    header={"tool": f"exuvia {__version__}", "target": self.target.uri},
+                )
+                try:
+                    self._collect(writer)
+                except CaptureInterrupted as err:
+                    self._incomplete(str(err))
+                manifest_sha, file_sha, file_bytes = self._seal(writer, start)
+            except OSError as err:
+                raise OutputError(
+                    f"writing {partial} failed: {err.strerror}; what was written is kept "
+                    f"there and verifies up to its last checkpoint"
+                ) from err
+            except CaptureInterrupted as err:
+                raise OutputError(f"{err} while sealing; partial bundle kept at {partial}") from err
+            raw.flush()
+            os.fsync(raw.fileno())
+        final = out if not self.incomplete else out.with_name(out.name + ".incomplete")
+        os.rename(partial, final)
+        self.custody.record(
+            "bundle.sealed",
+            path=str(final),
+            manifest_sha256=manifest_sha,
+            file_sha256=file_sha,
+            bytes=file_bytes,
+            complete=not self.incomplete,
+        )
+        custody_path = final.with_name(final.name + ".custody.jsonl")
+        tmp = custody_path.with_name(custody_path.name + ".tmp")
+        tmp.write_bytes(self.custody.to_jsonl())
+        os.rename(tmp, custody_path)
+        return CaptureResult(
+            path=final,
+            complete=not self.incomplete,
+            incomplete_reason="; ".join(self.incomplete),
+            manifest_sha256=manifest_sha,
+            file_sha256=file_sha,
+            file_bytes=file_bytes,
+            counts=dict(self.counts),
+            skips=self.skips.total,
+            custody_path=custody_path,
+        )
+
+    def _collect(self, writer: BundleWriter) -> None:
+        # Order of volatility: processes and sockets first, files last.
+        if not os.path.exists(self.ctx.proc_dir):
+            raise TargetGone(f"process {self.target.pid} is gone")
+        # Hold the root open now: if the target exits, the files stay readable.
+        try:
+            root_fd = os.open(self.ctx.root_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except FileNotFoundError as err:
+            raise TargetGone(f"process {self.target.pid} is gone") from err
+        except PermissionError as err:
+            raise OutputError(
+                f"cannot open {self.ctx.root_dir}: permission denied (run as root)"
+            ) from err
+        try:
+            writer.add_bytes(f"{ARTIFACT_DIR}target.json", _dumps(self.target.to_dict()) + b"\n")
+            self.custody.record("target.resolved", **_target_summary(self.target))
+            self.progress("processes", None)
+            procs = self._jsonl(writer, "processes", collect_processes(self.ctx))
+            self.progress("network", None)
+            self._jsonl(writer, "network", collect_network(self.ctx))
+            self.progress("binaries", None)
+            self._jsonl(writer, "binaries", self._binaries(writer, procs))
+            mounts = self._mounts()
+            self._jsonl(writer, "mounts", (Record("mount", m.to_record()) for m in mounts))
+            self.progress("filesystem", None)
+            acq = FilesystemAcquirer(writer, self._policy_for(procs), progress=self._fs_progress)
+            no_descend = frozenset(pseudo_mount_points(mounts)) | frozenset(PSEUDO_DIRS)
+            upper_fd = self._upper_fd(mounts)
+            try:
+                self._jsonl(writer, "filesystem", acq.run(root_fd, no_descend, upper_fd))
+            finally:
+                if upper_fd is not None:
+                    os.close(upper_fd)
+            if acq.stats.noatime_refused:
+                self.skips.add(
+                    Skip(
+                        "filesystem",
+                        "/",
+                        "kernel refused O_NOATIME for some "
+                        "files; their access times may have changed",
+                        "EPERM",
+                    )
+                )
+            self.fs_stats = acq.stats
+            self.progress("logs", None)
+            self._jsonl(writer, "logs", self._logs(writer, acq.stats))
+        finally:
+            os.close(root_fd)
+
+    def _fs_progress(self, stats: FsStats) -> None:
+        self.progress("filesystem", stats)
+
+    def _policy_for(self, procs: list[Record]) -> CopyPolicy:
+        """Add the main process's cwd to the places text logs are looked for."""
+        for rec in procs:
+            if rec.data.get("pid") == self.target.pid:
+                cwd = rec.data.get("cwd")
+                if isinstance(cwd, str) and cwd not in ("", "/"):
+                    base = cwd.encode().rstrip(b"/") + b"/"
+                    return CopyPolicy(
+                        self.policy.mode, self.policy.max_file_size, (*self.policy.log_dirs, base)
+                    )
+        return self.policy
+
+    def _binaries(self, writer: BundleWriter, procs: list[Record]) -> Iterator[Record | Skip]:
+        for rec in procs:
+            if not (rec.data.get("exe_deleted") or rec.data.get("exe_memfd")):
+                continue
+            pid = rec.data.get("pid")
+            if not isinstance(pid, int):
+                continue
+            data, skip = copy_process_binary(writer, self.opts.procfs, pid, self.opts.max_file_size)
+            if skip is not None:
+                yield skip
+            if data is not None:
+                data["exe"] = rec.data.get("exe")
+                data["reason"] = "deleted" if rec.data.get("exe_deleted") else "memfd"
+                yield Record("binary", data)
+
+    def _mounts(self) -> list[Any]:
+        try:
+            with open(f"{self.ctx.proc_dir}/mountinfo", "rb") as f:
+                return parse_mountinfo(f.read())
+        except OSError as err:
+            self.skips.add(Skip("mounts", "mountinfo", f"cannot read: {err.strerror}"))
+            return []
+
+    def _upper_fd(self, mounts: list[Any]) -> int | None:
+        root = root_mount(mounts)
+        upper = self.target.upperdir
+        if upper is None and root is not None and root.fstype == "overlay":
+            upper = root.overlay.get("upperdir")
+        if not upper:
+            why = (
+                "root filesystem is not overlayfs"
+                if root is None or root.fstype != "overlay"
+                else "overlay upper layer not reported"
+            )
+            self.skips.add(Skip("filesystem", "changed-since-start", f"unknown: {why}"))
+            return None
+        try:
+            return os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except OSError as err:
+            self.skips.add(
+                Skip(
+                    "filesystem",
+                    "changed-since-start",
+                    f"unknown: overlay upper layer {upper} not visible from here ({err.strerror})",
+                )
+            )
+            return None
+
+    def _logs(self, writer: BundleWriter, fs: FsStats) -> Iterator[Record | Skip]:
+        yield from copy_runtime_logs(
+            writer, self.target.log_paths, self.target.log_format, self.opts.max_file_size
+        )
+        for entry in fs.log_members:
+            yield Record("log_source", entry)
+
+    def _seal(self, writer: BundleWriter, start: int) -> tuple[str, str, int]:
+        end = now_ns()
+        size = self.skips.spool.tell()
+        self.skips.spool.seek(0)
+        writer.add_stream(SKIPS_NAME, size, self.skips.spool.read)
+        self.custody.record("capture.finished", complete=not self.incomplete)
+        writer.add_bytes(CUSTODY_NAME, self.custody.to_jsonl())
+        fs = getattr(self, "fs_stats", None)
+        manifest: dict[str, Any] = {
+            "tool": {"name": "exuvia", "version": __version__},
+            "case": self.opts.case,
+            "examiner": self.opts.examiner,
+            "host": {
+                "hostname": socket.gethostname(),
+                "kernel": platform.release(),
+                "machine": platform.machine(),
+            },
+            "command_line": self.opts.argv,
+            "clock": {"source": CLOCK_SOURCE, "timezone": "UTC", "resolution": "ns"},
+            "acquisition": {
+                "start_ns": start,
+                "start": iso_ns(start),
+                "end_ns": end,
+                "end": iso_ns(end),
+            },
+            "target": self.target.to_dict(),
+            "options": {
+                "files": self.opts.files,
+                "max_file_size": self.opts.max_file_size,
+                "compress": self.opts.compress,
+                "redact": self.opts.redact,
+            },
+            "complete": not self.incomplete,
+            "incomplete_reason": "; ".join(self.incomplete),
+            "counts": dict(self.counts),
+            "filesystem": (
+                {k: v for k, v in vars(fs).items() if k != "log_members"} if fs else None
+            ),
+            "skips": {
+                "total": self.skips.total,
+                "by_collector": dict(self.skips.by_collector),
+                "member": SKIPS_NAME,
+                "listed": self.skips.first,
+                "listed_all": self.skips.total <= MAX_SKIPS_IN_MANIFEST,
+            },
+        }
+        manifest_sha, _size = writer.finish(manifest)
+        return manifest_sha, writer.file_sha256, writer.file_bytes
+
+
+def _target_summary(t: TargetInfo) -> dict[str, Any]:
+    return {
+        "uri": t.uri,
+        "runtime": t.runtime,
+        "pid": t.pid,
+        "container_id": t.container_id,
+        "image": t.image,
+        "image_digest": t.image_digest,
+    }
+
+
+def capture(
+    target: TargetInfo, opts: CaptureOptions, progress: Progress | None = None
+) -> CaptureResult:
+    return Capture(target, opts, progress).run()

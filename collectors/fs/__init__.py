@@ -1,0 +1,1 @@
+"""Read-only acquisition of a target's filesystem through /proc/<pid>/root."""

@@ -1,0 +1,134 @@
+"""statx(2) through libc: nanosecond times and birth time, never following symlinks.
+
+Python 3.11 has no os.statx; this is the one place that calls it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+import stat
+import struct
+from dataclasses import dataclass
+
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_EMPTY_PATH = 0x1000
+AT_STATX_DONT_SYNC = 0x4000
+STATX_BASIC_STATS = 0x7FF
+STATX_BTIME = 0x800
+STATX_MNT_ID = 0x1000
+_MASK = STATX_BASIC_STATS | STATX_BTIME | STATX_MNT_ID
+
+# struct statx: see include/uapi/linux/stat.h (256 bytes)
+_HEAD = struct.Struct("=IIQIIIH2xQQQQ")
+_TS = struct.Struct("=qI4x")
+_TAIL = struct.Struct("=IIIIQ")
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+_statx = getattr(_libc, "statx", None)
+if _statx is not None:
+    _statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    _statx.restype = ctypes.c_int
+
+
+@dataclass(frozen=True, slots=True)
+class Stat:
+    """What statx said about one entry. Times are UTC ns; ``btime_ns`` may be None."""
+
+    mode: int
+    uid: int
+    gid: int
+    size: int
+    ino: int
+    nlink: int
+    blocks: int
+    atime_ns: int
+    mtime_ns: int
+    ctime_ns: int
+    btime_ns: int | None
+    dev: tuple[int, int]
+    rdev: tuple[int, int]
+    mnt_id: int | None
+
+    @property
+    def kind(self) -> str:
+        return file_kind(self.mode)
+
+
+def file_kind(mode: int) -> str:
+    fmt = stat.S_IFMT(mode)
+    return {
+        stat.S_IFREG: "file",
+        stat.S_IFDIR: "dir",
+        stat.S_IFLNK: "symlink",
+        stat.S_IFIFO: "fifo",
+        stat.S_IFSOCK: "socket",
+        stat.S_IFCHR: "chardev",
+        stat.S_IFBLK: "blockdev",
+    }.get(fmt, "unknown")
+
+
+def _ts(buf: bytes, off: int) -> int:
+    sec, nsec = _TS.unpack_from(buf, off)
+    return int(sec) * 1_000_000_000 + int(nsec)
+
+
+def statx(dir_fd: int, name: bytes, *, empty_path: bool = False) -> Stat:
+    """statx(dir_fd, name) without following a final symlink; raises OSError."""
+    if _statx is None:
+        return _fallback(dir_fd, name, empty_path)
+    buf = ctypes.create_string_buffer(256)
+    flags = AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC | (AT_EMPTY_PATH if empty_path else 0)
+    if _statx(dir_fd, name, flags, _MASK, buf) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err), os.fsdecode(name))
+    raw = buf.raw
+    mask, _blksize, _attrs, nlink, uid, gid, mode, ino, size, blocks, _amask = _HEAD.unpack_from(
+        raw, 0
+    )
+    atime = _ts(raw, 0x40)
+    btime = _ts(raw, 0x50)
+    ctime = _ts(raw, 0x60)
+    mtime = _ts(raw, 0x70)
+    rdev_maj, rdev_min, dev_maj, dev_min, mnt_id = _TAIL.unpack_from(raw, 0x80)
+    return Stat(
+        mode=mode,
+        uid=uid,
+        gid=gid,
+        size=size,
+        ino=ino,
+        nlink=nlink,
+        blocks=blocks,
+        atime_ns=atime,
+        mtime_ns=mtime,
+        ctime_ns=ctime,
+        btime_ns=btime if mask & STATX_BTIME else None,
+        dev=(dev_maj, dev_min),
+        rdev=(rdev_maj, rdev_min),
+        mnt_id=mnt_id if mask & STATX_MNT_ID else None,
+    )
+
+
+def fstatx(fd: int) -> Stat:
+    return statx(fd, b"", empty_path=True)
+
+
+def _fallback(dir_fd: int, name: bytes, empty_path: bool) -> Stat:
+    st = os.fstat(dir_fd) if empty_path else os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+    return Stat(
+        mode=st.st_mode,
+        uid=st.st_uid,
+        gid=st.st_gid,
+        size=st.st_size,
+        ino=st.st_ino,
+        nlink=st.st_nlink,
+        blocks=st.st_blocks,
+        atime_ns=st.st_atime_ns,
+        mtime_ns=st.st_mtime_ns,
+        ctime_ns=st.st_ctime_ns,
+        btime_ns=None,
+        dev=(os.major(st.st_dev), os.minor(st.st_dev)),
+        rdev=(os.major(st.st_rdev), os.minor(st.st_rdev)),
+        mnt_id=None,
+    )

@@ -1,0 +1,253 @@
+"""A walk of the target's root that can never leave it.
+
+Every directory is opened relative to its parent with O_NOFOLLOW|O_DIRECTORY
+(never by a path string through /proc/<pid>/root), so a symlink anywhere, even
+one swapped in during the walk, cannot lead outside. Directories are opened with
+O_NOATIME so listing them leaves their access times alone; a directory whose
+identity changed between listing and descending is skipped and recorded.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from collectors.fs.statx import Stat, fstatx, statx
+from forensics.records import Skip, skip_from_oserror
+
+COLLECTOR = "filesystem"
+O_NOATIME = getattr(os, "O_NOATIME", 0)
+DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+#: how many ancestor directory fds the walk keeps open at once
+MAX_OPEN_CHAIN = 128
+#: a directory still to walk: its path components and the (dev, ino) seen when listed
+_Pending = tuple[tuple[bytes, ...], tuple[tuple[int, int], int]]
+
+
+@dataclass(slots=True)
+class WalkEntry:
+    """One entry. ``dir_fd`` + ``name`` address it; the fd is valid only until the
+    walk is resumed."""
+
+    path: bytes
+    name: bytes
+    dir_fd: int
+    st: Stat
+    link_target: bytes | None = None
+    #: True: in the overlay upper layer (written since the container started);
+    #: None: no upper layer visible, so unknown
+    changed: bool | None = None
+
+
+@dataclass(slots=True)
+class Whiteout:
+    """An overlay whiteout: ``path`` was deleted since the container started."""
+
+    path: bytes
+    st: Stat
+    opaque_dir: bool = False
+
+
+def _upper_listing(chain: _Chain, comps: tuple[bytes, ...]) -> dict[bytes, Stat] | None:
+    """Names and stats in the upper layer's copy of a directory; None if absent."""
+    try:
+        fd, owned = chain.open(comps) if comps else (chain.root_fd, False)
+    except OSError:
+        return None
+    try:
+        out: dict[bytes, Stat] = {}
+        for n in os.listdir(fd):
+            name = os.fsencode(n)
+            try:
+                out[name] = statx(fd, name)
+            except OSError:
+                continue
+        return out
+    except OSError:
+        return None
+    finally:
+        if owned:
+            os.close(fd)
+
+
+def _is_whiteout(st: Stat) -> bool:
+    return st.kind == "chardev" and st.rdev == (0, 0)
+
+
+class _Chain:
+    """Open fds of the directories on the current path (a bounded cache)."""
+
+    def __init__(self, root_fd: int) -> None:
+        self.root_fd = root_fd
+        self.names: list[bytes] = []
+        self.fds: list[int] = []
+        self.noatime_refused = False
+
+    def _open(self, parent: int, name: bytes) -> int:
+        if O_NOATIME and not self.noatime_refused:
+            try:
+                return os.open(name, DIR_FLAGS | O_NOATIME, dir_fd=parent)
+            except PermissionError:
+                self.noatime_refused = True
+        return os.open(name, DIR_FLAGS, dir_fd=parent)
+
+    def open(self, comps: tuple[bytes, ...]) -> tuple[int, bool]:
+        """fd of the directory at ``comps``; second value: caller must close it."""
+        common = 0
+        while (
+            common < len(self.names) and common < len(comps) and self.names[common] == comps[common]
+        ):
+            common += 1
+        while len(self.fds) > common:
+            os.close(self.fds.pop())
+            self.names.pop()
+        fd = self.fds[-1] if self.fds else self.root_fd
+        for i in range(common, len(comps)):
+            nfd = self._open(fd, comps[i])
+            if len(self.fds) < MAX_OPEN_CHAIN and len(self.fds) == i:
+                self.fds.append(nfd)
+                self.names.append(comps[i])
+                fd = nfd
+            else:
+                # beyond the cache: a private fd, closed by the caller (or here)
+                if fd not in self.fds and fd != self.root_fd:
+                    os.close(fd)
+                fd = nfd
+        owned = fd != self.root_fd and (not self.fds or fd != self.fds[-1])
+        return fd, owned
+
+    def close(self) -> None:
+        for fd in self.fds:
+            os.close(fd)
+        self.fds.clear()
+        self.names.clear()
+
+
+def _errname(err: OSError) -> str | None:
+    return errno.errorcode.get(err.errno or 0)
+
+
+def walk(
+    root_fd: int,
+    *,
+    no_descend: frozenset[bytes] = frozenset(),
+    max_depth: int = 4096,
+    upper_fd: int | None = None,
+) -> Iterator[WalkEntry | Whiteout | Skip]:
+    """Depth-first, name-ordered walk below ``root_fd``; yields entries and skips.
+
+    ``no_descend``: absolute paths (pseudo filesystems) whose directory entry is
+    recorded but whose contents are not. ``upper_fd``: the overlay upper layer
+    (a host directory), read alongside to mark changes and deletions.
+    """
+    root_st = fstatx(root_fd)
+    yield WalkEntry(b"/", b"", root_fd, root_st, changed=None)
+    chain = _Chain(root_fd)
+    upper = _Chain(upper_fd) if upper_fd is not None else None
+    stack: list[tuple[tuple[bytes, ...], tuple[tuple[int, int], int]]] = [
+        ((), (root_st.dev, root_st.ino))
+    ]
+    noatime_reported = False
+    try:
+        while stack:
+            comps, ident = stack.pop()
+            path = b"/" + b"/".join(comps)
+            try:
+                fd, owned = chain.open(comps) if comps else (root_fd, False)
+            except OSError as err:
+                yield _dir_skip(path, err)
+                continue
+            if chain.noatime_refused and not noatime_reported:
+                noatime_reported = True
+                yield Skip(
+                    COLLECTOR,
+                    _t(path),
+                    "kernel refused O_NOATIME; directory access times may have changed",
+                    "EPERM",
+                )
+            try:
+                here = fstatx(fd)
+                if (here.dev, here.ino) != ident:
+                    yield Skip(
+                        COLLECTOR, _t(path), "directory was replaced during the walk; not descended"
+                    )
+                    continue
+                try:
+                    names = sorted(os.fsencode(n) for n in os.listdir(fd))
+                except OSError as err:
+                    yield skip_from_oserror(COLLECTOR, _t(path), err, "cannot list directory")
+                    continue
+                subdirs: list[_Pending] = []
+                base = path if path != b"/" else b""
+                in_upper = _upper_listing(upper, comps) if upper is not None else None
+                if in_upper:
+                    for uname, ust in sorted(in_upper.items()):
+                        if _is_whiteout(ust):
+                            yield Whiteout(base + b"/" + uname, ust)
+                for name in names:
+                    child = base + b"/" + name
+                    try:
+                        st = statx(fd, name)
+                    except OSError as err:
+                        reason = (
+                            "vanished during the walk"
+                            if err.errno == errno.ENOENT
+                            else (f"cannot stat: {err.strerror}")
+                        )
+                        yield Skip(
+                            COLLECTOR, child.decode("utf-8", "replace"), reason, _errname(err)
+                        )
+                        continue
+                    changed = None
+                    if upper is not None:
+                        changed = in_upper is not None and name in in_upper
+                    entry = WalkEntry(child, name, fd, st, changed=changed)
+                    kind = st.kind
+                    if kind == "symlink":
+                        try:
+                            entry.link_target = os.readlink(name, dir_fd=fd)
+                        except OSError as err:
+                            yield skip_from_oserror(COLLECTOR, _t(child), err, "cannot read link")
+                    yield entry
+                    if kind == "dir":
+                        if child in no_descend:
+                            yield Skip(
+                                COLLECTOR,
+                                _t(child),
+                                "pseudo filesystem: contents not walked (its mount is recorded)",
+                            )
+                        elif len(comps) + 1 >= max_depth:
+                            yield Skip(
+                                COLLECTOR,
+                                _t(child),
+                                f"deeper than {max_depth} levels; not descended",
+                            )
+                        else:
+                            subdirs.append(((*comps, name), (st.dev, st.ino)))
+                stack.extend(reversed(subdirs))
+            finally:
+                if owned:
+                    os.close(fd)
+    finally:
+        chain.close()
+        if upper is not None:
+            upper.close()
+
+
+def _t(path: bytes) -> str:
+    return path.decode("utf-8", "replace")
+
+
+def _dir_skip(path: bytes, err: OSError) -> Skip:
+    if err.errno in (errno.ELOOP, errno.ENOTDIR):
+        return Skip(
+            COLLECTOR,
+            _t(path),
+            "directory was replaced by a non-directory during the walk; not followed",
+            _errname(err),
+        )
+    if err.errno == errno.ENOENT:
+        return Skip(COLLECTOR, _t(path), "directory vanished during the walk", "ENOENT")
+    return skip_from_oserror(COLLECTOR, _t(path), err, "cannot open directory")

@@ -1,0 +1,166 @@
+"""Streaming, defensive reading of a bundle. A bundle is untrusted input.
+
+Nothing here extracts members to disk; callers get names, sizes and bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tarfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from forensics.bundle.format import MANIFEST_NAME, ZSTD_MAGIC, check_version
+from forensics.bundle.zstdstream import ZstdReader
+from forensics.errors import BundleError
+
+CHUNK = 1 << 20
+#: the largest JSON member (manifest, checkpoint) a reader will hold in memory
+MAX_JSON_MEMBER = 1 << 30
+
+_TYPE_NAMES = {
+    tarfile.SYMTYPE: "symbolic link",
+    tarfile.LNKTYPE: "hard link",
+    tarfile.CHRTYPE: "character device",
+    tarfile.BLKTYPE: "block device",
+    tarfile.FIFOTYPE: "FIFO",
+    tarfile.DIRTYPE: "directory",
+}
+
+
+@dataclass(slots=True)
+class Member:
+    """A member as read: name, declared size, what was actually read and its hash."""
+
+    name: str
+    size: int
+    read_bytes: int
+    sha256: str
+    regular: bool
+    type_name: str
+    content: bytes | None = None  # kept only when asked for
+
+    @property
+    def truncated(self) -> bool:
+        return self.read_bytes < self.size
+
+
+class StreamBroken(Exception):
+    """The stream ended or became undecodable; carries the member it broke in."""
+
+    def __init__(self, reason: str, member: Member | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.member = member
+
+
+def open_stream(path: str | Path) -> tuple[BinaryIO, IO[bytes]]:
+    """Open a bundle file; returns (raw file, decompressed stream)."""
+    try:
+        raw = Path(path).open("rb")
+    except OSError as err:
+        raise BundleError(f"cannot open {path}: {err.strerror}") from err
+    magic = raw.read(4)
+    raw.seek(0)
+    if magic == ZSTD_MAGIC:
+        return raw, ZstdReader(raw)  # type: ignore[return-value]
+    return raw, raw
+
+
+def iter_members(
+    stream: IO[bytes], keep: Callable[[str], bool] = lambda _n: False
+) -> Iterator[Member]:
+    """Yield every member in order, hashing its content as it is read.
+
+    Raises :class:`StreamBroken` when the stream ends early or cannot be decoded;
+    the member that was being read (if any) is attached with what it held.
+    """
+    try:
+        tar = tarfile.open(fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape")
+    except (tarfile.TarError, BundleError, OSError, EOFError) as err:
+        raise StreamBroken(f"not a readable tar stream ({err})", None) from err
+    current: Member | None = None
+    try:
+        while True:
+            info = tar.next()
+            if info is None:
+                return
+            regular = info.isreg()
+            type_name = "file" if regular else _TYPE_NAMES.get(info.type, f"type {info.type!r}")
+            current = Member(info.name, info.size if regular else 0, 0, "", regular, type_name)
+            digest = hashlib.sha256()
+            want = regular and keep(info.name) and info.size <= MAX_JSON_MEMBER
+            parts: list[bytes] = []
+            if regular:
+                fobj = tar.extractfile(info)
+                assert fobj is not None
+                while True:
+                    chunk = fobj.read(CHUNK)
+                    if not chunk:
+                        break
+                    digest.update(chunk)
+                    current.read_bytes += len(chunk)
+                    if want:
+                        parts.append(chunk)
+                if current.read_bytes < current.size:
+                    raise StreamBroken("stream ends inside a member", current)
+            current.sha256 = digest.hexdigest()
+            if want:
+                current.content = b"".join(parts)
+            yield current
+            current = None
+    except StreamBroken:
+        raise
+    except (tarfile.TarError, BundleError, OSError, EOFError, ValueError) as err:
+        if current is not None:
+            current.sha256 = ""
+        raise StreamBroken(f"stream ends or is corrupt ({err})", current) from err
+
+
+def load_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as err:
+        raise BundleError(f"{what} is not valid JSON ({err})") from err
+
+
+class BundleReader:
+    """Convenience access to a bundle file: its manifest and selected members."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    def members(self, keep: Callable[[str], bool] = lambda _n: False) -> Iterator[Member]:
+        raw, stream = open_stream(self.path)
+        try:
+            yield from iter_members(stream, keep)
+        finally:
+            raw.close()
+
+    def read_members(self, names: Callable[[str], bool]) -> dict[str, bytes]:
+        """Contents of the members whose names match (complete members only)."""
+        out: dict[str, bytes] = {}
+        try:
+            for m in self.members(names):
+                if m.content is not None and names(m.name):
+                    out[m.name] = m.content
+        except StreamBroken as err:
+            if not out:
+                raise BundleError(f"{self.path}: {err.reason}") from err
+        return out
+
+    def manifest(self) -> dict[str, Any]:
+        """The manifest, version-checked. BundleError if it is absent."""
+        found = self.read_members(lambda n: n == MANIFEST_NAME)
+        if MANIFEST_NAME not in found:
+            raise BundleError(
+                f"{self.path}: no manifest (the capture was cut off before it finished)"
+            )
+        manifest = load_json(found[MANIFEST_NAME], "manifest")
+        if not isinstance(manifest, dict):
+            raise BundleError("manifest is not a JSON object")
+        check_version(manifest.get("version"))
+        return manifest

@@ -1,0 +1,230 @@
+"""BundleWriter: a sequential tar stream of hashed members, checkpoints, manifest last.
+
+The writer never seeks, so a bundle can be produced inside a pod and piped out.
+Every ``checkpoint_every_*`` it writes a checkpoint member listing the hashes of
+the members since the previous one (chained by hash) and flushes, so a stream cut
+at any point still verifies up to its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any, BinaryIO
+
+from forensics.bundle.format import (
+    CHECKPOINT_DIR,
+    FORMAT_NAME,
+    FORMAT_VERSION,
+    HEADER_NAME,
+    MANIFEST_NAME,
+)
+from forensics.bundle.sink import Sink
+from forensics.timeutil import iso_ns, now_ns
+
+BLOCK = 512
+CHUNK = 1 << 20
+
+
+@dataclass(slots=True)
+class MemberEntry:
+    """One member as written: its name, size and SHA-256 of its content."""
+
+    name: str
+    size: int
+    sha256: str
+    short_by: int = 0  # bytes padded because the source ended early
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "size": self.size, "sha256": self.sha256}
+
+
+def _dumps(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+class BundleWriter:
+    """Write members to ``raw`` (an open binary file or pipe)."""
+
+    def __init__(
+        self,
+        raw: BinaryIO,
+        *,
+        compress: str = "zstd",
+        level: int = 3,
+        threads: int = 0,
+        checkpoint_every_bytes: int = 64 << 20,
+        checkpoint_every_members: int = 4096,
+        checkpoint_every_seconds: float = 2.0,
+        header: dict[str, Any] | None = None,
+    ) -> None:
+        self._sink = Sink(raw, compress, level, threads)
+        self._mtime = int(time.time())
+        self._pending: list[MemberEntry] = []
+        self._pending_bytes = 0
+        self._last_cp = time.monotonic()
+        self._cp_seq = 0
+        self._cp_prev = ""
+        self._every_bytes = checkpoint_every_bytes
+        self._every_members = checkpoint_every_members
+        self._every_s = checkpoint_every_seconds
+        # Entries are spooled, not held, so memory stays flat whatever the count.
+        self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)
+        self.member_count = 0
+        self.closed = False
+        head = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "created_ns": now_ns()}
+        head.update(header or {})
+        self.add_bytes(HEADER_NAME, _dumps(head) + b"\n")
+
+    # -- members -------------------------------------------------------------
+    def _header(self, name: str, size: int) -> bytes:
+        info = tarfile.TarInfo(name)
+        info.size = size
+        info.mtime = self._mtime
+        info.mode = 0o444
+        info.uname = info.gname = "exuvia"
+        return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
+
+    def add_bytes(self, name: str, data: bytes) -> MemberEntry:
+        """Add a member whose whole content is in memory."""
+        buf = io.BytesIO(data)
+        return self.add_stream(name, len(data), buf.read)
+
+    def add_stream(
+        self,
+        name: str,
+        size: int,
+        read: Callable[[int], bytes],
+        on_chunk: Callable[[bytes], None] | None = None,
+    ) -> MemberEntry:
+        """Add a member of exactly ``size`` bytes taken from ``read(n)``.
+
+        If the source ends early the rest is zero-padded and ``short_by`` says
+        how much; extra bytes beyond ``size`` are not read. ``on_chunk`` sees
+        every real (unpadded) chunk, e.g. to hash a file while copying it.
+        """
+        self._sink.write(self._header(name, size))
+        digest = hashlib.sha256()
+        remaining = size
+        while remaining > 0:
+            chunk = read(min(CHUNK, remaining))
+            if not chunk:
+                break
+            if len(chunk) > remaining:
+                chunk = chunk[:remaining]
+            digest.update(chunk)
+            self._sink.write(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+            remaining -= len(chunk)
+        short = remaining
+        while remaining > 0:
+            pad = b"\0" * min(CHUNK, remaining)
+            digest.update(pad)
+            self._sink.write(pad)
+            remaining -= len(pad)
+        tail = (-size) % BLOCK
+        if tail:
+            self._sink.write(b"\0" * tail)
+        entry = MemberEntry(name, size, digest.hexdigest(), short)
+        self._record(entry)
+        return entry
+
+    def _record(self, entry: MemberEntry) -> None:
+        self.member_count += 1
+        self._spool.write(_dumps(entry.to_dict()) + b"\n")
+        if entry.name.startswith(CHECKPOINT_DIR):
+            return
+        self._pending.append(entry)
+        self._pending_bytes += entry.size
+        if (
+            len(self._pending) >= self._every_members
+            or self._pending_bytes >= self._every_bytes
+            or time.monotonic() - self._last_cp >= self._every_s
+        ):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Write a checkpoint member for the members since the last one, and flush."""
+        if not self._pending:
+            return
+        self._cp_seq += 1
+        body = _dumps(
+            {
+                "seq": self._cp_seq,
+                "prev_sha256": self._cp_prev,
+                "ts_ns": now_ns(),
+                "members": [e.to_dict() for e in self._pending],
+            }
+        )
+        self._pending = []
+        self._pending_bytes = 0
+        entry = self.add_bytes(f"{CHECKPOINT_DIR}{self._cp_seq:06d}.json", body)
+        self._cp_prev = entry.sha256
+        self._last_cp = time.monotonic()
+        self._sink.sync_point()
+
+    # -- the end ------------------------------------------------------------
+    def finish(self, manifest: dict[str, Any]) -> tuple[str, int]:
+        """Write the manifest (last member) and close the stream.
+
+        ``manifest`` gets ``format``, ``version``, ``members`` and ``checkpoints``
+        added. Returns the manifest's SHA-256 and size.
+        """
+        self.checkpoint()
+        fields = dict(manifest)
+        fields.update(
+            {
+                "format": FORMAT_NAME,
+                "version": FORMAT_VERSION,
+                "checkpoints": self._cp_seq,
+                "last_checkpoint_sha256": self._cp_prev,
+                "sealed_ns": now_ns(),
+            }
+        )
+        fields["sealed"] = iso_ns(fields["sealed_ns"])
+        head = _dumps(fields)
+        assert head.endswith(b"}")
+        with tempfile.TemporaryFile() as body:
+            body.write(head[:-1] + b',"members":[')
+            self._spool.seek(0)
+            first = True
+            for line in self._spool:
+                if not first:
+                    body.write(b",")
+                body.write(line.rstrip(b"\n"))
+                first = False
+            body.write(b"]}\n")
+            size = body.tell()
+            body.seek(0)
+            self._sink.write(self._header(MANIFEST_NAME, size))
+            digest = hashlib.sha256()
+            while chunk := body.read(CHUNK):
+                digest.update(chunk)
+                self._sink.write(chunk)
+            tail = (-size) % BLOCK
+            if tail:
+                self._sink.write(b"\0" * tail)
+        self._sink.write(b"\0" * (2 * BLOCK))
+        self._sink.close()
+        self._spool.close()
+        self.closed = True
+        return digest.hexdigest(), size
+
+    @property
+    def file_sha256(self) -> str:
+        return self._sink.file_sha256
+
+    @property
+    def file_bytes(self) -> int:
+        return self._sink.file_bytes
+
+    @property
+    def tar_bytes(self) -> int:
+        return self._sink.tar_bytes
