@@ -1,0 +1,214 @@
+"""The bundle format: writing, verifying, and detecting every kind of damage."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+import zstandard
+
+from forensics.bundle import BundleWriter, verify_bundle
+from forensics.bundle.format import (
+    CHECKPOINT_DIR,
+    MANIFEST_NAME,
+    check_version,
+    decode_path,
+    encode_path,
+    file_member_name,
+)
+from forensics.bundle.reader import BundleReader
+from forensics.errors import BundleError, BundleVersionError
+
+
+def write_bundle(path: Path, n: int = 12, compress: str = "zstd", **kw: object) -> dict[str, bytes]:
+    contents = {f"artifacts/a{i}.jsonl": os.urandom(700 + 97 * i) for i in range(n)}
+    with path.open("wb") as f:
+        w = BundleWriter(f, compress=compress, checkpoint_every_members=4, **kw)  # type: ignore[arg-type]
+        for name, data in contents.items():
+            w.add_bytes(name, data)
+        w.finish({"complete": True, "incomplete_reason": ""})
+    return contents
+
+
+@pytest.mark.parametrize("compress", ["zstd", "none"])
+def test_roundtrip_verifies_and_is_a_plain_tar(tmp_path: Path, compress: str) -> None:
+    p = tmp_path / "b.exv"
+    contents = write_bundle(p, compress=compress)
+    report = verify_bundle(p)
+    assert report.ok, report.failures()
+    assert report.complete
+    # header + 12 artifacts + checkpoints
+    assert report.members_verified >= 13
+    raw = p.read_bytes()
+    if compress == "zstd":
+        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
+    with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
+        names = tar.getnames()
+        assert names[-1] == MANIFEST_NAME
+        for name, data in contents.items():
+            f = tar.extractfile(name)
+            assert f is not None and f.read() == data
+    manifest = BundleReader(p).manifest()
+    listed = {m["name"] for m in manifest["members"]}
+    assert set(contents) <= listed
+    assert any(n.startswith(CHECKPOINT_DIR) for n in listed)
+
+
+def test_every_flipped_byte_is_detected(tmp_path: Path) -> None:
+    p = tmp_path / "b.exv"
+    write_bundle(p, compress="none")
+    good = p.read_bytes()
+    # flip a byte in each member's content region and in headers at many positions
+    positions = range(0, len(good) - 1024, 997)
+    for pos in positions:
+        bad = bytearray(good)
+        bad[pos] ^= 0x40
+        q = tmp_path / "flip.exv"
+        q.write_bytes(bytes(bad))
+        report = verify_bundle(q)
+        if bad[pos] == good[pos]:
+            continue
+        # a flip in padding or in a header field that does not change content/name
+        # cannot change any member; everything else must be reported
+        raw_members_same = _members(bytes(bad)) == _members(good)
+        assert report.ok == raw_members_same, (pos, report.failures())
+
+
+def _members(data: bytes) -> list[tuple[str, bytes]] | None:
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            out = []
+            for m in tar:
+                f = tar.extractfile(m)
+                out.append((m.name, f.read() if f else b""))
+            return out
+    except (tarfile.TarError, OSError):
+        return None
+
+
+def test_truncation_is_reported_and_prefix_verifies_by_checkpoint(tmp_path: Path) -> None:
+    p = tmp_path / "b.exv"
+    write_bundle(p, n=40, compress="none")
+    data = p.read_bytes()
+    cut = tmp_path / "cut.exv"
+    cut.write_bytes(data[: len(data) // 2])
+    report = verify_bundle(cut)
+    assert not report.ok
+    assert not report.has_manifest
+    assert "cut off" in report.incomplete_reason
+    assert report.members_verified > 5
+    assert any("stream broken" in line for line in report.failures())
+
+
+def test_truncated_zstd_stream_is_noticed(tmp_path: Path) -> None:
+    p = tmp_path / "b.exv"
+    write_bundle(p, n=40)
+    data = p.read_bytes()
+    cut = tmp_path / "cut.exv"
+    cut.write_bytes(data[: len(data) - 200])
+    report = verify_bundle(cut)
+    assert not report.ok
+    assert any("truncated" in line for line in report.failures())
+
+
+def test_missing_extra_and_altered_members_are_named(tmp_path: Path) -> None:
+    p = tmp_path / "b.exv"
+    contents = write_bundle(p, compress="none")
+    with tarfile.open(p) as tar:
+        members = [(m, tar.extractfile(m).read()) for m in tar]  # type: ignore[union-attr]
+    out = tmp_path / "edited.exv"
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        for m, data in members:
+            if m.name == "artifacts/a1.jsonl":
+                continue  # missing
+            if m.name == "artifacts/a2.jsonl":
+                data = b"x" + data[1:]  # altered
+            if m.name == MANIFEST_NAME:
+                info = tarfile.TarInfo("artifacts/evil.jsonl")
+                info.size = 3
+                tar.addfile(info, io.BytesIO(b"bad"))  # extra
+            m.size = len(data)
+            tar.addfile(m, io.BytesIO(data))
+    report = verify_bundle(out)
+    assert not report.ok
+    assert "artifacts/a1.jsonl" in report.missing
+    assert "artifacts/a2.jsonl" in report.altered
+    assert "artifacts/evil.jsonl" in report.extra
+    assert len(contents) == 12
+
+
+def test_hostile_member_types_are_flagged(tmp_path: Path) -> None:
+    out = tmp_path / "hostile.exv"
+    with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
+        link = tarfile.TarInfo("../../etc/passwd")
+        link.type = tarfile.SYMTYPE
+        link.linkname = "/etc/shadow"
+        tar.addfile(link)
+    report = verify_bundle(out)
+    assert not report.ok
+    assert any("symbolic link" in p for p in report.problems)
+    assert not (tmp_path.parent / "etc").exists()
+
+
+def test_short_stream_member_is_zero_padded_and_reported(tmp_path: Path) -> None:
+    p = tmp_path / "b.exv"
+    with p.open("wb") as f:
+        w = BundleWriter(f)
+        entry = w.add_stream("files/grow", 10, io.BytesIO(b"abc").read)
+        w.finish({"complete": True})
+    assert entry.short_by == 7
+    assert verify_bundle(p).ok
+
+
+def test_newer_major_version_is_refused_with_a_clear_message() -> None:
+    with pytest.raises(BundleVersionError, match="newer than this exuvia"):
+        check_version("2.0")
+    check_version("1.7")
+    with pytest.raises(BundleVersionError):
+        check_version(None)
+
+
+def test_manifest_of_a_cut_bundle_is_a_clear_error(tmp_path: Path) -> None:
+    p = tmp_path / "b.exv"
+    write_bundle(p, compress="none")
+    cut = tmp_path / "cut.exv"
+    cut.write_bytes(p.read_bytes()[:3000])
+    with pytest.raises(BundleError, match="no manifest"):
+        BundleReader(cut).manifest()
+
+
+def test_not_a_bundle_is_a_clear_error(tmp_path: Path) -> None:
+    p = tmp_path / "junk.exv"
+    p.write_bytes(b"hello, I am not a tar file" * 100)
+    report = verify_bundle(p)
+    assert not report.ok
+    assert report.problems
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"/etc/passwd", b"/tmp/a b%c", b"/x/\xff\nz", "/é/ü".encode(), b"/a\\b/\x1b[31m"],
+)
+def test_member_names_are_utf8_and_reversible(raw: bytes) -> None:
+    name = file_member_name(raw)
+    name.encode("utf-8")
+    assert "\n" not in name and "\x1b" not in name
+    assert decode_path(encode_path(raw)) == raw
+
+
+def test_checkpoints_chain(tmp_path: Path) -> None:
+    p = tmp_path / "b.exv"
+    write_bundle(p, n=20, compress="none")
+    with tarfile.open(p) as tar:
+        cps = [
+            json.loads(tar.extractfile(m).read())  # type: ignore[union-attr]
+            for m in tar
+            if m.name.startswith(CHECKPOINT_DIR)
+        ]
+    assert len(cps) >= 5
+    assert cps[0]["prev_sha256"] == ""
+    assert all(c["prev_sha256"] for c in cps[1:])

@@ -1,0 +1,55 @@
+"""The `exuvia` command line: parse, call the library, print. Nothing more.
+
+Every error the library raises is an ExuviaError and is printed as one line on
+stderr (exit 2); `verify` exits 1 when a bundle fails. No traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from forensics import __version__
+from forensics.errors import ExuviaError
+from tui.commands import capture_cmd, demo_cmd, inspect_cmd
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="exuvia",
+        description="Forensics and debugging for distroless (shell-less) containers.",
+    )
+    parser.add_argument("--version", action="version", version=f"exuvia {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for module in (capture_cmd, inspect_cmd, demo_cmd):
+        module.register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Handler = args.handler
+    try:
+        return handler(args)
+    except ExuviaError as err:
+        print(f"exuvia: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("exuvia: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        return 141
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""`exuvia capture TARGET -o FILE`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from collectors.capture import CaptureOptions, CaptureResult, capture
+from collectors.targets import SCHEMES, resolve
+from forensics.custody import default_operator
+from tui.commands.options import add_capture_options
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "capture",
+        help="capture a running container into an evidence bundle",
+        description="Capture a running shell-less container, read-only, into one "
+        "evidence bundle. TARGET is one of: " + ", ".join(SCHEMES) + ".",
+    )
+    p.add_argument("target", metavar="TARGET", help="e.g. podman://web, runc://ID, pid://1234")
+    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
+    add_capture_options(p)
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.set_defaults(handler=run)
+
+
+class _Progress:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet or not sys.stderr.isatty()
+        self.t0 = time.monotonic()
+        self.last = 0.0
+
+    def __call__(self, phase: str, stats: Any) -> None:
+        if self.quiet:
+            return
+        now = time.monotonic()
+        if stats is not None and now - self.last < 0.2:
+            return
+        self.last = now
+        line = f"[{now - self.t0:6.1f}s] {phase}"
+        if stats is not None:
+            line += (
+                f": {stats.entries} entries, {stats.hashed_bytes / 1e6:.1f} MB hashed, "
+                f"{stats.copied_files} files copied"
+            )
+        sys.stderr.write("\r\x1b[2K" + line)
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if not self.quiet:
+            sys.stderr.write("\r\x1b[2K")
+
+
+def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
+    return CaptureOptions(
+        output=output,
+        examiner=args.examiner or default_operator(),
+        case=args.case,
+        files=args.files,
+        max_file_size=args.max_file_size,
+        compress=args.compress,
+        redact=args.redact,
+        argv=list(sys.argv),
+        threads=min(2, os.cpu_count() or 1),
+    )
+
+
+def print_result(res: CaptureResult) -> None:
+    state = "complete" if res.complete else f"INCOMPLETE ({res.incomplete_reason})"
+    print(f"bundle:          {res.path} ({state})")
+    print(f"manifest sha256: {res.manifest_sha256}")
+    print(f"file sha256:     {res.file_sha256}")
+    print(f"size:            {res.file_bytes} bytes")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(res.counts.items()))
+    print(f"records:         {counts}")
+    print(f"skipped:         {res.skips} (see `exuvia info {res.path}`)")
+    print(f"custody log:     {res.custody_path}")
+
+
+def run(args: argparse.Namespace) -> int:
+    target = resolve(args.target)
+    progress = _Progress(args.quiet)
+    try:
+        res = capture(target, options_from(args, args.output), progress)
+    finally:
+        progress.done()
+    print_result(res)
+    return 0 if res.complete else 3

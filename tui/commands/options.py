@@ -1,0 +1,45 @@
+"""Option groups shared between commands, and small value parsers."""
+
+from __future__ import annotations
+
+import argparse
+import re
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def size_arg(text: str) -> int:
+    """'65536', '64M', '1.5G', '512KiB' -> bytes."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]?)(?:i?[bB])?\s*", text)
+    if not m:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 65536, 64M, 1G)")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def add_capture_options(p: argparse.ArgumentParser) -> None:
+    """The options every acquisition command shares (capture, demo, agent)."""
+    g = p.add_argument_group("acquisition")
+    g.add_argument("--case", metavar="ID", help="case identifier recorded in the manifest")
+    g.add_argument("--examiner", metavar="NAME", help="who acquires (default: login user)")
+    g.add_argument(
+        "--files",
+        choices=("none", "changed", "small", "all"),
+        default="changed",
+        help="which file contents to copy (every regular file is hashed whatever this "
+        "says): changed = written since start, plus files <= 1 MiB under /etc /tmp /var "
+        "/root /home (default); small = every file <= 1 MiB; all; none",
+    )
+    g.add_argument(
+        "--max-file-size",
+        type=size_arg,
+        default=64 << 20,
+        metavar="N",
+        help="never copy a file larger than this (default 64M; it is still hashed)",
+    )
+    g.add_argument("--compress", choices=("zstd", "none"), default="zstd")
+    g.add_argument(
+        "--no-redact",
+        dest="redact",
+        action="store_false",
+        help="keep values of environment variables that look like secrets",
+    )
