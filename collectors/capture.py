@@ -35,7 +35,7 @@ from forensics import __version__
 from forensics.bundle.format import ARTIFACT_DIR, CUSTODY_NAME, SKIPS_NAME
 from forensics.bundle.writer import BundleWriter
 from forensics.custody import CustodyLog
-from forensics.errors import CaptureInterrupted, OutputError, TargetGone
+from forensics.errors import AccessDenied, CaptureInterrupted, OutputError, TargetGone
 from forensics.records import Record, Skip
 from forensics.timeutil import CLOCK_SOURCE, iso_ns, now_ns
 
@@ -256,7 +256,7 @@ class Capture:
         except FileNotFoundError as err:
             raise TargetGone(f"process {self.target.pid} is gone") from err
         except PermissionError as err:
-            raise OutputError(
+            raise AccessDenied(
                 f"cannot open {self.ctx.root_dir}: permission denied (run as root)"
             ) from err
         try:

@@ -117,6 +117,8 @@ def verify_bundle(path: str | Path) -> VerifyReport:
 
     if manifest_member is None or manifest_member.content is None:
         report.incomplete_reason = "no manifest: the capture was cut off before it finished"
+        if broken is None:
+            report.problems.append("stream broken: it ends before the manifest (truncated)")
         for name in cp_mismatched:
             _add(report.altered, name)
         verified = 0
