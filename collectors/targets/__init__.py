@@ -1,0 +1,82 @@
+"""Target URIs -> the container's init process on this host and its runtime's facts.
+
+``resolve("podman://web")`` returns a :class:`TargetInfo`. Schemes::
+
+    pid://PID                     any host process
+    runc://ID[?root=DIR]          runc state
+    podman://NAME|ID              podman container inspect
+    docker://NAME|ID              Docker Engine API on $DOCKER_HOST (unix socket)
+    containerd://[NAMESPACE/]ID   ctr (namespace "default" unless given)
+    k8s://[NAMESPACE/]POD[/CONTAINER]
+
+Errors are one line: TargetError (bad URI, not found), TargetGone (not running,
+exited), RuntimeToolError (the runtime's tool is missing or failed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from forensics.errors import TargetError, TargetGone
+
+from .base import TargetInfo
+from .containerd import resolve_containerd
+from .docker import resolve_docker
+from .pid import require_process, resolve_pid
+from .podman import resolve_podman
+from .runc import resolve_runc
+
+__all__ = ["SCHEMES", "TargetInfo", "parse_uri", "resolve"]
+
+Resolver = Callable[[str, str, str], TargetInfo]
+
+
+def _resolve_k8s(ref: str, uri: str, procfs: str = "/proc") -> TargetInfo:
+    raise TargetError(
+        "Kubernetes targets (k8s://) come in a later version of exuvia; "
+        "for now capture a node's container with containerd://k8s.io/ID"
+    )
+
+
+# scheme -> resolver(ref, uri, procfs); the order is the order shown to users
+_RESOLVERS: dict[str, Resolver] = {
+    "pid": resolve_pid,
+    "runc": resolve_runc,
+    "podman": resolve_podman,
+    "docker": resolve_docker,
+    "containerd": resolve_containerd,
+    "k8s": _resolve_k8s,
+}
+SCHEMES: tuple[str, ...] = tuple(_RESOLVERS)
+_EXAMPLES = (
+    "pid://PID, runc://ID, podman://NAME, docker://NAME, "
+    "containerd://[NAMESPACE/]ID, k8s://[NAMESPACE/]POD[/CONTAINER]"
+)
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """``"scheme://rest"`` -> (scheme, rest); TargetError listing the valid schemes."""
+    text = uri.strip()
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        raise TargetError(f"target {uri!r} has no scheme; use one of: {_EXAMPLES}")
+    scheme = scheme.lower()
+    if scheme not in _RESOLVERS:
+        raise TargetError(f"unknown target scheme {scheme + '://'!r}; use one of: {_EXAMPLES}")
+    if not rest.strip():
+        raise TargetError(f"target {uri!r} names nothing after {scheme}://")
+    return scheme, rest.strip()
+
+
+def resolve(uri: str, *, procfs: str = "/proc") -> TargetInfo:
+    """Resolve a target URI to its init process and runtime facts.
+
+    ``procfs`` is where /proc of the collecting host is mounted (the in-pod
+    agent passes its shared-PID-namespace view).
+    """
+    scheme, rest = parse_uri(uri)
+    info = _RESOLVERS[scheme](rest, uri.strip(), procfs)
+    if info.pid <= 0:
+        raise TargetGone(f"{uri.strip()} has no running process")
+    require_process(info.pid, procfs, uri.strip())
+    return info
