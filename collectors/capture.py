@@ -27,6 +27,8 @@ from collectors.context import CollectContext
 from collectors.fs.acquire import FilesystemAcquirer, FsStats
 from collectors.fs.mounts import PSEUDO_DIRS, parse_mountinfo, pseudo_mount_points, root_mount
 from collectors.fs.policy import CopyPolicy
+from collectors.fs.readonly_view import ReadOnlyView, open_readonly_view
+from collectors.fs.walk import O_NOATIME
 from collectors.network import collect_network
 from collectors.processes import collect_processes
 from collectors.runtime_logs import copy_process_binary, copy_runtime_logs
@@ -128,6 +130,7 @@ class Capture:
         self.incomplete: list[str] = []
         self.ctx = CollectContext(pid=target.pid, procfs=opts.procfs, redact=opts.redact)
         self.policy = CopyPolicy(opts.files, opts.max_file_size)
+        self.view: ReadOnlyView | str = "not opened"
 
     # -- helpers -----------------------------------------------------------------
     def _jsonl(
@@ -198,8 +201,11 @@ class Capture:
             output=str(out),
             case=self.opts.case,
         )
-        with os.fdopen(fd, "wb", buffering=1 << 20) as raw, _Interrupt():
-            try:
+        # Before any thread exists (zstd's workers): the view is made by a forked child.
+        self.view = open_readonly_view(self.opts.procfs, self.target.pid)
+        raw = os.fdopen(fd, "wb", buffering=1 << 20)
+        try:
+            with _Interrupt():
                 writer = BundleWriter(
                     raw,
                     compress=self.opts.compress,
@@ -211,15 +217,22 @@ class Capture:
                 except CaptureInterrupted as err:
                     self._incomplete(str(err))
                 manifest_sha, file_sha, file_bytes = self._seal(writer, start)
-            except OSError as err:
-                raise OutputError(
-                    f"writing {partial} failed: {err.strerror}; what was written is kept "
-                    f"there and verifies up to its last checkpoint"
-                ) from err
-            except CaptureInterrupted as err:
-                raise OutputError(f"{err} while sealing; partial bundle kept at {partial}") from err
-            raw.flush()
-            os.fsync(raw.fileno())
+                raw.flush()
+                os.fsync(raw.fileno())
+        except OSError as err:
+            _close_quietly(raw)
+            raise OutputError(
+                f"writing {partial} failed: {err.strerror}; what was written is kept "
+                f"there and verifies up to its last checkpoint"
+            ) from None
+        except CaptureInterrupted as err:
+            _close_quietly(raw)
+            raise OutputError(f"{err} while sealing; partial bundle kept at {partial}") from None
+        finally:
+            if isinstance(self.view, ReadOnlyView):
+                self.view.close()
+                self.view = "closed"
+        raw.close()
         final = out if not self.incomplete else out.with_name(out.name + ".incomplete")
         os.rename(partial, final)
         self.custody.record(
@@ -252,7 +265,7 @@ class Capture:
             raise TargetGone(f"process {self.target.pid} is gone")
         # Hold the root open now: if the target exits, the files stay readable.
         try:
-            root_fd = os.open(self.ctx.root_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            root_fd = self._root_fd()
         except FileNotFoundError as err:
             raise TargetGone(f"process {self.target.pid} is gone") from err
         except PermissionError as err:
@@ -295,6 +308,23 @@ class Capture:
         finally:
             os.close(root_fd)
 
+    def _root_fd(self) -> int:
+        """The read-only view's root when we have one, else /proc/<pid>/root."""
+        if isinstance(self.view, ReadOnlyView):
+            self.fs_view = "read-only, noatime private copy of the target's mount namespace"
+            return os.dup(self.view.root_fd)
+        self.fs_view = f"/proc/{self.target.pid}/root with O_NOATIME"
+        self.skips.add(
+            Skip(
+                "filesystem",
+                "/",
+                f"no kernel-enforced read-only view ({self.view}); read through "
+                "/proc/<pid>/root with O_NOATIME: reading symlinks can still update "
+                "their access times",
+            )
+        )
+        return _open_root(self.ctx.root_dir)
+
     def _fs_progress(self, stats: FsStats) -> None:
         self.progress("filesystem", stats)
 
@@ -322,7 +352,7 @@ class Capture:
                 yield skip
             if data is not None:
                 data["exe"] = rec.data.get("exe")
-                data["reason"] = "deleted" if rec.data.get("exe_deleted") else "memfd"
+                data["reason"] = "memfd" if rec.data.get("exe_memfd") else "deleted"
                 yield Record("binary", data)
 
     def _mounts(self) -> list[Any]:
@@ -347,7 +377,8 @@ class Capture:
             self.skips.add(Skip("filesystem", "changed-since-start", f"unknown: {why}"))
             return None
         try:
-            return os.open(upper, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            # the upper layer's atimes are the target's: read it without touching them
+            return _open_root(upper)
         except OSError as err:
             self.skips.add(
                 Skip(
@@ -400,6 +431,7 @@ class Capture:
             "complete": not self.incomplete,
             "incomplete_reason": "; ".join(self.incomplete),
             "counts": dict(self.counts),
+            "filesystem_view": getattr(self, "fs_view", None),
             "filesystem": (
                 {k: v for k, v in vars(fs).items() if k != "log_members"} if fs else None
             ),
@@ -413,6 +445,25 @@ class Capture:
         }
         manifest_sha, _size = writer.finish(manifest)
         return manifest_sha, writer.file_sha256, writer.file_bytes
+
+
+def _close_quietly(raw: IO[bytes]) -> None:
+    """Close after a write error: a flush that fails again must not mask the first."""
+    fd = raw.fileno()
+    with contextlib.suppress(OSError):
+        raw.close()
+    if not raw.closed:  # the flush failed before the descriptor was closed
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _open_root(path: str) -> int:
+    """The target's root, opened so that listing it leaves its atime alone."""
+    flags = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+    try:
+        return os.open(path, flags | O_NOATIME)
+    except PermissionError:
+        return os.open(path, flags)
 
 
 def _target_summary(t: TargetInfo) -> dict[str, Any]:
