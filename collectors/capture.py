@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
 
 from collectors.context import CollectContext
 from collectors.fs.acquire import FilesystemAcquirer, FsStats
@@ -182,28 +182,24 @@ class Capture:
         self.custody.record("capture.incomplete", reason=reason)
 
     # -- the run -------------------------------------------------------------------
-    def run(self) -> CaptureResult:
-        out = self.opts.output
-        partial = out.with_name(out.name + ".partial")
-        for p in (out, partial, out.with_name(out.name + ".incomplete")):
-            if p.exists():
-                raise OutputError(f"{p} already exists; refusing to overwrite evidence")
-        try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
-        except OSError as err:
-            raise OutputError(f"cannot create {partial}: {err.strerror}") from err
+    def write(self, raw: BinaryIO, output: str = "-") -> tuple[str, str, int]:
+        """Write the whole bundle to ``raw`` (a file or a pipe; never seeks).
+
+        Returns (manifest sha256, stream sha256, stream bytes). An interruption
+        (signal, target gone) still seals the bundle, marked incomplete; an
+        OSError from ``raw`` propagates.
+        """
         start = now_ns()
         self.custody.record(
             "capture.started",
             target=self.target.uri,
             tool=f"exuvia {__version__}",
             command_line=self.opts.argv,
-            output=str(out),
+            output=output,
             case=self.opts.case,
         )
         # Before any thread exists (zstd's workers): the view is made by a forked child.
         self.view = open_readonly_view(self.opts.procfs, self.target.pid)
-        raw = os.fdopen(fd, "wb", buffering=1 << 20)
         try:
             with _Interrupt():
                 writer = BundleWriter(
@@ -216,9 +212,27 @@ class Capture:
                     self._collect(writer)
                 except CaptureInterrupted as err:
                     self._incomplete(str(err))
-                manifest_sha, file_sha, file_bytes = self._seal(writer, start)
-                raw.flush()
-                os.fsync(raw.fileno())
+                return self._seal(writer, start)
+        finally:
+            if isinstance(self.view, ReadOnlyView):
+                self.view.close()
+                self.view = "closed"
+
+    def run(self) -> CaptureResult:
+        out = self.opts.output
+        partial = out.with_name(out.name + ".partial")
+        for p in (out, partial, out.with_name(out.name + ".incomplete")):
+            if p.exists():
+                raise OutputError(f"{p} already exists; refusing to overwrite evidence")
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        except OSError as err:
+            raise OutputError(f"cannot create {partial}: {err.strerror}") from err
+        raw = os.fdopen(fd, "wb", buffering=1 << 20)
+        try:
+            seal = self.write(raw, output=str(out))
+            raw.flush()
+            os.fsync(raw.fileno())
         except OSError as err:
             _close_quietly(raw)
             raise OutputError(
@@ -228,10 +242,7 @@ class Capture:
         except CaptureInterrupted as err:
             _close_quietly(raw)
             raise OutputError(f"{err} while sealing; partial bundle kept at {partial}") from None
-        finally:
-            if isinstance(self.view, ReadOnlyView):
-                self.view.close()
-                self.view = "closed"
+        manifest_sha, file_sha, file_bytes = seal
         raw.close()
         final = out if not self.incomplete else out.with_name(out.name + ".incomplete")
         os.rename(partial, final)
