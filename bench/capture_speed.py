@@ -63,7 +63,7 @@ def start_target(root: Path) -> subprocess.Popen[bytes]:
     for d in ("proc", "tmp", "etc"):
         (root / d).mkdir(exist_ok=True)
     return subprocess.Popen(
-        ["unshare", "--mount", "--pid", "--fork", f"--root={root}", "/app/sleeper"]
+        ["unshare", "--mount", "--pid", "--fork", "--kill-child", f"--root={root}", "/app/sleeper"]
     )
 
 
@@ -105,8 +105,18 @@ def main() -> None:
     wrapper = start_target(root)
     try:
         pid = init_pid(wrapper)
-        exuvia = [sys.executable, "-m", "tui.cli", "capture", f"pid://{pid}", "--files", "all",
-                  "--max-file-size", "1G", "-q"]
+        exuvia = [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "capture",
+            f"pid://{pid}",
+            "--files",
+            "all",
+            "--max-file-size",
+            "1G",
+            "-q",
+        ]
         baseline = f"tar -cf - -C /proc/{pid}/root . | sha256sum"
         timed(baseline, shell=True)  # warm the page cache
         best_base, best_ex, rss = 1e9, 1e9, 0

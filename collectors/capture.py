@@ -37,7 +37,13 @@ from forensics import __version__
 from forensics.bundle.format import ARTIFACT_DIR, CUSTODY_NAME, SKIPS_NAME
 from forensics.bundle.writer import BundleWriter
 from forensics.custody import CustodyLog
-from forensics.errors import AccessDenied, CaptureInterrupted, OutputError, TargetGone
+from forensics.errors import (
+    AccessDenied,
+    CaptureInterrupted,
+    ExuviaError,
+    OutputError,
+    TargetGone,
+)
 from forensics.records import Record, Skip
 from forensics.timeutil import CLOCK_SOURCE, iso_ns, now_ns
 
@@ -222,7 +228,7 @@ class Capture:
         out = self.opts.output
         partial = out.with_name(out.name + ".partial")
         for p in (out, partial, out.with_name(out.name + ".incomplete")):
-            if p.exists():
+            if os.path.lexists(p):
                 raise OutputError(f"{p} already exists; refusing to overwrite evidence")
         try:
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
@@ -242,6 +248,12 @@ class Capture:
         except CaptureInterrupted as err:
             _close_quietly(raw)
             raise OutputError(f"{err} while sealing; partial bundle kept at {partial}") from None
+        except ExuviaError:
+            # refused before anything was collected (gone, access denied): no evidence
+            # to keep, so no half-written file either
+            _close_quietly(raw)
+            partial.unlink(missing_ok=True)
+            raise
         manifest_sha, file_sha, file_bytes = seal
         raw.close()
         final = out if not self.incomplete else out.with_name(out.name + ".incomplete")

@@ -92,7 +92,7 @@ def copy_process_binary(
             )
         member = f"binaries/{pid}/exe"
         digest = hashlib.sha256()
-        entry = writer.add_stream(member, size, partial(os.read, fd), on_chunk=digest.update)
+        entry = writer.add_stream(member, size, partial(os.read, fd), digest=digest)
         return {"pid": pid, "member": member, "size": size, "sha256": entry.sha256}, None
     except OSError as err:
         name = errno.errorcode.get(err.errno or 0)

@@ -199,9 +199,12 @@ class FilesystemAcquirer:
             os.close(fd)
 
     def _read(self, fd: int, path: bytes, size: int, copy: bool) -> tuple[str, str | None, int]:
-        """Hash the file; copy ``size`` bytes into the bundle when asked."""
+        """Hash the file; copy ``size`` bytes into the bundle when asked.
+
+        One SHA-256 serves both the file record and the member when the file
+        did not change while read.
+        """
         digest = hashlib.sha256()
-        read = 0
         if copy:
             member = file_member_name(path)
             total = [0]
@@ -211,7 +214,7 @@ class FilesystemAcquirer:
                 total[0] += len(chunk)
                 return chunk
 
-            entry = self.writer.add_stream(member, size, reader, on_chunk=digest.update)
+            entry = self.writer.add_stream(member, size, reader, digest=digest)
             read = total[0]
             # a file that grew: hash the rest too, so the hash is of the whole file
             while chunk := os.read(fd, CHUNK):
@@ -221,6 +224,7 @@ class FilesystemAcquirer:
             self.stats.copied_bytes += entry.size
             self.stats.hashed_bytes += read
             return digest.hexdigest(), member, read
+        read = 0
         while chunk := os.read(fd, CHUNK):
             digest.update(chunk)
             read += len(chunk)

@@ -3,7 +3,8 @@
 /proc/<pid>/root gives the target's files, but even with O_NOATIME some reads
 still touch access times (readlink has no such flag; overlayfs reads its layers'
 directories itself). So, where we may (root with CAP_SYS_ADMIN), a short-lived
-child process joins the target's mount namespace, unshares a private copy of it,
+child process joins the target's mount namespace and root (which may be a chroot
+inside it), unshares a private copy of the namespace,
 and marks every mount of that copy read-only and noatime with mount_setattr(2).
 It hands back a descriptor of the copy's root and one of the namespace (which
 keeps the copy's mounts attached), then exits. Nothing in the target's own
@@ -63,8 +64,13 @@ def _child(procfs: str, pid: int, sock: socket.socket) -> None:
     try:
         host_proc = os.open(procfs, os.O_RDONLY | os.O_DIRECTORY)
         ns = os.open(f"{procfs}/{pid}/ns/mnt", os.O_RDONLY)
+        # The target's root may be a chroot inside its namespace: take it along.
+        target_root = os.open(f"{procfs}/{pid}/root", os.O_RDONLY | os.O_DIRECTORY)
         if libc.setns(ns, CLONE_NEWNS) != 0:
             raise OSError(_fail("setns into the target's mount namespace"))
+        os.fchdir(target_root)
+        os.chroot(".")
+        # unshare moves our root and cwd to the corresponding mounts of the copy
         if libc.unshare(CLONE_NEWNS) != 0:
             raise OSError(_fail("unshare a private copy of it"))
         attr = _MountAttr(MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOATIME, MOUNT_ATTR__ATIME, 0, 0)

@@ -28,8 +28,13 @@ ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 _SAFE = frozenset((string.ascii_letters + string.digits + "/._-+=,:@~ ()[]{}!#$&'*;^").encode())
 
 
+_SAFE_BYTES = bytes(sorted(_SAFE))
+
+
 def encode_path(raw: bytes) -> str:
     """Percent-encode a target path into a member-name-safe UTF-8 string."""
+    if not raw.translate(None, _SAFE_BYTES):  # the common case: nothing to escape
+        return raw.decode("ascii")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

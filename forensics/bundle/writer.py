@@ -30,6 +30,46 @@ from forensics.timeutil import iso_ns, now_ns
 
 BLOCK = 512
 CHUNK = 1 << 20
+#: members up to this size are assembled in memory and written in one call
+SMALL = 256 << 10
+_USTAR_MAX_SIZE = 8**11 - 1
+
+
+def ustar_header(name: str, size: int, mtime: int) -> bytes | None:
+    """A plain ustar header, or None when the member needs PAX (long name, huge).
+
+    tarfile's generic header code costs more than reading a small file; members
+    here are always regular files, mode 0444, owned by "exuvia".
+    """
+    raw = name.encode("utf-8")
+    prefix = b""
+    if len(raw) > 100:
+        cut = raw.rfind(b"/", 0, 156)
+        if cut <= 0 or len(raw) - cut - 1 > 100 or cut > 155:
+            return None
+        prefix, raw = raw[:cut], raw[cut + 1 :]
+    if size > _USTAR_MAX_SIZE or mtime < 0 or mtime > _USTAR_MAX_SIZE:
+        return None
+    head = (
+        raw.ljust(100, b"\0")
+        + b"0000444\0"
+        + b"0000000\0"
+        + b"0000000\0"
+        + b"%011o\0" % size
+        + b"%011o\0" % mtime
+        + b"        "
+        + b"0"
+        + b"\0" * 100
+        + b"ustar\x0000"
+        + b"exuvia".ljust(32, b"\0")
+        + b"exuvia".ljust(32, b"\0")
+        + b"0000000\0"
+        + b"0000000\0"
+        + prefix.ljust(155, b"\0")
+        + b"\0" * 12
+    )
+    chksum = b"%06o\0 " % sum(head)
+    return head[:148] + chksum + head[156:]
 
 
 @dataclass(slots=True)
@@ -84,6 +124,9 @@ class BundleWriter:
 
     # -- members -------------------------------------------------------------
     def _header(self, name: str, size: int) -> bytes:
+        fast = ustar_header(name, size, self._mtime)
+        if fast is not None:
+            return fast
         info = tarfile.TarInfo(name)
         info.size = size
         info.mtime = self._mtime
@@ -101,16 +144,39 @@ class BundleWriter:
         name: str,
         size: int,
         read: Callable[[int], bytes],
-        on_chunk: Callable[[bytes], None] | None = None,
+        digest: Any = None,
     ) -> MemberEntry:
         """Add a member of exactly ``size`` bytes taken from ``read(n)``.
 
         If the source ends early the rest is zero-padded and ``short_by`` says
-        how much; extra bytes beyond ``size`` are not read. ``on_chunk`` sees
-        every real (unpadded) chunk, e.g. to hash a file while copying it.
+        how much; bytes beyond ``size`` are not read. ``digest`` (a hashlib
+        object) is updated with the real bytes only, so a caller can go on
+        hashing a file that grew; the member's own hash covers the padding too.
         """
+        h = digest if digest is not None else hashlib.sha256()
+        tail = (-size) % BLOCK
+        if size <= SMALL:
+            parts = [self._header(name, size)]
+            got = 0
+            while got < size:
+                chunk = read(size - got)
+                if not chunk:
+                    break
+                chunk = chunk[: size - got]
+                parts.append(chunk)
+                got += len(chunk)
+                h.update(chunk)
+            short = size - got
+            member_h = h
+            if short:
+                member_h = h.copy()
+                member_h.update(b"\0" * short)
+            parts.append(b"\0" * (short + tail))
+            self._sink.write(b"".join(parts))
+            entry = MemberEntry(name, size, member_h.hexdigest(), short)
+            self._record(entry)
+            return entry
         self._sink.write(self._header(name, size))
-        digest = hashlib.sha256()
         remaining = size
         while remaining > 0:
             chunk = read(min(CHUNK, remaining))
@@ -118,21 +184,21 @@ class BundleWriter:
                 break
             if len(chunk) > remaining:
                 chunk = chunk[:remaining]
-            digest.update(chunk)
+            h.update(chunk)
             self._sink.write(chunk)
-            if on_chunk is not None:
-                on_chunk(chunk)
             remaining -= len(chunk)
         short = remaining
+        member_h = h
+        if short:
+            member_h = h.copy()
         while remaining > 0:
             pad = b"\0" * min(CHUNK, remaining)
-            digest.update(pad)
+            member_h.update(pad)
             self._sink.write(pad)
             remaining -= len(pad)
-        tail = (-size) % BLOCK
         if tail:
             self._sink.write(b"\0" * tail)
-        entry = MemberEntry(name, size, digest.hexdigest(), short)
+        entry = MemberEntry(name, size, member_h.hexdigest(), short)
         self._record(entry)
         return entry
 

@@ -8,10 +8,13 @@ import signal
 import stat
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+import zstandard
 
 from collectors.capture import CaptureOptions, capture
 from collectors.targets import resolve
@@ -228,8 +231,6 @@ def test_hostile_entries_are_recorded_never_followed(lab: Any, tmp_path: Path) -
     assert fs["/tmp/abs-escape"]["link_target"] == str(canary)
     assert fs["/tmp/loop-a"]["link_target"] == "loop-b"
     assert not any(p.startswith("/tmp/dir-escape/") for p in fs)
-    import zstandard
-
     raw = zstandard.ZstdDecompressor().stream_reader(out.open("rb")).read()
     assert b"HOST-CANARY-7f3a" not in raw
 
@@ -286,3 +287,89 @@ def test_gone_target_is_a_clear_error(lab: Any, tmp_path: Path) -> None:
     res = exuvia("capture", uri, "-o", str(tmp_path / "g.exv"))
     assert res.returncode == 2 and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_a_chrooted_pid_target_is_captured_within_its_own_root(
+    target_rootfs: Path, tmp_path: Path
+) -> None:
+    """pid:// of a process chrooted inside its mount namespace: its root, not the
+    namespace's, is what gets walked (the read-only view follows the chroot)."""
+    wrapper = subprocess.Popen(
+        ["unshare", "--mount", "--pid", "--fork", "--kill-child", f"--root={target_rootfs}",
+         TARGET_PATH, "--mode=sleeper"],
+    )  # fmt: skip
+    try:
+        kids: list[str] = []
+        for _ in range(100):
+            kids = Path(f"/proc/{wrapper.pid}/task/{wrapper.pid}/children").read_text().split()
+            if kids and os.readlink(f"/proc/{kids[0]}/root") != "/":
+                break
+            time.sleep(0.05)
+        pid = int(kids[0])
+        out = tmp_path / "c.exv"
+        res = exuvia("capture", f"pid://{pid}", "-o", str(out), "--files", "none")
+        assert res.returncode == 0, res.stderr
+    finally:
+        wrapper.kill()
+        wrapper.wait()
+    fs = by_path(artifacts(out)["filesystem"])
+    assert TARGET_PATH in fs and "/etc/app/app.conf" in fs
+    assert "/usr" not in fs and len(fs) < 100
+
+
+def test_target_exiting_mid_capture_gives_a_sealed_incomplete_bundle(
+    lab: Any, tmp_path: Path
+) -> None:
+    box = lab.runc()
+    killed = []
+
+    def progress(phase: str, _stats: object) -> None:
+        if phase == "network" and not killed:
+            os.kill(box.pid, signal.SIGKILL)  # the whole PID namespace goes with it
+            for _ in range(100):
+                if not os.path.exists(f"/proc/{box.pid}"):
+                    break
+                time.sleep(0.02)
+            killed.append(True)
+
+    try:
+        res = capture(
+            resolve(box.uri), CaptureOptions(output=tmp_path / "gone.exv", examiner="t"), progress
+        )
+    finally:
+        box.stop()
+    assert killed
+    assert not res.complete and "exited" in res.incomplete_reason
+    report = verify_bundle(res.path)
+    assert report.ok and not report.complete
+    arts = artifacts(res.path)
+    assert arts["processes"], "what was collected before the exit is kept"
+    # the root was held open: the filesystem is still captured after the exit
+    fs = by_path(arts["filesystem"])
+    assert TARGET_PATH in fs and fs[TARGET_PATH]["sha256"]
+
+
+def test_not_root_is_one_line_and_leaves_no_file(runc_target: LabContainer, tmp_path: Path) -> None:
+    out_dir = Path(tempfile.mkdtemp(prefix="exuvia-nobody-", dir="/tmp"))
+    out_dir.chmod(0o777)
+    request_cleanup = out_dir  # removed below
+    res = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-m", "tui.cli", "capture", f"pid://{runc_target.pid}",
+         "-o", str(out_dir / "x.exv")],
+        capture_output=True, text=True, check=False, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "permission denied" in res.stderr
+    assert list(out_dir.iterdir()) == []
+    request_cleanup.rmdir()
+    # an output directory the user cannot enter is one line too
+    res = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         sys.executable, "-m", "tui.cli", "capture", f"pid://{runc_target.pid}",
+         "-o", str(tmp_path / "x.exv")],
+        capture_output=True, text=True, check=False, cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    assert "cannot create" in res.stderr

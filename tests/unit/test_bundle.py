@@ -122,11 +122,10 @@ def test_missing_extra_and_altered_members_are_named(tmp_path: Path) -> None:
         members = [(m, tar.extractfile(m).read()) for m in tar]  # type: ignore[union-attr]
     out = tmp_path / "edited.exv"
     with tarfile.open(out, "w", format=tarfile.PAX_FORMAT) as tar:
-        for m, data in members:
+        for m, original in members:
             if m.name == "artifacts/a1.jsonl":
                 continue  # missing
-            if m.name == "artifacts/a2.jsonl":
-                data = b"x" + data[1:]  # altered
+            data = b"x" + original[1:] if m.name == "artifacts/a2.jsonl" else original  # altered
             if m.name == MANIFEST_NAME:
                 info = tarfile.TarInfo("artifacts/evil.jsonl")
                 info.size = 3

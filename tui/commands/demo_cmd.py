@@ -27,6 +27,6 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tui.demo.run import run_demo
+    from tui.demo.run import run_demo  # noqa: PLC0415 - the lab loads only for the demo
 
     return run_demo(args.output_dir)
