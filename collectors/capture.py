@@ -25,6 +25,7 @@ from typing import IO, Any, BinaryIO
 
 from collectors.context import CollectContext
 from collectors.fs.acquire import FilesystemAcquirer, FsStats
+from collectors.fs.elf_extract import extract_process_exe
 from collectors.fs.mounts import PSEUDO_DIRS, parse_mountinfo, pseudo_mount_points, root_mount
 from collectors.fs.policy import CopyPolicy
 from collectors.fs.readonly_view import ReadOnlyView, open_readonly_view
@@ -315,6 +316,7 @@ class Capture:
             finally:
                 if upper_fd is not None:
                     os.close(upper_fd)
+            self._jsonl(writer, "elf", acq.elf.records())  # ELF extracts (sbom)
             if acq.stats.noatime_refused:
                 self.skips.add(
                     Skip(
@@ -377,6 +379,8 @@ class Capture:
                 data["exe"] = rec.data.get("exe")
                 data["reason"] = "memfd" if rec.data.get("exe_memfd") else "deleted"
                 yield Record("binary", data)
+            else:  # too big to copy: keep the ELF extract the inventory needs
+                yield from extract_process_exe(writer, self.opts.procfs, pid, rec.data)
 
     def _mounts(self) -> list[Any]:
         try:

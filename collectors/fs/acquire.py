@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.fs.elf_extract import ElfExtractor
 from collectors.fs.policy import CopyPolicy
 from collectors.fs.statx import Stat, fstatx
 from collectors.fs.walk import COLLECTOR, O_NOATIME, WalkEntry, Whiteout, walk
@@ -86,6 +87,7 @@ class FilesystemAcquirer:
         self._progress = progress
         self._hardlinks: dict[tuple[tuple[int, int], int], tuple[bytes, str, str | None]] = {}
         self._noatime = bool(O_NOATIME)
+        self.elf = ElfExtractor(writer)  # extracts of ELF files not copied (artifacts/elf.jsonl)
 
     def run(
         self, root_fd: int, no_descend: frozenset[bytes], upper_fd: int | None
@@ -195,6 +197,7 @@ class FilesystemAcquirer:
                     )
             if e.st.nlink > 1:
                 self._hardlinks[key] = (e.path, sha, member)
+            yield from self.elf.take(fd, e.path, st.size, sha, member)
         finally:
             os.close(fd)
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forensics.inventory.paths import wants_copy as inventory_metadata
+
 POLICIES = ("none", "changed", "small", "all")
 SMALL_LIMIT = 1 << 20
 DEFAULT_MAX_FILE_SIZE = 64 << 20
@@ -44,6 +46,10 @@ class CopyPolicy:
         if self.mode == "none":
             return False
         if changed:
+            return True
+        # package metadata (dpkg/apk/rpm databases, dist-info, package.json, JARs):
+        # copied whatever its directory, each kind up to its own size cap
+        if inventory_metadata(path, size):
             return True
         if self.mode == "small":
             return size <= SMALL_LIMIT
