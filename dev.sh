@@ -30,6 +30,15 @@ setup_system() {
   fi
 }
 
+setup_rust_tools() {
+  # the inventory's Rust oracle builds a real binary with `cargo auditable`
+  if command -v cargo >/dev/null 2>&1 && ! command -v cargo-auditable >/dev/null 2>&1 \
+     && [ ! -x "$HOME/.cargo/bin/cargo-auditable" ]; then
+    echo "dev.sh: installing cargo-auditable (crates.io)" >&2
+    cargo install --quiet --locked cargo-auditable || echo "dev.sh: cargo-auditable unavailable; its test will say why" >&2
+  fi
+}
+
 setup_python() {
   local py=${PYTHON:-python3}
   if ! "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
@@ -58,6 +67,7 @@ case "$cmd" in
   test)
     need_root test
     setup_system
+    setup_rust_tools
     setup_python
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .
