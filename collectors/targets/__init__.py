@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from collectors.k8s.target import parse_k8s
 from forensics.errors import TargetError, TargetGone
 
 from .base import TargetInfo
@@ -32,9 +33,13 @@ Resolver = Callable[[str, str, str], TargetInfo]
 
 
 def _resolve_k8s(ref: str, uri: str, procfs: str = "/proc") -> TargetInfo:
+    """k8s:// is captured through the API by an in-pod agent (collectors.k8s.capture),
+    not by a local process: check the URI's form, then say so."""
+    parse_k8s(ref, uri)
     raise TargetError(
-        "Kubernetes targets (k8s://) come in a later version of exuvia; "
-        "for now capture a node's container with containerd://k8s.io/ID"
+        f"{uri} is captured through the Kubernetes API by an agent inside the pod "
+        "(`exuvia capture k8s://…`), not as a process of this host; on the node itself, "
+        "containerd://k8s.io/ID works too"
     )
 
 

@@ -108,8 +108,8 @@ def test_empty_target_after_scheme() -> None:
         parse_uri("podman://  ")
 
 
-def test_k8s_is_for_a_later_version() -> None:
-    with pytest.raises(TargetError, match="later version"):
+def test_k8s_is_not_a_host_process() -> None:
+    with pytest.raises(TargetError, match="through the Kubernetes API"):
         resolve("k8s://default/web")
 
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from collectors.capture import CaptureOptions, CaptureResult, capture
-from collectors.targets import SCHEMES, resolve
+from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
+from tui.commands import k8s_cmd
 from tui.commands.options import add_capture_options
 
 
@@ -25,6 +26,7 @@ def register(sub: Any) -> None:
     p.add_argument("target", metavar="TARGET", help="e.g. podman://web, runc://ID, pid://1234")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
     add_capture_options(p)
+    k8s_cmd.add_k8s_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler=run)
 
@@ -83,6 +85,8 @@ def print_result(res: CaptureResult) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if parse_uri(args.target)[0] == "k8s":
+        return k8s_cmd.run_capture(args)
     target = resolve(args.target)
     progress = _Progress(args.quiet)
     try:

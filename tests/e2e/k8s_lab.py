@@ -1,0 +1,183 @@
+"""Images, pods and CLI runs for the Kubernetes capture e2e tests.
+
+Images are built locally and imported into the e2e cluster's containerd
+(namespace k8s.io; there is no registry), each once per test session:
+
+- ``localhost/exuvia/collector:test``: the collector image, from this source
+  tree, by images/collector/build-local (so the agent is the code under test);
+- ``localhost/exuvia/lab:test``: the lab target (tui/demo/target.c in a
+  shell-less rootfs) that stages an incident: a deleted dropped binary still
+  running, a fileless memfd process, files written after start, sockets, logs;
+- ``localhost/exuvia/lab-big:test``: the same plus a 64 MiB incompressible
+  /data/blob.bin, so a capture with ``--files all`` streams long enough to be cut.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from forensics.bundle import verify_bundle
+from forensics.bundle.reader import BundleReader
+from tui.demo.lab import oci_archive
+from tui.demo.rootfs import build_demo_rootfs
+
+REPO = Path(__file__).resolve().parents[2]
+#: where the lab images are built (one per process; removed at exit)
+WORKDIR = Path(tempfile.mkdtemp(prefix="exuvia-k8s-lab-"))
+atexit.register(shutil.rmtree, WORKDIR, True)
+COLLECTOR_IMAGE = "localhost/exuvia/collector:test"
+LAB_IMAGE = "localhost/exuvia/lab:test"
+LAB_BIG_IMAGE = "localhost/exuvia/lab-big:test"
+BLOB_MIB = 64
+
+
+def containerd_socket() -> str:
+    state = os.environ.get("EXUVIA_E2E_STATE", "/var/lib/exuvia-e2e")
+    return f"{state}/run/containerd.sock"
+
+
+def ctr(*args: str, timeout: float = 300) -> str:
+    return subprocess.run(
+        ["ctr", "--address", containerd_socket(), "-n", "k8s.io", *args],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    ).stdout
+
+
+@functools.cache
+def ensure_images(workdir: Path) -> str:
+    """Build and import the collector and lab images, once per process."""
+    if not Path(containerd_socket()).exists():
+        raise AssertionError(
+            f"the e2e cluster's containerd socket {containerd_socket()} is missing"
+        )
+    built = build_collector_image()
+    build_lab_images(workdir)
+    return built
+
+
+def check_verify(path: Path) -> dict[str, Any]:
+    """`exuvia verify` says OK, and so does the library; returns the manifest."""
+    res = cli("verify", str(path), kubeconfig="")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.startswith("OK:"), res.stdout
+    report = verify_bundle(path)
+    assert report.ok, report.failures()
+    return report.manifest
+
+
+def build_collector_image() -> str:
+    """Build the collector image from this tree and import it; returns the build line."""
+    out = subprocess.run(
+        [sys.executable, str(REPO / "images/collector/build-local"), "--ref", COLLECTOR_IMAGE,
+         "--containerd-address", containerd_socket()],
+        check=True, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def build_lab_images(workdir: Path) -> None:
+    rootfs = build_demo_rootfs(workdir)
+    ctr("images", "import", oci_archive(rootfs, workdir / "lab.tar", LAB_IMAGE).path)
+    data = rootfs / "data"
+    data.mkdir(mode=0o755)
+    rng = random.Random(5)  # deterministic, incompressible
+    with (data / "blob.bin").open("wb") as fh:
+        for _ in range(BLOB_MIB):
+            fh.write(rng.randbytes(1 << 20))
+    os.chmod(data / "blob.bin", 0o644)
+    ctr("images", "import", oci_archive(rootfs, workdir / "lab-big.tar", LAB_BIG_IMAGE).path)
+
+
+def lab_pod(name: str, image: str = LAB_IMAGE, *, restricted: bool = False) -> dict[str, Any]:
+    container: dict[str, Any] = {"name": "app", "image": image, "imagePullPolicy": "Never"}
+    spec: dict[str, Any] = {
+        "containers": [container],
+        "terminationGracePeriodSeconds": 2,
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+    }
+    if restricted:
+        spec["securityContext"] = {
+            "runAsNonRoot": True,
+            "runAsUser": 65534,
+            "runAsGroup": 65534,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        container["securityContext"] = {
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+        }
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
+
+
+def wait_logged(cluster: Any, ns: str, pod: str, text: str, timeout: float = 60) -> None:
+    cluster.wait(
+        lambda: text in cluster.logs(ns, pod, "app"), timeout, f"{ns}/{pod} to log {text!r}"
+    )
+
+
+def cli(*args: str, kubeconfig: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The real command line, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args, "--kubeconfig", kubeconfig]
+        if args[0] == "capture"
+        else [sys.executable, "-m", "tui.cli", *args],
+        capture_output=True, text=True, timeout=timeout, check=False, cwd=REPO,
+    )  # fmt: skip
+
+
+def capture_argv(uri: str, out: Path, *extra: str) -> list[str]:
+    return ["capture", uri, "-o", str(out), "--image", COLLECTOR_IMAGE,
+            "--image-pull-policy", "Never", "-q", *extra]  # fmt: skip
+
+
+def members(path: Path) -> dict[str, bytes]:
+    return BundleReader(path).read_members(lambda _n: True)
+
+
+def jsonl(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in data.splitlines() if line.strip()]
+
+
+def agent_pids(needle: str) -> list[int]:
+    """Host pids of ``collectors.agent capture`` processes whose argv mentions ``needle``."""
+    out = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"collectors.agent" in argv
+            and b"capture" in argv
+            and any(needle.encode() in a for a in argv)
+        ):
+            out.append(int(entry.name))
+    return out
+
+
+def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.01) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        val = probe()
+        if val:
+            return val
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
