@@ -10,6 +10,7 @@ to ``<out>.incomplete`` when interrupted but sealed, and left as ``.partial``
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -136,7 +137,7 @@ class Capture:
         self.counts: Counter[str] = Counter()
         self.incomplete: list[str] = []
         self.ctx = CollectContext(pid=target.pid, procfs=opts.procfs, redact=opts.redact)
-        self.policy = CopyPolicy(opts.files, opts.max_file_size)
+        self.policy = CopyPolicy(opts.files, opts.max_file_size, redact=opts.redact)
         self.view: ReadOnlyView | str = "not opened"
 
     # -- helpers -----------------------------------------------------------------
@@ -360,9 +361,7 @@ class Capture:
                 cwd = rec.data.get("cwd")
                 if isinstance(cwd, str) and cwd not in ("", "/"):
                     base = cwd.encode().rstrip(b"/") + b"/"
-                    return CopyPolicy(
-                        self.policy.mode, self.policy.max_file_size, (*self.policy.log_dirs, base)
-                    )
+                    return dataclasses.replace(self.policy, log_dirs=(*self.policy.log_dirs, base))
         return self.policy
 
     def _binaries(self, writer: BundleWriter, procs: list[Record]) -> Iterator[Record | Skip]:

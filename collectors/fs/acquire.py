@@ -164,6 +164,14 @@ class FilesystemAcquirer:
                 data["read_error"] = "replaced during the walk"
                 return
             wanted = self.policy.wants(e.path, st.size, e.changed)
+            if wanted and self.policy.is_secret(e.path):
+                wanted = False
+                data["secret"] = True
+                yield Skip(
+                    COLLECTOR,
+                    _t(e.path),
+                    "mounted secret: hashed, not copied (--no-redact copies it)",
+                )
             copy = wanted and st.size <= self.policy.max_file_size
             if wanted and not copy:
                 yield Skip(

@@ -11,6 +11,9 @@ SMALL_LIMIT = 1 << 20
 DEFAULT_MAX_FILE_SIZE = 64 << 20
 #: under `changed`, small files below these are copied even if unchanged
 CONFIG_DIRS = (b"/etc/", b"/tmp/", b"/var/", b"/root/", b"/home/")
+#: where orchestrators mount secrets (Kubernetes service-account tokens and
+#: secret volumes, Docker/Swarm secrets)
+SECRET_DIRS = (b"/var/run/secrets/", b"/run/secrets/")
 LOG_SUFFIXES = (b".log", b".out", b".err", b".txt", b".jsonl", b".json")
 
 
@@ -19,12 +22,19 @@ class CopyPolicy:
     mode: str = "changed"
     max_file_size: int = DEFAULT_MAX_FILE_SIZE
     log_dirs: tuple[bytes, ...] = (b"/var/log/",)
+    #: keep mounted secrets (service-account tokens, Docker/K8s secrets) out of
+    #: the bundle: hashed, never copied, unless --no-redact
+    redact: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in POLICIES:
             raise ValueError(f"unknown --files policy {self.mode!r}; use one of {POLICIES}")
         if self.max_file_size < 0:
             raise ValueError("--max-file-size must not be negative")
+
+    def is_secret(self, path: bytes) -> bool:
+        """A mounted secret whose content must not be copied while redacting."""
+        return self.redact and path.startswith(SECRET_DIRS)
 
     def is_log(self, path: bytes) -> bool:
         """Text logs inside the target: under /var/log, or *.log etc. in a log dir."""

@@ -373,3 +373,21 @@ def test_not_root_is_one_line_and_leaves_no_file(runc_target: LabContainer, tmp_
     )  # fmt: skip
     assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
     assert "cannot create" in res.stderr
+
+
+def test_mounted_secrets_are_hashed_not_copied(lab: Any, tmp_path: Path) -> None:
+    with lab.runc() as box:
+        root = f"/proc/{box.pid}/root"
+        sa = f"{root}/var/run/secrets/kubernetes.io/serviceaccount"
+        os.makedirs(sa)
+        Path(f"{sa}/token").write_text("eyJhbGciOi.SECRET-TOKEN-VALUE")
+        redacted, plain = tmp_path / "r.exv", tmp_path / "p.exv"
+        assert exuvia("capture", box.uri, "-o", str(redacted)).returncode == 0
+        assert exuvia("capture", box.uri, "-o", str(plain), "--no-redact").returncode == 0
+    path = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    rec = by_path(artifacts(redacted)["filesystem"])[path]
+    assert rec["secret"] is True and "member" not in rec
+    assert rec["sha256"] == hashlib.sha256(b"eyJhbGciOi.SECRET-TOKEN-VALUE").hexdigest()
+    raw = zstandard.ZstdDecompressor().stream_reader(redacted.open("rb")).read()
+    assert b"SECRET-TOKEN-VALUE" not in raw
+    assert "member" in by_path(artifacts(plain)["filesystem"])[path]
