@@ -15,9 +15,11 @@ and exuvia's peak RSS (target <= 200 MiB). Needs root, gcc, unshare.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -103,6 +105,7 @@ def main() -> None:
         root.mkdir(parents=True)
         build_root(root, args.files, int(args.gib * (1 << 30)))
     wrapper = start_target(root)
+    pid = 0
     try:
         pid = init_pid(wrapper)
         exuvia = [
@@ -134,7 +137,11 @@ def main() -> None:
         print(f"ratio exuvia/baseline: {best_ex / best_base:.2f} (target <= 1.00)")
         print(f"exuvia peak RSS: {rss} MiB (target <= 200)")
     finally:
-        wrapper.terminate()
+        # the target is PID 1 of its namespace and ignores SIGTERM: kill it, and
+        # unshare (waiting for it) follows
+        with contextlib.suppress(NameError, ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        wrapper.kill()
         wrapper.wait()
         if args.workdir is None:
             shutil.rmtree(work, ignore_errors=True)
