@@ -21,7 +21,7 @@ from typing import Any
 
 from collectors.fs.elf_extract import ElfExtractor
 from collectors.fs.policy import CopyPolicy
-from collectors.fs.statx import Stat, fstatx
+from collectors.fs.statx import Stat
 from collectors.fs.walk import COLLECTOR, O_NOATIME, WalkEntry, Whiteout, walk
 from forensics.bundle.format import file_member_name
 from forensics.bundle.writer import BundleWriter
@@ -320,12 +320,12 @@ class FilesystemAcquirer:
         if not self._noatime:
             data["atime_preserved"] = False
         try:
-            st = fstatx(fd)
-            if not stat.S_ISREG(st.mode) or st.ino != e.st.ino:
+            st = os.fstat(fd)  # cheaper than statx; only identity and size needed
+            if not stat.S_ISREG(st.st_mode) or st.st_ino != e.st.ino:
                 yield Skip(COLLECTOR, _t(e.path), "replaced during the walk; not read")
                 data["read_error"] = "replaced during the walk"
                 return
-            wanted = self.policy.wants(e.path, st.size, e.changed)
+            wanted = self.policy.wants(e.path, st.st_size, e.changed)
             if wanted and self.policy.is_secret(e.path):
                 wanted = False
                 data["secret"] = True
@@ -334,37 +334,40 @@ class FilesystemAcquirer:
                     _t(e.path),
                     "mounted secret: hashed, not copied (--no-redact copies it)",
                 )
-            copy = wanted and st.size <= self.policy.max_file_size
+            copy = wanted and st.st_size <= self.policy.max_file_size
             if wanted and not copy:
                 yield Skip(
                     COLLECTOR,
                     _t(e.path),
-                    f"not copied: {st.size} bytes is over --max-file-size "
+                    f"not copied: {st.st_size} bytes is over --max-file-size "
                     f"{self.policy.max_file_size} (hashed only)",
                 )
             try:
-                if st.size <= PREFETCH_MAX:
+                if st.st_size <= PREFETCH_MAX:
                     if e.st.nlink > 1:
                         self._links_in_flight.add(key)
                     try:
-                        got = yield self._enqueue(fd, st.size)
+                        got = yield self._enqueue(fd, st.st_size)
                     finally:
                         self._links_in_flight.discard(key)
-                    sha, member, read = self._finish_small(fd, e.path, st.size, copy, got)
+                    sha, member, read = self._finish_small(fd, e.path, st.st_size, copy, got)
                 else:
-                    sha, member, read = self._read(fd, e.path, st.size, copy)
+                    sha, member, read = self._read(fd, e.path, st.st_size, copy)
             except OSError as err:
                 yield skip_from_oserror(COLLECTOR, _t(e.path), err, "read failed")
                 data["read_error"] = err.strerror
                 return
-            after = fstatx(fd)
-            if read != st.size or (after.mtime_ns, after.size) != (st.mtime_ns, st.size):
+            after = os.fstat(fd)
+            if read != st.st_size or (after.st_mtime_ns, after.st_size) != (
+                st.st_mtime_ns,
+                st.st_size,
+            ):
                 data["changed_during_read"] = True
                 yield Skip(
                     COLLECTOR,
                     _t(e.path),
-                    f"changed while being read ({read} of {st.size} bytes at open, "
-                    f"{after.size} now); hash covers what was read",
+                    f"changed while being read ({read} of {st.st_size} bytes at open, "
+                    f"{after.st_size} now); hash covers what was read",
                 )
             data["sha256"] = sha
             data["hashed_bytes"] = read
@@ -376,7 +379,7 @@ class FilesystemAcquirer:
                     )
             if e.st.nlink > 1:
                 self._hardlinks[key] = (e.path, sha, member)
-            yield from self.elf.take(fd, e.path, st.size, sha, member)
+            yield from self.elf.take(fd, e.path, st.st_size, sha, member)
         finally:
             os.close(fd)
 

@@ -10,6 +10,7 @@ import ctypes.util
 import os
 import stat
 import struct
+import threading
 from dataclasses import dataclass
 
 AT_SYMLINK_NOFOLLOW = 0x100
@@ -21,9 +22,6 @@ STATX_MNT_ID = 0x1000
 _MASK = STATX_BASIC_STATS | STATX_BTIME | STATX_MNT_ID
 
 # struct statx: see include/uapi/linux/stat.h (256 bytes)
-_HEAD = struct.Struct("=IIQIIIH2xQQQQ")
-_TS = struct.Struct("=qI4x")
-_TAIL = struct.Struct("=IIIIQ")
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _statx = getattr(_libc, "statx", None)
@@ -69,29 +67,29 @@ def file_kind(mode: int) -> str:
     }.get(fmt, "unknown")
 
 
-def _ts(buf: bytes, off: int) -> int:
-    sec, nsec = _TS.unpack_from(buf, off)
-    return int(sec) * 1_000_000_000 + int(nsec)
+# the whole fixed part of struct statx in one unpack: head, four timestamps, tail
+_ALL = struct.Struct("=IIQIIIH2xQQQQ" + "qI4x" * 4 + "IIIIQ")
+_BUF = ctypes.create_string_buffer(256)  # the walk is single-threaded: one buffer serves
 
 
 def statx(dir_fd: int, name: bytes, *, empty_path: bool = False) -> Stat:
     """statx(dir_fd, name) without following a final symlink; raises OSError."""
     if _statx is None:
         return _fallback(dir_fd, name, empty_path)
-    buf = ctypes.create_string_buffer(256)
+    buf = (
+        _BUF
+        if threading.current_thread() is threading.main_thread()
+        else (ctypes.create_string_buffer(256))
+    )
     flags = AT_SYMLINK_NOFOLLOW | AT_STATX_DONT_SYNC | (AT_EMPTY_PATH if empty_path else 0)
     if _statx(dir_fd, name, flags, _MASK, buf) != 0:
         err = ctypes.get_errno()
         raise OSError(err, os.strerror(err), os.fsdecode(name))
-    raw = buf.raw
-    mask, _blksize, _attrs, nlink, uid, gid, mode, ino, size, blocks, _amask = _HEAD.unpack_from(
-        raw, 0
-    )
-    atime = _ts(raw, 0x40)
-    btime = _ts(raw, 0x50)
-    ctime = _ts(raw, 0x60)
-    mtime = _ts(raw, 0x70)
-    rdev_maj, rdev_min, dev_maj, dev_min, mnt_id = _TAIL.unpack_from(raw, 0x80)
+    (
+        mask, _blksize, _attrs, nlink, uid, gid, mode, ino, size, blocks, _amask,
+        a_s, a_n, b_s, b_n, c_s, c_n, m_s, m_n,
+        rdev_maj, rdev_min, dev_maj, dev_min, mnt_id,
+    ) = _ALL.unpack_from(buf, 0)  # fmt: skip
     return Stat(
         mode=mode,
         uid=uid,
@@ -100,10 +98,10 @@ def statx(dir_fd: int, name: bytes, *, empty_path: bool = False) -> Stat:
         ino=ino,
         nlink=nlink,
         blocks=blocks,
-        atime_ns=atime,
-        mtime_ns=mtime,
-        ctime_ns=ctime,
-        btime_ns=btime if mask & STATX_BTIME else None,
+        atime_ns=a_s * 1_000_000_000 + a_n,
+        mtime_ns=m_s * 1_000_000_000 + m_n,
+        ctime_ns=c_s * 1_000_000_000 + c_n,
+        btime_ns=b_s * 1_000_000_000 + b_n if mask & STATX_BTIME else None,
         dev=(dev_maj, dev_min),
         rdev=(rdev_maj, rdev_min),
         mnt_id=mnt_id if mask & STATX_MNT_ID else None,
