@@ -183,6 +183,12 @@ class KubeClient:
                 ns = _read_text(SA_NAMESPACE_FILE) or "default"
                 self.info = ClusterInfo(cfg.host, "in-cluster service account", None, ns)
             else:
+                # the library reads $KUBECONFIG once, when imported: name the file now
+                kubeconfig = (
+                    kubeconfig
+                    or os.environ.get("KUBECONFIG")
+                    or str(Path("~/.kube/config").expanduser())
+                )
                 self._api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
                     config_file=kubeconfig, context=context
                 )
