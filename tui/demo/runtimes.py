@@ -142,16 +142,20 @@ class ContainerdService:
         return self
 
     def close(self) -> None:
-        if self.proc is None:
-            return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        if self.proc is not None:
+            _terminate(self.proc)
+            self.proc = None
+
+
+def _terminate(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM a service we started, SIGKILL it if it lingers."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def ctr(*args: str, timeout: float = 60, check: bool = True) -> str:
@@ -291,14 +295,8 @@ class DockerService:
     def close(self) -> None:
         if self.proc is None:
             return
-        proc, self.proc = self.proc, None
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        _terminate(self.proc)
+        self.proc = None
         with contextlib.suppress(FileNotFoundError):
             os.unlink(self.socket_path)
         with contextlib.suppress(OSError):  # our /run/exuvia-test, if now empty
