@@ -18,6 +18,7 @@ from collectors.targets import resolve
 from forensics.bundle import verify_bundle
 from forensics.bundle.reader import BundleReader
 from forensics.custody import default_operator
+from forensics.timeline import first_lines
 from forensics.timeutil import now_ns
 from tui.demo.lab import start_demo_container
 
@@ -97,5 +98,8 @@ def run_demo(output_dir: Path) -> int:
     print("what the capture shows:")
     for line in summarize(res.path):
         print(line)
-    print(f"next: exuvia info {res.path}")
+    print("the incident's timeline (from the container's start):")
+    for line in first_lines(res.path, 15, from_container_start=True):
+        print(f"  {line}")
+    print(f"next: exuvia info {res.path}   exuvia timeline {res.path} --format jsonl -o t.jsonl")
     return 0 if res.complete else 3

@@ -1,0 +1,168 @@
+"""Filesystem records (``artifacts/filesystem.jsonl``) into file rows.
+
+Each ``fs_entry`` becomes one record carrying its path, its four times and its
+own JSON text; the store makes one event per distinct time with the MACB
+letters combined, as mactime does. The times and the path are checked here: a
+time that is not an integer that fits in 64 bits is not used (and counted); a
+record that is not a JSON object is counted and listed, never silently
+dropped. The other fields (type, mode, owner, size, inode, link, hash) are read
+from the kept JSON, with the same checks, when an event is shown or exported
+(:func:`file_fields`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from forensics.timeline.bundleio import MemberStream, iter_lines
+from forensics.timeline.events import Flag
+from forensics.timeline.sink import BATCH, Sink
+
+MAX_RECORD = 16 << 20
+I64 = 1 << 63
+_decode = json.JSONDecoder().raw_decode
+_CHANGED = int(Flag.CHANGED)
+_DELETED = int(Flag.DELETED)
+_CHANGED_DELETED = _CHANGED | _DELETED
+
+
+def _int(v: Any) -> int | None:
+    return v if type(v) is int and -I64 <= v < I64 else None
+
+
+def parse_json_line(raw: bytes) -> tuple[Any, str | None]:
+    """One JSONL record: (value, None), or (None, why it is not one)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "replace")
+    return parse_json_text(text)
+
+
+def parse_json_text(text: str) -> tuple[Any, str | None]:
+    """One JSON value that must fill the whole text: (value, None) or (None, why)."""
+    text = text.strip()
+    try:
+        obj, end = _decode(text)
+    except (ValueError, RecursionError) as err:
+        return None, f"not valid JSON ({str(err)[:80]})"
+    if end != len(text):
+        return None, "not valid JSON (extra data after the record)"
+    return obj, None
+
+
+def _utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _times(rec: dict[str, Any]) -> tuple[tuple[int | None, ...], str | None]:
+    """The four times of a record, each an int64 of ns or None; and what was wrong."""
+    out: list[int | None] = []
+    bad = []
+    for key in ("mtime_ns", "atime_ns", "ctime_ns", "btime_ns"):
+        v = rec.get(key)
+        if v is None or (type(v) is int and -I64 <= v < I64):
+            out.append(v)
+        else:
+            out.append(None)
+            bad.append(f"{key}={v!r}"[:60])
+    return tuple(out), ", ".join(bad) or None
+
+
+def extract_fs(stream: MemberStream, sink: Sink) -> None:
+    """One file row per ``fs_entry`` record (the store derives its MACB events)."""
+    name = stream.name
+    mid = sink.member(name)
+    rows = sink.begin_files()
+    append = rows.append
+    flush = sink.flush
+    problem = sink.problem
+    decode = _decode
+    lineno = 0
+    for raw in iter_lines(stream, MAX_RECORD):
+        lineno += 1
+        if type(raw) is not bytes:
+            problem("record_too_long", name, lineno, f"{getattr(raw, 'full', '?')} bytes")
+            continue
+        try:
+            text = raw.decode("utf-8")
+            rec, end = decode(text)
+            if end != len(text):
+                raise ValueError("extra data after the record")
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            if not raw or raw.isspace():
+                continue
+            text = raw.decode("utf-8", "replace")
+            rec, why = parse_json_line(raw)
+            if not isinstance(rec, dict):
+                problem("record_malformed", name, lineno, why or "not a JSON object")
+                continue
+            if not _utf8(raw):  # kept, its invalid bytes shown as U+FFFD
+                problem("record_invalid_utf8", name, lineno, repr(raw[:120]))
+        if type(rec) is not dict:
+            problem("record_malformed", name, lineno, "not a JSON object")
+            continue
+        g = rec.get
+        if g("kind") != "fs_entry":
+            continue
+        path = g("path")
+        m = g("mtime_ns")
+        a = g("atime_ns")
+        c = g("ctime_ns")
+        b = g("btime_ns")
+        if not (
+            type(m) is int
+            and type(a) is int
+            and type(c) is int
+            and (b is None or type(b) is int)
+            and -I64 <= m < I64
+            and -I64 <= a < I64
+            and -I64 <= c < I64
+            and (b is None or -I64 <= b < I64)
+        ):
+            (m, a, c, b), bad = _times(rec)
+            if bad:
+                problem("time_invalid", name, lineno, f"{path}: not an integer of ns: {bad}")
+            if m is None and a is None and c is None and b is None:
+                problem("no_time", name, lineno, f"{path}: no usable time")
+                continue
+        if type(path) is not str:
+            problem("record_malformed", name, lineno, "no path")
+            continue
+        flags = _CHANGED if g("changed") is True else 0
+        if g("deleted") is True or g("type") == "whiteout":
+            flags |= _CHANGED_DELETED
+        # the record itself is kept: its other fields are read (and checked) when shown
+        append((flags, path, mid, lineno, text, m, a, c, b))
+        if len(rows) >= BATCH:
+            flush()
+
+
+FILE_FIELDS = ("type", "mode", "uid", "gid", "size", "inode", "link_target", "sha256", "path_b64")
+
+
+def file_fields(raw: str | None) -> dict[str, Any]:
+    """The display fields of a kept ``fs_entry``, each of its expected type or absent."""
+    if not raw:
+        return {}
+    try:
+        rec = json.loads(raw)
+    except (ValueError, RecursionError):
+        return {}
+    if not isinstance(rec, dict):
+        return {}
+    out: dict[str, Any] = {}
+    for key in ("type", "mode", "link_target", "sha256", "path_b64", "note", "read_error"):
+        v = rec.get(key)
+        if type(v) is str:
+            out[key] = v
+    for key in ("uid", "gid", "size", "inode", "nlink"):
+        v = _int(rec.get(key))
+        if v is not None:
+            out[key] = v
+    return out

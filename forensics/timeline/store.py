@@ -1,0 +1,345 @@
+"""The timeline's SQLite store: one database file, built by two processes.
+
+Tables (schema version :data:`SCHEMA_VERSION`):
+
+``records``
+    one row per artifact record or log line, in bundle order (``id``). A
+    filesystem record keeps its path (``entity``), its four times and its JSON
+    text (``raw``: type, mode, owner, size... are read from it when shown); any
+    other record keeps its one event's ``ts``, ``kind``, ``message``, ``attrs``
+    (JSON) and, for a log line, the runtime's receive time (``aux_ts``).
+    (Entities are found through the full-text index, then compared exactly: an
+    index on them would cost more to build than the rest of the records.)
+``events``
+    one row per event: ``id`` = record id * 4 + slot (slot 0..3 = the m, a, c,
+    b time of a file, 0 otherwise), ``ts`` (UTC ns), ``kinds`` (bit set, see
+    :class:`~forensics.timeline.events.Kind`), ``source``, ``flags``. Indexed
+    on ``ts``: ``ORDER BY ts, id`` is the timeline's order.
+``fts``
+    FTS5 over each record's entity and message (contentless; rowid = record id).
+``members``, ``problems``, ``meta``
+    member names for refs; what could not be used (the first
+    :data:`~forensics.timeline.sink.MAX_PROBLEMS`; every one is counted in the
+    meta); build facts as JSON values.
+
+How it is built: the extracting process writes records into small chunk files
+of :data:`CHUNK_RECORDS` rows and hands each, when full, to an indexing
+process (:mod:`forensics.timeline.indexer`), which copies it into the store
+and derives that range's events and full-text index in a few SQL statements.
+Extraction (Python) and indexing (SQLite's C code) so run on two cores. A process,
+not a thread: measured here, two threads running SQLite statements in one
+process did not run in parallel (SQLite's process-wide mutexes), two processes did.
+"""
+
+# ruff: noqa: S608 - SQL text is built only from this module's constants and from
+# whitelisted integers; every value from a user or a bundle is a bound parameter.
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from forensics.errors import OutputError
+from forensics.timeline.events import SOURCE_BY_NUM
+from forensics.timeline.sink import Sink
+
+SCHEMA_VERSION = 1
+CHUNK_RECORDS = 100_000
+#: a recorded time at or after this (2100-01-01) or before 1970 is flagged TIME_SUSPECT
+SUSPECT_AFTER_NS = 4_102_444_800 * 1_000_000_000
+_SUSPECT = 512
+
+_RECORD_COLUMNS = """
+    source INTEGER NOT NULL,
+    kind INTEGER,
+    ts INTEGER,
+    aux_ts INTEGER,
+    flags INTEGER NOT NULL,
+    entity TEXT NOT NULL,
+    message TEXT,
+    member INTEGER NOT NULL,
+    line INTEGER NOT NULL,
+    attrs TEXT,
+    raw TEXT,
+    mtime INTEGER, atime INTEGER, ctime INTEGER, btime INTEGER
+"""
+_RECORD_NAMES = (
+    "source, kind, ts, aux_ts, flags, entity, message, member, line, attrs, raw,"
+    " mtime, atime, ctime, btime"
+)
+_CHUNK_SCHEMA = f"""
+CREATE TABLE records(id INTEGER PRIMARY KEY, {_RECORD_COLUMNS});
+CREATE TABLE members(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE problems(what TEXT NOT NULL, member TEXT, line INTEGER, detail TEXT);
+"""
+_STORE_SCHEMA = f"""
+CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE members(id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE problems(
+    id INTEGER PRIMARY KEY, what TEXT NOT NULL, member TEXT, line INTEGER, detail TEXT
+);
+CREATE TABLE records(id INTEGER PRIMARY KEY, {_RECORD_COLUMNS});
+CREATE TABLE events(
+    id INTEGER PRIMARY KEY,
+    ts INTEGER NOT NULL,
+    kinds INTEGER NOT NULL,
+    source INTEGER NOT NULL,
+    flags INTEGER NOT NULL
+);
+CREATE VIRTUAL TABLE fts USING fts5(entity, message, content='', columnsize=0);
+CREATE TEMP TABLE slots(slot INTEGER PRIMARY KEY);
+INSERT INTO slots VALUES (0), (1), (2), (3);
+"""
+
+_INSERT_FILE = (
+    "INSERT INTO records(source, flags, entity, member, line, raw, mtime, atime, ctime, btime)"
+    " VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_INSERT_EVENT = (
+    "INSERT INTO records(source, kind, ts, aux_ts, flags, entity, message, member, line, attrs)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_COPY_CHUNK = (
+    f"INSERT INTO main.records(id, {_RECORD_NAMES})"
+    f" SELECT id + :offset, {_RECORD_NAMES} FROM chunk.records ORDER BY id"
+)
+
+# One pass over a range of records in id order: up to four events per filesystem
+# record (one per distinct time, letters combined), one per other record.
+_DERIVE_EVENTS = f"""
+INSERT INTO events(id, ts, kinds, source, flags)
+SELECT id, t, k, source,
+       f | (CASE WHEN t < 0 OR t >= {SUSPECT_AFTER_NS} THEN {_SUSPECT} ELSE 0 END)
+FROM (
+    SELECT r.id * 4 + s.slot AS id, r.source AS source, r.flags AS f,
+        CASE WHEN r.source != 1 THEN r.ts
+             WHEN s.slot = 0 THEN r.mtime WHEN s.slot = 1 THEN r.atime
+             WHEN s.slot = 2 THEN r.ctime ELSE r.btime END AS t,
+        CASE WHEN r.source != 1 THEN r.kind
+             WHEN s.slot = 0 THEN 1 | (r.atime IS r.mtime) * 2 | (r.ctime IS r.mtime) * 4
+                                    | (r.btime IS r.mtime) * 8
+             WHEN s.slot = 1 THEN 2 | (r.ctime IS r.atime) * 4 | (r.btime IS r.atime) * 8
+             WHEN s.slot = 2 THEN 4 | (r.btime IS r.ctime) * 8
+             ELSE 8 END AS k
+    FROM main.records r CROSS JOIN temp.slots s
+    WHERE r.id > :lo AND r.id <= :hi AND (
+          (r.source != 1 AND s.slot = 0 AND r.ts IS NOT NULL)
+       OR (r.source = 1 AND (
+            (s.slot = 0 AND r.mtime IS NOT NULL)
+         OR (s.slot = 1 AND r.atime IS NOT NULL AND r.atime IS NOT r.mtime)
+         OR (s.slot = 2 AND r.ctime IS NOT NULL AND r.ctime IS NOT r.mtime
+                        AND r.ctime IS NOT r.atime)
+         OR (s.slot = 3 AND r.btime IS NOT NULL AND r.btime IS NOT r.mtime
+                        AND r.btime IS NOT r.atime AND r.btime IS NOT r.ctime))))
+)
+"""
+_INDEX_TEXT = (
+    "INSERT INTO fts(rowid, entity, message)"
+    " SELECT id, entity, message FROM main.records WHERE id > :lo AND id <= :hi"
+)
+
+
+def _pragmas(con: sqlite3.Connection, cache_mib: int) -> None:
+    con.execute("PRAGMA journal_mode = OFF")
+    con.execute("PRAGMA synchronous = OFF")
+    con.execute(f"PRAGMA cache_size = -{cache_mib * 1024}")
+    con.execute("PRAGMA temp_store = FILE")
+
+
+def assemble(store: Path, chunks: Iterator[Path]) -> dict[str, Any]:
+    """The indexing side: copy each chunk into the store (in order), derive its events
+    and its full-text index, delete it; then sort the time index."""
+    con = sqlite3.connect(store, isolation_level=None)
+    try:
+        con.execute("PRAGMA page_size = 8192")
+        _pragmas(con, 48)
+        con.executescript(_STORE_SCHEMA)
+        offset = 0
+        n_events = 0
+        for chunk in chunks:
+            con.execute("ATTACH DATABASE ? AS chunk", (str(chunk),))
+            con.execute("BEGIN")
+            n = con.execute(_COPY_CHUNK, {"offset": offset}).rowcount
+            rng = {"lo": offset, "hi": offset + n}
+            n_events += con.execute(_DERIVE_EVENTS, rng).rowcount
+            con.execute(_INDEX_TEXT, rng)
+            con.execute("INSERT INTO main.members SELECT * FROM chunk.members")
+            con.execute(
+                "INSERT INTO main.problems(what, member, line, detail)"
+                " SELECT what, member, line, detail FROM chunk.problems ORDER BY rowid"
+            )
+            con.execute("COMMIT")
+            con.execute("DETACH DATABASE chunk")
+            chunk.unlink()
+            offset += n
+        con.execute("PRAGMA threads = 2")
+        con.execute("CREATE INDEX events_ts ON events(ts)")
+        # min and max each walk one edge of the index; count(*) would read it all
+        t_min = con.execute("SELECT min(ts) FROM events").fetchone()[0]
+        t_max = con.execute("SELECT max(ts) FROM events").fetchone()[0]
+        return {"events": n_events, "records": offset, "time_min": t_min, "time_max": t_max}
+    finally:
+        con.close()
+
+
+class Indexer:
+    """The indexing process, handed finished chunk files through a pipe."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        root = str(Path(__file__).resolve().parents[2])
+        env = dict(os.environ)
+        env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "forensics.timeline.indexer", str(store)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+
+    def send(self, chunk: Path) -> None:
+        assert self.proc.stdin is not None
+        try:
+            self.proc.stdin.write(f"{chunk}\n")
+            self.proc.stdin.flush()
+        except BrokenPipeError:
+            self.finish()  # raises with what the indexer said
+
+    def end(self) -> None:
+        """No more chunks: the indexer finishes (sorts the time index)."""
+        if self.proc.stdin is not None:
+            with contextlib.suppress(BrokenPipeError):
+                self.proc.stdin.close()
+            self.proc.stdin = None
+
+    def finish(self) -> dict[str, Any]:
+        self.end()
+        out, err = self.proc.communicate()
+        if self.proc.returncode != 0:
+            last = (err.strip().splitlines() or ["no message"])[-1]
+            raise OutputError(f"indexing the timeline failed: {last}")
+        result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
+        return result
+
+    def abort(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.stdin = None
+        self.proc.communicate()
+
+
+class StoreSink(Sink):
+    """Writes rows into chunk files beside ``store`` and hands them to the indexer."""
+
+    def __init__(self, store: Path) -> None:
+        super().__init__()
+        self.store = store
+        self.indexer = Indexer(store)
+        self.records = 0
+        self.by_source: Counter[int] = Counter()  # events of the one-event records
+        self._chunks = 0
+        self._in_chunk = 0
+        self._members_sent = 0
+        self._problems_sent = 0
+        self.con = self._new_chunk()
+
+    def _new_chunk(self) -> sqlite3.Connection:
+        self._chunks += 1
+        self._chunk_path = self.store.with_name(f"{self.store.name}.chunk{self._chunks:05d}")
+        con = sqlite3.connect(self._chunk_path, isolation_level=None)
+        _pragmas(con, 16)
+        con.executescript(_CHUNK_SCHEMA)
+        con.execute("BEGIN")
+        self._in_chunk = 0
+        return con
+
+    def _hand_over(self, last: bool = False) -> None:
+        """Close the chunk (with the members and problems met so far) and send it."""
+        con = self.con
+        members = sorted((mid, name) for name, mid in self.members.items())
+        con.executemany("INSERT INTO members VALUES (?, ?)", members[self._members_sent :])
+        self._members_sent = len(members)
+        con.executemany(
+            "INSERT INTO problems VALUES (?, ?, ?, ?)", self.problems[self._problems_sent :]
+        )
+        self._problems_sent = len(self.problems)
+        con.execute("COMMIT")
+        con.close()
+        self.indexer.send(self._chunk_path)
+        if not last:
+            self.con = self._new_chunk()
+
+    def flush(self) -> None:
+        if self.file_rows:
+            self.con.executemany(_INSERT_FILE, self.file_rows)
+            self._in_chunk += len(self.file_rows)
+        if self.event_rows:
+            self.con.executemany(_INSERT_EVENT, self.event_rows)
+            self._in_chunk += len(self.event_rows)
+            for row in self.event_rows:
+                self.by_source[row[0]] += 1
+        super().flush()
+        if self._in_chunk >= CHUNK_RECORDS:
+            self.records += self._in_chunk
+            self._hand_over()
+
+    def finish(self, meta: dict[str, Any]) -> dict[str, Any]:
+        """Send what remains, wait for the indexer, write the meta; returns it."""
+        self.flush()
+        self.records += self._in_chunk
+        self._hand_over(last=True)
+        result = self.indexer.finish()
+        full = dict(meta)
+        full.update(result)
+        by = {SOURCE_BY_NUM.get(k, str(k)): v for k, v in self.by_source.items()}
+        fs_events = int(result["events"]) - sum(self.by_source.values())
+        if fs_events:
+            by["fs"] = fs_events
+        full.update(
+            {
+                "schema": SCHEMA_VERSION,
+                "by_source": dict(sorted(by.items())),
+                "counts": dict(sorted(self.counts.items())),
+                "warnings": self.warnings,
+            }
+        )
+        con = sqlite3.connect(self.store, isolation_level=None)
+        try:
+            con.execute("BEGIN")
+            con.executemany(
+                "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                [(k, json.dumps(v, ensure_ascii=False, sort_keys=True)) for k, v in full.items()],
+            )
+            con.execute("COMMIT")
+        finally:
+            con.close()
+        return full
+
+    def abort(self) -> None:
+        """Stop after a failure: end the indexer, drop the chunk files."""
+        try:
+            self.indexer.abort()
+        finally:
+            self.con.close()
+            for chunk in self.store.parent.glob(f"{self.store.name}.chunk*"):
+                chunk.unlink(missing_ok=True)
+
+
+def read_meta(con: sqlite3.Connection) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in con.execute("SELECT key, value FROM meta"):
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
