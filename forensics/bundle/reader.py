@@ -57,8 +57,13 @@ class StreamBroken(Exception):
         self.member = member
 
 
-def open_stream(path: str | Path) -> tuple[BinaryIO, IO[bytes]]:
-    """Open a bundle file; returns (raw file, decompressed stream)."""
+def open_stream(
+    path: str | Path, zstd_reader: Callable[[BinaryIO], Any] = ZstdReader
+) -> tuple[BinaryIO, IO[bytes]]:
+    """Open a bundle file; returns (raw file, decompressed stream).
+
+    ``zstd_reader`` wraps a compressed file (the timeline passes one that
+    decompresses ahead on a thread)."""
     try:
         raw = Path(path).open("rb")
     except OSError as err:
@@ -66,7 +71,7 @@ def open_stream(path: str | Path) -> tuple[BinaryIO, IO[bytes]]:
     magic = raw.read(4)
     raw.seek(0)
     if magic == ZSTD_MAGIC:
-        return raw, ZstdReader(raw)  # type: ignore[return-value]
+        return raw, zstd_reader(raw)
     return raw, raw
 
 

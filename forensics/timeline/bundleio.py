@@ -27,8 +27,9 @@ from typing import IO, Any, BinaryIO
 
 import zstandard
 
-from forensics.bundle.format import HEADER_NAME, MANIFEST_NAME, ZSTD_MAGIC, check_version
+from forensics.bundle.format import HEADER_NAME, MANIFEST_NAME, check_version
 from forensics.bundle.reader import load_json
+from forensics.bundle.reader import open_stream as bundle_open_stream
 from forensics.errors import BundleError
 
 CHUNK = 1 << 20
@@ -131,16 +132,8 @@ class _Zstd:
 
 
 def open_stream(path: str | Path) -> tuple[BinaryIO, IO[bytes]]:
-    """The bundle file and its decompressed stream."""
-    try:
-        raw = Path(path).open("rb")
-    except OSError as err:
-        raise BundleError(f"cannot open {path}: {err.strerror}") from err
-    magic = raw.read(4)
-    raw.seek(0)
-    if magic == ZSTD_MAGIC:
-        return raw, _Zstd(raw)  # type: ignore[return-value]
-    return raw, raw
+    """The bundle file and its decompressed stream (decompressed ahead)."""
+    return bundle_open_stream(path, _Zstd)
 
 
 def _close(raw: BinaryIO, stream: IO[bytes]) -> None:
