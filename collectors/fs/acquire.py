@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import io
 import os
 import stat
-from collections import deque
-from collections.abc import Callable, Generator, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,79 +27,6 @@ from forensics.textsafe import bytes_field
 
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 CHUNK = 1 << 20
-#: files up to this size are read and hashed by a worker thread, ahead of the
-#: thread that walks and writes; records still come out in walk order
-PREFETCH_MAX = 256 << 10
-#: bound on files in flight (open fds) and on their bytes held in memory
-MAX_IN_FLIGHT = 512
-MAX_IN_FLIGHT_BYTES = 32 << 20
-#: a batch goes to the worker when it holds this many files or bytes
-BATCH_FILES = 64
-BATCH_BYTES = 4 << 20
-
-
-class _Batch:
-    """Small files read and hashed together by the worker: one hand-off per
-    batch, not per file, so thread overhead stays far below the work."""
-
-    def __init__(self) -> None:
-        self.jobs: list[tuple[int, int]] = []
-        self.bytes = 0
-        self.future: Future[list[tuple[bytes, Any] | OSError]] | None = None
-
-
-@dataclass
-class _Wait:
-    """Yielded by an entry's generator: resume it with its batch result."""
-
-    batch: _Batch
-    index: int
-    size: int
-
-    def done(self) -> bool:
-        return self.batch.future is not None and self.batch.future.done()
-
-    def result(self) -> tuple[bytes, Any]:
-        assert self.batch.future is not None
-        res = self.batch.future.result()[self.index]
-        if isinstance(res, OSError):
-            raise res
-        return res
-
-
-Output = Record | Skip
-EntryGen = Generator[Output | _Wait, Any, None]
-
-
-@dataclass
-class _Slot:
-    gen: EntryGen | None
-    out: list[Output] = field(default_factory=list)
-    wait: _Wait | None = None
-
-
-def _slurp(fd: int, size: int) -> tuple[bytes, Any]:
-    """Read up to size+1 bytes (one more reveals growth) and hash them."""
-    parts: list[bytes] = []
-    got = 0
-    while got <= size:
-        chunk = os.read(fd, size + 1 - got)
-        if not chunk:
-            break
-        parts.append(chunk)
-        got += len(chunk)
-    data = b"".join(parts)
-    return data, hashlib.sha256(data)
-
-
-def _slurp_batch(jobs: list[tuple[int, int]]) -> list[tuple[bytes, Any] | OSError]:
-    out: list[tuple[bytes, Any] | OSError] = []
-    for fd, size in jobs:
-        try:
-            out.append(_slurp(fd, size))
-        except OSError as err:
-            out.append(err)
-    return out
 
 
 @dataclass
@@ -168,115 +92,29 @@ class FilesystemAcquirer:
     def run(
         self, root_fd: int, no_descend: frozenset[bytes], upper_fd: int | None
     ) -> Iterator[Record | Skip]:
-        """Walk, hash, copy. Small files are read by a worker thread while this
-        one goes on walking and writing; outputs keep the walk's order."""
-        queue: deque[_Slot] = deque()
-        self._in_flight_bytes = 0
-        self._links_in_flight: set[tuple[tuple[int, int], int]] = set()
-        self._batch = _Batch()
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="exuvia-read") as pool:
-            self._pool = pool
-            try:
-                for item in walk(root_fd, no_descend=no_descend, upper_fd=upper_fd):
-                    if isinstance(item, Skip):
-                        slot = _Slot(None, [item])
-                    elif isinstance(item, Whiteout):
-                        slot = _Slot(None, [self._whiteout(item)])
-                    else:
-                        if (item.st.dev, item.st.ino) in self._links_in_flight:
-                            # a hard link to a file still being read: let it finish,
-                            # so this entry is recorded as its link, not read again
-                            yield from self._emit(queue, drain=True)
-                        slot = _Slot(self._entry(item))
-                        self._advance(slot, None)
-                    queue.append(slot)
-                    yield from self._emit(queue, drain=False)
-                    if self._progress is not None and self.stats.entries % 512 == 0:
-                        self._progress(self.stats)
-                yield from self._emit(queue, drain=True)
-            finally:
-                # an abandoned walk (interrupt): stop the worker first, then let
-                # every waiting entry close its fd
-                pool.shutdown(wait=True, cancel_futures=True)
-                for slot in queue:
-                    if slot.gen is not None:
-                        slot.gen.close()
-
-    def _enqueue(self, fd: int, size: int) -> _Wait:
-        batch = self._batch
-        batch.jobs.append((fd, size))
-        batch.bytes += size
-        wait = _Wait(batch, len(batch.jobs) - 1, size)
-        if len(batch.jobs) >= BATCH_FILES or batch.bytes >= BATCH_BYTES:
-            self._submit()
-        return wait
-
-    def _submit(self) -> None:
-        batch = self._batch
-        if batch.jobs and batch.future is None:
-            batch.future = self._pool.submit(_slurp_batch, batch.jobs)
-            self._batch = _Batch()
-
-    def _advance(self, slot: _Slot, result: Any, error: BaseException | None = None) -> None:
-        """Run an entry's generator to its next wait (or its end)."""
-        assert slot.gen is not None
-        try:
-            item = slot.gen.throw(error) if error is not None else slot.gen.send(result)
-            while not isinstance(item, _Wait):
-                slot.out.append(item)
-                item = next(slot.gen)
-            slot.wait = item
-            self._in_flight_bytes += item.size
-        except StopIteration:
-            slot.gen = None
-            slot.wait = None
-
-    def _emit(self, queue: deque[_Slot], drain: bool) -> Iterator[Output]:
-        """Yield finished slots from the head; resume waits when needed or ready."""
-        while queue:
-            head = queue[0]
-            if head.wait is not None:
-                must = (
-                    drain
-                    or len(queue) > MAX_IN_FLIGHT
-                    or self._in_flight_bytes > MAX_IN_FLIGHT_BYTES
+        for item in walk(root_fd, no_descend=no_descend, upper_fd=upper_fd):
+            if isinstance(item, Skip):
+                yield item
+            elif isinstance(item, Whiteout):
+                self.stats.deleted += 1
+                data = bytes_field("path", item.path)
+                data.update(
+                    {
+                        "type": "whiteout",
+                        "deleted": True,
+                        "changed": True,
+                        "ctime_ns": item.st.ctime_ns,
+                        "mtime_ns": item.st.mtime_ns,
+                        "note": "overlay whiteout: deleted since the container started",
+                    }
                 )
-                if not (must or head.wait.done()):
-                    return
-                wait = head.wait
-                if wait.batch.future is None:
-                    self._submit()
-                head.wait = None
-                self._in_flight_bytes -= wait.size
-                try:
-                    res = wait.result()
-                except OSError as err:
-                    self._advance(head, None, err)
-                else:
-                    self._advance(head, res)
-                continue
-            if head.gen is not None:  # not started waiting yet (cannot happen) - be safe
-                self._advance(head, None)
-                continue
-            queue.popleft()
-            yield from head.out
+                yield Record("fs_entry", data)
+            else:
+                yield from self._entry(item)
+            if self._progress is not None and self.stats.entries % 512 == 0:
+                self._progress(self.stats)
 
-    def _whiteout(self, item: Whiteout) -> Record:
-        self.stats.deleted += 1
-        data = bytes_field("path", item.path)
-        data.update(
-            {
-                "type": "whiteout",
-                "deleted": True,
-                "changed": True,
-                "ctime_ns": item.st.ctime_ns,
-                "mtime_ns": item.st.mtime_ns,
-                "note": "overlay whiteout: deleted since the container started",
-            }
-        )
-        return Record("fs_entry", data)
-
-    def _entry(self, e: WalkEntry) -> EntryGen:
+    def _entry(self, e: WalkEntry) -> Iterator[Record | Skip]:
         self.stats.entries += 1
         data = _meta(e.path, e.st)
         data["changed"] = e.changed
@@ -297,7 +135,7 @@ class FilesystemAcquirer:
                 self.stats.noatime_refused = True
         return os.open(e.name, FILE_FLAGS, dir_fd=e.dir_fd)
 
-    def _file(self, e: WalkEntry, data: dict[str, Any]) -> EntryGen:
+    def _file(self, e: WalkEntry, data: dict[str, Any]) -> Iterator[Skip]:
         self.stats.files += 1
         key = (e.st.dev, e.st.ino)
         if e.st.nlink > 1 and key in self._hardlinks:
@@ -343,16 +181,7 @@ class FilesystemAcquirer:
                     f"{self.policy.max_file_size} (hashed only)",
                 )
             try:
-                if st.st_size <= PREFETCH_MAX:
-                    if e.st.nlink > 1:
-                        self._links_in_flight.add(key)
-                    try:
-                        got = yield self._enqueue(fd, st.st_size)
-                    finally:
-                        self._links_in_flight.discard(key)
-                    sha, member, read = self._finish_small(fd, e.path, st.st_size, copy, got)
-                else:
-                    sha, member, read = self._read(fd, e.path, st.st_size, copy)
+                sha, member, read = self._read(fd, e.path, st.st_size, copy)
             except OSError as err:
                 yield skip_from_oserror(COLLECTOR, _t(e.path), err, "read failed")
                 data["read_error"] = err.strerror
@@ -382,28 +211,6 @@ class FilesystemAcquirer:
             yield from self.elf.take(fd, e.path, st.st_size, sha, member)
         finally:
             os.close(fd)
-
-    def _finish_small(
-        self, fd: int, path: bytes, size: int, copy: bool, got: tuple[bytes, Any]
-    ) -> tuple[str, str | None, int]:
-        """Write what the worker read (exactly ``size`` bytes, padded if it shrank)."""
-        data, digest = got
-        read = len(data)
-        member = None
-        if copy:
-            member = file_member_name(path)
-            if read == size:
-                self.writer.add_prehashed(member, data, digest.hexdigest())
-            else:  # shrank (zero-padded) or grew (cut at its size when opened)
-                self.writer.add_stream(member, size, io.BytesIO(data[:size]).read)
-            self.stats.copied_files += 1
-            self.stats.copied_bytes += size
-        if read > size:  # it grew: hash the rest too, so the hash is of the whole file
-            while chunk := os.read(fd, CHUNK):
-                digest.update(chunk)
-                read += len(chunk)
-        self.stats.hashed_bytes += read
-        return str(digest.hexdigest()), member, read
 
     def _read(self, fd: int, path: bytes, size: int, copy: bool) -> tuple[str, str | None, int]:
         """Hash the file; copy ``size`` bytes into the bundle when asked.

@@ -139,14 +139,6 @@ class BundleWriter:
         buf = io.BytesIO(data)
         return self.add_stream(name, len(data), buf.read)
 
-    def add_prehashed(self, name: str, data: bytes, sha256: str) -> MemberEntry:
-        """Add an in-memory member whose SHA-256 the caller already computed
-        (a worker thread hashed it while this thread wrote the previous one)."""
-        self._sink.write(self._header(name, len(data)) + data + b"\0" * ((-len(data)) % BLOCK))
-        entry = MemberEntry(name, len(data), sha256)
-        self._record(entry)
-        return entry
-
     def add_stream(
         self,
         name: str,

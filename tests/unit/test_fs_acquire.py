@@ -6,9 +6,10 @@ import hashlib
 import os
 from pathlib import Path
 
-from collectors.fs.acquire import PREFETCH_MAX, FilesystemAcquirer
+from collectors.fs.acquire import FilesystemAcquirer
 from collectors.fs.policy import CopyPolicy
 from forensics.bundle import BundleWriter, verify_bundle
+from forensics.bundle.writer import SMALL
 from forensics.records import Record, Skip
 from tests.support.bundles import member
 
@@ -31,8 +32,8 @@ def test_records_keep_walk_order_and_every_hash_and_copy_is_right(tmp_path: Path
     expected: dict[str, bytes] = {}
     for d in range(6):
         for f in range(60):
-            # mix small files (read ahead by the worker) and large ones (read inline)
-            size = (PREFETCH_MAX + 4096) if f % 17 == 0 else (f * 131 + d)
+            # mix small files (one write per member) and large ones (streamed in chunks)
+            size = (SMALL + 4096) if f % 17 == 0 else (f * 131 + d)
             content = hashlib.sha256(f"{d}/{f}".encode()).digest() * (size // 32 + 1)
             p = root / f"d{d}" / f"f{f:03d}"
             p.parent.mkdir(parents=True, exist_ok=True)
