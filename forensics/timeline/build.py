@@ -21,6 +21,12 @@ from forensics.timeline.bundleio import (
     stream_members,
 )
 from forensics.timeline.fs import _int, extract_fs
+from forensics.timeline.k8s import (
+    EVENTS_MEMBER,
+    TRANSITIONS_MEMBER,
+    extract_k8s_events,
+    extract_k8s_transitions,
+)
 from forensics.timeline.logs import extract_log, log_sources, runtime_source
 from forensics.timeline.logtime import LogClock, tz_name
 from forensics.timeline.proc import extract_processes, parse_passwd
@@ -48,6 +54,8 @@ _KEEP = frozenset(
         GROUPS_MEMBER,
         HEADER_NAME,
         MANIFEST_NAME,
+        EVENTS_MEMBER,
+        TRANSITIONS_MEMBER,
     }
 )
 
@@ -116,6 +124,8 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
     if not lifecycle_done:
         extract_lifecycle(target, sink, None)
     extract_custody(sc.kept.get(CUSTODY_NAME), sink)
+    extract_k8s_events(sc.kept.get(EVENTS_MEMBER), sink)
+    extract_k8s_transitions(sc.kept.get(TRANSITIONS_MEMBER), sink)
 
 
 def build_store(

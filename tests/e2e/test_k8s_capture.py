@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 
 from forensics.bundle import verify_bundle
+from forensics.timeline import Query, open_timeline
 from tests.e2e import k8s_lab as lab
 
 pytestmark = pytest.mark.e2e
@@ -158,6 +159,12 @@ def test_capture_a_shellless_pod_at_each_pod_security_level(
     custody = lab.jsonl(Path(f"{out}.custody.jsonl").read_bytes())
     sealed = [c for c in custody if c["action"] == "bundle.sealed"]
     assert sealed and sealed[0]["details"]["manifest_sha256"] == verify_bundle(out).manifest_sha256
+
+    # the timeline gains the pod's Kubernetes events and container transitions
+    tl = open_timeline(out, cache_dir=out.parent / f"{out.name}.tl")
+    k8s_events = tl.events(Query(sources=("k8s",)), limit=500)
+    assert any(e.kind == "k8s.event" and "Started" in e.message for e in k8s_events)
+    assert any(e.kind == "container.started" for e in k8s_events)
 
 
 @pytest.mark.parametrize(

@@ -45,12 +45,8 @@ pid_of() {
   pid=$(cat "$f")
   [ -n "$pid" ] && [ -d "/proc/$pid" ] || return 1
   # Guard against pid reuse: the recorded command line must still match.
-  # (Right after start the process may still be `setsid` about to exec it.)
   if [ -f "$PIDS/$1.cmd" ]; then
-    local line cmd
-    line=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)
-    cmd=$(cat "$PIDS/$1.cmd")
-    [ "$line" = "$cmd" ] || [ "$line" = "setsid $cmd" ] || return 1
+    [ "$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null)" = "$(cat "$PIDS/$1.cmd")" ] || return 1
   fi
   echo "$pid"
 }
