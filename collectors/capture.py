@@ -229,9 +229,7 @@ class Capture:
     def run(self) -> CaptureResult:
         out = self.opts.output
         partial = out.with_name(out.name + ".partial")
-        for p in (out, partial, out.with_name(out.name + ".incomplete")):
-            if os.path.lexists(p):
-                raise OutputError(f"{p} already exists; refusing to overwrite evidence")
+        refuse_existing(out, partial, out.with_name(out.name + ".incomplete"))
         try:
             fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
         except OSError as err:
@@ -242,18 +240,18 @@ class Capture:
             raw.flush()
             os.fsync(raw.fileno())
         except OSError as err:
-            _close_quietly(raw)
+            close_quietly(raw)
             raise OutputError(
                 f"writing {partial} failed: {err.strerror}; what was written is kept "
                 f"there and verifies up to its last checkpoint"
             ) from None
         except CaptureInterrupted as err:
-            _close_quietly(raw)
+            close_quietly(raw)
             raise OutputError(f"{err} while sealing; partial bundle kept at {partial}") from None
         except ExuviaError:
             # refused before anything was collected (gone, access denied): no evidence
             # to keep, so no half-written file either
-            _close_quietly(raw)
+            close_quietly(raw)
             partial.unlink(missing_ok=True)
             raise
         manifest_sha, file_sha, file_bytes = seal
@@ -268,10 +266,7 @@ class Capture:
             bytes=file_bytes,
             complete=not self.incomplete,
         )
-        custody_path = final.with_name(final.name + ".custody.jsonl")
-        tmp = custody_path.with_name(custody_path.name + ".tmp")
-        tmp.write_bytes(self.custody.to_jsonl())
-        os.rename(tmp, custody_path)
+        custody_path = self.custody.write_sidecar(final)
         return CaptureResult(
             path=final,
             complete=not self.incomplete,
@@ -473,7 +468,16 @@ class Capture:
         return manifest_sha, writer.file_sha256, writer.file_bytes
 
 
-def _close_quietly(raw: IO[bytes]) -> None:
+def refuse_existing(*paths: Path) -> None:
+    """Evidence is never overwritten: any of these paths existing is an error.
+
+    lexists, not Path.exists: a directory we may not enter must not raise."""
+    for p in paths:
+        if os.path.lexists(p):
+            raise OutputError(f"{p} already exists; refusing to overwrite evidence")
+
+
+def close_quietly(raw: IO[bytes]) -> None:
     """Close after a write error: a flush that fails again must not mask the first."""
     fd = raw.fileno()
     with contextlib.suppress(OSError):

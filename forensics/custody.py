@@ -14,6 +14,7 @@ import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from forensics.timeutil import iso_ns, now_ns
@@ -52,6 +53,15 @@ class CustodyLog:
             entry["details"] = details
         self.entries.append(entry)
         return entry
+
+    def write_sidecar(self, bundle: Path) -> Path:
+        """Write the whole log beside ``bundle`` as ``<bundle>.custody.jsonl``
+        (under a temporary name first, so a half-written log never has its name)."""
+        path = bundle.with_name(bundle.name + ".custody.jsonl")
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_bytes(self.to_jsonl())
+        os.rename(tmp, path)
+        return path
 
     def to_jsonl(self) -> bytes:
         return b"".join(

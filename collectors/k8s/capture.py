@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from collectors.capture import CaptureOptions, CaptureResult, Progress, _close_quietly
+from collectors.capture import (
+    CaptureOptions,
+    CaptureResult,
+    Progress,
+    close_quietly,
+    refuse_existing,
+)
 from collectors.k8s import facts as k8s_facts
 from collectors.k8s.assemble import Outcome, assemble
 from collectors.k8s.client import KubeClient
@@ -136,9 +142,7 @@ class K8sCapture:
         out = self.opts.output
         partial = out.with_name(out.name + ".partial")
         spool = out.with_name(out.name + ".agent-stream")
-        for p in (out, partial, out.with_name(out.name + ".incomplete"), spool):
-            if p.exists():
-                raise OutputError(f"{p} already exists; refusing to overwrite evidence")
+        refuse_existing(out, partial, out.with_name(out.name + ".incomplete"), spool)
         return out, partial, spool
 
     def run(self) -> CaptureResult:
@@ -252,10 +256,7 @@ class K8sCapture:
             bytes=outcome.file_bytes,
             complete=outcome.complete,
         )
-        custody_path = final.with_name(final.name + ".custody.jsonl")
-        tmp = custody_path.with_name(custody_path.name + ".tmp")
-        tmp.write_bytes(self.custody.to_jsonl())
-        os.rename(tmp, custody_path)
+        custody_path = self.custody.write_sidecar(final)
         return CaptureResult(
             path=final,
             complete=outcome.complete,
@@ -335,10 +336,10 @@ class K8sCapture:
                 result = receive(channel, raw, moved)
             os.fsync(raw.fileno())
         except OSError as err:
-            _close_quietly(raw)
+            close_quietly(raw)
             raise OutputError(f"writing {spool} failed: {err.strerror}; it is kept") from None
         except BaseException:
-            _close_quietly(raw)
+            close_quietly(raw)
             raise
         raw.close()
         inj.footprint["stream_ended_ns"] = self.custody.clock()
@@ -401,7 +402,7 @@ class K8sCapture:
             raw.flush()
             os.fsync(raw.fileno())
         except OSError as err:
-            _close_quietly(raw)
+            close_quietly(raw)
             raise OutputError(
                 f"writing {partial} failed: {err.strerror}; the agent's stream is kept in {spool}"
             ) from None

@@ -11,7 +11,8 @@ import json
 from typing import Any
 
 from forensics.timeline.events import Flag, Kind, Source
-from forensics.timeline.fs import _int, parse_json_line
+from forensics.timeline.fs import _int
+from forensics.timeline.runtime import timed_records
 from forensics.timeline.sink import Sink
 
 EVENTS_MEMBER = "artifacts/k8s/events.jsonl"
@@ -27,29 +28,12 @@ def _s(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def _records(data: bytes, member: str, sink: Sink) -> list[tuple[int, int, dict[str, Any]]]:
-    out: list[tuple[int, int, dict[str, Any]]] = []
-    for lineno, raw in enumerate(data.split(b"\n"), 1):
-        if not raw.strip():
-            continue
-        rec, why = parse_json_line(raw)
-        if not isinstance(rec, dict):
-            sink.problem("record_malformed", member, lineno, why or "not an object")
-            continue
-        ts = _int(rec.get("ts_ns"))
-        if ts is None:
-            sink.problem("no_time", member, lineno, "record without ts_ns")
-            continue
-        out.append((lineno, ts, rec))
-    return out
-
-
 def extract_k8s_events(data: bytes | None, sink: Sink) -> None:
     """One k8s.event per core/v1 Event about the pod."""
     if data is None:
         return
     mid = sink.member(EVENTS_MEMBER)
-    for lineno, ts, rec in _records(data, EVENTS_MEMBER, sink):
+    for lineno, ts, rec in timed_records(data, EVENTS_MEMBER, sink):
         raw_obj = rec.get("object")
         obj: dict[str, Any] = raw_obj if isinstance(raw_obj, dict) else {}
         entity = f"{_s(obj.get('kind')).lower() or 'object'}:{_s(obj.get('namespace'))}/"
@@ -74,7 +58,7 @@ def extract_k8s_transitions(data: bytes | None, sink: Sink) -> None:
     if data is None:
         return
     mid = sink.member(TRANSITIONS_MEMBER)
-    for lineno, ts, rec in _records(data, TRANSITIONS_MEMBER, sink):
+    for lineno, ts, rec in timed_records(data, TRANSITIONS_MEMBER, sink):
         what = _s(rec.get("transition")) or "?"
         kind = _TRANSITION_KINDS.get(what, Kind.K8S_EVENT)
         container = _s(rec.get("container"))

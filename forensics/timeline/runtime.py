@@ -106,22 +106,31 @@ def extract_lifecycle(target: Any, sink: Sink, init_start_ns: int | None) -> Non
             )
 
 
-def extract_custody(data: bytes | None, sink: Sink) -> None:
-    """One capture.action event per custody entry."""
-    if data is None:
-        return
-    mid = sink.member(CUSTODY_MEMBER)
+def timed_records(data: bytes, member: str, sink: Sink) -> list[tuple[int, int, dict[str, Any]]]:
+    """(line number, ts_ns, record) of every JSON line with an integer ``ts_ns``;
+    malformed lines and lines without a time are counted as problems."""
+    out: list[tuple[int, int, dict[str, Any]]] = []
     for lineno, raw in enumerate(data.split(b"\n"), 1):
         if not raw.strip():
             continue
         rec, why = parse_json_line(raw)
         if not isinstance(rec, dict):
-            sink.problem("record_malformed", CUSTODY_MEMBER, lineno, why or "not an object")
+            sink.problem("record_malformed", member, lineno, why or "not an object")
             continue
         ts = _int(rec.get("ts_ns"))
         if ts is None:
-            sink.problem("no_time", CUSTODY_MEMBER, lineno, "custody entry without ts_ns")
+            sink.problem("no_time", member, lineno, "entry without ts_ns")
             continue
+        out.append((lineno, ts, rec))
+    return out
+
+
+def extract_custody(data: bytes | None, sink: Sink) -> None:
+    """One capture.action event per custody entry."""
+    if data is None:
+        return
+    mid = sink.member(CUSTODY_MEMBER)
+    for lineno, ts, rec in timed_records(data, CUSTODY_MEMBER, sink):
         action = str(rec.get("action") or "?")
         examiner = str(rec.get("examiner") or "?")
         host = str(rec.get("host") or "?")
