@@ -253,6 +253,44 @@ class Timeline:
         for row in self.con.execute(sql, s.params):
             yield self._event(row)
 
+    def events_before(
+        self, q: Query | None, before: tuple[int, int] | None, limit: int
+    ) -> list[Event]:
+        """The ``limit`` events just before ``before`` = (ts, id) in timeline order
+        (the last ones when ``before`` is None), returned in timeline order."""
+        s = self._sql(q or Query())
+        if before is not None:
+            s.where.append("(e.ts < :b_ts OR (e.ts = :b_ts AND e.id < :b_id))")
+            s.params.update(b_ts=before[0], b_id=before[1])
+        s.params["limit"] = limit
+        sql = (
+            f"SELECT {_EVENT_COLS} FROM {self._from(s)} JOIN records r ON r.id = e.id >> 2"
+            f"{self._where(s)} ORDER BY e.ts DESC, e.id DESC LIMIT :limit"
+        )
+        rows = self.con.execute(sql, s.params).fetchall()
+        return [self._event(row) for row in reversed(rows)]
+
+    def rank(self, q: Query | None, key: tuple[int, int]) -> int:
+        """How many selected events come before ``key`` = (ts, id) (0-based position)."""
+        s = self._sql(q or Query())
+        s.where.append("(e.ts < :k_ts OR (e.ts = :k_ts AND e.id < :k_id))")
+        s.params.update(k_ts=key[0], k_id=key[1])
+        n: int = self.con.execute(
+            f"SELECT count(*) FROM {self._from(s)}{self._where(s)}", s.params
+        ).fetchone()[0]
+        return n
+
+    def context(self, ev: Event, around: int = 5) -> list[tuple[int, str, bool]]:
+        """The records of the same member around ``ev``'s (log lines, say):
+        [(line, message, is_this_one)], in member order."""
+        rid = ev.id >> 2
+        rows = self.con.execute(
+            "SELECT r.id, r.line, r.message, r.entity FROM records r WHERE r.id BETWEEN ? AND ?"
+            " AND r.member = (SELECT member FROM records WHERE id = ?) ORDER BY r.id",
+            (rid - around, rid + around, rid),
+        ).fetchall()
+        return [(line, message or entity, r == rid) for r, line, message, entity in rows]
+
     def count(self, q: Query | None = None) -> int:
         s = self._sql(q or Query())
         n: int = self.con.execute(
