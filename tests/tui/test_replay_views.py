@@ -148,3 +148,11 @@ async def test_an_incomplete_bundle_says_so(incident: Path) -> None:
         assert app.query_one("#banner").has_class("failed") or app.query_one("#banner").has_class(
             "incomplete"
         )
+
+
+async def test_from_container_start_opens_at_the_containers_creation(incident: Path) -> None:
+    app = make_app(incident, from_container_start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot)
+        await pilot.pause()
+        assert app.current().kind == "container.created"

@@ -37,10 +37,17 @@ def register(sub: Any) -> None:
         help="time zone of log times written without one (as for `exuvia timeline`)",
     )
     p.add_argument("--local", action="store_true", help="show times in local time (z toggles)")
+    p.add_argument(
+        "--from-start",
+        action="store_true",
+        help="open at the container's creation (not at the oldest file time of the image)",
+    )
     p.set_defaults(handler=run)
 
 
-def run_replay(bundle: Path, *, tz: str = "UTC", local_time: bool = False) -> int:
+def run_replay(
+    bundle: Path, *, tz: str = "UTC", local_time: bool = False, from_container_start: bool = False
+) -> int:
     """Run the app on a terminal; also called by `exuvia demo` and `exuvia triage`."""
     if not bundle.is_file():
         raise ExuviaError(f"{bundle}: no such bundle file")
@@ -50,10 +57,12 @@ def run_replay(bundle: Path, *, tz: str = "UTC", local_time: bool = False) -> in
         )
     from tui.replay.app import make_app  # noqa: PLC0415 - textual only when the UI runs
 
-    app = make_app(bundle, tz=tz, local_time=local_time)
+    app = make_app(bundle, tz=tz, local_time=local_time, from_container_start=from_container_start)
     app.run()
     return app.return_code or 0
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_replay(args.bundle, tz=args.tz, local_time=args.local)
+    return run_replay(
+        args.bundle, tz=args.tz, local_time=args.local, from_container_start=args.from_start
+    )

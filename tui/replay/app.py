@@ -76,8 +76,16 @@ class ReplayApp(App[None]):
         ),
     ]
 
-    def __init__(self, bundle: str | Path, *, tz: str = "UTC", local_time: bool = False) -> None:
+    def __init__(
+        self,
+        bundle: str | Path,
+        *,
+        tz: str = "UTC",
+        local_time: bool = False,
+        from_container_start: bool = False,
+    ) -> None:
         super().__init__()
+        self.from_container_start = from_container_start
         self.bundle = Path(bundle)
         self.tz = tz
         self.zone = local_zone() if local_time else None
@@ -151,6 +159,10 @@ class ReplayApp(App[None]):
         self.query_one("#loading").remove()
         self.query_one("#main").mount(events, before=0)
         events.focus()
+        if self.from_container_start:
+            starts = tl.events(Query(kinds=("container.created", "container.started")), limit=1)
+            if starts:
+                events.goto_time(starts[0].ts)
         self._title()
         self.refresh_counts()
         self.refresh_histogram()
@@ -615,6 +627,14 @@ class ReplayApp(App[None]):
             self.action_play()
 
 
-def make_app(bundle: str | Path, *, tz: str = "UTC", local_time: bool = False) -> ReplayApp:
+def make_app(
+    bundle: str | Path,
+    *,
+    tz: str = "UTC",
+    local_time: bool = False,
+    from_container_start: bool = False,
+) -> ReplayApp:
     """The replay app for ``bundle`` (tests build it through here)."""
-    return ReplayApp(bundle, tz=tz, local_time=local_time)
+    return ReplayApp(
+        bundle, tz=tz, local_time=local_time, from_container_start=from_container_start
+    )

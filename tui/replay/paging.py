@@ -44,8 +44,7 @@ class Window:
         """Rows starting just after ``k``; topped up from before when the end is near."""
         rows = self._after(k, self.height)
         if len(rows) < self.height:
-            rows = self._before(key(rows[0]) if rows else (1 << 63, 1 << 63),
-                                self.height - len(rows)) + rows  # fmt: skip
+            rows = self._before(key(rows[0]) if rows else None, self.height - len(rows)) + rows
         self.rows = rows
         self.cursor = 0
         if cursor_on is not None:
