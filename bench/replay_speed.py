@@ -75,7 +75,9 @@ async def replay():
         out["filter_rows"] = len(app.window.rows)
         # let the workers (count, histogram, verify, snapshot) finish: RSS includes them
         end = time.time() + 120
-        while (app.total is None or app.report is None or app.snapshot is None) and time.time() < end:
+        def busy():
+            return app.total is None or app.report is None or app.snapshot is None
+        while busy() and time.time() < end:
             await asyncio.sleep(0.1)
         out["total"] = app.total
         # the floor: one page of raw SQL at the same places
@@ -84,7 +86,8 @@ async def replay():
         con.execute("SELECT * FROM events ORDER BY ts DESC, id DESC LIMIT 43").fetchall()
         out["sql_end_ms"] = (time.perf_counter() - t0) * 1000
         t0 = time.perf_counter()
-        con.execute("SELECT * FROM events WHERE ts >= ? ORDER BY ts, id LIMIT 43", (mid,)).fetchall()
+        sql = "SELECT * FROM events WHERE ts >= ? ORDER BY ts, id LIMIT 43"
+        con.execute(sql, (mid,)).fetchall()
         out["sql_goto_ms"] = (time.perf_counter() - t0) * 1000
     hwm = next(l for l in open("/proc/self/status") if l.startswith("VmHWM")).split()[1]
     out["rss_mib"] = int(hwm) / 1024

@@ -31,6 +31,7 @@ def test_demo_without_a_terminal_skips_the_replay_view(tmp_path: Path) -> None:
     assert "verify:          OK" in r.stdout
     assert "replay: not on a terminal, so not opened; run: exuvia replay" in r.stdout
     (bundle,) = tmp_path.glob("demo-*.exv")
+    assert subprocess.run([EXUVIA, "verify", str(bundle)], check=False).returncode == 0
     r = subprocess.run(
         [EXUVIA, "demo", "-o", str(tmp_path / "again"), "--no-replay"],
         capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300, check=False,
