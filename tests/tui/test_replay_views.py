@@ -156,3 +156,27 @@ async def test_from_container_start_opens_at_the_containers_creation(incident: P
         await ready(pilot)
         await pilot.pause()
         assert app.current().kind == "container.created"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"", b"not a bundle at all\n" * 100, bytes(range(256)) * 64],
+    ids=["empty", "text", "binary"],
+)
+async def test_a_file_that_is_no_bundle_is_explained_not_a_crash(
+    tmp_path: Path, content: bytes
+) -> None:
+    junk = tmp_path / "junk.exv"
+    junk.write_bytes(content)
+    app = make_app(junk)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.report is not None and app.snapshot is not None)
+        await wait_for(pilot, lambda: "cannot open" in static_text(app.query_one("#loading")))
+        assert type(app.screen).__name__ == "VerifyFailedScreen"
+        await pilot.press("enter", "down", "end", "slash", "escape", "P", "escape", "M")
+        await pilot.press("escape", "F", "escape", "b", "question_mark", "escape")
+        assert app.query_one("#banner").has_class("failed")
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name != "xdg-cache") in (
+        ["junk.exv"],
+        ["junk.exv", "junk.exv.exuvia-cache"],
+    )
