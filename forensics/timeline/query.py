@@ -241,7 +241,9 @@ class Timeline:
     ) -> Iterator[Event]:
         s = self._sql(q or Query())
         if after is not None:
-            s.where.append("(e.ts > :after_ts OR (e.ts = :after_ts AND e.id > :after_id))")
+            # a row value, not "ts > x OR (ts = x AND id > y)": SQLite searches the
+            # time index for it, where the OR form scans it (0.01 ms vs 230 ms at 5M)
+            s.where.append("(e.ts, e.id) > (:after_ts, :after_id)")
             s.params.update(after_ts=after[0], after_id=after[1])
         sql = (
             f"SELECT {_EVENT_COLS} FROM {self._from(s)} JOIN records r ON r.id = e.id >> 2"
@@ -260,7 +262,7 @@ class Timeline:
         (the last ones when ``before`` is None), returned in timeline order."""
         s = self._sql(q or Query())
         if before is not None:
-            s.where.append("(e.ts < :b_ts OR (e.ts = :b_ts AND e.id < :b_id))")
+            s.where.append("(e.ts, e.id) < (:b_ts, :b_id)")
             s.params.update(b_ts=before[0], b_id=before[1])
         s.params["limit"] = limit
         sql = (
@@ -273,7 +275,7 @@ class Timeline:
     def rank(self, q: Query | None, key: tuple[int, int]) -> int:
         """How many selected events come before ``key`` = (ts, id) (0-based position)."""
         s = self._sql(q or Query())
-        s.where.append("(e.ts < :k_ts OR (e.ts = :k_ts AND e.id < :k_id))")
+        s.where.append("(e.ts, e.id) < (:k_ts, :k_id)")
         s.params.update(k_ts=key[0], k_id=key[1])
         n: int = self.con.execute(
             f"SELECT count(*) FROM {self._from(s)}{self._where(s)}", s.params

@@ -19,13 +19,14 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from forensics.bundle.verify import VerifyReport, verify_bundle
+from forensics.bundle.verify import VerifyReport
 from forensics.casefile import CaseFile
 from forensics.errors import ExuviaError
-from forensics.snapshot import Snapshot, load_snapshot
+from forensics.snapshot import Snapshot
 from forensics.timeline import Event, Query, Timeline, open_timeline
 from forensics.timeline.events import SOURCE_NAMES
 from forensics.timeline.query import Histogram
+from tui.replay.background import read_in_child
 from tui.replay.filters import Filters
 from tui.replay.paging import Window, key
 from tui.replay.render import fmt_time, local_zone, safe
@@ -129,7 +130,6 @@ class ReplayApp(App[None]):
             self.case_error = str(err)
         self.open_store()
         self.run_verify()
-        self.load_snap()
 
     # -- workers ----------------------------------------------------------------------
     @work(thread=True, group="store")
@@ -169,11 +169,12 @@ class ReplayApp(App[None]):
 
     @work(thread=True, group="verify")
     def run_verify(self) -> None:
-        try:
-            report = verify_bundle(self.bundle)
-        except ExuviaError as err:
-            report = VerifyReport(str(self.bundle), problems=[str(err)])
-        self.call_from_thread(self._verified, report)
+        """Verify, then load the snapshot, in a child process (see background.py)."""
+        read_in_child(
+            self.bundle,
+            lambda report: self.call_from_thread(self._verified, report),
+            lambda snap: self.call_from_thread(self._snap_ready, snap),
+        )
 
     def _verified(self, report: VerifyReport) -> None:
         self.report = report
@@ -198,14 +199,6 @@ class ReplayApp(App[None]):
         else:
             banner.set_classes("hidden")
         self._title()
-
-    @work(thread=True, group="snapshot")
-    def load_snap(self) -> None:
-        try:
-            snap = load_snapshot(self.bundle)
-        except ExuviaError as err:
-            snap = Snapshot(problems=[str(err)])
-        self.call_from_thread(self._snap_ready, snap)
 
     def _snap_ready(self, snap: Snapshot) -> None:
         self.snapshot = snap
