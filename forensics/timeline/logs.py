@@ -125,7 +125,7 @@ class LogDedup:
         self.entities = entities
         self.lines: dict[str, set[tuple[int, str]]] = {e: set() for e in entities}
 
-    def remember(self, entity: str) -> set[tuple[int, str]] | None:
+    def lines_of(self, entity: str) -> set[tuple[int, str]] | None:
         return self.lines.get(entity)
 
 
@@ -294,7 +294,7 @@ def extract_log(
     remember: set[tuple[int, str]] | None = None
     seen: set[tuple[int, str]] | None = None
     if dedup is not None:
-        lines = dedup.remember(src.entity)
+        lines = dedup.lines_of(src.entity)
         if src.origin == "k8s-api":
             seen = lines or None
         elif src.origin == "runtime":
