@@ -129,7 +129,6 @@ class ReplayApp(App[None]):
         except ExuviaError as err:
             self.case_error = str(err)
         self.open_store()
-        self.run_verify()
 
     # -- workers ----------------------------------------------------------------------
     @work(thread=True, group="store")
@@ -141,6 +140,7 @@ class ReplayApp(App[None]):
             tl = open_timeline(self.bundle, tz=self.tz, progress=progress)
         except ExuviaError as err:
             self.call_from_thread(self._loading, f"cannot open the timeline: {err}", True)
+            self.call_from_thread(self.run_verify)  # it says what is wrong with the bundle
             return
         self.call_from_thread(self._store_ready, tl)
 
@@ -164,8 +164,13 @@ class ReplayApp(App[None]):
             if starts:
                 events.goto_time(starts[0].ts)
         self._title()
+        # the rest competes for the CPU: let the first rows reach the screen first
+        self.call_after_refresh(self._background)
+
+    def _background(self) -> None:
         self.refresh_counts()
         self.refresh_histogram()
+        self.run_verify()
 
     @work(thread=True, group="verify")
     def run_verify(self) -> None:
