@@ -77,12 +77,15 @@ def _is_whiteout(st: Stat) -> bool:
 
 
 class _Chain:
-    """Open fds of the directories on the current path (a bounded cache)."""
+    """Open fds of the directories on the current path: a window of at most
+    MAX_OPEN_CHAIN of the deepest ones, so a walk 2,000 levels down keeps few
+    descriptors open and still opens each directory from its parent's fd."""
 
     def __init__(self, root_fd: int) -> None:
         self.root_fd = root_fd
+        #: every component of the current path; fds[i] is the fd of names[: i + 1]
         self.names: list[bytes] = []
-        self.fds: list[int] = []
+        self.fds: dict[int, int] = {}
         self.noatime_refused = False
 
     def _open(self, parent: int, name: bytes) -> int:
@@ -93,33 +96,42 @@ class _Chain:
                 self.noatime_refused = True
         return os.open(name, DIR_FLAGS, dir_fd=parent)
 
+    def _truncate(self, depth: int) -> None:
+        for level in [lv for lv in self.fds if lv >= depth]:
+            os.close(self.fds.pop(level))
+        del self.names[depth:]
+
     def open(self, comps: tuple[bytes, ...]) -> tuple[int, bool]:
-        """fd of the directory at ``comps``; second value: caller must close it."""
+        """fd of the directory at ``comps`` (kept by the chain; second value: False)."""
         common = 0
         while (
             common < len(self.names) and common < len(comps) and self.names[common] == comps[common]
         ):
             common += 1
-        while len(self.fds) > common:
-            os.close(self.fds.pop())
-            self.names.pop()
-        fd = self.fds[-1] if self.fds else self.root_fd
-        for i in range(common, len(comps)):
-            nfd = self._open(fd, comps[i])
-            if len(self.fds) < MAX_OPEN_CHAIN and len(self.fds) == i:
-                self.fds.append(nfd)
-                self.names.append(comps[i])
-                fd = nfd
-            else:
-                # beyond the cache: a private fd, closed by the caller (or here)
-                if fd not in self.fds and fd != self.root_fd:
-                    os.close(fd)
-                fd = nfd
-        owned = fd != self.root_fd and (not self.fds or fd != self.fds[-1])
-        return fd, owned
+        self._truncate(common)
+        # the open levels are the window's: contiguous and ending at common - 1;
+        # when the window no longer reaches that far up, start again at the root
+        level = common - 1
+        if level in self.fds:
+            fd = self.fds[level]
+        else:
+            level, fd = -1, self.root_fd
+        # the path beyond it is (re)opened one component at a time
+        del self.names[level + 1 :]
+        for i in range(level + 1, len(comps)):
+            try:
+                fd = self._open(fd, comps[i])
+            except OSError:
+                self._truncate(i)
+                raise
+            self.fds[i] = fd
+            self.names.append(comps[i])
+            if len(self.fds) > MAX_OPEN_CHAIN:
+                os.close(self.fds.pop(min(self.fds)))
+        return fd, False
 
     def close(self) -> None:
-        for fd in self.fds:
+        for fd in self.fds.values():
             os.close(fd)
         self.fds.clear()
         self.names.clear()
