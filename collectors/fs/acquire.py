@@ -18,6 +18,7 @@ from typing import Any
 
 from collectors.fs.elf_extract import ElfExtractor
 from collectors.fs.policy import CopyPolicy
+from collectors.fs.sparse import hash_sparse, is_sparse
 from collectors.fs.statx import Stat
 from collectors.fs.walk import COLLECTOR, O_NOATIME, WalkEntry, Whiteout, walk
 from forensics.bundle.format import file_member_name
@@ -163,6 +164,9 @@ class FilesystemAcquirer:
                 yield Skip(COLLECTOR, _t(e.path), "replaced during the walk; not read")
                 data["read_error"] = "replaced during the walk"
                 return
+            if is_sparse(st.st_size, st.st_blocks):
+                yield from hash_sparse(fd, _t(e.path), st.st_size, st.st_blocks, data)
+                return
             wanted = self.policy.wants(e.path, st.st_size, e.changed)
             if wanted and self.policy.is_secret(e.path):
                 wanted = False
@@ -195,8 +199,8 @@ class FilesystemAcquirer:
                 yield Skip(
                     COLLECTOR,
                     _t(e.path),
-                    f"changed while being read ({read} of {st.st_size} bytes at open, "
-                    f"{after.st_size} now); hash covers what was read",
+                    f"changed while being read ({st.st_size} bytes at open, {after.st_size} "
+                    f"now); sha256 covers the {read} bytes read",
                 )
             data["sha256"] = sha
             data["hashed_bytes"] = read
@@ -213,7 +217,7 @@ class FilesystemAcquirer:
             os.close(fd)
 
     def _read(self, fd: int, path: bytes, size: int, copy: bool) -> tuple[str, str | None, int]:
-        """Hash the file; copy ``size`` bytes into the bundle when asked.
+        """Hash the first ``size`` bytes (the size at open); copy them when asked.
 
         One SHA-256 serves both the file record and the member when the file
         did not change while read.
@@ -230,16 +234,14 @@ class FilesystemAcquirer:
 
             entry = self.writer.add_stream(member, size, reader, digest=digest)
             read = total[0]
-            # a file that grew: hash the rest too, so the hash is of the whole file
-            while chunk := os.read(fd, CHUNK):
-                digest.update(chunk)
-                read += len(chunk)
+            # never past the size at open: a file growing (or extended by
+            # ftruncate) as fast as it is read would keep the capture forever
             self.stats.copied_files += 1
             self.stats.copied_bytes += entry.size
             self.stats.hashed_bytes += read
             return digest.hexdigest(), member, read
         read = 0
-        while chunk := os.read(fd, CHUNK):
+        while read < size and (chunk := os.read(fd, min(CHUNK, size - read))):
             digest.update(chunk)
             read += len(chunk)
         self.stats.hashed_bytes += read
