@@ -13,6 +13,7 @@ import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from collectors.fs.statx import Stat, fstatx, statx
 from forensics.records import Skip, skip_from_oserror
@@ -50,26 +51,64 @@ class Whiteout:
     opaque_dir: bool = False
 
 
-def _upper_listing(chain: _Chain, comps: tuple[bytes, ...]) -> dict[bytes, Stat] | None:
-    """Names and stats in the upper layer's copy of a directory; None if absent."""
+#: an upper-layer directory with more names than this is not held in memory:
+#: each name of the merged directory is then looked up in it with statx
+UPPER_NAMES_MAX = 65536
+
+
+@dataclass(slots=True)
+class _UpperDir:
+    """The overlay upper layer's copy of one directory: which names it has
+    (written since the container started) and which of them are whiteouts."""
+
+    fd: int
+    names: set[bytes] | None  # None: too many to hold, so probed one by one
+    whiteouts: list[bytes]
+
+    def __contains__(self, name: bytes) -> bool:
+        if self.names is not None:
+            return name in self.names
+        try:
+            statx(self.fd, name)
+        except OSError:
+            return False
+        return True
+
+
+def _upper_listing(chain: _Chain, comps: tuple[bytes, ...]) -> _UpperDir | None:
+    """The upper layer's copy of a directory; None if absent.
+
+    Memory stays bounded whatever the directory holds: at most UPPER_NAMES_MAX
+    names are kept, and only whiteout names besides (a whiteout is a 0:0
+    character device, so only character devices are stat'ed).
+    """
     try:
-        fd, owned = chain.open(comps) if comps else (chain.root_fd, False)
+        fd, _ = chain.open(comps) if comps else (chain.root_fd, False)
     except OSError:
         return None
+    names: set[bytes] | None = set()
+    whiteouts: list[bytes] = []
     try:
-        out: dict[bytes, Stat] = {}
-        for n in os.listdir(fd):
-            name = os.fsencode(n)
-            try:
-                out[name] = statx(fd, name)
-            except OSError:
-                continue
-        return out
+        with os.scandir(fd) as listing:
+            for entry in listing:
+                name = os.fsencode(entry.name)
+                if names is not None:
+                    names.add(name)
+                    if len(names) > UPPER_NAMES_MAX:
+                        names = None
+                if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                    continue
+                if entry.is_symlink():
+                    continue
+                try:
+                    if _is_whiteout(statx(fd, name)):
+                        whiteouts.append(name)
+                except OSError:
+                    continue
     except OSError:
         return None
-    finally:
-        if owned:
-            os.close(fd)
+    whiteouts.sort()
+    return _UpperDir(fd, names, whiteouts)
 
 
 def _is_whiteout(st: Stat) -> bool:
@@ -187,15 +226,19 @@ def walk(
                     )
                     continue
                 try:
-                    names = sorted(os.fsencode(n) for n in os.listdir(fd))
+                    names = _sorted_names(fd)
                 except OSError as err:
                     yield skip_from_oserror(COLLECTOR, _t(path), err, "cannot list directory")
                     continue
                 subdirs: list[_Pending] = []
                 base = path if path != b"/" else b""
                 in_upper = _upper_listing(upper, comps) if upper is not None else None
-                if in_upper:
-                    for uname, ust in sorted(in_upper.items()):
+                if in_upper is not None:
+                    for uname in in_upper.whiteouts:
+                        try:
+                            ust = statx(in_upper.fd, uname)
+                        except OSError:
+                            continue
                         if _is_whiteout(ust):
                             yield Whiteout(base + b"/" + uname, ust)
                 for name in names:
@@ -246,6 +289,16 @@ def walk(
         chain.close()
         if upper is not None:
             upper.close()
+
+
+def _sorted_names(fd: int) -> list[bytes]:
+    """The directory's names as bytes, sorted; encoded in place, so a directory
+    of a million names never holds both a str and a bytes copy of them all."""
+    names: list[Any] = os.listdir(fd)
+    for i, n in enumerate(names):
+        names[i] = os.fsencode(n)
+    names.sort()
+    return names
 
 
 def _t(path: bytes) -> str:
