@@ -28,6 +28,8 @@ from forensics.textsafe import bytes_field
 
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 CHUNK = 1 << 20
+#: hard-linked files remembered at once; past this, a further link is hashed again
+HARDLINKS_MAX = 100_000
 
 
 @dataclass
@@ -86,7 +88,8 @@ class FilesystemAcquirer:
         self.policy = policy
         self.stats = FsStats()
         self._progress = progress
-        self._hardlinks: dict[tuple[tuple[int, int], int], tuple[bytes, str, str | None]] = {}
+        # (dev, ino) -> first path, sha256, member, links not yet seen
+        self._hardlinks: dict[tuple[tuple[int, int], int], tuple[bytes, str, str | None, int]] = {}
         self._noatime = bool(O_NOATIME)
         self.elf = ElfExtractor(writer)  # extracts of ELF files not copied (artifacts/elf.jsonl)
 
@@ -140,7 +143,11 @@ class FilesystemAcquirer:
         self.stats.files += 1
         key = (e.st.dev, e.st.ino)
         if e.st.nlink > 1 and key in self._hardlinks:
-            first, sha, member = self._hardlinks[key]
+            first, sha, member, left = self._hardlinks[key]
+            if left > 1:
+                self._hardlinks[key] = (first, sha, member, left - 1)
+            else:  # every link seen: forget it, so memory stays bounded
+                del self._hardlinks[key]
             data.update(bytes_field("hardlink_of", first))
             data["sha256"] = sha
             if member:
@@ -210,8 +217,8 @@ class FilesystemAcquirer:
                     self.stats.log_members.append(
                         {**bytes_field("path", e.path), "member": member, "origin": "target"}
                     )
-            if e.st.nlink > 1:
-                self._hardlinks[key] = (e.path, sha, member)
+            if e.st.nlink > 1 and len(self._hardlinks) < HARDLINKS_MAX:
+                self._hardlinks[key] = (e.path, sha, member, e.st.nlink - 1)
             yield from self.elf.take(fd, e.path, st.st_size, sha, member)
         finally:
             os.close(fd)
