@@ -410,6 +410,16 @@ def test_sparse_1tib_file_is_never_read_in_full(cap: Captured) -> None:
     assert cap.run.seconds < 240
 
 
+def test_sparse_file_is_not_copied_even_when_the_size_cap_allows_it(
+    hostile_box: LabContainer, tmp_path: Path
+) -> None:
+    out = tmp_path / "sparse-2t.exv"
+    run = capture_cli(hostile_box, out, "--files", "all", "--max-file-size", "2T", timeout=240)
+    rec = fs_by_path(out)[b"/hostile/sparse"]
+    assert rec["sparse"] is True and "member" not in rec
+    assert out.stat().st_size < 64 << 20 and run.seconds < 240
+
+
 def test_2000_deep_directories_are_walked_with_bounded_descriptors(cap: Captured) -> None:
     fs = fs_by_path(cap.bundle)
     bottom = b"/hostile/deep" + b"/d" * DEEP + b"/bottom.txt"
@@ -506,11 +516,16 @@ def test_file_growing_while_read_is_consistent_or_flagged(
         grow = f"{box.root}/tmp/growing.log"
         with open(grow, "wb") as fh:
             fh.write(b"x" * (48 << 20))
-        run_inside(box, "grow", "/tmp/growing.log", str(1 << 30), log=tmp_path / "grow.log")
+        run_inside(box, "grow", "/tmp/growing.log", str(4 << 30), log=tmp_path / "grow.log")
         time.sleep(0.3)
         out = tmp_path / "grow.exv"
         capture_cli(box, out, "--files", "all", "--max-file-size", "2G")
+        hashed_only = tmp_path / "grow-none.exv"  # hashed, not copied
+        capture_cli(box, hashed_only, "--files", "none")
         size_after = os.stat(grow).st_size
+    rec = fs_by_path(hashed_only)[b"/tmp/growing.log"]
+    assert "member" not in rec and rec["hashed_bytes"] < size_after
+    assert rec.get("changed_during_read") is True
     assert verify_bundle(out).ok
     rec = fs_by_path(out)[b"/tmp/growing.log"]
     copied = member(out, rec["member"])
