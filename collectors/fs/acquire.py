@@ -157,8 +157,10 @@ class FilesystemAcquirer:
             fd = self._open(e)
         except OSError as err:
             reason = "vanished during the walk" if err.errno == errno.ENOENT else None
+            if err.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink swapped in after stat
+                reason = "replaced by a symlink during the walk; not followed"
             if reason:
-                yield Skip(COLLECTOR, _t(e.path), reason, "ENOENT")
+                yield Skip(COLLECTOR, _t(e.path), reason, errno.errorcode[err.errno or 0])
             else:
                 yield skip_from_oserror(COLLECTOR, _t(e.path), err, "cannot open")
             data["read_error"] = err.strerror
