@@ -269,10 +269,8 @@ def hostile_box(lab: Any, canary: Canary) -> Iterator[LabContainer]:
 
 
 @pytest.fixture(scope="module")
-def captures(
-    hostile_box: LabContainer, tmp_path_factory: pytest.TempPathFactory
-) -> dict[str, Captured]:
-    """One capture of the hostile tree per copy policy (lazily, cached)."""
+def captures(hostile_box: LabContainer) -> dict[str, Captured]:
+    """One capture of the hostile tree per copy policy (made lazily, then reused)."""
     return {}
 
 
