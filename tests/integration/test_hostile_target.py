@@ -706,3 +706,29 @@ def test_sigkill_at_any_point_never_leaves_a_false_complete(lab: Any, tmp_path: 
             outcomes.append(f"partial({report.members_verified}/{report.members_read})")
     print("SIGKILL outcomes:", list(zip([round(d, 2) for d in delays], outcomes, strict=True)))
     assert any(o.startswith("partial") for o in outcomes)
+
+
+@pytest.mark.parametrize("runtime", ["podman", "containerd"])
+def test_hostile_tree_under_other_runtimes(
+    runtime: str, lab: Any, canary: Canary, tmp_path: Path
+) -> None:
+    """The same tree in a podman and a containerd container, copied with --files all."""
+    box: LabContainer = getattr(lab, runtime)()
+    try:
+        build_hostile_tree(box.root, canary)
+        out = tmp_path / f"{runtime}.exv"
+        run = run_exuvia("capture", box.uri, "-o", str(out), "--files", "all", "-q",
+                         timeout=300, nofile=NOFILE)  # fmt: skip
+        assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    finally:
+        subprocess.run(["rm", "-rf", f"{box.root}/hostile/deep"], check=False)
+        box.stop()
+    assert verify_bundle(out).ok
+    raw = decompressed(out)
+    assert canary.token not in raw and canary.inner_name.encode() not in raw
+    fs = fs_by_path(out)
+    assert fs[b"/hostile/sparse"]["sparse"] is True
+    assert fs[b"/hostile/links/abs-dir"]["type"] == "symlink"
+    assert fs[b"/hostile/special/disk"]["type"] == "blockdev"
+    assert fs[b"/hostile/deep" + b"/d" * DEEP + b"/bottom.txt"]["sha256"]
+    assert run.maxrss < RSS_LIMIT
