@@ -8,6 +8,9 @@ rows it shows (:mod:`tui.replay.paging`).
 
 from __future__ import annotations
 
+import contextlib
+import os
+import threading
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -37,6 +40,13 @@ from tui.replay.widgets.event_list import EventList
 from tui.replay.widgets.histogram import HistogramStrip
 
 SOURCES = tuple(SOURCE_NAMES)  # the order of the 1..7 toggles
+
+
+def background_priority() -> None:
+    """Make the calling worker thread yield the CPU to the screen's thread (Linux
+    applies nice values per thread); best effort elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
 SPEEDS = (1, 2, 5, 10, 20, 50, 100)
 
 
@@ -214,6 +224,7 @@ class ReplayApp(App[None]):
 
     @work(thread=True, exclusive=True, group="count")
     def refresh_counts(self) -> None:
+        background_priority()
         if self.tl is None:
             return
         q, sq = self._query(), (self._query(True) if self.search_text else None)
@@ -232,6 +243,7 @@ class ReplayApp(App[None]):
 
     @work(thread=True, exclusive=True, group="rank")
     def refresh_rank(self, k: tuple[int, int]) -> None:
+        background_priority()
         if self.tl is None:
             return
         with Timeline(self.tl.path) as tl:
@@ -244,6 +256,7 @@ class ReplayApp(App[None]):
 
     @work(thread=True, exclusive=True, group="histogram")
     def refresh_histogram(self) -> None:
+        background_priority()
         if self.tl is None:
             return
         lo, hi = self._hist_bounds()

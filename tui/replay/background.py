@@ -10,6 +10,7 @@ JSON lines: ``{"verify": ...}`` then ``{"snapshot": ...}``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -90,6 +91,8 @@ def main(argv: list[str]) -> int:
     if len(argv) != 1:
         print("usage: python -m tui.replay.background BUNDLE", file=sys.stderr)
         return 2
+    with contextlib.suppress(OSError):
+        os.nice(10)  # the screen's process comes first
     for msg in _results(Path(argv[0])):
         sys.stdout.write(json.dumps(msg, ensure_ascii=False, default=str) + "\n")
         sys.stdout.flush()
