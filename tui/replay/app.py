@@ -392,8 +392,9 @@ class ReplayApp(App[None]):
                 lst.reload()
         self._chips()
         self._status()
-        self.refresh_counts()
-        self.refresh_histogram()
+        # counting and the histogram after the filtered rows are on screen
+        self.call_after_refresh(self.refresh_counts)
+        self.call_after_refresh(self.refresh_histogram)
 
     def action_toggle_source(self, source: str) -> None:
         self.set_filters(self.filters.toggle_source(source))
