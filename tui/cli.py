@@ -12,7 +12,15 @@ from collections.abc import Callable, Sequence
 
 from forensics import __version__
 from forensics.errors import ExuviaError
-from tui.commands import capture_cmd, demo_cmd, inspect_cmd, k8s_cmd, sbom_cmd, timeline_cmd
+from tui.commands import (
+    capture_cmd,
+    demo_cmd,
+    inspect_cmd,
+    k8s_cmd,
+    sbom_cmd,
+    timeline_cmd,
+    triage_cmd,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -32,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for module in (capture_cmd, inspect_cmd, timeline_cmd, sbom_cmd, demo_cmd, k8s_cmd):
         module.register(sub)
+    triage_cmd.register(sub)
     return parser
 
 

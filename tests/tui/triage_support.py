@@ -1,0 +1,35 @@
+"""Shared pieces of the triage app tests: the lab fixtures and a deterministic set-up."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+# the real shell-less containers of the integration tests (tests/integration/conftest.py)
+from tests.integration.conftest import (  # noqa: F401
+    lab,
+    lab_dir,
+    lab_tag,
+    podman_image,
+    podman_target,
+    runc_target,
+    target_rootfs,
+)
+
+SIZE = (120, 40)
+
+
+def deterministic_env() -> None:
+    os.environ["TZ"] = "UTC"
+    time.tzset()
+    os.environ["TEXTUAL_ANIMATIONS"] = "none"
+
+
+async def wait_for(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "") -> None:
+    """Let the app run until ``cond()`` holds (workers are real threads)."""
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or cond}")
+        await pilot.pause(0.05)
