@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 import pytest
+from textual.widgets import DataTable, RichLog
 
 from collectors.targets import resolve
 from tests.tui.triage_support import *  # noqa: F403 - fixtures
 from tests.tui.triage_support import SIZE, deterministic_env, wait_for
 from tui.triage.app import make_app
 from tui.triage.session import SessionOptions
+from tui.triage.widgets.file_browser import FileBrowser
+from tui.triage.widgets.log_view import LogView
 from tui.triage.widgets.process_tree import ProcessTree
+from tui.triage.widgets.socket_table import SocketTable
+from tui.triage.widgets.timeline_view import TimelineView
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
@@ -35,3 +42,75 @@ async def test_process_tree_shows_target_and_implant(app_for) -> None:  # type: 
         assert any("/app/target" in n for n in names), names
         assert any(r.exe_deleted or r.exe_memfd for r in rows), names
         assert app.first_tree_s is not None
+
+
+def _read_noatime(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_NOATIME)
+    try:
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read()
+    finally:
+        os.close(fd)
+
+
+async def test_files_tab_views_hashes_and_filters_changed(app_for, runc_target) -> None:  # type: ignore[no-untyped-def]
+    app = app_for()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        fb = app.screen.query_one(FileBrowser)
+        table = fb.query_one("#fb-list", DataTable)
+        await wait_for(pilot, lambda: "/etc" in fb.entries, what="root listing")
+        fb.path = b"/etc/app"
+        await wait_for(pilot, lambda: "/etc/app/app.conf" in fb.entries, what="/etc/app")
+        conf = fb.entries["/etc/app/app.conf"]
+        assert conf.changed is True  # rewritten after start: in the overlay upper layer
+        table.focus()
+        table.move_cursor(row=table.get_row_index("/etc/app/app.conf"))
+        await pilot.press("enter")
+        view = fb.query_one("#fb-view", RichLog)
+        await wait_for(pilot, lambda: any("feature_x = on" in s.text for s in view.lines))
+        await pilot.press("h")
+        session = app.session
+        await wait_for(
+            pilot,
+            lambda: any(a["action"] == "triage.files.hashed" for a in session.actions()),
+            what="hash",
+        )
+        hashed = next(a for a in session.actions() if a["action"] == "triage.files.hashed")
+        expect = hashlib.sha256(_read_noatime(f"{runc_target.root}/etc/app/app.conf")).hexdigest()
+        assert hashed["details"]["sha256"] == expect
+        assert any(expect in s.text for s in view.lines)
+        await pilot.press("x")  # hex view
+        assert fb.has_class("-hex")
+        await wait_for(pilot, lambda: any(s.text.startswith("00000000  ") for s in view.lines))
+        await pilot.press("f")  # changed since start only
+        assert fb.has_class("-changed-only")
+        await wait_for(pilot, lambda: "/tmp/after-start.txt" in fb.entries, what="changed")
+        assert "/app/target" not in fb.entries
+
+
+async def test_logs_sockets_and_timeline_tabs(app_for) -> None:  # type: ignore[no-untyped-def]
+    app = app_for()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        sockets = app.screen.query_one(SocketTable)
+        await wait_for(pilot, lambda: sockets.row_count > 0, what="sockets")
+        cells = [[c.plain for c in sockets.get_row_at(i)] for i in range(sockets.row_count)]
+        listen = [r for r in cells if r[1] == "LISTEN" and r[2].endswith(":8080")]
+        assert listen and "target" in listen[0][5], cells
+
+        await pilot.press("4")
+        logs = app.screen.query_one(LogView)
+        await wait_for(pilot, lambda: any("ready" in ln.text for ln in logs.lines), what="log")
+        await pilot.press("space")
+        assert logs.has_class("-paused") and not logs.following
+        await pilot.press("space")
+        await pilot.press("slash")
+        await pilot.press(*"ready", "enter")
+        assert logs.term == "ready" and logs.has_class("-searching")
+
+        await pilot.press("5")
+        tl = app.screen.query_one(TimelineView)
+        await wait_for(pilot, lambda: tl.row_count > 0, what="timeline")
+        kinds = {tl.get_row_at(i)[1].plain for i in range(tl.row_count)}
+        assert {"process.started", "triage.tab.opened", "container.created"} <= kinds, kinds

@@ -103,6 +103,15 @@ class DashboardScreen(Screen[None]):
     def _tab(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id or ""
         self.session.record("tab.opened", tab=tab)
+        focus = {
+            "processes": "#proc-tree",
+            "files": "#fb-list",
+            "sockets": "#socket-table",
+            "logs": "#log-body",
+            "timeline": "#timeline-view",
+        }.get(tab)
+        if focus:
+            self.query_one(focus).focus()
         if tab == "sockets":
             self.load_sockets()
         elif tab == "timeline":
