@@ -41,7 +41,12 @@ def test_triage_in_tmux_shows_the_process_tree(runc_target, tmp_path: Path) -> N
         while time.monotonic() < deadline:
             screen = _tmux(sock, "capture-pane", "-p").stdout
             # a capture can catch a frame half drawn: wait for the whole tree
-            if "/app/target" in screen and screen.count("└─") >= 3 and "(deleted)" in screen:
+            if (
+                "/app/target" in screen
+                and screen.count("└─") >= 3
+                and "(deleted)" in screen
+                and runc_target.container_id in screen
+            ):
                 break
             time.sleep(0.2)
         lines = screen.splitlines()
