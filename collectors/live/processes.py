@@ -113,8 +113,9 @@ class ProcessSampler:
 
 
 def tree_order(rows: list[ProcRow]) -> list[tuple[int, ProcRow]]:
-    """(depth, row) in depth-first order: parents before children, roots are rows
-    whose parent is not in the sample."""
+    """(depth, row) in depth-first order: parents before children, siblings by pid;
+    roots are rows whose parent is not in the sample."""
+    rows = sorted(rows, key=lambda r: r.pid)
     by_pid = {r.pid: r for r in rows}
     children: dict[int, list[ProcRow]] = {}
     roots: list[ProcRow] = []

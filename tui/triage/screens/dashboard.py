@@ -71,7 +71,12 @@ class DashboardScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.session.record("target.opened", target=self.target.uri, pid=self.target.pid)
-        self.sample()
+        # The first sample is taken here, on the UI thread (a few ms for a container):
+        # the first frame then already holds the tree. Later ones run in a worker.
+        try:
+            self._show_procs(self.sampler.sample())
+        except ExuviaError as err:
+            self._gone(str(err))
         self.set_interval(self.session.opts.refresh_s, self.sample)
         self.query_one(ProcessTree).focus()
 
