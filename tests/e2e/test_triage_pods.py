@@ -35,8 +35,8 @@ async def _until(pilot: Any, cond: Any, timeout: float, what: str) -> None:
 async def test_pick_a_pod_see_its_log_and_capture_it(
     cluster: Any,
     kubeconfig_path: str,
-    k8s_images: str,
-    tmp_path: Path,  # noqa: F811
+    k8s_images: str,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
 ) -> None:
     os.environ["TZ"] = "UTC"
     ns = cluster.namespace("triage", enforce="baseline")
