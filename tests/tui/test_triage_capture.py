@@ -45,6 +45,16 @@ async def test_capture_from_dashboard_seals_bundle_with_session_custody(
         assert res.manifest_sha256 in str(shown) and str(res.path) in str(shown)
         await pilot.press("escape")
         assert not isinstance(app.screen, CaptureScreen)
+        await pilot.press("c")  # a second capture, then hand it to replay
+        second = app.screen
+        assert isinstance(second, CaptureScreen)
+        await wait_for(pilot, lambda: second.state == "done", timeout=120, what="capture 2")
+        await pilot.press("o")
+    assert second.result is not None and second.result.path != res.path
+    assert app.return_value == ("replay", second.result.path)
+    log2 = [e["action"] for e in _custody(second.result.path)]
+    # the second capture's log holds the first one's outcome as a session action
+    assert "triage.capture.finished" in log2[: log2.index("capture.started")]
     assert res.path.parent == tmp_path and res.path.suffix == ".exv"
     report = verify_bundle(res.path)
     assert report.ok and report.complete

@@ -8,12 +8,19 @@ from typing import Any
 
 # the real shell-less containers of the integration tests (tests/integration/conftest.py)
 from tests.integration.conftest import (  # noqa: F401
+    containerd_image,
+    containerd_service,
+    containerd_target,
+    docker_image,
+    docker_service,
+    docker_target,
     lab,
     lab_dir,
     lab_tag,
     podman_image,
     podman_target,
     runc_target,
+    target_oci,
     target_rootfs,
 )
 
