@@ -6,8 +6,9 @@ Starts the lab's shell-less target under runc (tui/demo), then, in the same run:
              clock runs from launching the command to the first captured pane
              that shows the whole process tree (the target and its three children)
   baselines: `python -c 'import textual.app'` (the interpreter and the UI
-             library alone, no work) and `ps -e -o pid,args` (the classic tool
-             listing processes once)
+             library alone, no work), `ps -e -o pid,args` (the classic tool
+             listing processes once) and `exuvia --version` (what the command
+             line costs before any command runs: it imports every command)
 
 Prints each time (best of N), the ratio triage / textual import, and the
 target: the tree on screen within 1.5 s. Needs root, runc, gcc, tmux.
@@ -18,6 +19,7 @@ target: the tree on screen within 1.5 s. Needs root, runc, gcc, tmux.
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 import tempfile
@@ -65,15 +67,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=5)
     args = ap.parse_args()
+    load0 = f"{os.getloadavg()[0]:.2f}"
     with tempfile.TemporaryDirectory(prefix="exuvia-bench-") as tmp:
         wd = Path(tmp)
         rootfs = build_demo_rootfs(wd)
         handle = start_runc(rootfs, wd / "bundles")
         try:
-            imports, pss, tri = [], [], []
+            imports, pss, clis, tri = [], [], [], []
             for _ in range(args.runs):
                 imports.append(timed([sys.executable, "-c", "import textual.app"]))
                 pss.append(timed(["ps", "-e", "-o", "pid,args"]))
+                clis.append(timed([str(VENV_BIN / "exuvia"), "--version"]))
                 tri.append(triage_to_tree(handle.uri, handle.container_id, wd))
         finally:
             handle.stop()
@@ -81,9 +85,11 @@ def main() -> int:
     print(f"runs: {args.runs} (best of)")
     print(f"baseline python -c 'import textual.app': {best_i:.3f} s")
     print(f"baseline ps -e -o pid,args:              {best_p:.3f} s")
+    print(f"baseline exuvia --version:               {min(clis):.3f} s")
     median = sorted(tri)[len(tri) // 2]
     print(f"exuvia triage: launch -> tree on screen:  {best_t:.3f} s  (median {median:.3f} s)")
     print(f"ratio triage / textual import:           {best_t / best_i:.2f}")
+    print(f"load average before/after: {load0} / {os.getloadavg()[0]:.2f}")
     print(f"target <= {TARGET_S} s: {'met' if best_t <= TARGET_S else 'NOT met'}")
     return 0
 

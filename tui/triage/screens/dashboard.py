@@ -8,13 +8,14 @@ from typing import ClassVar
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.lazy import Lazy
 from textual.screen import Screen
 from textual.widgets import Footer, TabbedContent, TabPane
 
 from collectors.context import CollectContext
 from collectors.fs.browse import TargetRoot
 from collectors.live.processes import ProcessSampler, ProcRow
-from collectors.live.sockets import sample_sockets
+from collectors.live.sockets import SocketRow, sample_sockets
 from collectors.targets.base import TargetInfo
 from forensics.errors import ExuviaError, TargetGone
 from tui.triage.screens.capture import CaptureScreen
@@ -57,16 +58,19 @@ class DashboardScreen(Screen[None]):
         with TabbedContent(id="tabs", initial="processes"):
             with TabPane("Processes [1]", id="processes"):
                 yield ProcessTree(id="proc-tree")
+            # the other tabs are mounted after the first frame: the tree comes first
             with TabPane("Files [2]", id="files"):
-                yield FileBrowser(self.root, self.session, id="files-browser")
+                yield Lazy(FileBrowser(self.root, self.session, id="files-browser"))
             with TabPane("Sockets [3]", id="sockets"):
-                yield SocketTable(id="socket-table")
+                yield Lazy(SocketTable(id="socket-table"))
             with TabPane("Logs [4]", id="logs"):
-                yield LogView(
-                    self.target.log_paths, self.target.log_format, self.session, id="log-view"
+                yield Lazy(
+                    LogView(
+                        self.target.log_paths, self.target.log_format, self.session, id="log-view"
+                    )
                 )
             with TabPane("Timeline [5]", id="timeline"):
-                yield TimelineView(id="timeline-view")
+                yield Lazy(TimelineView(id="timeline-view"))
         yield Footer()
 
     def on_mount(self) -> None:
@@ -116,7 +120,8 @@ class DashboardScreen(Screen[None]):
             "timeline": "#timeline-view",
         }.get(tab)
         if focus:
-            self.query_one(focus).focus()
+            for widget in self.query(focus):  # a lazily mounted tab may not be there yet
+                widget.focus()
         if tab == "sockets":
             self.load_sockets()
         elif tab == "timeline":
@@ -140,7 +145,11 @@ class DashboardScreen(Screen[None]):
         except ExuviaError as err:
             self.app.call_from_thread(self._gone, str(err))
             return
-        self.app.call_from_thread(self.query_one(SocketTable).show, rows)
+        self.app.call_from_thread(self._show_sockets, rows)
+
+    def _show_sockets(self, rows: list[SocketRow]) -> None:
+        for table in self.query(SocketTable):
+            table.show(rows)
 
     @work(thread=True, exclusive=True, group="timeline")
     def load_timeline(self) -> None:
@@ -157,13 +166,17 @@ class DashboardScreen(Screen[None]):
             if c.mtime_ns:
                 what = "file.deleted" if c.kind == "deleted" else "file.modified"
                 evs.append(SeenEvent(c.mtime_ns, what, c.path.decode("utf-8", "replace"), c.kind))
-        for ln in self.query_one(LogView).lines[-1000:]:
+        for ln in [ln for v in self.query(LogView) for ln in v.lines][-1000:]:
             if ln.ts_ns:
                 evs.append(SeenEvent(ln.ts_ns, "log.line", ln.stream or "log", ln.text))
         for a in self.session.actions():
             detail = ", ".join(f"{k}={v}" for k, v in (a.get("details") or {}).items())
             evs.append(SeenEvent(a["ts_ns"], a["action"], a["examiner"], detail))
-        self.app.call_from_thread(self.query_one(TimelineView).show, evs)
+        self.app.call_from_thread(self._show_timeline, evs)
+
+    def _show_timeline(self, evs: list[SeenEvent]) -> None:
+        for view in self.query(TimelineView):
+            view.show(evs)
 
     # -- capture -----------------------------------------------------------------
     def action_capture(self) -> None:
