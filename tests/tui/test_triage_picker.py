@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -80,3 +83,36 @@ async def test_hostile_file_names_are_shown_literally(lab, tmp_path: Path) -> No
     finally:
         os.sync()
         handle.stop()
+
+
+async def test_hostile_command_line_is_shown_literally(tmp_path: Path) -> None:
+    """A process in its own PID namespace whose argv holds escapes and markup."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root (unshare --pid)")
+    deterministic_env()
+    evil = "\x1b[31m[bold red]evil[/]\x07\u202e"
+    code = f"import os; os.execv('/bin/sleep', [{evil!r}, '300'])"
+    outer = subprocess.Popen(
+        ["unshare", "--pid", "--fork", "--kill-child", sys.executable, "-c", code]
+    )
+    try:
+        inner = 0
+        for _ in range(100):
+            kids = Path(f"/proc/{outer.pid}/task/{outer.pid}/children").read_text().split()
+            if kids and "sleep" in Path(f"/proc/{kids[0]}/exe").resolve().name:
+                inner = int(kids[0])
+                break
+            time.sleep(0.05)
+        assert inner, "the namespaced sleeper did not start"
+        target = resolve(f"pid://{inner}")
+        app = make_app(target, options=SessionOptions(output_dir=tmp_path, examiner="t"))
+        async with app.run_test(size=SIZE) as pilot:
+            tree = app.screen.query_one(ProcessTree)
+            await wait_for(pilot, lambda: tree.row_count == 1, what="the one process")
+            cells = tree.get_row_at(0)
+            assert cells[0].plain == "1"
+            assert cells[7].plain == "\\x1b[31m[bold red]evil[/]\\x07\\u202e 300"
+            assert not cells[7].spans  # no style came from the name
+    finally:
+        outer.kill()
+        outer.wait()

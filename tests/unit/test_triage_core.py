@@ -4,6 +4,8 @@ progress/ETA and cancellation, the process tree order, log tails."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -133,3 +135,24 @@ def test_log_tail_reads_backlog_then_new_lines_and_unwraps_k8s_file(tmp_path: Pa
     assert parse_line(b"not enveloped", "k8s-file").text == "not enveloped"
     assert parse_line(b'{"log":"hi\\n","stream":"stdout","time":"2026-11-23T10:00:00Z"}',
                       "json-file").text == "hi"  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("args", "expect"),
+    [
+        (["pid://999999999"], "does not exist"),
+        (["k8s://ns/pod"], "picker"),
+        (["nope://x"], "unknown target scheme"),
+        (["pid://1", "-o", "/nonexistent-dir"], "is not a directory"),
+    ],
+)
+def test_triage_bad_input_is_one_line_before_any_screen(args: list[str], expect: str) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "triage", *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 2, res
+    assert res.stdout == ""  # no screen was drawn
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and expect in lines[0], res.stderr
+    assert "Traceback" not in res.stderr

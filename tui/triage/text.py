@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from typing import Any
 
 from rich.text import Text
 
@@ -46,3 +47,8 @@ def utc(ns: int | None) -> str:
         return "-"
     dt = datetime.fromtimestamp(ns / 1e9, tz=UTC)
     return dt.strftime("%Y-%m-%d %H:%M:%S.") + f"{ns % 1_000_000_000:09d}Z"
+
+
+def notice(widget: Any, message: str, severity: str = "information", timeout: float = 5) -> None:
+    """A toast whose text may come from the target: escaped, never markup."""
+    widget.notify(printable(message), severity=severity, markup=False, timeout=timeout)

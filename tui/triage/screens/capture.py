@@ -32,7 +32,7 @@ from collectors.targets.base import TargetInfo
 from forensics.errors import ExuviaError
 from forensics.timeutil import now_ns
 from tui.triage.session import TriageSession
-from tui.triage.text import lit, size
+from tui.triage.text import lit, notice, size
 
 
 def capture_options(session: TriageSession, output: Path) -> CaptureOptions:
@@ -178,7 +178,7 @@ class CaptureScreen(ModalScreen[CaptureResult | None]):
         if self.state in ("done", "failed"):
             self.dismiss(self.result)
         else:
-            self.notify("capture running: x cancels it", markup=False)
+            notice(self, "capture running: x cancels it")
 
     def action_open_replay(self) -> None:
         if self.result is not None:

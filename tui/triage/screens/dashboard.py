@@ -20,6 +20,7 @@ from collectors.targets.base import TargetInfo
 from forensics.errors import ExuviaError, TargetGone
 from tui.triage.screens.capture import CaptureScreen
 from tui.triage.session import TriageSession
+from tui.triage.text import notice
 from tui.triage.widgets.file_browser import FileBrowser
 from tui.triage.widgets.log_view import LogView
 from tui.triage.widgets.process_tree import ProcessTree
@@ -105,7 +106,7 @@ class DashboardScreen(Screen[None]):
         if not self.gone:
             self.gone = True
             self.add_class("-gone")
-            self.notify(f"target gone: {why}", severity="error", markup=False, timeout=30)
+            notice(self, f"target gone: {why}", "error", 30)
 
     # -- tabs --------------------------------------------------------------------
     @on(TabbedContent.TabActivated, "#tabs")

@@ -23,7 +23,7 @@ from collectors.targets import resolve
 from collectors.targets.base import LocalContainer
 from forensics.errors import ExuviaError
 from tui.triage.session import TriageSession
-from tui.triage.text import age, lit
+from tui.triage.text import age, lit, notice
 
 RESOURCES = {
     "containers": "containers",
@@ -220,7 +220,7 @@ class PickerScreen(Screen[None]):
             return
         res = RESOURCES.get(value.lower())
         if res is None:
-            self.notify(f"unknown resource {value!r}: containers, ns, pods", markup=False)
+            notice(self, f"unknown resource {value!r}: containers, ns, pods")
             return
         if res == "pods" and not self.namespace:
             self.namespace = self._client_namespace()
@@ -255,7 +255,7 @@ class PickerScreen(Screen[None]):
             return
         if self.resource == "containers":
             self.session.record("target.picked", target=key)
-            self.notify(f"opening {key}…", markup=False)
+            notice(self, f"opening {key}…")
             self._open_local(key)
         elif self.resource == "namespaces":
             self.namespace = key
@@ -277,6 +277,6 @@ class PickerScreen(Screen[None]):
             target = resolve(uri, procfs=self.session.opts.procfs)
             root = TargetRoot(target.pid, self.session.opts.procfs, target.upperdir)
         except ExuviaError as err:
-            self.app.call_from_thread(self.notify, str(err), severity="error", markup=False)
+            self.app.call_from_thread(notice, self, str(err), "error")
             return
         self.app.call_from_thread(self.app.open_target, target, root)  # type: ignore[attr-defined]

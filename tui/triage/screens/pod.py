@@ -24,7 +24,7 @@ from forensics.errors import ExuviaError
 from forensics.timeutil import now_ns
 from tui.triage.screens.capture import capture_options
 from tui.triage.session import TriageSession
-from tui.triage.text import age, lit
+from tui.triage.text import age, lit, notice
 
 LOG_BYTES = 64 << 10
 
@@ -76,7 +76,7 @@ class PodScreen(Screen[None]):
             )  # fmt: skip
             data = b"".join(chunks)
         except ExuviaError as err:
-            self.app.call_from_thread(self.notify, str(err), severity="warning", markup=False)
+            self.app.call_from_thread(notice, self, str(err), "warning")
             return
         self.app.call_from_thread(self._log, data)
 

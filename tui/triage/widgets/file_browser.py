@@ -15,7 +15,7 @@ from textual.widgets import DataTable, RichLog, Static
 from collectors.fs.browse import DirEntry, TargetRoot
 from forensics.errors import ExuviaError
 from tui.triage.session import TriageSession
-from tui.triage.text import lit, size, utc
+from tui.triage.text import lit, notice, size, utc
 
 PREVIEW = 16 << 10
 
@@ -98,9 +98,7 @@ class FileBrowser(Vertical):
                 note = ""
         except (OSError, ExuviaError) as err:
             msg = getattr(err, "strerror", None) or str(err)
-            self.app.call_from_thread(
-                self.notify, f"cannot list: {msg}", severity="error", markup=False
-            )
+            self.app.call_from_thread(notice, self, f"cannot list: {msg}", "error")
             return
         self.app.call_from_thread(self._show, rows, note)
 
@@ -109,7 +107,7 @@ class FileBrowser(Vertical):
         table.clear()
         self.entries = {}
         if note:
-            self.notify(note, markup=False)
+            notice(self, note)
         for e in rows:
             key = e.path.decode("utf-8", "surrogateescape")
             self.entries[key] = e
@@ -153,9 +151,7 @@ class FileBrowser(Vertical):
             data, total = self.root.read_head(path, PREVIEW)
         except (OSError, ExuviaError) as err:
             msg = getattr(err, "strerror", None) or str(err)
-            self.app.call_from_thread(
-                self.notify, f"cannot read: {msg}", severity="error", markup=False
-            )
+            self.app.call_from_thread(notice, self, f"cannot read: {msg}", "error")
             return
         self.app.call_from_thread(self._set_head, data, total)
 
@@ -208,9 +204,7 @@ class FileBrowser(Vertical):
             digest, n = self.root.sha256(path)
         except (OSError, ExuviaError) as err:
             msg = getattr(err, "strerror", None) or str(err)
-            self.app.call_from_thread(
-                self.notify, f"cannot hash: {msg}", severity="error", markup=False
-            )
+            self.app.call_from_thread(notice, self, f"cannot hash: {msg}", "error")
             return
         self.session.record("files.hashed", path=shown, sha256=digest, bytes=n)
         self.app.call_from_thread(self._hashed, shown, digest, n)
@@ -222,4 +216,4 @@ class FileBrowser(Vertical):
         line.append("  ")
         line.append_text(lit(f"{shown} ({n} bytes)"))
         view.write(line)
-        self.notify(Text.assemble("sha256 ", digest[:16], "… ", lit(shown)).plain, markup=False)
+        notice(self, f"sha256 {digest[:16]}… {shown}")

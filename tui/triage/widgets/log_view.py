@@ -14,7 +14,7 @@ from textual.widgets import Input, RichLog, Static
 
 from collectors.live.logs import LogLine, LogTail
 from tui.triage.session import TriageSession
-from tui.triage.text import lit, utc
+from tui.triage.text import lit, notice, utc
 
 KEEP = 5000
 
@@ -91,7 +91,7 @@ class LogView(Vertical):
 
     def _add(self, new: list[LogLine], errors: list[str]) -> None:
         for e in errors:
-            self.notify(f"log: {e}", severity="warning", markup=False)
+            notice(self, f"log: {e}", "warning")
         self.lines.extend(new)
         del self.lines[:-KEEP]
         if not self.following:
