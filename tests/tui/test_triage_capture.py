@@ -11,7 +11,7 @@ from collectors.targets import resolve
 from forensics.bundle.verify import verify_bundle
 from tests.support.bundles import member_names
 from tests.tui.triage_support import *  # noqa: F403 - fixtures
-from tests.tui.triage_support import SIZE, deterministic_env, wait_for
+from tests.tui.triage_support import SIZE, deterministic_env, query_when_mounted, wait_for
 from tui.triage.app import make_app
 from tui.triage.screens.capture import CaptureScreen
 from tui.triage.session import SessionOptions
@@ -33,14 +33,16 @@ async def test_capture_from_dashboard_seals_bundle_with_session_custody(
     app = make_app(target, options=SessionOptions(output_dir=tmp_path, examiner="tester"))
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")  # files tab: an action the custody log must show
-        fb = app.screen.query_one(FileBrowser)
+        fb = await query_when_mounted(pilot, FileBrowser)
         await wait_for(pilot, lambda: "/etc" in fb.entries, what="listing")
         await pilot.press("c")
         screen = app.screen
         assert isinstance(screen, CaptureScreen)
-        await wait_for(pilot, lambda: screen.state == "done", timeout=120, what="capture")
+        await wait_for(
+            pilot, lambda: screen.state in ("done", "failed"), timeout=120, what="capture"
+        )
         res = screen.result
-        assert res is not None and res.complete
+        assert res is not None and res.complete, screen.query_one("#capture-result").render()
         shown = screen.query_one("#capture-result").render()
         assert res.manifest_sha256 in str(shown) and str(res.path) in str(shown)
         await pilot.press("escape")
@@ -48,7 +50,9 @@ async def test_capture_from_dashboard_seals_bundle_with_session_custody(
         await pilot.press("c")  # a second capture, then hand it to replay
         second = app.screen
         assert isinstance(second, CaptureScreen)
-        await wait_for(pilot, lambda: second.state == "done", timeout=120, what="capture 2")
+        await wait_for(
+            pilot, lambda: second.state in ("done", "failed"), timeout=120, what="capture 2"
+        )
         await pilot.press("o")
     assert second.result is not None and second.result.path != res.path
     assert app.return_value == ("replay", second.result.path)
@@ -84,7 +88,9 @@ async def test_cancelled_capture_is_the_sealed_incomplete_bundle(lab, tmp_path: 
             assert isinstance(screen, CaptureScreen)
             await pilot.press("x")
             assert screen.has_class("-cancelling")
-            await wait_for(pilot, lambda: screen.state == "done", timeout=120, what="sealing")
+            await wait_for(
+                pilot, lambda: screen.state in ("done", "failed"), timeout=120, what="sealing"
+            )
             res = screen.result
         assert res is not None and not res.complete
         assert "cancelled by the examiner" in res.incomplete_reason

@@ -11,7 +11,7 @@ from textual.widgets import DataTable, RichLog
 
 from collectors.targets import resolve
 from tests.tui.triage_support import *  # noqa: F403 - fixtures
-from tests.tui.triage_support import SIZE, deterministic_env, wait_for
+from tests.tui.triage_support import SIZE, deterministic_env, query_when_mounted, wait_for
 from tui.triage.app import make_app
 from tui.triage.session import SessionOptions
 from tui.triage.widgets.file_browser import FileBrowser
@@ -57,7 +57,7 @@ async def test_files_tab_views_hashes_and_filters_changed(app_for, runc_target) 
     app = app_for()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2")
-        fb = app.screen.query_one(FileBrowser)
+        fb = await query_when_mounted(pilot, FileBrowser)
         table = fb.query_one("#fb-list", DataTable)
         await wait_for(pilot, lambda: "/etc" in fb.entries, what="root listing")
         fb.path = b"/etc/app"
@@ -93,15 +93,17 @@ async def test_logs_sockets_and_timeline_tabs(app_for) -> None:  # type: ignore[
     app = app_for()
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
-        sockets = app.screen.query_one(SocketTable)
+        sockets = await query_when_mounted(pilot, SocketTable)
         await wait_for(pilot, lambda: sockets.row_count > 0, what="sockets")
         cells = [[c.plain for c in sockets.get_row_at(i)] for i in range(sockets.row_count)]
         listen = [r for r in cells if r[1] == "LISTEN" and r[2].endswith(":8080")]
         assert listen and "target" in listen[0][5], cells
 
         await pilot.press("4")
-        logs = app.screen.query_one(LogView)
+        logs = await query_when_mounted(pilot, LogView)
         await wait_for(pilot, lambda: any("ready" in ln.text for ln in logs.lines), what="log")
+        focused = lambda: getattr(app.focused, "id", None) == "log-body"  # noqa: E731
+        await wait_for(pilot, focused, what="focus in the log")
         await pilot.press("space")
         assert logs.has_class("-paused") and not logs.following
         await pilot.press("space")
@@ -110,7 +112,7 @@ async def test_logs_sockets_and_timeline_tabs(app_for) -> None:  # type: ignore[
         assert logs.term == "ready" and logs.has_class("-searching")
 
         await pilot.press("5")
-        tl = app.screen.query_one(TimelineView)
+        tl = await query_when_mounted(pilot, TimelineView)
         await wait_for(pilot, lambda: tl.row_count > 0, what="timeline")
         kinds = {tl.get_row_at(i)[1].plain for i in range(tl.row_count)}
         assert {"process.started", "triage.tab.opened", "container.created"} <= kinds, kinds

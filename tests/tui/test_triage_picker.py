@@ -13,7 +13,7 @@ from textual.widgets import DataTable
 
 from collectors.targets import resolve
 from tests.tui.triage_support import *  # noqa: F403 - fixtures
-from tests.tui.triage_support import SIZE, deterministic_env, wait_for
+from tests.tui.triage_support import SIZE, deterministic_env, query_when_mounted, wait_for
 from tui.triage.app import make_app
 from tui.triage.screens.dashboard import DashboardScreen
 from tui.triage.screens.picker import PickerScreen
@@ -65,7 +65,7 @@ async def test_hostile_file_names_are_shown_literally(lab, tmp_path: Path) -> No
         app = make_app(target, options=SessionOptions(output_dir=tmp_path, examiner="t"))
         async with app.run_test(size=SIZE) as pilot:
             await pilot.press("2")
-            fb = app.screen.query_one(FileBrowser)
+            fb = await query_when_mounted(pilot, FileBrowser)
             fb.path = b"/tmp"
             key = f"/tmp/{hostile}"
             await wait_for(pilot, lambda: key in fb.entries, what="hostile entry")

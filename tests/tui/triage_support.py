@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import Any, TypeVar
 
 # the real shell-less containers of the integration tests (tests/integration/conftest.py)
 from tests.integration.conftest import (  # noqa: F401
@@ -25,6 +25,7 @@ from tests.integration.conftest import (  # noqa: F401
 )
 
 SIZE = (120, 40)
+T = TypeVar("T")
 
 
 def deterministic_env() -> None:
@@ -40,3 +41,11 @@ async def wait_for(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "")
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what or cond}")
         await pilot.pause(0.05)
+
+
+async def query_when_mounted(pilot: Any, cls: type[T], timeout: float = 10.0) -> T:
+    """The one ``cls`` widget on the current screen, once it is mounted (the
+    dashboard mounts its other tabs lazily, after the first frame)."""
+    app = pilot.app
+    await wait_for(pilot, lambda: bool(list(app.screen.query(cls))), timeout, cls.__name__)
+    return app.screen.query_one(cls)

@@ -156,3 +156,29 @@ def test_triage_bad_input_is_one_line_before_any_screen(args: list[str], expect:
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1 and expect in lines[0], res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_replay_handoff_prints_the_command_when_replay_is_not_installed(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    import importlib.util  # noqa: PLC0415
+
+    from tui.commands import triage_cmd  # noqa: PLC0415
+
+    if importlib.util.find_spec("tui.commands.replay_cmd") is not None:
+        pytest.skip("replay is installed: the hand-off runs it (its own tests cover that)")
+    bundle = tmp_path / "b.exv"
+    assert triage_cmd.open_in_replay(bundle) == 0
+    out = capsys.readouterr().out
+    assert f"exuvia replay {bundle}" in out
+
+
+def test_bundle_names_never_collide_with_evidence_already_there(tmp_path: Path) -> None:
+    from tui.triage.session import SessionOptions, TriageSession  # noqa: PLC0415
+
+    s = TriageSession(SessionOptions(output_dir=tmp_path, examiner="t"))
+    first = s.bundle_path("we b/1", "20261123T000000Z")
+    assert first == tmp_path / "triage-we_b_1-20261123T000000Z.exv"
+    first.with_name(first.name + ".incomplete").write_bytes(b"")
+    second = s.bundle_path("we b/1", "20261123T000000Z")
+    assert second.name == "triage-we_b_1-20261123T000000Z-2.exv"

@@ -7,6 +7,7 @@ No Textual here: the screens call ``record()``; a capture gets ``custody_for_cap
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,10 +57,23 @@ class TriageSession:
             return list(self.log.entries)
 
     def bundle_path(self, target: TargetInfo | str, stamp: str) -> Path:
-        label = (
-            target.name or target.container_id or str(target.pid)
-            if isinstance(target, TargetInfo)
-            else target
-        )
+        """``OUTPUT_DIR/triage-NAME-STAMP.exv``, with ``-2``, ``-3``… when a capture
+        of the same second (or its .partial/.incomplete) is already there."""
+        if isinstance(target, TargetInfo):
+            label = target.name or target.container_id or str(target.pid)
+        else:
+            label = target
         safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in str(label))[:48]
-        return self.opts.output_dir / f"triage-{safe}-{stamp}.exv"
+        base = f"triage-{safe}-{stamp}"
+        n = 1
+        while True:
+            name = base if n == 1 else f"{base}-{n}"
+            out = self.opts.output_dir / f"{name}.exv"
+            taken = (
+                out,
+                out.with_name(out.name + ".partial"),
+                out.with_name(out.name + ".incomplete"),
+            )
+            if not any(os.path.lexists(p) for p in taken):
+                return out
+            n += 1

@@ -165,6 +165,7 @@ class CaptureScreen(ModalScreen[CaptureResult | None]):
 
     def _failed(self, why: str) -> None:
         self.state = "failed"
+        self._phase("failed")
         self.query_one("#capture-result", Static).update(lit(f"capture failed: {why}", "red"))
 
     def action_cancel(self) -> None:

@@ -83,6 +83,7 @@ class DashboardScreen(Screen[None]):
         except ExuviaError as err:
             self._gone(str(err))
         self.set_interval(self.session.opts.refresh_s, self.sample)
+        self.set_interval(5.0, self._refresh_sockets)
         self.query_one(ProcessTree).focus()
 
     # -- processes ---------------------------------------------------------------
@@ -113,20 +114,28 @@ class DashboardScreen(Screen[None]):
     def _tab(self, event: TabbedContent.TabActivated) -> None:
         tab = event.pane.id or ""
         self.session.record("tab.opened", tab=tab)
-        focus = {
+        self._focus_tab(tab)
+        if tab == "sockets":
+            self.load_sockets()
+        elif tab == "timeline":
+            self.load_timeline()
+
+    def _focus_tab(self, tab: str, tries: int = 20) -> None:
+        """Focus the tab's main widget; a lazily mounted one may come a frame later."""
+        sel = {
             "processes": "#proc-tree",
             "files": "#fb-list",
             "sockets": "#socket-table",
             "logs": "#log-body",
             "timeline": "#timeline-view",
         }.get(tab)
-        if focus:
-            for widget in self.query(focus):  # a lazily mounted tab may not be there yet
-                widget.focus()
-        if tab == "sockets":
-            self.load_sockets()
-        elif tab == "timeline":
-            self.load_timeline()
+        if sel is None:
+            return
+        found = list(self.query(sel))
+        if found:
+            found[0].focus()
+        elif tries > 0:
+            self.set_timer(0.02, lambda: self._focus_tab(tab, tries - 1))
 
     def action_tab(self, tab: str) -> None:
         self.query_one("#tabs", TabbedContent).active = tab
@@ -139,6 +148,10 @@ class DashboardScreen(Screen[None]):
         elif active == "timeline":
             self.load_timeline()
 
+    def _refresh_sockets(self) -> None:
+        if self.query_one("#tabs", TabbedContent).active == "sockets" and not self.gone:
+            self.load_sockets()
+
     @work(thread=True, exclusive=True, group="sockets")
     def load_sockets(self) -> None:
         try:
@@ -148,9 +161,12 @@ class DashboardScreen(Screen[None]):
             return
         self.app.call_from_thread(self._show_sockets, rows)
 
-    def _show_sockets(self, rows: list[SocketRow]) -> None:
-        for table in self.query(SocketTable):
+    def _show_sockets(self, rows: list[SocketRow], tries: int = 50) -> None:
+        tables = list(self.query(SocketTable))
+        for table in tables:
             table.show(rows)
+        if not tables and tries > 0:  # mounted lazily: not there yet
+            self.set_timer(0.02, lambda: self._show_sockets(rows, tries - 1))
 
     @work(thread=True, exclusive=True, group="timeline")
     def load_timeline(self) -> None:
@@ -175,9 +191,12 @@ class DashboardScreen(Screen[None]):
             evs.append(SeenEvent(a["ts_ns"], a["action"], a["examiner"], detail))
         self.app.call_from_thread(self._show_timeline, evs)
 
-    def _show_timeline(self, evs: list[SeenEvent]) -> None:
-        for view in self.query(TimelineView):
+    def _show_timeline(self, evs: list[SeenEvent], tries: int = 50) -> None:
+        views = list(self.query(TimelineView))
+        for view in views:
             view.show(evs)
+        if not views and tries > 0:  # mounted lazily: not there yet
+            self.set_timer(0.02, lambda: self._show_timeline(evs, tries - 1))
 
     # -- capture -----------------------------------------------------------------
     def action_capture(self) -> None:

@@ -57,7 +57,9 @@ class PickerScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static(id="picker-title")
-        yield Input(id="picker-input")
+        box = Input(id="picker-input")
+        box.cursor_blink = False  # steady: nothing on screen changes by itself
+        yield box
         yield DataTable(id="picker-table", cursor_type="row")
         yield Static(id="picker-notes")
         yield Footer()

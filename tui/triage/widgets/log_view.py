@@ -40,7 +40,9 @@ class LogView(Vertical):
 
     def compose(self) -> ComposeResult:
         yield Static(id="log-status")
-        yield Input(placeholder="search (literal text), Enter to apply", id="log-search")
+        box = Input(placeholder="search (literal text), Enter to apply", id="log-search")
+        box.cursor_blink = False  # steady: nothing on screen changes by itself
+        yield box
         yield RichLog(id="log-body", wrap=False, markup=False, highlight=False, max_lines=KEEP)
 
     def on_mount(self) -> None:
