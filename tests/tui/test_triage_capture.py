@@ -62,6 +62,8 @@ async def test_capture_from_dashboard_seals_bundle_with_session_custody(
     assert res.path.parent == tmp_path and res.path.suffix == ".exv"
     report = verify_bundle(res.path)
     assert report.ok and report.complete
+    # the capture ran in a worker thread of the app: still through the read-only view
+    assert str(report.manifest["filesystem_view"]).startswith("read-only, noatime")
     actions = [e["action"] for e in _custody(res.path)]
     started = actions.index("capture.started")
     before = actions[:started]

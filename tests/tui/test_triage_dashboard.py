@@ -9,7 +9,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, RichLog
 
+from collectors.inventory import list_containers
 from collectors.targets import resolve
+from tests.integration import test_capture as capture_tests
 from tests.tui.triage_support import *  # noqa: F403 - fixtures
 from tests.tui.triage_support import SIZE, deterministic_env, query_when_mounted, wait_for
 from tui.triage.app import make_app
@@ -116,3 +118,52 @@ async def test_logs_sockets_and_timeline_tabs(app_for) -> None:  # type: ignore[
         await wait_for(pilot, lambda: tl.row_count > 0, what="timeline")
         kinds = {tl.get_row_at(i)[1].plain for i in range(tl.row_count)}
         assert {"process.started", "triage.tab.opened", "container.created"} <= kinds, kinds
+
+
+async def test_a_triage_session_leaves_the_target_untouched(app_for, runc_target) -> None:  # type: ignore[no-untyped-def]
+    """Every atime, mtime and hash of the target's files is the same after browsing,
+    viewing, hashing, the changed-only list, sockets, logs, the timeline and the
+    picker's shell check as before."""
+    root = runc_target.root
+    before = capture_tests.snapshot(root)
+    inv = list_containers()
+    assert any(c.pid == runc_target.pid and c.shell is False for c in inv.containers)
+    app = app_for()
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("2")
+        fb = await query_when_mounted(pilot, FileBrowser)
+        table = fb.query_one("#fb-list", DataTable)
+        for d, f in (("/etc/app", "/etc/app/app.conf"), ("/app", "/app/target")):
+            fb.path = d.encode()
+            await wait_for(pilot, lambda f=f: f in fb.entries, what=d)
+            table.focus()
+            table.move_cursor(row=table.get_row_index(f))
+            await pilot.press("enter", "h", "x")
+            await wait_for(
+                pilot,
+                lambda f=f: any(
+                    a["action"] == "triage.files.hashed" and a["details"]["path"] == f
+                    for a in app.session.actions()
+                ),
+                what=f"hash of {f}",
+            )
+        await pilot.press("f")
+        await wait_for(pilot, lambda: "/tmp/after-start.txt" in fb.entries, what="changed")
+        await pilot.press("3")
+        sockets = await query_when_mounted(pilot, SocketTable)
+        await wait_for(pilot, lambda: sockets.row_count > 0, what="sockets")
+        await pilot.press("4")
+        logs = await query_when_mounted(pilot, LogView)
+        await wait_for(pilot, lambda: bool(logs.lines), what="log")
+        await pilot.press("5")
+        tl = await query_when_mounted(pilot, TimelineView)
+        await wait_for(pilot, lambda: tl.row_count > 0, what="timeline")
+    after = capture_tests.snapshot(root)
+    checked = 0
+    for path, (atime, mtime, sha) in before.items():
+        if path not in after or after[path][1] != mtime:
+            continue  # written by the target itself meanwhile (its log)
+        assert after[path][0] == atime, f"triage changed the atime of {path}"
+        assert after[path][2] == sha, f"triage changed {path}"
+        checked += 1
+    assert checked > 10 and "/app/target" in before and "/etc/app/app.conf" in before
