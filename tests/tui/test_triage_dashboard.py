@@ -167,3 +167,27 @@ async def test_a_triage_session_leaves_the_target_untouched(app_for, runc_target
         assert after[path][2] == sha, f"triage changed {path}"
         checked += 1
     assert checked > 10 and "/app/target" in before and "/etc/app/app.conf" in before
+
+
+async def test_target_exiting_turns_the_header_red_and_keeps_the_app(lab, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    deterministic_env()
+    handle = lab.runc()
+    stopped = False
+    try:
+        target = resolve(handle.uri)
+        opts = SessionOptions(output_dir=tmp_path, examiner="t", refresh_s=0.3)
+        app = make_app(target, options=opts)
+        async with app.run_test(size=SIZE) as pilot:
+            tree = app.screen.query_one(ProcessTree)
+            await wait_for(pilot, lambda: tree.row_count >= 3, what="tree")
+            handle.stop()
+            stopped = True
+            screen = app.screen
+            await wait_for(pilot, lambda: screen.has_class("-gone"), timeout=20, what="gone")
+            assert screen.gone and tree.row_count >= 1  # the last sample stays on screen
+            await pilot.press("2")  # the root is still held open: files stay readable
+            fb = await query_when_mounted(pilot, FileBrowser)
+            await wait_for(pilot, lambda: "/app" in fb.entries, what="listing after exit")
+    finally:
+        if not stopped:
+            handle.stop()
