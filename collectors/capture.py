@@ -318,6 +318,7 @@ class Capture:
             finally:
                 if upper_fd is not None:
                     os.close(upper_fd)
+            self.progress("filesystem", acq.stats)  # the walk's final numbers
             self._jsonl(writer, "elf", acq.elf.records())  # ELF extracts (sbom)
             if acq.stats.noatime_refused:
                 self.skips.add(

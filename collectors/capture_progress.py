@@ -66,6 +66,7 @@ class ProgressTracker:
         self.clock = clock
         self.t0 = clock()
         self._fs_t0: float | None = None
+        self._last: FsStats | None = None  # later phases keep showing the walk's totals
 
     def __call__(self, phase: str, stats: FsStats | None) -> None:
         if self.cancel.is_set():
@@ -75,8 +76,21 @@ class ProgressTracker:
     def info(self, phase: str, stats: FsStats | None) -> ProgressInfo:
         now = self.clock()
         total_e, total_b = self.estimate if self.estimate else (None, None)
+        if stats is None and self._last is not None:
+            done = self._last
+            return ProgressInfo(
+                phase,
+                now - self.t0,
+                entries=done.entries,
+                files=done.files,
+                bytes_done=done.hashed_bytes,
+                copied_files=done.copied_files,
+                total_entries=total_e,
+                total_bytes=total_b,
+            )
         if stats is None:
             return ProgressInfo(phase, now - self.t0, total_entries=total_e, total_bytes=total_b)
+        self._last = stats
         if self._fs_t0 is None:
             self._fs_t0 = now
         spent = max(now - self._fs_t0, 1e-6)

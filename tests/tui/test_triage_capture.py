@@ -45,6 +45,9 @@ async def test_capture_from_dashboard_seals_bundle_with_session_custody(
         assert res is not None and res.complete, screen.query_one("#capture-result").render()
         shown = screen.query_one("#capture-result").render()
         assert res.manifest_sha256 in str(shown) and str(res.path) in str(shown)
+        assert f"manifest sha256: {res.manifest_sha256}" in str(shown).splitlines()
+        numbers = str(screen.query_one("#capture-numbers").render())
+        assert "entries 0 " not in numbers and "files " in numbers, numbers
         await pilot.press("escape")
         assert not isinstance(app.screen, CaptureScreen)
         await pilot.press("c")  # a second capture, then hand it to replay

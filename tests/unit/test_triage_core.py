@@ -99,6 +99,8 @@ def test_progress_rate_eta_and_cancel() -> None:
     # by entries 6 s are left, by bytes 8 s: the later wins
     assert info.eta_s == pytest.approx(8.0)
     assert info.fraction == pytest.approx(0.25)
+    tr("logs", None)  # later phases keep the walk's totals on screen
+    assert seen[-1].phase == "logs" and seen[-1].entries == 250 and seen[-1].fraction == 1.0
     cancel.set()
     with pytest.raises(CaptureInterrupted, match=CANCEL_REASON):
         tr("filesystem", FsStats(entries=300))

@@ -155,11 +155,14 @@ class CaptureScreen(ModalScreen[CaptureResult | None]):
         bar = self.query_one("#capture-bar", ProgressBar)
         bar.update(total=100, progress=100)
         head = "complete" if res.complete else f"INCOMPLETE: {res.incomplete_reason}"
-        out = Text()
-        out.append_text(lit(f"bundle: {res.path}", "bold"))
-        out.append_text(lit(f"\n{head}", "green" if res.complete else "yellow"))
-        out.append_text(lit(f"\nmanifest sha256: {res.manifest_sha256}"))
-        out.append_text(lit(f"\ncustody log: {res.custody_path}"))
+        out = Text("\n").join(
+            [
+                lit(f"bundle: {res.path}", "bold"),
+                lit(head, "green" if res.complete else "yellow"),
+                lit(f"manifest sha256: {res.manifest_sha256}"),
+                lit(f"custody log: {res.custody_path}"),
+            ]
+        )
         self.query_one("#capture-result", Static).update(out)
         self._phase("finished" if res.complete else "cancelled: what was collected is sealed")
 

@@ -58,8 +58,10 @@ class PodScreen(Screen[None]):
         if c is not None:
             t.append_text(lit(f"  image {c.image}  {c.state}  restarts {c.restarts}"))
             if c.image_id:
-                t.append_text(lit(f"\ndigest {c.image_id}", "dim"))
-        t.append_text(lit(f"\nnode {self.pod.node}  phase {self.pod.phase}  "
+                t.append("\n")
+                t.append_text(lit(f"digest {c.image_id}", "dim"))
+        t.append("\n")
+        t.append_text(lit(f"node {self.pod.node}  phase {self.pod.phase}  "
                           f"age {age(self.pod.created_ns, time.time())}"))  # fmt: skip
         t.append("\nprocesses/files/sockets of a pod: capture it (c) and replay the bundle", "dim")
         self.query_one("#pod-header", Static).update(t)
@@ -130,11 +132,14 @@ class PodScreen(Screen[None]):
         self.result = res
         self.capturing = False
         state = "complete" if res.complete else f"INCOMPLETE: {res.incomplete_reason}"
-        self.app.call_from_thread(
-            self.query_one("#pod-capture", Static).update,
-            lit(f"bundle: {res.path} ({state})\nmanifest sha256: {res.manifest_sha256}"
-                "\no: open in replay"),
-        )  # fmt: skip
+        shown = Text("\n").join(
+            [
+                lit(f"bundle: {res.path} ({state})"),
+                lit(f"manifest sha256: {res.manifest_sha256}"),
+                Text("o: open in replay", style="dim"),
+            ]
+        )
+        self.app.call_from_thread(self.query_one("#pod-capture", Static).update, shown)
 
     def action_open_replay(self) -> None:
         if self.result is not None:
