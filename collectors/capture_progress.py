@@ -12,6 +12,7 @@ collectors.fs.browse.TargetRoot.estimate. Without one, ETA is None.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable
@@ -66,7 +67,7 @@ class ProgressTracker:
         self.clock = clock
         self.t0 = clock()
         self._fs_t0: float | None = None
-        self._last: FsStats | None = None  # later phases keep showing the walk's totals
+        self._last: ProgressInfo | None = None  # later phases keep showing the walk's totals
 
     def __call__(self, phase: str, stats: FsStats | None) -> None:
         if self.cancel.is_set():
@@ -77,20 +78,9 @@ class ProgressTracker:
         now = self.clock()
         total_e, total_b = self.estimate if self.estimate else (None, None)
         if stats is None and self._last is not None:
-            done = self._last
-            return ProgressInfo(
-                phase,
-                now - self.t0,
-                entries=done.entries,
-                files=done.files,
-                bytes_done=done.hashed_bytes,
-                copied_files=done.copied_files,
-                total_entries=total_e,
-                total_bytes=total_b,
-            )
+            return dataclasses.replace(self._last, phase=phase, elapsed_s=now - self.t0, eta_s=0.0)
         if stats is None:
             return ProgressInfo(phase, now - self.t0, total_entries=total_e, total_bytes=total_b)
-        self._last = stats
         if self._fs_t0 is None:
             self._fs_t0 = now
         spent = max(now - self._fs_t0, 1e-6)
@@ -101,7 +91,7 @@ class ProgressTracker:
             left_by_entries = spent * (total_e - stats.entries) / stats.entries
             left_by_bytes = (total_b - stats.hashed_bytes) / rate if rate and total_b else 0.0
             eta = max(0.0, left_by_entries, left_by_bytes)
-        return ProgressInfo(
+        self._last = ProgressInfo(
             phase,
             now - self.t0,
             entries=stats.entries,
@@ -113,3 +103,4 @@ class ProgressTracker:
             total_entries=total_e,
             total_bytes=total_b,
         )
+        return self._last
