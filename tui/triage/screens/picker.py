@@ -137,7 +137,7 @@ class PickerScreen(Screen[None]):
             return
         self.items = items
         self.query_one("#picker-notes", Static).update(
-            Text("\n".join(notes) if notes else f"{len(items)} shown", style="dim")
+            Text("\n").join(lit(line, "dim") for line in [f"{len(items)} shown", *notes])
         )
         self._fill_table()
 
