@@ -61,6 +61,8 @@ def triage_to_tree(uri: str, cid: str, out: Path) -> float:
             time.sleep(0.01)
     finally:
         subprocess.run([*tmux, "kill-server"], check=False)
+        tmpdir = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}"
+        (tmpdir / sock).unlink(missing_ok=True)  # a dead server leaves its socket file
 
 
 def main() -> int:

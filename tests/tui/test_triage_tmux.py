@@ -3,6 +3,7 @@ is read off the screen."""
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -17,6 +18,10 @@ from tests.tui.triage_support import *  # noqa: F403 - fixtures
 pytestmark = pytest.mark.integration
 
 EXUVIA = str(Path(sys.executable).with_name("exuvia"))
+
+
+def tmux_socket(name: str) -> Path:
+    return Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / name
 
 
 def _tmux(sock: str, *args: str) -> subprocess.CompletedProcess[str]:
@@ -70,3 +75,4 @@ def test_triage_in_tmux_shows_the_process_tree(runc_target, tmp_path: Path) -> N
         assert "EXITED=0" in screen, screen
     finally:
         _tmux(sock, "kill-server")
+        tmux_socket(sock).unlink(missing_ok=True)  # a dead server leaves its socket file
