@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -81,10 +82,15 @@ async def test_cancelled_capture_is_the_sealed_incomplete_bundle(lab, tmp_path: 
     deterministic_env()
     handle = lab.runc()
     try:
-        # staged before triage: a big (sparse) file keeps the hashing busy long enough
+        # staged before triage: a big file keeps the hashing busy long enough. Its
+        # blocks are allocated (fallocate), not holes: a capture hashes a sparse
+        # file by its data regions only, which would take no time at all
         big = f"{handle.root}/tmp/big.bin"
-        with open(big, "wb") as fh:
-            fh.truncate(3 << 30)
+        fd = os.open(big, os.O_WRONLY | os.O_CREAT, 0o644)
+        try:
+            os.posix_fallocate(fd, 0, 3 << 30)
+        finally:
+            os.close(fd)
         target = resolve(handle.uri)
         app = make_app(target, options=SessionOptions(output_dir=tmp_path, examiner="tester"))
         async with app.run_test(size=SIZE) as pilot:
