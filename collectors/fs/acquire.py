@@ -18,10 +18,11 @@ from typing import Any
 
 from collectors.fs.elf_extract import ElfExtractor
 from collectors.fs.policy import CopyPolicy
+from collectors.fs.reader_process import run_in_reader
 from collectors.fs.statx import Stat
 from collectors.fs.walk import COLLECTOR, O_NOATIME, WalkEntry, Whiteout, walk
 from forensics.bundle.format import file_member_name
-from forensics.bundle.writer import BundleWriter
+from forensics.bundle.writer import SMALL, BundleWriter, MemberWriter
 from forensics.records import Record, Skip, skip_from_oserror
 from forensics.textsafe import bytes_field
 
@@ -80,8 +81,12 @@ class FilesystemAcquirer:
         policy: CopyPolicy,
         *,
         progress: Callable[[FsStats], None] | None = None,
+        reader_process: bool = False,
     ) -> None:
-        self.writer = writer
+        self.bundle = writer
+        #: where members go: the bundle, or the reader process's stand-in
+        self.writer: MemberWriter = writer
+        self.reader_process = reader_process
         self.policy = policy
         self.stats = FsStats()
         self._progress = progress
@@ -92,29 +97,50 @@ class FilesystemAcquirer:
     def run(
         self, root_fd: int, no_descend: frozenset[bytes], upper_fd: int | None
     ) -> Iterator[Record | Skip]:
-        for item in walk(root_fd, no_descend=no_descend, upper_fd=upper_fd):
-            if isinstance(item, Skip):
-                yield item
-            elif isinstance(item, Whiteout):
-                self.stats.deleted += 1
-                data = bytes_field("path", item.path)
-                data.update(
-                    {
-                        "type": "whiteout",
-                        "deleted": True,
-                        "changed": True,
-                        "ctime_ns": item.st.ctime_ns,
-                        "mtime_ns": item.st.mtime_ns,
-                        "note": "overlay whiteout: deleted since the container started",
-                    }
-                )
-                yield Record("fs_entry", data)
-            else:
-                yield from self._entry(item)
-            if self._progress is not None and self.stats.entries % 512 == 0:
-                self._progress(self.stats)
+        """Records and skips of every entry below ``root_fd``, in walk order.
 
-    def _entry(self, e: WalkEntry) -> Iterator[Record | Skip]:
+        With ``reader_process`` the walk, reads and hashing run in a forked
+        process (collectors/fs/reader_process.py) and only the writing here.
+        """
+        if self.reader_process:
+            return run_in_reader(self, root_fd, no_descend, upper_fd)
+        return self.run_here(root_fd, no_descend, upper_fd)
+
+    def run_here(
+        self, root_fd: int, no_descend: frozenset[bytes], upper_fd: int | None
+    ) -> Iterator[Record | Skip]:
+        skips: list[Skip] = []  # a file's skips, yielded before its record
+        stats = self.stats
+        for item in walk(root_fd, no_descend=no_descend, upper_fd=upper_fd):
+            if isinstance(item, WalkEntry):
+                record = self._entry(item, skips)
+                if skips:
+                    yield from skips
+                    skips.clear()
+                yield record
+            elif isinstance(item, Skip):
+                yield item
+            else:
+                yield self._whiteout(item)
+            if self._progress is not None and stats.entries % 512 == 0:
+                self._progress(stats)
+
+    def _whiteout(self, item: Whiteout) -> Record:
+        self.stats.deleted += 1
+        data = bytes_field("path", item.path)
+        data.update(
+            {
+                "type": "whiteout",
+                "deleted": True,
+                "changed": True,
+                "ctime_ns": item.st.ctime_ns,
+                "mtime_ns": item.st.mtime_ns,
+                "note": "overlay whiteout: deleted since the container started",
+            }
+        )
+        return Record("fs_entry", data)
+
+    def _entry(self, e: WalkEntry, skips: list[Skip]) -> Record:
         self.stats.entries += 1
         data = _meta(e.path, e.st)
         data["changed"] = e.changed
@@ -122,9 +148,9 @@ class FilesystemAcquirer:
             self.stats.changed += 1
         if e.link_target is not None:
             data.update(bytes_field("link_target", e.link_target))
-        if e.st.kind == "file":
-            yield from self._file(e, data)
-        yield Record("fs_entry", data)
+        if data["type"] == "file":
+            self._file(e, data, skips)
+        return Record("fs_entry", data)
 
     def _open(self, e: WalkEntry) -> int:
         if self._noatime:
@@ -135,7 +161,7 @@ class FilesystemAcquirer:
                 self.stats.noatime_refused = True
         return os.open(e.name, FILE_FLAGS, dir_fd=e.dir_fd)
 
-    def _file(self, e: WalkEntry, data: dict[str, Any]) -> Iterator[Skip]:
+    def _file(self, e: WalkEntry, data: dict[str, Any], skips: list[Skip]) -> None:
         self.stats.files += 1
         key = (e.st.dev, e.st.ino)
         if e.st.nlink > 1 and key in self._hardlinks:
@@ -148,11 +174,10 @@ class FilesystemAcquirer:
         try:
             fd = self._open(e)
         except OSError as err:
-            reason = "vanished during the walk" if err.errno == errno.ENOENT else None
-            if reason:
-                yield Skip(COLLECTOR, _t(e.path), reason, "ENOENT")
+            if err.errno == errno.ENOENT:
+                skips.append(Skip(COLLECTOR, _t(e.path), "vanished during the walk", "ENOENT"))
             else:
-                yield skip_from_oserror(COLLECTOR, _t(e.path), err, "cannot open")
+                skips.append(skip_from_oserror(COLLECTOR, _t(e.path), err, "cannot open"))
             data["read_error"] = err.strerror
             return
         if not self._noatime:
@@ -160,43 +185,50 @@ class FilesystemAcquirer:
         try:
             st = os.fstat(fd)  # cheaper than statx; only identity and size needed
             if not stat.S_ISREG(st.st_mode) or st.st_ino != e.st.ino:
-                yield Skip(COLLECTOR, _t(e.path), "replaced during the walk; not read")
+                skips.append(Skip(COLLECTOR, _t(e.path), "replaced during the walk; not read"))
                 data["read_error"] = "replaced during the walk"
                 return
-            wanted = self.policy.wants(e.path, st.st_size, e.changed)
+            size = st.st_size
+            wanted = self.policy.wants(e.path, size, e.changed)
             if wanted and self.policy.is_secret(e.path):
                 wanted = False
                 data["secret"] = True
-                yield Skip(
-                    COLLECTOR,
-                    _t(e.path),
-                    "mounted secret: hashed, not copied (--no-redact copies it)",
+                skips.append(
+                    Skip(
+                        COLLECTOR,
+                        _t(e.path),
+                        "mounted secret: hashed, not copied (--no-redact copies it)",
+                    )
                 )
-            copy = wanted and st.st_size <= self.policy.max_file_size
+            copy = wanted and size <= self.policy.max_file_size
             if wanted and not copy:
-                yield Skip(
-                    COLLECTOR,
-                    _t(e.path),
-                    f"not copied: {st.st_size} bytes is over --max-file-size "
-                    f"{self.policy.max_file_size} (hashed only)",
+                skips.append(
+                    Skip(
+                        COLLECTOR,
+                        _t(e.path),
+                        f"not copied: {size} bytes is over --max-file-size "
+                        f"{self.policy.max_file_size} (hashed only)",
+                    )
                 )
             try:
-                sha, member, read = self._read(fd, e.path, st.st_size, copy)
+                if size <= SMALL:
+                    sha, member, read = self._read_small(fd, e.path, size, copy)
+                else:
+                    sha, member, read = self._read(fd, e.path, size, copy)
             except OSError as err:
-                yield skip_from_oserror(COLLECTOR, _t(e.path), err, "read failed")
+                skips.append(skip_from_oserror(COLLECTOR, _t(e.path), err, "read failed"))
                 data["read_error"] = err.strerror
                 return
             after = os.fstat(fd)
-            if read != st.st_size or (after.st_mtime_ns, after.st_size) != (
-                st.st_mtime_ns,
-                st.st_size,
-            ):
+            if read != size or after.st_mtime_ns != st.st_mtime_ns or after.st_size != size:
                 data["changed_during_read"] = True
-                yield Skip(
-                    COLLECTOR,
-                    _t(e.path),
-                    f"changed while being read ({read} of {st.st_size} bytes at open, "
-                    f"{after.st_size} now); hash covers what was read",
+                skips.append(
+                    Skip(
+                        COLLECTOR,
+                        _t(e.path),
+                        f"changed while being read ({read} of {size} bytes at open, "
+                        f"{after.st_size} now); hash covers what was read",
+                    )
                 )
             data["sha256"] = sha
             data["hashed_bytes"] = read
@@ -208,9 +240,49 @@ class FilesystemAcquirer:
                     )
             if e.st.nlink > 1:
                 self._hardlinks[key] = (e.path, sha, member)
-            yield from self.elf.take(fd, e.path, st.st_size, sha, member)
+            if member is None:  # ELF extracts are only for files not copied
+                skips.extend(self.elf.take(fd, e.path, size, sha, member))
         finally:
             os.close(fd)
+
+    def _read_small(
+        self, fd: int, path: bytes, size: int, copy: bool
+    ) -> tuple[str, str | None, int]:
+        """Hash (and copy) a file of at most SMALL bytes with one read when it can.
+
+        Asks for one byte more than the size seen at open: getting it means the
+        file grew, and the rest is hashed too, so the hash is of the whole file.
+        """
+        buf = os.read(fd, size + 1)
+        if len(buf) < size:  # a short read, or the file shrank: read on to EOF
+            parts = [buf]
+            got = len(buf)
+            while got <= size and (chunk := os.read(fd, size + 1 - got)):
+                parts.append(chunk)
+                got += len(chunk)
+            buf = b"".join(parts)
+        digest = hashlib.sha256(buf)
+        read = len(buf)
+        if read > size:
+            while chunk := os.read(fd, CHUNK):
+                digest.update(chunk)
+                read += len(chunk)
+        sha = digest.hexdigest()
+        self.stats.hashed_bytes += read
+        if not copy:
+            return sha, None, read
+        member = file_member_name(path)
+        if read == size:
+            entry = self.writer.add_bytes(member, buf, sha256=sha)
+        else:  # the member is exactly the size seen at open: cut, or zero-padded
+            content = buf[:size] if read > size else buf + b"\0" * (size - read)
+            entry = self.writer.add_bytes(
+                member, content, sha256=hashlib.sha256(content).hexdigest()
+            )
+            entry.short_by = max(0, size - read)
+        self.stats.copied_files += 1
+        self.stats.copied_bytes += entry.size
+        return sha, member, read
 
     def _read(self, fd: int, path: bytes, size: int, copy: bool) -> tuple[str, str | None, int]:
         """Hash the file; copy ``size`` bytes into the bundle when asked.

@@ -1,0 +1,129 @@
+"""The acquirer with its walk, reads and hashing in a forked reader process gives
+exactly what the in-process acquirer gives: records, skips, members, ELF extracts."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import types
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collectors.fs.acquire import FilesystemAcquirer
+from collectors.fs.policy import CopyPolicy
+from collectors.fs.reader_process import SLOT, ReaderFailed
+from forensics.bundle import BundleWriter, verify_bundle
+from forensics.bundle.writer import SMALL
+from forensics.records import Record, Skip
+from tests.support.bundles import member
+
+
+def _children() -> list[str]:
+    pid = os.getpid()
+    kids: list[str] = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        kids += Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+    return kids
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    files: dict[str, bytes] = {}
+    sizes = [0, 1, 511, 512, 10_000, SMALL, SMALL + 1, 3 * SLOT // 2, SLOT + 4097]
+    for i, size in enumerate(sizes * 3):
+        p = root / f"d{i % 4}" / f"f{i:02d}"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        data = hashlib.sha256(str(i).encode()).digest() * (size // 32 + 1)
+        p.write_bytes(data[:size])
+        files[f"/d{i % 4}/f{i:02d}"] = data[:size]
+    os.link(root / "d0" / "f04", root / "d3" / "hard")
+    os.symlink("/etc/passwd", root / "d1" / "abs-link")
+    os.mkfifo(root / "d2" / "fifo")
+    shutil.copy("/bin/true", root / "d2" / "true")  # an ELF: extracted when not copied
+    (root / "nested" / "a" / "b").mkdir(parents=True)
+    (root / "nested" / "a" / "b" / "x.log").write_text("line\n")
+    return files
+
+
+def _acquire(
+    root: Path, out: Path, policy: str, reader_process: bool
+) -> tuple[list[Record | Skip], dict[str, Any], list[Record]]:
+    with out.open("wb") as raw:
+        w = BundleWriter(raw, compress="zstd", threads=2)
+        acq = FilesystemAcquirer(w, CopyPolicy(policy), reader_process=reader_process)
+        # O_NOATIME: the first run must not change what the second one records
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
+        try:
+            items = list(acq.run(fd, frozenset(), None))
+        finally:
+            os.close(fd)
+        elf = list(acq.elf.records())
+        w.finish({"complete": True})
+    return items, vars(acq.stats), elf
+
+
+def _no_link_atime(items: list[Record | Skip]) -> list[Record | Skip]:
+    out: list[Record | Skip] = []
+    for item in items:
+        if isinstance(item, Record) and item.data["type"] == "symlink":
+            item = Record(item.kind, {k: v for k, v in item.data.items() if k != "atime_ns"})
+        out.append(item)
+    return out
+
+
+@pytest.mark.parametrize("policy", ["all", "none"])
+def test_reader_process_gives_what_the_acquirer_gives_in_process(
+    tmp_path: Path, policy: str
+) -> None:
+    root = tmp_path / "root"
+    files = _tree(root)
+    here, here_stats, here_elf = _acquire(root, tmp_path / "here.exv", policy, False)
+    split, split_stats, split_elf = _acquire(root, tmp_path / "split.exv", policy, True)
+    # readlink(2) has no O_NOATIME: the first run's read of the link moved its atime
+    assert _no_link_atime(split) == _no_link_atime(here)
+    assert split_stats == here_stats
+    assert split_elf == here_elf
+    assert (len(split_elf) == 1) == (policy == "none")
+    assert _children() == []
+    assert verify_bundle(tmp_path / "split.exv").ok
+    by = {r.data["path"]: r.data for r in split if isinstance(r, Record)}
+    for path, content in files.items():
+        assert by[path]["sha256"] == hashlib.sha256(content).hexdigest(), path
+        if policy == "all":
+            assert member(tmp_path / "split.exv", by[path]["member"]) == content, path
+        else:
+            assert "member" not in by[path]
+    assert by["/d3/hard"]["hardlink_of"] == "/d0/f04"
+    assert by["/d1/abs-link"]["link_target"] == "/etc/passwd"
+    assert by["/d2/fifo"]["type"] == "fifo" and "sha256" not in by["/d2/fifo"]
+
+
+def test_a_failing_reader_process_is_one_error_and_is_reaped(tmp_path: Path) -> None:
+    fd = 999_999  # no such descriptor: the reader's walk cannot even stat its root
+    with (tmp_path / "b.exv").open("wb") as raw:
+        w = BundleWriter(raw, compress="none")
+        acq = FilesystemAcquirer(w, CopyPolicy("all"), reader_process=True)
+        with pytest.raises(ReaderFailed, match="filesystem reader process failed: .*Bad file"):
+            list(acq.run(fd, frozenset(), None))
+    assert _children() == []
+
+
+def test_stopping_early_kills_and_reaps_the_reader_process(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _tree(root)
+    with (tmp_path / "b.exv").open("wb") as raw:
+        w = BundleWriter(raw, compress="none")
+        acq = FilesystemAcquirer(w, CopyPolicy("all"), reader_process=True)
+        fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            items = acq.run(fd, frozenset(), None)
+            assert isinstance(items, types.GeneratorType)
+            first = next(items)
+            assert isinstance(first, Record) and first.data["path"] == "/"
+            assert len(_children()) == 1
+            items.close()
+        finally:
+            os.close(fd)
+    assert _children() == []
