@@ -271,7 +271,9 @@ def run_in_reader(
                 else:
                     raise ReaderFailed(f"filesystem reader process sent {kind!r} out of order")
             if slot != NO_SLOT and not done:
-                mine.send(bytes((slot,)))
+                # a reader that failed has exited: its last message says why
+                with contextlib.suppress(BrokenPipeError):
+                    mine.send(bytes((slot,)))
         os.waitpid(pid, 0)
         reaped = True
     finally:

@@ -159,7 +159,8 @@ class BundleWriter:
     ) -> None:
         self._sink = Sink(raw, compress, level, threads)
         self._mtime = int(time.time())
-        self._pending: list[MemberEntry] = []
+        #: JSON of the members since the last checkpoint (without newlines)
+        self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._last_cp = time.monotonic()
         self._cp_seq = 0
@@ -280,13 +281,15 @@ class BundleWriter:
     def _record(self, entry: MemberEntry) -> None:
         self.member_count += 1
         # what _dumps(entry.to_dict()) gives, without building the dict
-        self._spool.write(
-            b'{"name":%s,"sha256":"%s","size":%d}\n'
-            % (quote(entry.name).encode(), entry.sha256.encode(), entry.size)
+        line = b'{"name":%s,"sha256":"%s","size":%d}' % (
+            quote(entry.name).encode(),
+            entry.sha256.encode(),
+            entry.size,
         )
+        self._spool.write(line + b"\n")
         if entry.name.startswith(CHECKPOINT_DIR):
             return
-        self._pending.append(entry)
+        self._pending.append(line)
         self._pending_bytes += entry.size
         if (
             len(self._pending) >= self._every_members
@@ -300,13 +303,12 @@ class BundleWriter:
         if not self._pending:
             return
         self._cp_seq += 1
-        body = _dumps(
-            {
-                "seq": self._cp_seq,
-                "prev_sha256": self._cp_prev,
-                "ts_ns": now_ns(),
-                "members": [e.to_dict() for e in self._pending],
-            }
+        # _dumps({"seq", "prev_sha256", "ts_ns", "members"}) from the lines kept
+        body = b'{"members":[%s],"prev_sha256":%s,"seq":%d,"ts_ns":%d}' % (
+            b",".join(self._pending),
+            quote(self._cp_prev).encode(),
+            self._cp_seq,
+            now_ns(),
         )
         self._pending = []
         self._pending_bytes = 0

@@ -68,8 +68,10 @@ def _no_link_atime(items: list[Record | Skip]) -> list[Record | Skip]:
     out: list[Record | Skip] = []
     for item in items:
         if isinstance(item, Record) and item.data["type"] == "symlink":
-            item = Record(item.kind, {k: v for k, v in item.data.items() if k != "atime_ns"})
-        out.append(item)
+            data = {k: v for k, v in item.data.items() if k != "atime_ns"}
+            out.append(Record(item.kind, data))
+        else:
+            out.append(item)
     return out
 
 
@@ -105,7 +107,7 @@ def test_a_failing_reader_process_is_one_error_and_is_reaped(tmp_path: Path) -> 
     with (tmp_path / "b.exv").open("wb") as raw:
         w = BundleWriter(raw, compress="none")
         acq = FilesystemAcquirer(w, CopyPolicy("all"), reader_process=True)
-        with pytest.raises(ReaderFailed, match="filesystem reader process failed: .*Bad file"):
+        with pytest.raises(ReaderFailed, match=r"filesystem reader process failed: .*Bad file"):
             list(acq.run(fd, frozenset(), None))
     assert _children() == []
 
