@@ -18,7 +18,7 @@ from typing import Any
 
 from collectors.fs.elf_extract import ElfExtractor
 from collectors.fs.policy import CopyPolicy
-from collectors.fs.reader_process import run_in_reader
+from collectors.fs.reader_process import ProxyWriter, run_in_reader
 from collectors.fs.statx import Stat
 from collectors.fs.walk import COLLECTOR, O_NOATIME, WalkEntry, Whiteout, walk
 from forensics.bundle.format import file_member_name
@@ -87,6 +87,9 @@ class FilesystemAcquirer:
         #: where members go: the bundle, or the reader process's stand-in
         self.writer: MemberWriter = writer
         self.reader_process = reader_process
+        #: in the reader process: the stand-in writer, which reads small files
+        #: straight into its shared ring
+        self.ring: ProxyWriter | None = None
         self.policy = policy
         self.stats = FsStats()
         self._progress = progress
@@ -253,6 +256,13 @@ class FilesystemAcquirer:
         Asks for one byte more than the size seen at open: getting it means the
         file grew, and the rest is hashed too, so the hash is of the whole file.
         """
+        if copy and self.ring is not None:
+            member = file_member_name(path)
+            sha, read, entry = self.ring.read_member(fd, member, size)
+            self.stats.hashed_bytes += read
+            self.stats.copied_files += 1
+            self.stats.copied_bytes += entry.size
+            return sha, member, read
         buf = os.read(fd, size + 1)
         if len(buf) < size:  # a short read, or the file shrank: read on to EOF
             parts = [buf]

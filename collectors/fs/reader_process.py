@@ -67,6 +67,12 @@ class _Channel:
         if len(self.ops) >= MAX_OPS:
             self.flush()
 
+    def reserve(self, n: int) -> int:
+        """Offset of ``n`` (at most SLOT) free bytes in the ring; ``used`` unchanged."""
+        if self.used + n > SLOT:
+            self.flush()
+        return self.slot * SLOT + self.used
+
     def put(self, data: bytes | memoryview) -> int:
         """Copy ``data`` (at most SLOT bytes) into the ring; its offset there."""
         n = len(data)
@@ -110,6 +116,38 @@ class ProxyWriter:
         off = self.chan.put(data)
         self.chan.op(("m", name, sha256, off, len(data)))
         return MemberEntry(name, len(data), sha256)
+
+    def read_member(self, fd: int, name: str, size: int) -> tuple[str, int, MemberEntry]:
+        """Read a file of ``size`` (< SLOT) bytes straight into the ring and make it a member.
+
+        Same rules as the acquirer's in-process read: ask for one byte more
+        (getting it means the file grew, and the rest is hashed too); a short
+        file is zero-padded to ``size`` in the member. Returns the SHA-256 of
+        everything read, how much that was, and the member's entry.
+        """
+        chan = self.chan
+        off = chan.reserve(size + 1)
+        view = chan.mv[off : off + size + 1]
+        got = os.readv(fd, [view])
+        if got < size:  # a short read, or the file shrank: read on to EOF
+            while got <= size and (n := os.readv(fd, [view[got:]])):
+                got += n
+        digest = hashlib.sha256(view[:got])
+        read = got
+        if got > size:
+            while chunk := os.read(fd, CHUNK):
+                digest.update(chunk)
+                read += len(chunk)
+        sha = digest.hexdigest()
+        member_sha = sha
+        if got != size:  # the member is exactly the size seen at open: cut, or zero-padded
+            if got < size:
+                view[got:size] = bytes(size - got)
+            member_sha = hashlib.sha256(view[:size]).hexdigest()
+        view.release()
+        chan.used += size
+        chan.op(("m", name, member_sha, off, size))
+        return sha, read, MemberEntry(name, size, member_sha, max(0, size - got))
 
     def add_stream(
         self, name: str, size: int, read: Callable[[int], bytes], digest: Any = None
@@ -179,6 +217,7 @@ def _child(
         chan = _Channel(sock, ring)
         proxy = ProxyWriter(chan)
         acq.writer = proxy
+        acq.ring = proxy
         acq.elf.writer = proxy
         if acq._progress is not None:
             progress_chan = chan

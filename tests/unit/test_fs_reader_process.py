@@ -4,8 +4,10 @@ exactly what the in-process acquirer gives: records, skips, members, ELF extract
 from __future__ import annotations
 
 import hashlib
+import mmap
 import os
 import shutil
+import socket
 import types
 from pathlib import Path
 from typing import Any
@@ -14,7 +16,7 @@ import pytest
 
 from collectors.fs.acquire import FilesystemAcquirer
 from collectors.fs.policy import CopyPolicy
-from collectors.fs.reader_process import SLOT, ReaderFailed
+from collectors.fs.reader_process import NSLOTS, SLOT, ProxyWriter, ReaderFailed, _Channel
 from forensics.bundle import BundleWriter, verify_bundle
 from forensics.bundle.writer import SMALL
 from forensics.records import Record, Skip
@@ -129,3 +131,34 @@ def test_stopping_early_kills_and_reaps_the_reader_process(tmp_path: Path) -> No
         finally:
             os.close(fd)
     assert _children() == []
+
+
+@pytest.mark.parametrize("delta", [-3, 0, 5])
+def test_the_ring_read_hashes_what_was_read_and_stores_the_size_seen(delta: int) -> None:
+    """A file that shrank or grew after its size was taken: the hash covers every
+    byte read, the member is exactly the size seen, cut or zero-padded."""
+    size = 1000
+    data = bytes(range(256)) * 4
+    data = data[: size + delta]
+    ring = mmap.mmap(-1, NSLOTS * SLOT)
+    mine, theirs = socket.socketpair()
+    r, w = os.pipe()
+    try:
+        os.write(w, data)
+        os.close(w)
+        chan = _Channel(theirs, ring)
+        proxy = ProxyWriter(chan)
+        sha, read, entry = proxy.read_member(r, "files/x", size)
+        stored = data[:size].ljust(size, b"\0")
+        assert (sha, read) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert entry.sha256 == hashlib.sha256(stored).hexdigest()
+        assert (entry.size, entry.short_by) == (size, max(0, -delta))
+        op = proxy.chan.ops[-1]
+        assert op == ("m", "files/x", entry.sha256, op[3], size)
+        assert ring[op[3] : op[3] + size] == stored
+        chan.mv.release()
+    finally:
+        os.close(r)
+        mine.close()
+        theirs.close()
+        ring.close()
