@@ -47,28 +47,37 @@ def _t(path: bytes) -> str:
     return path.decode("utf-8", "replace")
 
 
+#: "0644"-style text of every permission value, and "major:minor" of devices seen
+_MODES = tuple(f"{m:04o}" for m in range(0o10000))
+_DEVS: dict[tuple[int, int], str] = {}
+
+
+def _dev(dev: tuple[int, int]) -> str:
+    text = _DEVS.get(dev)
+    if text is None:
+        text = _DEVS[dev] = f"{dev[0]}:{dev[1]}"
+    return text
+
+
 def _meta(path: bytes, st: Stat) -> dict[str, Any]:
+    kind = st.kind
     data: dict[str, Any] = bytes_field("path", path)
-    data.update(
-        {
-            "type": st.kind,
-            "mode": f"{stat.S_IMODE(st.mode):04o}",
-            "uid": st.uid,
-            "gid": st.gid,
-            "size": st.size,
-            "inode": st.ino,
-            "nlink": st.nlink,
-            "dev": f"{st.dev[0]}:{st.dev[1]}",
-            "mtime_ns": st.mtime_ns,
-            "atime_ns": st.atime_ns,
-            "ctime_ns": st.ctime_ns,
-            "btime_ns": st.btime_ns,
-        }
-    )
+    data["type"] = kind
+    data["mode"] = _MODES[st.mode & 0o7777]
+    data["uid"] = st.uid
+    data["gid"] = st.gid
+    data["size"] = st.size
+    data["inode"] = st.ino
+    data["nlink"] = st.nlink
+    data["dev"] = _dev(st.dev)
+    data["mtime_ns"] = st.mtime_ns
+    data["atime_ns"] = st.atime_ns
+    data["ctime_ns"] = st.ctime_ns
+    data["btime_ns"] = st.btime_ns
     if st.mode & (stat.S_ISUID | stat.S_ISGID):
         data["setid"] = True
-    if st.kind in ("chardev", "blockdev"):
-        data["rdev"] = f"{st.rdev[0]}:{st.rdev[1]}"
+    if kind in ("chardev", "blockdev"):
+        data["rdev"] = _dev(st.rdev)
     return data
 
 
