@@ -130,10 +130,10 @@ class FilesystemAcquirer:
                     yield from skips
                     skips.clear()
                 yield record
-            elif isinstance(item, Skip):
-                yield item
-            else:
+            elif isinstance(item, Whiteout):
                 yield self._whiteout(item)
+            else:
+                yield item
             if self._progress is not None and stats.entries % 512 == 0:
                 self._progress(stats)
 
