@@ -149,6 +149,44 @@ class ProxyWriter:
         chan.op(("m", name, member_sha, off, size))
         return sha, read, MemberEntry(name, size, member_sha, max(0, size - got))
 
+    def read_stream(self, fd: int, name: str, size: int) -> tuple[str, int, MemberEntry]:
+        """Like :meth:`read_member` for a file of any size, in ring-sized chunks.
+
+        The member is the first ``size`` bytes (zero-padded if the file shrank);
+        the returned SHA-256 covers the whole file, growth included.
+        """
+        chan = self.chan
+        h = hashlib.sha256()
+        chan.op(("M", name, size))
+        remaining = size
+        while remaining > 0:
+            n = min(CHUNK, remaining)
+            off = chan.reserve(n)
+            view = chan.mv[off : off + n]
+            got = os.readv(fd, [view])
+            if got:
+                h.update(view[:got])
+            view.release()
+            if not got:
+                break
+            chan.used += got
+            chan.op(("c", off, got))
+            remaining -= got
+        member_h = h
+        if remaining:
+            member_h = h.copy()
+            left = remaining
+            while left > 0:
+                member_h.update(bytes(min(CHUNK, left)))
+                left -= min(CHUNK, left)
+        member_sha = member_h.hexdigest()
+        chan.op(("E", member_sha))
+        read = size - remaining
+        while chunk := os.read(fd, CHUNK):  # a file that grew: the hash is of all of it
+            h.update(chunk)
+            read += len(chunk)
+        return h.hexdigest(), read, MemberEntry(name, size, member_sha, remaining)
+
     def add_stream(
         self, name: str, size: int, read: Callable[[int], bytes], digest: Any = None
     ) -> MemberEntry:

@@ -18,7 +18,7 @@ from collectors.fs.acquire import FilesystemAcquirer
 from collectors.fs.policy import CopyPolicy
 from collectors.fs.reader_process import NSLOTS, SLOT, ProxyWriter, ReaderFailed, _Channel
 from forensics.bundle import BundleWriter, verify_bundle
-from forensics.bundle.writer import SMALL
+from forensics.bundle.writer import CHUNK, SMALL
 from forensics.records import Record, Skip
 from tests.support.bundles import member
 
@@ -163,6 +163,35 @@ def test_the_ring_read_hashes_what_was_read_and_stores_the_size_seen(delta: int)
         chan.mv.release()
     finally:
         os.close(r)
+        mine.close()
+        theirs.close()
+        ring.close()
+
+
+@pytest.mark.parametrize("delta", [-3000, 0, 5000])
+def test_the_ring_stream_of_a_big_file_keeps_the_same_rules(tmp_path: Path, delta: int) -> None:
+    """Files bigger than one read go through the ring chunk by chunk: the member is
+    the size seen at open (cut, or zero-padded), the hash covers all that was read."""
+    data = hashlib.sha256(b"big").digest() * ((CHUNK + 10_000) // 32)
+    size = len(data) - delta  # as if the file grew by delta (or shrank) after fstat
+    src = tmp_path / "big"
+    src.write_bytes(data)
+    ring = mmap.mmap(-1, NSLOTS * SLOT)
+    mine, theirs = socket.socketpair()
+    fd = os.open(src, os.O_RDONLY)
+    chan = _Channel(theirs, ring)
+    try:
+        sha, read, entry = ProxyWriter(chan).read_stream(fd, "files/big", size)
+        stored = data[:size].ljust(size, b"\0")
+        assert (sha, read) == (hashlib.sha256(data).hexdigest(), len(data))
+        assert (entry.size, entry.short_by) == (size, max(0, -delta))
+        assert entry.sha256 == hashlib.sha256(stored).hexdigest()
+        assert chan.ops[0] == ("M", "files/big", size) and chan.ops[-1] == ("E", entry.sha256)
+        chunks = [ring[op[1] : op[1] + op[2]] for op in chan.ops[1:-1]]
+        assert len(chunks) >= 2 and b"".join(chunks) == data[:size]
+    finally:
+        chan.mv.release()
+        os.close(fd)
         mine.close()
         theirs.close()
         ring.close()
