@@ -104,11 +104,13 @@ def _tree_rss_kib(pid: int) -> int:
     return total
 
 
-def timed(cmd: list[str] | str, shell: bool = False) -> tuple[float, float, int]:
+def timed(
+    cmd: list[str] | str, shell: bool = False, cwd: Path | None = None
+) -> tuple[float, float, int]:
     """Wall seconds, CPU seconds (user + system, waited-for children included) and
     the peak of the process tree's summed RSS in MiB (sampled every 10 ms)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL, cwd=cwd)
     peak = [0]
     done = threading.Event()
 
@@ -134,6 +136,14 @@ def main() -> None:
     ap.add_argument("--gib", type=float, default=1.0)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument(
+        "--compare-with",
+        type=Path,
+        default=None,
+        metavar="CHECKOUT",
+        help="also time the exuvia of another source checkout (e.g. a worktree of main) "
+        "in every run, for an A/B under the same load",
+    )
     args = ap.parse_args()
     work = Path(args.workdir or tempfile.mkdtemp(prefix="exuvia-bench-"))
     root = work / "root"
@@ -160,13 +170,21 @@ def main() -> None:
         baseline = f"tar -cf - -C /proc/{pid}/root . | sha256sum"
         timed(baseline, shell=True)  # warm the page cache
         load0 = os.getloadavg()
-        bases, exs, ratios, rss = [], [], [], 0
+        bases, exs, ratios, others, rss = [], [], [], [], 0
         for i in range(args.runs):
             out = work / f"out{i}.exv"
-            runs = [("base", baseline), ("exuvia", [*exuvia, "-o", str(out)])]
+            runs: list[tuple[str, list[str] | str, Path | None]] = [
+                ("base", baseline, None),
+                ("exuvia", [*exuvia, "-o", str(out)], Path.cwd()),
+            ]
+            if args.compare_with:
+                other = [*exuvia, "-o", str(work / f"other{i}.exv")]
+                runs.append(("other", other, args.compare_with.resolve()))
             got: dict[str, tuple[float, float, int]] = {}
-            for name, cmd in runs if i % 2 == 0 else runs[::-1]:
-                got[name] = timed(cmd, shell=name == "base")
+            for name, cmd, cwd in runs if i % 2 == 0 else runs[::-1]:
+                got[name] = timed(cmd, shell=name == "base", cwd=cwd)
+            for p in work.glob(f"other{i}.exv*"):
+                p.unlink()
             for p in work.glob(f"out{i}.exv*"):
                 p.unlink()
             (tb, cb, _), (te, ce, r) = got["base"], got["exuvia"]
@@ -179,6 +197,14 @@ def main() -> None:
                 f"(cpu {ce:.2f}s)  ratio {te / tb:.2f}  peak RSS {r} MiB",
                 flush=True,
             )
+            if "other" in got:
+                to, co, ro = got["other"]
+                others.append(to / tb)
+                print(
+                    f"       {args.compare_with}: {to:.2f}s (cpu {co:.2f}s)  "
+                    f"ratio {to / tb:.2f}  peak RSS {ro} MiB",
+                    flush=True,
+                )
         load1 = os.getloadavg()
         print(f"files={args.files} size={args.gib} GiB cores={os.cpu_count()} runs={args.runs}")
         print(f"load average (1 min) before {load0[0]:.2f}, after {load1[0]:.2f}")
@@ -189,6 +215,8 @@ def main() -> None:
             f"(min {min(ratios):.2f}, max {max(ratios):.2f}; target <= 1.00)"
         )
         print(f"exuvia peak RSS, all its processes: {rss} MiB (target <= 200)")
+        if others:
+            print(f"{args.compare_with}: ratio median {statistics.median(others):.2f}")
     finally:
         # the target is PID 1 of its namespace and ignores SIGTERM: kill it, and
         # unshare (waiting for it) follows
