@@ -19,6 +19,7 @@ from typing import Any
 from collectors.fs.elf_extract import ElfExtractor
 from collectors.fs.policy import CopyPolicy
 from collectors.fs.reader_process import ProxyWriter, run_in_reader
+from collectors.fs.sparse import hash_sparse, is_sparse
 from collectors.fs.statx import Stat
 from collectors.fs.walk import COLLECTOR, O_NOATIME, WalkEntry, Whiteout, walk
 from forensics.bundle.format import file_member_name
@@ -28,6 +29,8 @@ from forensics.textsafe import bytes_field
 
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 CHUNK = 1 << 20
+#: hard-linked files remembered at once; past this, a further link is hashed again
+HARDLINKS_MAX = 100_000
 
 
 @dataclass
@@ -102,7 +105,8 @@ class FilesystemAcquirer:
         self.policy = policy
         self.stats = FsStats()
         self._progress = progress
-        self._hardlinks: dict[tuple[tuple[int, int], int], tuple[bytes, str, str | None]] = {}
+        # (dev, ino) -> first path, sha256, member, links not yet seen
+        self._hardlinks: dict[tuple[tuple[int, int], int], tuple[bytes, str, str | None, int]] = {}
         self._noatime = bool(O_NOATIME)
         self.elf = ElfExtractor(writer)  # extracts of ELF files not copied (artifacts/elf.jsonl)
 
@@ -177,7 +181,11 @@ class FilesystemAcquirer:
         self.stats.files += 1
         key = (e.st.dev, e.st.ino)
         if e.st.nlink > 1 and key in self._hardlinks:
-            first, sha, member = self._hardlinks[key]
+            first, sha, member, left = self._hardlinks[key]
+            if left > 1:
+                self._hardlinks[key] = (first, sha, member, left - 1)
+            else:  # every link seen: forget it, so memory stays bounded
+                del self._hardlinks[key]
             data.update(bytes_field("hardlink_of", first))
             data["sha256"] = sha
             if member:
@@ -186,8 +194,11 @@ class FilesystemAcquirer:
         try:
             fd = self._open(e)
         except OSError as err:
-            if err.errno == errno.ENOENT:
-                skips.append(Skip(COLLECTOR, _t(e.path), "vanished during the walk", "ENOENT"))
+            reason = "vanished during the walk" if err.errno == errno.ENOENT else None
+            if err.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink swapped in after stat
+                reason = "replaced by a symlink during the walk; not followed"
+            if reason:
+                skips.append(Skip(COLLECTOR, _t(e.path), reason, errno.errorcode[err.errno or 0]))
             else:
                 skips.append(skip_from_oserror(COLLECTOR, _t(e.path), err, "cannot open"))
             data["read_error"] = err.strerror
@@ -201,6 +212,9 @@ class FilesystemAcquirer:
                 data["read_error"] = "replaced during the walk"
                 return
             size = st.st_size
+            if is_sparse(size, st.st_blocks):
+                skips.extend(hash_sparse(fd, _t(e.path), size, st.st_blocks, data))
+                return
             wanted = self.policy.wants(e.path, size, e.changed)
             if wanted and self.policy.is_secret(e.path):
                 wanted = False
@@ -238,8 +252,8 @@ class FilesystemAcquirer:
                     Skip(
                         COLLECTOR,
                         _t(e.path),
-                        f"changed while being read ({read} of {size} bytes at open, "
-                        f"{after.st_size} now); hash covers what was read",
+                        f"changed while being read ({size} bytes at open, {after.st_size} "
+                        f"now); sha256 covers the {read} bytes read",
                     )
                 )
             data["sha256"] = sha
@@ -250,8 +264,8 @@ class FilesystemAcquirer:
                     self.stats.log_members.append(
                         {**bytes_field("path", e.path), "member": member, "origin": "target"}
                     )
-            if e.st.nlink > 1:
-                self._hardlinks[key] = (e.path, sha, member)
+            if e.st.nlink > 1 and len(self._hardlinks) < HARDLINKS_MAX:
+                self._hardlinks[key] = (e.path, sha, member, e.st.nlink - 1)
             if member is None:  # ELF extracts are only for files not copied
                 skips.extend(self.elf.take(fd, e.path, size, sha, member))
         finally:
@@ -260,10 +274,11 @@ class FilesystemAcquirer:
     def _read_small(
         self, fd: int, path: bytes, size: int, copy: bool
     ) -> tuple[str, str | None, int]:
-        """Hash (and copy) a file of at most SMALL bytes with one read when it can.
+        """Hash (and copy) the first ``size`` bytes (the size at open, at most SMALL)
+        of a file, with one read when the kernel gives them all at once.
 
-        Asks for one byte more than the size seen at open: getting it means the
-        file grew, and the rest is hashed too, so the hash is of the whole file.
+        Never past the size at open, as _read: a file growing as fast as it is
+        read must not hold the capture.
         """
         if copy and self.ring is not None:
             member = file_member_name(path)
@@ -272,39 +287,34 @@ class FilesystemAcquirer:
             self.stats.copied_files += 1
             self.stats.copied_bytes += entry.size
             return sha, member, read
-        buf = os.read(fd, size + 1)
+        buf = os.read(fd, size) if size else b""
         if len(buf) < size:  # a short read, or the file shrank: read on to EOF
             parts = [buf]
             got = len(buf)
-            while got <= size and (chunk := os.read(fd, size + 1 - got)):
+            while got < size and (chunk := os.read(fd, size - got)):
                 parts.append(chunk)
                 got += len(chunk)
             buf = b"".join(parts)
-        digest = hashlib.sha256(buf)
         read = len(buf)
-        if read > size:
-            while chunk := os.read(fd, CHUNK):
-                digest.update(chunk)
-                read += len(chunk)
-        sha = digest.hexdigest()
+        sha = hashlib.sha256(buf).hexdigest()
         self.stats.hashed_bytes += read
         if not copy:
             return sha, None, read
         member = file_member_name(path)
         if read == size:
             entry = self.writer.add_bytes(member, buf, sha256=sha)
-        else:  # the member is exactly the size seen at open: cut, or zero-padded
-            content = buf[:size] if read > size else buf + b"\0" * (size - read)
+        else:  # the file shrank: the member is zero-padded to the size at open
+            content = buf + b"\0" * (size - read)
             entry = self.writer.add_bytes(
                 member, content, sha256=hashlib.sha256(content).hexdigest()
             )
-            entry.short_by = max(0, size - read)
+            entry.short_by = size - read
         self.stats.copied_files += 1
         self.stats.copied_bytes += entry.size
         return sha, member, read
 
     def _read(self, fd: int, path: bytes, size: int, copy: bool) -> tuple[str, str | None, int]:
-        """Hash the file; copy ``size`` bytes into the bundle when asked.
+        """Hash the first ``size`` bytes (the size at open); copy them when asked.
 
         One SHA-256 serves both the file record and the member when the file
         did not change while read.
@@ -328,16 +338,14 @@ class FilesystemAcquirer:
 
             entry = self.writer.add_stream(member, size, reader, digest=digest)
             read = total[0]
-            # a file that grew: hash the rest too, so the hash is of the whole file
-            while chunk := os.read(fd, CHUNK):
-                digest.update(chunk)
-                read += len(chunk)
+            # never past the size at open: a file growing (or extended by
+            # ftruncate) as fast as it is read would keep the capture forever
             self.stats.copied_files += 1
             self.stats.copied_bytes += entry.size
             self.stats.hashed_bytes += read
             return digest.hexdigest(), member, read
         read = 0
-        while chunk := os.read(fd, CHUNK):
+        while read < size and (chunk := os.read(fd, min(CHUNK, size - read))):
             digest.update(chunk)
             read += len(chunk)
         self.stats.hashed_bytes += read

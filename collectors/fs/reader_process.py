@@ -118,42 +118,33 @@ class ProxyWriter:
         return MemberEntry(name, len(data), sha256)
 
     def read_member(self, fd: int, name: str, size: int) -> tuple[str, int, MemberEntry]:
-        """Read a file of ``size`` (< SLOT) bytes straight into the ring and make it a member.
+        """Read a file's first ``size`` (< SLOT) bytes straight into the ring as a member.
 
-        Same rules as the acquirer's in-process read: ask for one byte more
-        (getting it means the file grew, and the rest is hashed too); a short
-        file is zero-padded to ``size`` in the member. Returns the SHA-256 of
-        everything read, how much that was, and the member's entry.
+        Same rules as the acquirer's in-process read: never past the size at
+        open; a file that shrank is zero-padded to it in the member. Returns
+        the SHA-256 of the bytes read, how many there were, and the member's entry.
         """
         chan = self.chan
-        off = chan.reserve(size + 1)
-        view = chan.mv[off : off + size + 1]
-        got = os.readv(fd, [view])
-        if got < size:  # a short read, or the file shrank: read on to EOF
-            while got <= size and (n := os.readv(fd, [view[got:]])):
-                got += n
-        digest = hashlib.sha256(view[:got])
-        read = got
-        if got > size:
-            while chunk := os.read(fd, CHUNK):
-                digest.update(chunk)
-                read += len(chunk)
-        sha = digest.hexdigest()
+        off = chan.reserve(size)
+        view = chan.mv[off : off + size]
+        got = os.readv(fd, [view]) if size else 0
+        while got < size and (n := os.readv(fd, [view[got:]])):  # short read, or shrank
+            got += n
+        sha = hashlib.sha256(view[:got]).hexdigest()
         member_sha = sha
-        if got != size:  # the member is exactly the size seen at open: cut, or zero-padded
-            if got < size:
-                view[got:size] = bytes(size - got)
-            member_sha = hashlib.sha256(view[:size]).hexdigest()
+        if got < size:
+            view[got:size] = bytes(size - got)
+            member_sha = hashlib.sha256(view).hexdigest()
         view.release()
         chan.used += size
         chan.op(("m", name, member_sha, off, size))
-        return sha, read, MemberEntry(name, size, member_sha, max(0, size - got))
+        return sha, got, MemberEntry(name, size, member_sha, size - got)
 
     def read_stream(self, fd: int, name: str, size: int) -> tuple[str, int, MemberEntry]:
         """Like :meth:`read_member` for a file of any size, in ring-sized chunks.
 
         The member is the first ``size`` bytes (zero-padded if the file shrank);
-        the returned SHA-256 covers the whole file, growth included.
+        the returned SHA-256 covers the bytes read, never past ``size``.
         """
         chan = self.chan
         h = hashlib.sha256()
@@ -181,11 +172,7 @@ class ProxyWriter:
                 left -= min(CHUNK, left)
         member_sha = member_h.hexdigest()
         chan.op(("E", member_sha))
-        read = size - remaining
-        while chunk := os.read(fd, CHUNK):  # a file that grew: the hash is of all of it
-            h.update(chunk)
-            read += len(chunk)
-        return h.hexdigest(), read, MemberEntry(name, size, member_sha, remaining)
+        return h.hexdigest(), size - remaining, MemberEntry(name, size, member_sha, remaining)
 
     def add_stream(
         self, name: str, size: int, read: Callable[[int], bytes], digest: Any = None
