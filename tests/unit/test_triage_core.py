@@ -16,8 +16,9 @@ from collectors.fs.acquire import FsStats
 from collectors.fs.shellcheck import has_shell
 from collectors.live.logs import LogTail, parse_line
 from collectors.live.processes import ProcRow, tree_order
-from forensics.errors import CaptureInterrupted
+from forensics.errors import CaptureInterrupted, ExuviaError
 from forensics.textsafe import printable
+from tests.support.incident_bundle import build
 
 
 def test_printable_escapes_controls_and_bidi_and_keeps_the_rest() -> None:
@@ -160,19 +161,16 @@ def test_triage_bad_input_is_one_line_before_any_screen(args: list[str], expect:
     assert "Traceback" not in res.stderr
 
 
-def test_replay_handoff_prints_the_command_when_replay_is_not_installed(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    import importlib.util  # noqa: PLC0415
-
+def test_replay_handoff_runs_the_replay_command(tmp_path: Path) -> None:
+    """'o' after a capture hands the bundle to `exuvia replay` (which, off a terminal,
+    says in one line that it needs one: proof the hand-off reached it)."""
     from tui.commands import triage_cmd  # noqa: PLC0415
 
-    if importlib.util.find_spec("tui.commands.replay_cmd") is not None:
-        pytest.skip("replay is installed: the hand-off runs it (its own tests cover that)")
-    bundle = tmp_path / "b.exv"
-    assert triage_cmd.open_in_replay(bundle) == 0
-    out = capsys.readouterr().out
-    assert f"exuvia replay {bundle}" in out
+    bundle = build(tmp_path / "b.exv")
+    with pytest.raises(ExuviaError, match="replay needs a terminal"):
+        triage_cmd.open_in_replay(bundle)
+    with pytest.raises(ExuviaError, match="no such bundle"):
+        triage_cmd.open_in_replay(tmp_path / "missing.exv")
 
 
 def test_bundle_names_never_collide_with_evidence_already_there(tmp_path: Path) -> None:

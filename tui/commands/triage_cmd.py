@@ -10,7 +10,6 @@ installed; otherwise its path and command line are printed.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
 from forensics.errors import TargetError
+from tui.commands import replay_cmd
 
 
 def register(sub: Any) -> None:
@@ -49,14 +49,8 @@ def register(sub: Any) -> None:
 
 
 def open_in_replay(path: Path) -> int:
-    """Hand a bundle to the replay viewer, if this exuvia has one."""
-    if importlib.util.find_spec("tui.commands.replay_cmd") is not None:
-        from tui.commands import replay_cmd  # type: ignore[attr-defined]  # noqa: PLC0415
-
-        return int(replay_cmd.run_replay(path))
-    print(f"bundle: {path}")
-    print(f"open it with: exuvia replay {path}")
-    return 0
+    """Hand the finished capture to the replay view (in this process and terminal)."""
+    return replay_cmd.run_replay(path)
 
 
 def run(args: argparse.Namespace) -> int:

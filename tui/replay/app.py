@@ -47,6 +47,8 @@ def background_priority() -> None:
     applies nice values per thread); best effort elsewhere."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
 SPEEDS = (1, 2, 5, 10, 20, 50, 100)
 
 
