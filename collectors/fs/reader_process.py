@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import gc
 import hashlib
 import marshal
 import mmap
@@ -282,12 +283,23 @@ def run_in_reader(
     writer = acq.bundle
     ring = mmap.mmap(-1, NSLOTS * SLOT)
     mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    with warnings.catch_warnings():
-        # zstd's worker threads may run here; the child runs no code of theirs,
-        # takes no lock they hold (glibc's fork resets malloc's), and only walks,
-        # reads and hashes before it _exits.
-        warnings.simplefilter("ignore", DeprecationWarning)
-        pid = os.fork()
+    # Objects that exist now are left out of both processes' garbage
+    # collections until the reader is done: a full collection writes to every
+    # object it visits, which would copy each shared page after the fork.
+    gc.freeze()
+    try:
+        with warnings.catch_warnings():
+            # zstd's worker threads may run here; the child runs no code of theirs,
+            # takes no lock they hold (glibc's fork resets malloc's), and only
+            # walks, reads and hashes before it _exits.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    except OSError:  # no process to be had: the collector fails, recorded as such
+        gc.unfreeze()
+        for end in (mine, theirs):
+            end.close()
+        ring.close()
+        raise
     if pid == 0:
         mine.close()
         _child(acq, theirs, ring, root_fd=root_fd, no_descend=no_descend, upper_fd=upper_fd)
@@ -349,6 +361,7 @@ def run_in_reader(
         mine.close()
         mv.release()
         ring.close()
+        gc.unfreeze()
 
 
 def _adopt(stats: FsStats, snapshot: dict[str, Any]) -> None:
