@@ -4,18 +4,29 @@ real cluster, from the agent's ephemeral container (reused on a second session).
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from textual.widgets import DataTable, RichLog
 
 from collectors.k8s.capture import K8sOptions
 from collectors.k8s.client import KubeClient
 from collectors.k8s.livepod import open_live
+from collectors.k8s.pods import list_pods
 from forensics.errors import ExuviaError
 from tests.e2e import k8s_lab as lab
 from tests.e2e.test_k8s_capture import k8s_images, start_lab  # noqa: F401 - fixture
 from tui.demo.rootfs import CHANGED_CONFIG, TARGET_PATH, build_demo_rootfs
+from tui.triage.app import make_app
+from tui.triage.screens.pod import PodScreen
+from tui.triage.session import SessionOptions
+from tui.triage.widgets.file_browser import FileBrowser
+from tui.triage.widgets.process_tree import ProcessTree
+from tui.triage.widgets.socket_table import SocketTable
 
 pytestmark = pytest.mark.e2e
 
@@ -100,5 +111,87 @@ def test_live_processes_files_and_sockets_of_a_pod(
             return any("terminated" in (s.get("state") or {}) for s in sts)
 
         lab.wait_for(agent_ended, 60, "the agent container to exit after --linger", 0.5)
+    finally:
+        kc.close()
+
+
+async def _until(pilot: Any, cond: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what} on {pilot.app.screen}")
+        await pilot.pause(0.1)
+
+
+@pytest.mark.asyncio
+async def test_pod_dashboard_processes_files_sockets_then_capture(
+    cluster: Any,
+    kubeconfig_path: str,
+    k8s_images: str,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    os.environ["TZ"] = "UTC"
+    ns = cluster.namespace("podlive-ui", enforce="baseline")
+    start_lab(cluster, ns)
+    want = (build_demo_rootfs(lab.WORKDIR) / TARGET_PATH.lstrip("/")).read_bytes()
+    opts = SessionOptions(output_dir=tmp_path, examiner="tester", kubeconfig=kubeconfig_path,
+                          k8s_image=lab.COLLECTOR_IMAGE, refresh_s=1.0)  # fmt: skip
+    app = make_app(None, options=opts)
+    kc = KubeClient(kubeconfig_path)
+    try:
+        row = next(p for p in list_pods(kc, ns) if p.name == "lab")
+        async with app.run_test(size=(140, 44)) as pilot:
+            app.push_screen(PodScreen(row, "app", kc, app.session))
+            await _until(pilot, lambda: isinstance(app.screen, PodScreen), 10, "pod screen")
+            screen = app.screen
+            assert isinstance(screen, PodScreen)
+            await _until(pilot, lambda: bool(screen.query(ProcessTree)), 10, "mounted")
+            tree = screen.query_one(ProcessTree)
+            await _until(pilot, lambda: tree.row_count >= 2, 120, "the pod's process tree")
+            assert any(TARGET_PATH in " ".join(r.cmdline) for r in tree.rows_shown)
+            assert "no shell" in str(screen.query_one("#pod-header").render())
+
+            await pilot.press("2")
+            await _until(pilot, lambda: bool(screen.query(FileBrowser)), 10, "file browser")
+            fb = screen.query_one(FileBrowser)
+            table = fb.query_one("#fb-list", DataTable)
+            await _until(pilot, lambda: "/app" in fb.entries, 20, "the root listing")
+            table.focus()
+            table.move_cursor(row=table.get_row_index("/app"))
+            await pilot.press("enter")
+            await _until(pilot, lambda: TARGET_PATH in fb.entries, 20, "/app listed")
+            table.move_cursor(row=table.get_row_index(TARGET_PATH))
+            await pilot.press("enter", "x", "h")
+
+            def hashed() -> list[dict[str, Any]]:
+                return [a for a in app.session.actions() if a["action"] == "triage.files.hashed"]
+
+            await _until(pilot, hashed, 60, "the hash")
+            assert hashed()[0]["details"]["sha256"] == hashlib.sha256(want).hexdigest()
+            view = fb.query_one("#fb-view", RichLog)
+            assert any("7f454c46" in s.text.replace(" ", "") for s in view.lines)  # hex of ELF
+
+            await pilot.press("3")
+            socks = screen.query_one(SocketTable)
+            await _until(pilot, lambda: socks.row_count > 0, 30, "sockets")
+            cells = [c.plain for i in range(socks.row_count) for c in socks.get_row_at(i)]
+            assert any(c.endswith(":8080") for c in cells), cells
+
+            await pilot.press("c")
+            await _until(pilot, lambda: screen.result is not None, 240, "capture")
+            res = screen.result
+            await pilot.press("escape")
+        assert res is not None and res.complete, res
+        side = res.path.with_name(res.path.name + ".custody.jsonl")
+        entries = [json.loads(ln) for ln in side.read_text().splitlines()]
+        actions = [e["action"] for e in entries]
+        before = actions[: actions.index("capture.started")]
+        assert {"triage.agent.serving", "triage.agent.served", "triage.files.hashed"} <= set(
+            before
+        ), before
+        served = next(e for e in entries if e["action"] == "triage.agent.served")["details"]
+        assert served["requests"]["processes"] >= 1 and served["requests"]["sha256"] == 1
+        eph = (kc.get_pod(ns, "lab").get("spec") or {}).get("ephemeralContainers") or []
+        assert len(eph) == 1, eph  # the capture reused the dashboard's agent
     finally:
         kc.close()
