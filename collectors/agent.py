@@ -43,7 +43,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from collectors.agent_serve import DEFAULT_IDLE, Server, run_serve
+from collectors.agent_serve import DEFAULT_IDLE, MAX_ENTRIES, Server, run_serve
 from collectors.capture import Capture, CaptureOptions
 from collectors.fs.mounts import parse_mountinfo, root_mount
 from collectors.k8s.findpid import Found, NotFound, find_target, own_container
@@ -323,6 +323,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--procfs", default="/proc")
     s.add_argument("--idle", type=float, default=DEFAULT_IDLE, help="exit after this silence (s)")
     s.add_argument("--state-dir", default=STATE_DIR, help=argparse.SUPPRESS)
+    s.add_argument("--max-entries", type=int, default=MAX_ENTRIES, help=argparse.SUPPRESS)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -341,7 +342,8 @@ def _serve(args: argparse.Namespace) -> int:
         problem = access_problem(args.procfs, found.pid)
         if problem:
             raise AccessDenied(problem)
-        return Server(args.procfs, found.pid, f"{found.how} ({dumpable})", found.members)
+        how = f"{found.how} ({dumpable})"
+        return Server(args.procfs, found.pid, how, found.members, args.max_entries)
 
     return run_serve(open_target, args.state_dir, args.idle, emit)
 

@@ -55,6 +55,7 @@ PROTOCOL = 1
 MAX_CHUNK = 256 << 10
 MAX_LINE = 64 << 10
 MAX_CHANGED = 10_000
+MAX_ENTRIES = 20_000  # of one directory listing; the rest is counted, not sent
 DEFAULT_IDLE = 600.0
 
 Handler = Callable[[dict[str, Any]], dict[str, Any]]
@@ -70,8 +71,8 @@ def fs(path: bytes | None) -> str | None:
 
 def _path(req: dict[str, Any], key: str = "path") -> bytes:
     value = req.get(key)
-    if not isinstance(value, str) or not value:
-        raise RequestError(f"'{key}' must be a non-empty string")
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise RequestError(f"'{key}' must be a non-empty string without NUL")
     return os.fsencode(value)
 
 
@@ -85,8 +86,16 @@ def _int(req: dict[str, Any], key: str, default: int, lo: int, hi: int) -> int:
 class Server:
     """The target's live views, opened once; ``handle`` answers one request."""
 
-    def __init__(self, procfs: str, pid: int, found_by: str, members: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        procfs: str,
+        pid: int,
+        found_by: str,
+        members: tuple[int, ...],
+        max_entries: int = MAX_ENTRIES,
+    ) -> None:
         self.procfs = procfs
+        self.max_entries = max_entries
         self.pid = pid
         self.found_by = found_by
         self.members = members
@@ -157,7 +166,8 @@ class Server:
 
     def list_dir(self, req: dict[str, Any]) -> dict[str, Any]:
         rows = []
-        for e in self.root.list_dir(_path(req)):
+        entries = self.root.list_dir(_path(req))
+        for e in entries[: self.max_entries]:
             rows.append(
                 {
                     "path": fs(e.path),
@@ -168,7 +178,7 @@ class Server:
                     "error": e.error,
                 }
             )
-        return {"entries": rows}
+        return {"entries": rows, "not_listed": max(len(entries) - self.max_entries, 0)}
 
     def changed(self, req: dict[str, Any]) -> dict[str, Any]:
         limit = _int(req, "limit", MAX_CHANGED, 1, MAX_CHANGED)

@@ -208,7 +208,7 @@ class RemoteRoot:
 
     def list_dir(self, path: bytes) -> list[DirEntry]:
         res = self.link.call("list_dir", path=os.fsdecode(path))
-        return [
+        rows = [
             DirEntry(
                 path=os.fsencode(e["path"]),
                 name=os.fsencode(e["name"]),
@@ -219,6 +219,11 @@ class RemoteRoot:
             )
             for e in res.get("entries") or []
         ]
+        more = int(res.get("not_listed") or 0)
+        if more:  # a visible row, not a silent cut
+            name = f"… {more} more entries not listed".encode()
+            rows.append(DirEntry(path.rstrip(b"/") + b"/\0more", name, None, error="not listed"))
+        return rows
 
     def changed(self, limit: int = 10_000) -> Iterator[ChangedEntry]:
         res = self.link.call("changed", limit=min(max(limit, 1), 10_000))

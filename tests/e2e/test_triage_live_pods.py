@@ -50,13 +50,15 @@ def serve_pids(container_id: str) -> list[int]:
     return out
 
 
+@pytest.mark.parametrize("level", ["baseline", "restricted"])
 def test_live_processes_files_and_sockets_of_a_pod(
     cluster: Any,
     kubeconfig_path: str,
     k8s_images: str,  # noqa: F811 - the fixture imported above
+    level: str,
 ) -> None:
-    ns = cluster.namespace("podlive", enforce="baseline")
-    pod = start_lab(cluster, ns)
+    ns = cluster.namespace("podlive", enforce=level)
+    pod = start_lab(cluster, ns, restricted=level == "restricted")
     cid = pod["status"]["containerStatuses"][0]["containerID"].split("://")[-1]
     rootfs = build_demo_rootfs(lab.WORKDIR)  # the tree the lab image was made of
     k8s = K8sOptions(image=lab.COLLECTOR_IMAGE, pull_policy="Never", idle=120, linger=5)

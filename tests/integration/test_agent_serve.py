@@ -89,6 +89,20 @@ def test_files_list_read_hash_and_changed(remote, runc_target) -> None:  # type:
         assert link.link_target is not None
 
 
+def test_a_long_listing_is_cut_visibly(runc_target, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    argv = agent_argv("--pid", str(runc_target.pid), "--state-dir", str(tmp_path / "s"),
+                      "--max-entries", "2")  # fmt: skip
+    r = RemoteTarget(SubprocessTransport(argv, env()))
+    try:
+        full = os.listdir(f"/proc/{runc_target.pid}/root/etc")
+        got = r.root.list_dir(b"/etc")
+    finally:
+        r.close()
+    assert len(full) > 2 and len(got) == 3
+    assert got[-1].st is None and got[-1].error == "not listed"
+    assert got[-1].name == f"… {len(full) - 2} more entries not listed".encode()
+
+
 def test_errors_are_responses_not_tracebacks(remote) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ExuviaError, match=r"'\.\.'"):
         remote.root.list_dir(b"/etc/../..")
@@ -100,6 +114,8 @@ def test_errors_are_responses_not_tracebacks(remote) -> None:  # type: ignore[no
         remote.link.call("rm_rf")
     with pytest.raises(ExuviaError, match="integer"):
         remote.link.call("read", path="/etc/passwd", length=1 << 30)
+    with pytest.raises(ExuviaError, match="without NUL"):
+        remote.root.sha256(b"/etc/passwd\0x")
     assert remote.sample()  # still serving after the errors
     stats = remote.stats()["requests"]
     assert stats["processes"] >= 1 and stats["hello"] == 1

@@ -25,7 +25,7 @@ from textual.widgets import Footer, RichLog, Static, TabbedContent, TabPane
 from collectors.k8s.pods import PodRow
 from collectors.live.processes import ProcRow
 from collectors.live.sockets import SocketRow
-from forensics.errors import ExuviaError
+from forensics.errors import ExuviaError, TargetGone
 from tui.triage.screens.pod_capture import run_pod_capture
 from tui.triage.session import TriageSession
 from tui.triage.text import age, lit, notice
@@ -61,6 +61,7 @@ class PodScreen(Screen[None]):
         self.live: Any = None  # collectors.k8s.livepod.PodLive once the agent answers
         self.live_error: str | None = None
         self.procs: list[ProcRow] = []
+        self.gone = False
         #: set once the agent answered or failed: a capture then reuses its container
         self.settled = threading.Event()
 
@@ -166,19 +167,31 @@ class PodScreen(Screen[None]):
     def sample(self) -> None:
         if self.live is None:
             return
+        if self.gone:
+            return
         try:
             rows = self.live.remote.sample()
+        except TargetGone as err:
+            self.app.call_from_thread(self._gone, str(err))
+            return
         except ExuviaError as err:
             self.app.call_from_thread(notice, self, f"processes: {err}", "error")
             return
         self.app.call_from_thread(self._show_procs, rows)
+
+    def _gone(self, why: str) -> None:
+        """The container exited (or restarted): what is on screen stays, in red."""
+        if not self.gone:
+            self.gone = True
+            self.add_class("-gone")
+            notice(self, f"target gone: {why}", "error", 30)
 
     def _show_procs(self, rows: list[ProcRow]) -> None:
         self.procs = rows
         self.query_one(ProcessTree).show(rows)
 
     def _refresh_sockets(self) -> None:
-        if self.query_one("#tabs", TabbedContent).active == "sockets":
+        if self.query_one("#tabs", TabbedContent).active == "sockets" and not self.gone:
             self.load_sockets()
 
     @work(thread=True, exclusive=True, group="sockets")
