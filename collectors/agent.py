@@ -50,7 +50,7 @@ from collectors.k8s.findpid import Found, NotFound, find_target, own_container
 from collectors.targets.base import TargetInfo
 from collectors.targets.pid import process_facts, process_start_ns
 from forensics import __version__
-from forensics.errors import AccessDenied, ExuviaError
+from forensics.errors import AccessDenied, ExuviaError, TargetGone
 
 STATE_DIR = "/tmp/exuvia-agent"  # noqa: S108 - inside the agent's own container
 PR_SET_DUMPABLE = 4
@@ -339,6 +339,8 @@ def _serve(args: argparse.Namespace) -> int:
                 )
             except NotFound as err:
                 raise ExuviaError(str(err)) from None
+        if not os.path.isdir(f"{args.procfs}/{found.pid}"):
+            raise TargetGone(f"process {found.pid} is not in {args.procfs} (gone?)")
         problem = access_problem(args.procfs, found.pid)
         if problem:
             raise AccessDenied(problem)

@@ -319,7 +319,11 @@ def run_serve(
         try:
             server = server_for()
         except (ExuviaError, OSError, ValueError) as err:
-            kind = "access" if isinstance(err, AccessDenied) else "target"
+            kind = "target"
+            if isinstance(err, AccessDenied):
+                kind = "access"
+            elif isinstance(err, TargetGone):
+                kind = "gone"
             with contextlib.suppress(OSError):
                 write_line(out, error(None, kind, str(err)))
             emit("error", kind=kind, message=str(err))

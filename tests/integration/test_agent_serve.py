@@ -16,7 +16,7 @@ import pytest
 
 from collectors.fs.browse import TargetRoot
 from collectors.live.remote import RemoteTarget, SubprocessTransport
-from forensics.errors import ExuviaError
+from forensics.errors import ExuviaError, TargetGone
 from tui.demo.rootfs import CHANGED_CONFIG, TARGET_PATH
 
 pytestmark = pytest.mark.integration
@@ -180,7 +180,8 @@ def test_a_target_that_is_not_there_is_one_json_error(tmp_path: Path) -> None:
     lines, err, rc = _raw(argv, b"")
     assert rc == 2 and "Traceback" not in err
     assert lines == [lines[0]] and lines[0]["ok"] is False and lines[0]["id"] is None
-    with pytest.raises(ExuviaError):
+    assert lines[0]["error"]["kind"] == "gone", lines
+    with pytest.raises(TargetGone):
         RemoteTarget(SubprocessTransport(argv, env()))
 
 
