@@ -134,7 +134,8 @@ async def test_pod_dashboard_processes_files_sockets_then_capture(
 ) -> None:
     os.environ["TZ"] = "UTC"
     ns = cluster.namespace("podlive-ui", enforce="baseline")
-    start_lab(cluster, ns)
+    pod = start_lab(cluster, ns)
+    cid = pod["status"]["containerStatuses"][0]["containerID"].split("://")[-1]
     want = (build_demo_rootfs(lab.WORKDIR) / TARGET_PATH.lstrip("/")).read_bytes()
     opts = SessionOptions(output_dir=tmp_path, examiner="tester", kubeconfig=kubeconfig_path,
                           k8s_image=lab.COLLECTOR_IMAGE, refresh_s=1.0)  # fmt: skip
@@ -182,8 +183,12 @@ async def test_pod_dashboard_processes_files_sockets_then_capture(
             await pilot.press("c")
             await _until(pilot, lambda: screen.result is not None, 240, "capture")
             res = screen.result
-            await pilot.press("escape")
+            assert serve_pids(cid)
+            await pilot.press("escape")  # leaving the pod ends `agent serve`
+            await _until(pilot, lambda: not serve_pids(cid), 20, "agent serve to exit")
         assert res is not None and res.complete, res
+        closed = [a for a in app.session.actions() if a["action"] == "triage.agent.closed"]
+        assert closed and closed[0]["details"]["requests"]["hello"] == 1, closed
         side = res.path.with_name(res.path.name + ".custody.jsonl")
         entries = [json.loads(ln) for ln in side.read_text().splitlines()]
         actions = [e["action"] for e in entries]
