@@ -6,7 +6,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -202,3 +206,59 @@ async def test_pod_dashboard_processes_files_sockets_then_capture(
         assert len(eph) == 1, eph  # the capture reused the dashboard's agent
     finally:
         kc.close()
+
+
+def _tmux(sock: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["tmux", "-L", sock, *args], capture_output=True, text=True, check=False, timeout=20
+    )
+
+
+def test_the_real_command_opens_a_pod_and_shows_its_process_tree(
+    cluster: Any,
+    kubeconfig_path: str,
+    k8s_images: str,  # noqa: F811 - the fixture imported above
+    tmp_path: Path,
+) -> None:
+    """`exuvia triage k8s://NS/POD/CONTAINER` in a real terminal; a missing pod is one line."""
+    if shutil.which("tmux") is None:
+        pytest.skip("tmux is not installed")
+    exuvia = str(Path(sys.executable).with_name("exuvia"))
+    ns = cluster.namespace("podlive-cmd", enforce="baseline")
+    start_lab(cluster, ns)
+    bad = subprocess.run(
+        [exuvia, "triage", f"k8s://{ns}/nope", "--kubeconfig", kubeconfig_path],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 2 and bad.stdout == "", bad
+    assert bad.stderr.strip().count("\n") == 0 and "not found" in bad.stderr, bad.stderr
+    sock = f"exuvia-podlive-{uuid.uuid4().hex[:8]}"
+    cmd = (
+        f"env -u COLUMNS -u LINES TZ=UTC TEXTUAL_ANIMATIONS=none TERM=xterm-256color "
+        f"{exuvia} triage k8s://{ns}/lab/app --kubeconfig {kubeconfig_path} "
+        f"--image {lab.COLLECTOR_IMAGE} -o {tmp_path}; echo EXITED=$?; sleep 30"
+    )
+    assert _tmux(sock, "new-session", "-d", "-x", "160", "-y", "50", cmd).returncode == 0
+    try:
+        screen = ""
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            screen = _tmux(sock, "capture-pane", "-p").stdout
+            if TARGET_PATH in screen and "(deleted)" in screen and "no shell" in screen:
+                break
+            time.sleep(0.3)
+        assert f"k8s {ns}/lab/app" in screen, screen  # the header
+        assert "no shell" in screen, screen
+        root = next(ln for ln in screen.splitlines() if TARGET_PATH in ln and "└─" not in ln)
+        assert root.split()[0] == "1", screen  # pid 1 inside the pod: the tree's root
+        assert "(deleted)" in screen or "(fileless)" in screen, screen
+        _tmux(sock, "send-keys", "q")
+        deadline = time.monotonic() + 20
+        while "EXITED=" not in screen and time.monotonic() < deadline:
+            time.sleep(0.3)
+            screen = _tmux(sock, "capture-pane", "-p").stdout
+        assert "EXITED=0" in screen, screen
+    finally:
+        _tmux(sock, "kill-server")
+        sockfile = Path(os.environ.get("TMUX_TMPDIR", "/tmp")) / f"tmux-{os.getuid()}" / sock
+        sockfile.unlink(missing_ok=True)

@@ -308,4 +308,5 @@ class PodScreen(Screen[None]):
             self._close_live(live)
 
     def action_back(self) -> None:
-        self.app.pop_screen()
+        if len(self.app.screen_stack) > 2:  # not when opened straight from the command line
+            self.app.pop_screen()
