@@ -199,3 +199,28 @@ def test_wait_counts_a_serving_agent_as_busy(runc_target, tmp_path: Path) -> Non
     while _live_captures(state) and time.monotonic() - t0 < 10:
         time.sleep(0.05)
     assert not _live_captures(state)
+
+
+HOSTILE = [b"bad-\xff\xfe-utf8", b"two\nlines", b"\x1b[2J\x1b[31mred", b"[bold red]x", b"a" * 255]
+
+
+def test_hostile_names_round_trip_and_symlinks_are_not_followed(remote, runc_target) -> None:  # type: ignore[no-untyped-def]
+    base = f"/proc/{runc_target.pid}/root/hostile-{os.getpid()}".encode()
+    os.mkdir(base)
+    for name in HOSTILE:
+        (Path(os.fsdecode(base)) / os.fsdecode(name)).write_bytes(name)
+    os.symlink(b"/etc", base + b"/abs-dir")
+    os.symlink(b"../../../../../../etc/hostname", base + b"/up-file")
+    inside = base[base.index(b"/hostile-") :]
+    got = {e.name: e for e in remote.root.list_dir(inside)}
+    assert set(got) == {*HOSTILE, b"abs-dir", b"up-file"}
+    for name in HOSTILE:
+        data, size = remote.root.read_head(inside + b"/" + name)
+        assert data == name and size == len(name)
+    assert got[b"abs-dir"].link_target == b"/etc" and got[b"abs-dir"].kind == "symlink"
+    with pytest.raises(ExuviaError, match="symlink"):
+        remote.root.read_head(inside + b"/up-file")  # never followed, not even inside
+    with pytest.raises(ExuviaError):
+        remote.root.list_dir(inside + b"/abs-dir")  # a symlinked directory is not entered
+    with pytest.raises(ExuviaError, match="symlink"):
+        remote.root.sha256(inside + b"/up-file")
