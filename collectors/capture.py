@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import os
 import platform
 import signal
@@ -46,6 +45,7 @@ from forensics.errors import (
     OutputError,
     TargetGone,
 )
+from forensics.jsonfast import dumps
 from forensics.records import Record, Skip
 from forensics.timeutil import CLOCK_SOURCE, iso_ns, now_ns
 
@@ -83,7 +83,7 @@ Progress = Callable[[str, FsStats | None], None]
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return dumps(obj)
 
 
 class _Skips:
@@ -310,7 +310,12 @@ class Capture:
             mounts = self._mounts()
             self._jsonl(writer, "mounts", (Record("mount", m.to_record()) for m in mounts))
             self.progress("filesystem", None)
-            acq = FilesystemAcquirer(writer, self._policy_for(procs), progress=self._fs_progress)
+            acq = FilesystemAcquirer(
+                writer,
+                self._policy_for(procs),
+                progress=self._fs_progress,
+                reader_process=True,
+            )
             no_descend = frozenset(pseudo_mount_points(mounts)) | frozenset(PSEUDO_DIRS)
             upper_fd = self._upper_fd(mounts)
             try:

@@ -19,9 +19,10 @@ from collections.abc import Iterator
 from typing import IO, Any
 
 from forensics.bundle.format import encode_path
-from forensics.bundle.writer import BundleWriter
+from forensics.bundle.writer import BundleWriter, MemberWriter
 from forensics.inventory.elfscan import DEFAULT_LIMITS, Limits, PRead, extract
 from forensics.inventory.elftypes import ELF_MAGIC
+from forensics.jsonfast import dumps
 from forensics.records import Record, Skip, skip_from_oserror
 from forensics.textsafe import bytes_field
 
@@ -46,7 +47,7 @@ def elf_member_name(path: bytes) -> str:
 class ElfExtractor:
     """Stores extracts as members; keeps their records for ``artifacts/elf.jsonl``."""
 
-    def __init__(self, writer: BundleWriter, limits: Limits = DEFAULT_LIMITS) -> None:
+    def __init__(self, writer: MemberWriter, limits: Limits = DEFAULT_LIMITS) -> None:
         self.writer = writer
         self.limits = limits
         self.count = 0
@@ -73,6 +74,17 @@ class ElfExtractor:
         data: dict[str, Any] = bytes_field("path", path)
         data.update({"member": name, "size": size, "sha256": sha256})
         self._spool.write(_dumps({"kind": "elf", **data}) + b"\n")
+
+    def spooled_lines(self) -> Iterator[bytes]:
+        """The spooled records as JSON lines (to hand them to another process)."""
+        self._spool.seek(0)
+        yield from self._spool
+        self._spool.seek(0, os.SEEK_END)
+
+    def add_spooled_line(self, line: bytes) -> None:
+        """Take one record made by another process's extractor (see spooled_lines);
+        that process reports ``count`` and ``extract_bytes``."""
+        self._spool.write(line)
 
     def records(self) -> Iterator[Record]:
         """The records of every extract stored (for the capture's elf.jsonl)."""
@@ -131,4 +143,4 @@ def _t(path: bytes) -> str:
 
 
 def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode()
+    return dumps(obj)

@@ -11,7 +11,7 @@ import os
 import stat
 import struct
 import threading
-from dataclasses import dataclass
+from typing import NamedTuple
 
 AT_SYMLINK_NOFOLLOW = 0x100
 AT_EMPTY_PATH = 0x1000
@@ -26,13 +26,18 @@ _MASK = STATX_BASIC_STATS | STATX_BTIME | STATX_MNT_ID
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _statx = getattr(_libc, "statx", None)
 if _statx is not None:
-    _statx.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_uint, ctypes.c_void_p]
+    # No argtypes: (int, bytes, int, int, buffer) convert to (int, char *, int,
+    # unsigned, void *) as they are, and per-call argument conversion was half the
+    # cost of a statx from Python. Every caller passes exactly those types.
     _statx.restype = ctypes.c_int
 
 
-@dataclass(frozen=True, slots=True)
-class Stat:
-    """What statx said about one entry. Times are UTC ns; ``btime_ns`` may be None."""
+class Stat(NamedTuple):
+    """What statx said about one entry. Times are UTC ns; ``btime_ns`` may be None.
+
+    A named tuple: immutable like the frozen dataclass it was, and four times
+    cheaper to build, which counts at one per entry walked.
+    """
 
     mode: int
     uid: int
@@ -54,17 +59,19 @@ class Stat:
         return file_kind(self.mode)
 
 
+_KINDS = {
+    stat.S_IFREG: "file",
+    stat.S_IFDIR: "dir",
+    stat.S_IFLNK: "symlink",
+    stat.S_IFIFO: "fifo",
+    stat.S_IFSOCK: "socket",
+    stat.S_IFCHR: "chardev",
+    stat.S_IFBLK: "blockdev",
+}
+
+
 def file_kind(mode: int) -> str:
-    fmt = stat.S_IFMT(mode)
-    return {
-        stat.S_IFREG: "file",
-        stat.S_IFDIR: "dir",
-        stat.S_IFLNK: "symlink",
-        stat.S_IFIFO: "fifo",
-        stat.S_IFSOCK: "socket",
-        stat.S_IFCHR: "chardev",
-        stat.S_IFBLK: "blockdev",
-    }.get(fmt, "unknown")
+    return _KINDS.get(stat.S_IFMT(mode), "unknown")
 
 
 # the whole fixed part of struct statx in one unpack: head, four timestamps, tail

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import tarfile
 import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, Protocol
 
 from forensics.bundle.format import (
     CHECKPOINT_DIR,
@@ -26,6 +25,8 @@ from forensics.bundle.format import (
     MANIFEST_NAME,
 )
 from forensics.bundle.sink import Sink
+from forensics.jsonfast import dumps as _dumps
+from forensics.jsonfast import quote
 from forensics.timeutil import iso_ns, now_ns
 
 BLOCK = 512
@@ -35,11 +36,26 @@ SMALL = 256 << 10
 _USTAR_MAX_SIZE = 8**11 - 1
 
 
+# the fixed fields of every header here, and their share of the checksum
+_IDS = b"0000444\0" + b"0000000\0" + b"0000000\0"  # mode, uid, gid
+_AFTER_TYPE = (
+    b"\0" * 100  # linkname
+    + b"ustar\x0000"
+    + b"exuvia".ljust(32, b"\0")
+    + b"exuvia".ljust(32, b"\0")
+    + b"0000000\0"
+    + b"0000000\0"
+)
+_FIXED_SUM = sum(_IDS) + sum(b" " * 8) + ord("0") + sum(_AFTER_TYPE)
+_TAIL_PAD = b"\0" * 12
+
+
 def ustar_header(name: str, size: int, mtime: int) -> bytes | None:
     """A plain ustar header, or None when the member needs PAX (long name, huge).
 
     tarfile's generic header code costs more than reading a small file; members
-    here are always regular files, mode 0444, owned by "exuvia".
+    here are always regular files, mode 0444, owned by "exuvia". The checksum
+    adds the variable fields to the precomputed sum of the fixed ones.
     """
     raw = name.encode("utf-8")
     prefix = b""
@@ -50,26 +66,22 @@ def ustar_header(name: str, size: int, mtime: int) -> bytes | None:
         prefix, raw = raw[:cut], raw[cut + 1 :]
     if size > _USTAR_MAX_SIZE or mtime < 0 or mtime > _USTAR_MAX_SIZE:
         return None
-    head = (
-        raw.ljust(100, b"\0")
-        + b"0000444\0"
-        + b"0000000\0"
-        + b"0000000\0"
-        + b"%011o\0" % size
-        + b"%011o\0" % mtime
-        + b"        "
-        + b"0"
-        + b"\0" * 100
-        + b"ustar\x0000"
-        + b"exuvia".ljust(32, b"\0")
-        + b"exuvia".ljust(32, b"\0")
-        + b"0000000\0"
-        + b"0000000\0"
-        + prefix.ljust(155, b"\0")
-        + b"\0" * 12
+    size_f = b"%011o\0" % size
+    mtime_f = b"%011o\0" % mtime
+    chksum = _FIXED_SUM + sum(raw) + sum(prefix) + sum(size_f) + sum(mtime_f)
+    return b"".join(
+        (
+            raw.ljust(100, b"\0"),
+            _IDS,
+            size_f,
+            mtime_f,
+            b"%06o\0 " % chksum,
+            b"0",
+            _AFTER_TYPE,
+            prefix.ljust(155, b"\0"),
+            _TAIL_PAD,
+        )
     )
-    chksum = b"%06o\0 " % sum(head)
-    return head[:148] + chksum + head[156:]
 
 
 @dataclass(slots=True)
@@ -85,8 +97,49 @@ class MemberEntry:
         return {"name": self.name, "size": self.size, "sha256": self.sha256}
 
 
-def _dumps(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+class MemberWriter(Protocol):
+    """What a collector needs of a writer to add members (BundleWriter, or a
+    stand-in in another process)."""
+
+    def add_bytes(
+        self, name: str, data: bytes | memoryview, *, sha256: str | None = None
+    ) -> MemberEntry: ...
+
+    def add_stream(
+        self, name: str, size: int, read: Callable[[int], bytes], digest: Any = None
+    ) -> MemberEntry: ...
+
+
+class MemberStream:
+    """A member being written from outside; see :meth:`BundleWriter.begin_member`."""
+
+    def __init__(self, writer: BundleWriter, name: str, size: int) -> None:
+        self._writer = writer
+        self.name = name
+        self.size = size
+        self.remaining = size
+
+    def write(self, data: bytes | memoryview) -> None:
+        """Append content; bytes beyond the member's size are dropped."""
+        if len(data) > self.remaining:
+            data = data[: self.remaining]
+        self._writer._sink.write(data)
+        self.remaining -= len(data)
+
+    def finish(self, sha256: str) -> MemberEntry:
+        """Zero-pad a short member to its size, close it, and record ``sha256``."""
+        short = self.remaining
+        sink = self._writer._sink
+        while self.remaining > 0:
+            pad = b"\0" * min(CHUNK, self.remaining)
+            sink.write(pad)
+            self.remaining -= len(pad)
+        tail = (-self.size) % BLOCK
+        if tail:
+            sink.write(b"\0" * tail)
+        entry = MemberEntry(self.name, self.size, sha256, short)
+        self._writer._record(entry)
+        return entry
 
 
 class BundleWriter:
@@ -106,7 +159,8 @@ class BundleWriter:
     ) -> None:
         self._sink = Sink(raw, compress, level, threads)
         self._mtime = int(time.time())
-        self._pending: list[MemberEntry] = []
+        #: JSON of the members since the last checkpoint (without newlines)
+        self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._last_cp = time.monotonic()
         self._cp_seq = 0
@@ -134,8 +188,20 @@ class BundleWriter:
         info.uname = info.gname = "exuvia"
         return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
 
-    def add_bytes(self, name: str, data: bytes) -> MemberEntry:
-        """Add a member whose whole content is in memory."""
+    def add_bytes(
+        self, name: str, data: bytes | memoryview, *, sha256: str | None = None
+    ) -> MemberEntry:
+        """Add a member whose whole content is in memory.
+
+        ``sha256``: the hex SHA-256 of ``data`` when the caller already has it
+        (a copied file is hashed once, for its record and its member alike).
+        """
+        if sha256 is not None:
+            tail = (-len(data)) % BLOCK
+            self._sink.write(b"".join((self._header(name, len(data)), data, b"\0" * tail)))
+            entry = MemberEntry(name, len(data), sha256)
+            self._record(entry)
+            return entry
         buf = io.BytesIO(data)
         return self.add_stream(name, len(data), buf.read)
 
@@ -202,12 +268,28 @@ class BundleWriter:
         self._record(entry)
         return entry
 
+    def begin_member(self, name: str, size: int) -> MemberStream:
+        """Start a member of ``size`` bytes whose content the caller hashes itself.
+
+        For content hashed where it was read (another process): write it with
+        :meth:`MemberStream.write`, then :meth:`MemberStream.finish` with the
+        SHA-256 of the member as stored (zero padding included if short).
+        """
+        self._sink.write(self._header(name, size))
+        return MemberStream(self, name, size)
+
     def _record(self, entry: MemberEntry) -> None:
         self.member_count += 1
-        self._spool.write(_dumps(entry.to_dict()) + b"\n")
+        # what _dumps(entry.to_dict()) gives, without building the dict
+        line = b'{"name":%s,"sha256":"%s","size":%d}' % (
+            quote(entry.name).encode(),
+            entry.sha256.encode(),
+            entry.size,
+        )
+        self._spool.write(line + b"\n")
         if entry.name.startswith(CHECKPOINT_DIR):
             return
-        self._pending.append(entry)
+        self._pending.append(line)
         self._pending_bytes += entry.size
         if (
             len(self._pending) >= self._every_members
@@ -221,13 +303,12 @@ class BundleWriter:
         if not self._pending:
             return
         self._cp_seq += 1
-        body = _dumps(
-            {
-                "seq": self._cp_seq,
-                "prev_sha256": self._cp_prev,
-                "ts_ns": now_ns(),
-                "members": [e.to_dict() for e in self._pending],
-            }
+        # _dumps({"seq", "prev_sha256", "ts_ns", "members"}) from the lines kept
+        body = b'{"members":[%s],"prev_sha256":%s,"seq":%d,"ts_ns":%d}' % (
+            b",".join(self._pending),
+            quote(self._cp_prev).encode(),
+            self._cp_seq,
+            now_ns(),
         )
         self._pending = []
         self._pending_bytes = 0

@@ -156,8 +156,13 @@ def jsonl(data: bytes) -> list[dict[str, Any]]:
 
 
 def agent_pids(needle: str) -> list[int]:
-    """Host pids of ``collectors.agent capture`` processes whose argv mentions ``needle``."""
+    """Host pids of ``collectors.agent capture`` processes whose argv mentions ``needle``.
+
+    The filesystem reader an agent forks while it walks (collectors/fs/reader_process.py)
+    shares its argv; it is left out, so each agent counts once.
+    """
     out = []
+    parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -171,7 +176,12 @@ def agent_pids(needle: str) -> list[int]:
             and any(needle.encode() in a for a in argv)
         ):
             out.append(int(entry.name))
-    return out
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+    return [pid for pid in out if parents.get(pid) not in out]
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.01) -> Any:

@@ -72,19 +72,39 @@ class Run:
     seconds: float
 
 
-def run_exuvia(*args: str, timeout: float = 600, nofile: int | None = None) -> Run:
-    """The real CLI in a subprocess; its own peak RSS from wait4, a timeout kills it."""
-    out_r, err_r = (os.pipe(), os.pipe())
+#: forks the command and writes its peak RSS (KiB) to the fd in argv[1]. A process's peak RSS
+#: includes the memory of whatever it was forked from until it execs (Linux keeps
+#: the old mm's high-water mark), so wait4 on a child of pytest would count
+#: pytest's own memory; a grandchild forked from this small launcher does not.
+_LAUNCHER = """
+import os, sys
+report = int(sys.argv[1])
+pid = os.fork()
+if pid == 0:
+    os.close(report)
+    os.execvp(sys.argv[2], sys.argv[2:])
+_, status, usage = os.wait4(pid, 0)
+os.write(report, str(usage.ru_maxrss).encode())
+sys.exit(os.waitstatus_to_exitcode(status))
+"""
 
-    # prlimit execs the command: the pid (and so wait4's rusage) is exuvia's
+
+def run_exuvia(*args: str, timeout: float = 600, nofile: int | None = None) -> Run:
+    """The real CLI in a subprocess; its own peak RSS (through a small launcher that
+    waits for it), and a timeout kills it."""
+    out_r, err_r, rss_r = (os.pipe(), os.pipe(), os.pipe())
+
     limit = ["prlimit", f"--nofile={nofile}:{nofile}"] if nofile is not None else []
     t0 = time.monotonic()
     proc = subprocess.Popen(
-        [*limit, sys.executable, "-m", "tui.cli", *args],
+        [sys.executable, "-c", _LAUNCHER, str(rss_r[1]),
+         *limit, sys.executable, "-m", "tui.cli", *args],
         stdout=out_r[1], stderr=err_r[1], stdin=subprocess.DEVNULL, cwd=REPO,
+        pass_fds=(rss_r[1],), start_new_session=True,
     )  # fmt: skip
     os.close(out_r[1])
     os.close(err_r[1])
+    os.close(rss_r[1])
     chunks: dict[int, list[bytes]] = {out_r[0]: [], err_r[0]: []}
 
     def drain(fd: int) -> None:
@@ -95,22 +115,25 @@ def run_exuvia(*args: str, timeout: float = 600, nofile: int | None = None) -> R
     readers = [threading.Thread(target=drain, args=(fd,), daemon=True) for fd in chunks]
     for t in readers:
         t.start()
-    timer = threading.Timer(timeout, proc.kill)
+    # the launcher and the capture share a new session: a timeout kills both
+    timer = threading.Timer(timeout, lambda: os.killpg(proc.pid, signal.SIGKILL))
     timer.start()
     try:
-        _pid, status, usage = os.wait4(proc.pid, 0)
+        proc.wait()
     finally:
         timer.cancel()
-    proc.returncode = os.waitstatus_to_exitcode(status)
     for t in readers:
         t.join()
+    with os.fdopen(rss_r[0], "rb") as fh:
+        reported = fh.read()
+    maxrss_kib = int(reported) if reported.strip() else 0
     seconds = time.monotonic() - t0
     assert seconds < timeout, f"exuvia {args[0]} hung (killed after {timeout:g}s)"
     return Run(
         proc.returncode,
         b"".join(chunks[out_r[0]]).decode("utf-8", "replace"),
         b"".join(chunks[err_r[0]]).decode("utf-8", "replace"),
-        usage.ru_maxrss * 1024,
+        maxrss_kib * 1024,
         seconds,
     )
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -68,7 +67,10 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         compress=args.compress,
         redact=args.redact,
         argv=list(sys.argv),
-        threads=min(2, os.cpu_count() or 1),
+        # zstd in the writing process itself: the filesystem reader process already
+        # takes the other core, and zstd's worker threads doubled its CPU time
+        # for no gain in wall time (docs/performance.md)
+        threads=0,
     )
 
 

@@ -29,6 +29,7 @@ from forensics.snapshot import Snapshot
 from forensics.timeline import Event, Query, Timeline, open_timeline
 from forensics.timeline.events import SOURCE_NAMES
 from forensics.timeline.query import Histogram
+from tui.replay import notes_actions, playback
 from tui.replay.background import read_in_child
 from tui.replay.filters import Filters
 from tui.replay.paging import Window, key
@@ -47,9 +48,6 @@ def background_priority() -> None:
     applies nice values per thread); best effort elsewhere."""
     with contextlib.suppress(OSError, AttributeError):
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
-
-
-SPEEDS = (1, 2, 5, 10, 20, 50, 100)
 
 
 class ReplayApp(App[None]):
@@ -116,7 +114,7 @@ class ReplayApp(App[None]):
         self.hist_range: tuple[int, int] | None = None
         self.playing = False
         self.speed = 5
-        self._play_timer: Any = None
+        self.play_timer: Any = None
         self._rank_timer: Any = None
 
     # -- layout -----------------------------------------------------------------------
@@ -135,7 +133,7 @@ class ReplayApp(App[None]):
 
     def on_mount(self) -> None:
         self._title()
-        self._status()
+        self.show_status()
         try:
             self.case = CaseFile.for_bundle(self.bundle)
         except ExuviaError as err:
@@ -241,7 +239,7 @@ class ReplayApp(App[None]):
         if self.search_text:
             self.search_hits = hits
         self._chips()
-        self._status()
+        self.show_status()
 
     @work(thread=True, exclusive=True, group="rank")
     def refresh_rank(self, k: tuple[int, int]) -> None:
@@ -254,7 +252,7 @@ class ReplayApp(App[None]):
 
     def _ranked(self, pos: int) -> None:
         self.position = pos
-        self._status()
+        self.show_status()
 
     @work(thread=True, exclusive=True, group="histogram")
     def refresh_histogram(self) -> None:
@@ -306,7 +304,7 @@ class ReplayApp(App[None]):
             t.append(f"verified ✓ manifest {self.report.manifest_sha256[:16]}…", style="green")
         self.query_one("#title", Static).update(t)
 
-    def _status(self) -> None:
+    def show_status(self) -> None:
         t = Text()
         if self.total is None:
             t.append("counting …", style="dim")
@@ -393,7 +391,7 @@ class ReplayApp(App[None]):
             if lst is not None:
                 lst.reload()
         self._chips()
-        self._status()
+        self.show_status()
         # counting and the histogram after the filtered rows are on screen
         self.call_after_refresh(self.refresh_counts)
         self.call_after_refresh(self.refresh_histogram)
@@ -519,71 +517,26 @@ class ReplayApp(App[None]):
             lst.zone = self.zone
             lst.refresh()
         self._detail(self.current())
-        self._status()
+        self.show_status()
 
     def action_toggle_detail(self) -> None:
         self.query_one("#side").toggle_class("hidden")
 
-    # -- notes ----------------------------------------------------------------------------
-    def _note_target(self) -> Event | None:
-        ev = self.current()
-        if ev is None:
-            return None
-        if self.case is None:
-            self.notify(self.case_error or "notes are unavailable", severity="error", markup=False)
-            return None
-        return ev
-
-    def _notes_changed(self, ev: Event) -> None:
-        lst = self.events_list
-        if lst is not None and self.case is not None:
-            lst.marked = {k for k, n in self.case.notes.items() if n.bookmarked}
-            lst.refresh()
-        self._detail(ev)
-
-    def _save(self, change: Any) -> bool:
-        try:
-            change()
-        except ExuviaError as err:
-            self.notify(str(err), severity="error", markup=False)
-            return False
-        return True
-
+    # -- notes (tui/replay/notes_actions.py) and playback (tui/replay/playback.py) --
     def action_bookmark(self) -> None:
-        ev = self._note_target()
-        if ev is not None and self.case is not None:
-            case = self.case
-            if self._save(lambda: case.toggle_bookmark(ev)):
-                self._notes_changed(ev)
+        notes_actions.bookmark(self)
 
     def action_tag(self) -> None:
-        from tui.replay.screens.prompt import PromptScreen  # noqa: PLC0415
-
-        ev = self._note_target()
-        if ev is None or self.case is None:
-            return
-        case = self.case
-
-        def done(text: str | None) -> None:
-            if text and text.strip() and self._save(lambda: case.toggle_tag(ev, text)):
-                self._notes_changed(ev)
-
-        self.push_screen(PromptScreen("tag (again to remove)", ""), done)
+        notes_actions.tag(self)
 
     def action_annotate(self) -> None:
-        from tui.replay.screens.prompt import PromptScreen  # noqa: PLC0415
+        notes_actions.annotate(self)
 
-        ev = self._note_target()
-        if ev is None or self.case is None:
-            return
-        case = self.case
-        note = case.get(ev)
+    def action_play(self) -> None:
+        playback.toggle(self)
 
-        def done(text: str | None) -> None:
-            if text is not None and self._save(lambda: case.set_text(ev, text)):
-                self._notes_changed(ev)
-
-        self.push_screen(PromptScreen("note", note.text if note else ""), done)
+    def action_speed(self, direction: int) -> None:
+        playback.change_speed(self, direction)
 
     # -- other views ----------------------------------------------------------------------
     def action_view(self, name: str) -> None:
@@ -608,37 +561,6 @@ class ReplayApp(App[None]):
 
         if self.tl is not None:
             self.push_screen(ExportScreen(self))
-
-    # -- playback -------------------------------------------------------------------------
-    def action_play(self) -> None:
-        self.playing = not self.playing
-        panel = self.query_one(AlivePanel)
-        panel.set_class(not self.playing, "hidden")
-        if self._play_timer is not None:
-            self._play_timer.stop()
-            self._play_timer = None
-        if self.playing:
-            self._play_timer = self.set_interval(1 / self.speed, self._step)
-            cur = self.current()
-            panel.show(self.snapshot, cur.ts if cur else 0)
-        self._status()
-
-    def action_speed(self, direction: int) -> None:
-        i = SPEEDS.index(self.speed) if self.speed in SPEEDS else 2
-        self.speed = SPEEDS[max(0, min(len(SPEEDS) - 1, i + direction))]
-        if self.playing:
-            self.action_play()
-            self.action_play()
-        self._status()
-
-    def _step(self) -> None:
-        lst = self.events_list
-        if lst is None or self.window is None:
-            return
-        before = self.current()
-        lst.action_move(1)
-        if self.current() == before:  # the end: stop
-            self.action_play()
 
 
 def make_app(
