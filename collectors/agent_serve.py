@@ -65,6 +65,16 @@ class RequestError(Exception):
     """A request that cannot be answered as asked (bad op, bad argument)."""
 
 
+def fields(obj: Any) -> dict[str, Any]:
+    """A row as a dict, whether it is a dataclass or a NamedTuple (Stat is one)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return dataclasses.asdict(obj)
+    as_dict = getattr(obj, "_asdict", None)
+    if as_dict is None:
+        raise TypeError(f"cannot send a {type(obj).__name__}")
+    return dict(as_dict())
+
+
 def fs(path: bytes | None) -> str | None:
     return None if path is None else os.fsdecode(path)
 
@@ -162,7 +172,7 @@ class Server:
         }
 
     def processes(self, _req: dict[str, Any]) -> dict[str, Any]:
-        return {"rows": [dataclasses.asdict(r) for r in self.sampler.sample()]}
+        return {"rows": [fields(r) for r in self.sampler.sample()]}
 
     def list_dir(self, req: dict[str, Any]) -> dict[str, Any]:
         rows = []
@@ -172,7 +182,7 @@ class Server:
                 {
                     "path": fs(e.path),
                     "name": fs(e.name),
-                    "st": None if e.st is None else dataclasses.asdict(e.st),
+                    "st": None if e.st is None else fields(e.st),
                     "link_target": fs(e.link_target),
                     "changed": e.changed,
                     "error": e.error,
@@ -200,7 +210,7 @@ class Server:
         return {"sha256": digest, "bytes": n}
 
     def sockets(self, _req: dict[str, Any]) -> dict[str, Any]:
-        return {"rows": [dataclasses.asdict(s) for s in sample_sockets(self.ctx)]}
+        return {"rows": [fields(s) for s in sample_sockets(self.ctx)]}
 
     def stats(self, _req: dict[str, Any]) -> dict[str, Any]:
         return {"requests": dict(self.counts), "started_ns": self.started_ns}

@@ -175,8 +175,9 @@ class AgentLink:
 
 
 def _make(cls: Any, d: dict[str, Any]) -> Any:
-    """A row from the agent's dict: unknown fields (a newer agent) are dropped."""
-    known = set(cls.__dataclass_fields__)
+    """A row (dataclass or NamedTuple) from the agent's dict: unknown fields (a newer
+    agent) are dropped."""
+    known = set(getattr(cls, "_fields", None) or cls.__dataclass_fields__)
     try:
         return cls(**{k: v for k, v in d.items() if k in known})
     except TypeError as err:
