@@ -5,7 +5,7 @@ target container's PID namespace (or, node-level, in a privileged pod with
 ``hostPID``). It imports only ``collectors`` and ``forensics`` (never textual,
 never the ``kubernetes`` client).
 
-Two commands:
+Three commands:
 
 ``wait [--idle S] [--linger S]``
     The container's main process. It does nothing but wait, so the client can
@@ -23,6 +23,11 @@ Two commands:
     transfer end to end. Exit 0 complete, 3 sealed but incomplete, 4 access
     denied (the profile does not let this agent read the target), 2 any other
     error.
+
+``serve (--container-id ID | --pid PID) [--idle S]``
+    Live triage requests, one JSON line in on stdin, one out on stdout
+    (collectors.agent_serve). Exits on EOF, ``bye``, or ``--idle`` seconds
+    without a request; while it runs, ``wait`` counts it as busy.
 """
 
 from __future__ import annotations
@@ -38,13 +43,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from collectors.agent_serve import DEFAULT_IDLE, MAX_ENTRIES, Server, run_serve
 from collectors.capture import Capture, CaptureOptions
 from collectors.fs.mounts import parse_mountinfo, root_mount
-from collectors.k8s.findpid import NotFound, find_target, own_container
+from collectors.k8s.findpid import Found, NotFound, find_target, own_container
 from collectors.targets.base import TargetInfo
 from collectors.targets.pid import process_facts, process_start_ns
 from forensics import __version__
-from forensics.errors import ExuviaError
+from forensics.errors import AccessDenied, ExuviaError, TargetGone
 
 STATE_DIR = "/tmp/exuvia-agent"  # noqa: S108 - inside the agent's own container
 PR_SET_DUMPABLE = 4
@@ -64,7 +70,7 @@ def emit(event: str, **fields: Any) -> None:
 # -- wait ------------------------------------------------------------------------
 def _live_captures(state: Path) -> list[int]:
     live: list[int] = []
-    for marker in state.glob("capture.*"):
+    for marker in [*state.glob("capture.*"), *state.glob("serve.*")]:
         pid = marker.name.split(".", 1)[1]
         if pid.isdigit() and Path(f"/proc/{pid}").exists():
             live.append(int(pid))
@@ -309,11 +315,46 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--no-redact", dest="redact", action="store_false")
     c.add_argument("--threads", type=int, default=2)
     c.add_argument("--state-dir", default=STATE_DIR, help=argparse.SUPPRESS)
+    s = sub.add_parser("serve", help="answer live triage requests (JSON lines on stdin/stdout)")
+    which = s.add_mutually_exclusive_group(required=True)
+    which.add_argument("--container-id", help="the target's containerID (containerd://…)")
+    which.add_argument("--pid", type=int, help="the target's init pid in --procfs (local use)")
+    s.add_argument("--mode", choices=("ephemeral", "node"), default="ephemeral")
+    s.add_argument("--procfs", default="/proc")
+    s.add_argument("--idle", type=float, default=DEFAULT_IDLE, help="exit after this silence (s)")
+    s.add_argument("--state-dir", default=STATE_DIR, help=argparse.SUPPRESS)
+    s.add_argument("--max-entries", type=int, default=MAX_ENTRIES, help=argparse.SUPPRESS)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    dumpable = _non_dumpable()
+
+    def open_target() -> Server:
+        if args.pid is not None:
+            found = Found(args.pid, "--pid", ())
+        else:
+            try:
+                found = find_target(
+                    args.procfs, args.container_id, allow_pid1=args.mode == "ephemeral"
+                )
+            except NotFound as err:
+                raise ExuviaError(str(err)) from None
+        if not os.path.isdir(f"{args.procfs}/{found.pid}"):
+            raise TargetGone(f"process {found.pid} is not in {args.procfs} (gone?)")
+        problem = access_problem(args.procfs, found.pid)
+        if problem:
+            raise AccessDenied(problem)
+        how = f"{found.how} ({dumpable})"
+        return Server(args.procfs, found.pid, how, found.members, args.max_entries)
+
+    return run_serve(open_target, args.state_dir, args.idle, emit)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.agent_command == "wait":
         return wait(args.idle, args.linger, args.state_dir)
+    if args.agent_command == "serve":
+        return _serve(args)
     if sys.stdout.isatty():
         emit("error", kind="usage", message="refusing to write a binary bundle to a terminal")
         return 2

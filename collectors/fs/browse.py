@@ -211,12 +211,12 @@ class TargetRoot:
             raise ExuviaError(f"{path.decode('utf-8', 'replace')} was replaced while opened")
         return fd
 
-    def read_head(self, path: bytes, limit: int = 64 << 10) -> tuple[bytes, int]:
-        """The first ``limit`` bytes of a regular file, and its size."""
+    def read_head(self, path: bytes, limit: int = 64 << 10, offset: int = 0) -> tuple[bytes, int]:
+        """``limit`` bytes of a regular file from ``offset`` (its head by default), and its size."""
         fd = self._open_file(path)
         try:
             size = os.fstat(fd).st_size
-            return os.pread(fd, limit, 0), size
+            return os.pread(fd, limit, offset), size
         finally:
             os.close(fd)
 

@@ -152,6 +152,18 @@ class ExecChannel:
             kind = "no data for too long" if isinstance(err, TimeoutError) else "connection lost"
             raise ExuviaError(f"exec stream broken ({kind}: {type(err).__name__}: {err})") from err
 
+    def write(self, data: bytes) -> None:
+        """Send ``data`` to the command's stdin (channel 0); only with ``stdin=True``."""
+        try:
+            self._ws.write_channel(0, data)
+        except (WebSocketException, OSError) as err:
+            raise ExuviaError(f"exec stream broken (sending: {type(err).__name__}: {err})") from err
+
+    def close_stdin(self) -> None:
+        """EOF on the command's stdin (v5 protocol; older ones end it on close)."""
+        with contextlib.suppress(WebSocketException, OSError):
+            self._ws.close_channel(0)
+
     def close(self) -> None:
         with contextlib.suppress(WebSocketException, OSError):
             self._ws.close()
@@ -390,8 +402,11 @@ class KubeClient:
         container: str,
         command: list[str],
         idle_timeout: float | None = 600.0,
+        *,
+        stdin: bool = False,
     ) -> ExecChannel:
-        """Start ``command`` in the container (pods/exec over a websocket), binary."""
+        """Start ``command`` in the container (pods/exec over a websocket), binary;
+        with ``stdin``, ``ExecChannel.write`` feeds the command's standard input."""
         try:
             ws = k8s_stream(
                 self._core.connect_get_namespaced_pod_exec,
@@ -399,7 +414,7 @@ class KubeClient:
                 namespace,
                 container=container,
                 command=command,
-                stdin=False,
+                stdin=stdin,
                 stdout=True,
                 stderr=True,
                 tty=False,

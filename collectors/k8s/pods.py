@@ -2,7 +2,8 @@
 
 Pure functions over the objects collectors.k8s.client returns, plus
 ``list_pods``/``list_namespaces`` that call it. Whether a pod's image has a
-shell cannot be known from the API: ``shell`` stays None (unknown) for pods.
+shell cannot be known from the API (the pod dashboard asks the agent).
+``open_pod`` resolves a ``k8s://`` target given on the command line.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from collectors.k8s.client import KubeClient
+from collectors.k8s.target import choose_container, parse_k8s, require_running
 from collectors.targets.cmd import parse_time
 
 
@@ -93,3 +95,14 @@ def list_namespaces(kc: KubeClient) -> list[str]:
 
 def list_pods(kc: KubeClient, namespace: str) -> list[PodRow]:
     return sorted((pod_row(p) for p in kc.list_pods(namespace)), key=lambda r: r.name)
+
+
+def open_pod(kc: KubeClient, uri: str) -> tuple[PodRow, str]:
+    """``k8s://[NS/]POD[/CONTAINER]`` -> (the pod's row, the running container to open);
+    TargetError / TargetGone with the reason otherwise (before any screen is drawn)."""
+    ref = parse_k8s(uri.strip().partition("://")[2], uri)
+    ns = ref.namespace or kc.namespace
+    pod = kc.get_pod(ns, ref.pod)
+    container, _why = choose_container(pod, ref.container)
+    require_running(pod, container)
+    return pod_row(pod), container

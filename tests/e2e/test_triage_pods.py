@@ -63,6 +63,7 @@ async def test_pick_a_pod_see_its_log_and_capture_it(
         await pilot.press("enter")
         await _until(pilot, lambda: isinstance(app.screen, PodScreen), 10, "pod screen")
         screen = app.screen
+        await pilot.press("4")  # the log is a tab of the pod dashboard
         log = screen.query_one("#pod-log")
         await _until(pilot, lambda: any("ready" in s.text for s in log.lines), 30, "pod log")
         await pilot.press("c")

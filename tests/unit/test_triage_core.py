@@ -144,7 +144,8 @@ def test_log_tail_reads_backlog_then_new_lines_and_unwraps_k8s_file(tmp_path: Pa
     ("args", "expect"),
     [
         (["pid://999999999"], "does not exist"),
-        (["k8s://ns/pod"], "picker"),
+        (["k8s://ns/pod", "--kubeconfig", "/nonexistent"], "Kubernetes configuration"),
+        (["k8s://"], "k8s://"),
         (["nope://x"], "unknown target scheme"),
         (["pid://1", "-o", "/nonexistent-dir"], "is not a directory"),
     ],

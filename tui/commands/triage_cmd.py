@@ -29,7 +29,9 @@ def register(sub: Any) -> None:
         "Without TARGET, pick one from the local runtimes or a Kubernetes cluster. "
         "TARGET is one of: " + ", ".join(SCHEMES) + ".",
     )
-    p.add_argument("target", nargs="?", metavar="TARGET", help="e.g. runc://ID, podman://web")
+    p.add_argument(
+        "target", nargs="?", metavar="TARGET", help="e.g. runc://ID, podman://web, k8s://NS/POD/C"
+    )
     p.add_argument(
         "-o",
         "--output-dir",
@@ -43,7 +45,13 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--refresh", type=float, default=2.0, metavar="S", help="process refresh (default 2 s)"
     )
-    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for the pod picker")
+    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for pods")
+    p.add_argument(
+        "--image",
+        metavar="REF",
+        help="collector image of the pod agent (default: $EXUVIA_COLLECTOR_IMAGE or the "
+        "release image, as `exuvia capture`)",
+    )
     p.add_argument("--context", metavar="NAME", help="kubeconfig context")
     p.set_defaults(handler=run)
 
@@ -51,6 +59,20 @@ def register(sub: Any) -> None:
 def open_in_replay(path: Path) -> int:
     """Hand the finished capture to the replay view (in this process and terminal)."""
     return replay_cmd.run_replay(path)
+
+
+def _open_pod(args: argparse.Namespace) -> tuple[Any, str, Any]:
+    """(PodRow, container, KubeClient) for a k8s:// target; errors before any screen."""
+    from collectors.k8s.client import KubeClient  # noqa: PLC0415
+    from collectors.k8s.pods import open_pod  # noqa: PLC0415
+
+    kc = KubeClient(args.kubeconfig, args.context)
+    try:
+        row, container = open_pod(kc, args.target)
+    except BaseException:
+        kc.close()
+        raise
+    return row, container, kc
 
 
 def run(args: argparse.Namespace) -> int:
@@ -67,17 +89,21 @@ def run(args: argparse.Namespace) -> int:
         refresh_s=max(0.2, args.refresh),
         kubeconfig=args.kubeconfig,
         context=args.context,
+        k8s_image=args.image,
     )
     target = None
+    pod = None
     if args.target:
         if parse_uri(args.target)[0] == "k8s":
-            raise TargetError(
-                "a pod is triaged from the picker: run `exuvia triage` without a target, "
-                "`:ns` to choose its namespace (or `exuvia capture k8s://…`)"
-            )
-        target = resolve(args.target)
-    app = make_app(target, options=opts)
-    result = app.run()
+            pod = _open_pod(args)
+        else:
+            target = resolve(args.target)
+    app = make_app(target, options=opts, pod=pod)
+    try:
+        result = app.run()
+    finally:
+        if pod is not None:
+            pod[2].close()
     if os.environ.get("EXUVIA_TRIAGE_REPORT"):  # the speed benchmark reads this
         print(f"first-tree-s {app.first_tree_s}")
     if isinstance(result, tuple) and result[0] == "replay":

@@ -40,9 +40,11 @@ class TriageApp(App[AppResult]):
         session: TriageSession,
         target: TargetInfo | None = None,
         root: TargetRoot | None = None,
+        pod: tuple[Any, str, Any] | None = None,
     ) -> None:
         super().__init__()
         self.session = session
+        self.pod = pod  # (PodRow, container, KubeClient) for `exuvia triage k8s://…`
         self.target = target
         self.root = root
         self.roots: list[TargetRoot] = [root] if root is not None else []
@@ -50,7 +52,13 @@ class TriageApp(App[AppResult]):
         self.first_tree_s: float | None = None
 
     def on_mount(self) -> None:
-        if self.target is not None and self.root is not None:
+        if self.pod is not None:
+            from tui.triage.screens.pod import PodScreen  # noqa: PLC0415
+
+            row, container, client = self.pod
+            self.session.record("target.picked", target=row.uri(container))
+            self.push_screen(PodScreen(row, container, client, self.session))
+        elif self.target is not None and self.root is not None:
             self.push_screen(DashboardScreen(self.target, self.root, self.session))
         else:
             self.push_screen(PickerScreen(self.session))
@@ -74,11 +82,13 @@ def make_app(
     *,
     root: TargetRoot | None = None,
     options: SessionOptions | None = None,
+    pod: tuple[Any, str, Any] | None = None,
     **kw: Any,
 ) -> TriageApp:
-    """The app for ``target`` (its root opened here unless given), or the picker."""
+    """The app for ``target`` (its root opened here unless given), for ``pod``
+    ((PodRow, container, KubeClient): the pod dashboard), or the picker."""
     opts = options or SessionOptions(**kw)
     session = TriageSession(opts)
     if target is not None and root is None:
         root = TargetRoot(target.pid, opts.procfs, target.upperdir)
-    return TriageApp(session, target, root)
+    return TriageApp(session, target, root, pod)

@@ -35,6 +35,8 @@ class TriageSession:
         self.opts = opts
         self.log = CustodyLog(examiner=opts.examiner)
         self._lock = threading.Lock()
+        #: pod container uri -> (has a shell, where/why), as the agent found it
+        self.pod_shell: dict[str, tuple[bool | None, str]] = {}
         self.log.record("triage.started", tool="exuvia triage", case=opts.case)
 
     def record(self, action: str, **details: Any) -> None:

@@ -191,10 +191,19 @@ class PickerScreen(Screen[None]):
                 self.rows[c.name] = c
                 table.add_row(
                     lit(c.name, "bold"), lit(c.image), lit(c.state), lit(c.restarts),
-                    lit("yes" if c.ready else "no"), lit("? (needs the agent)", "dim"),
+                    lit("yes" if c.ready else "no"), self._pod_shell(c.name),
                     key=c.name,
                 )  # fmt: skip
         table.focus()
+
+    def _pod_shell(self, container: str) -> Text:
+        """What the agent found when this container was opened; the API cannot tell."""
+        known = self.session.pod_shell.get(self.pod.uri(container)) if self.pod else None
+        if known is None:
+            return lit("? (open it)", "dim")
+        if known[0] is None:
+            return lit("?")
+        return lit("sh") if known[0] else lit("no shell", "bold magenta")
 
     # -- input -------------------------------------------------------------------
     def action_filter(self) -> None:

@@ -13,6 +13,7 @@ from textual.reactive import reactive
 from textual.widgets import DataTable, RichLog, Static
 
 from collectors.fs.browse import DirEntry, TargetRoot
+from collectors.live.remote import RemoteRoot
 from forensics.errors import ExuviaError
 from tui.triage.session import TriageSession
 from tui.triage.text import lit, notice, size, utc
@@ -42,7 +43,7 @@ class FileBrowser(Vertical):
     hex_mode: reactive[bool] = reactive(False)
     changed_only: reactive[bool] = reactive(False)
 
-    def __init__(self, root: TargetRoot, session: TriageSession, **kw: object) -> None:
+    def __init__(self, root: TargetRoot | RemoteRoot, session: TriageSession, **kw: object) -> None:
         super().__init__(**kw)  # type: ignore[arg-type]
         self.root = root
         self.session = session
