@@ -42,6 +42,8 @@ class Member:
     regular: bool
     type_name: str
     content: bytes | None = None  # kept only when asked for
+    mtime: int = 0
+    offset: int = 0  # where its header starts in the (decompressed) tar stream
 
     @property
     def truncated(self) -> bool:
@@ -96,6 +98,8 @@ def iter_members(
             regular = info.isreg()
             type_name = "file" if regular else _TYPE_NAMES.get(info.type, f"type {info.type!r}")
             current = Member(info.name, info.size if regular else 0, 0, "", regular, type_name)
+            current.mtime = _int_mtime(info.mtime)
+            current.offset = info.offset
             digest = hashlib.sha256()
             want = regular and keep(info.name) and info.size <= MAX_JSON_MEMBER
             parts: list[bytes] = []
@@ -123,6 +127,14 @@ def iter_members(
         if current is not None:
             current.sha256 = ""
         raise StreamBroken(f"stream ends or is corrupt ({err})", current) from err
+
+
+def _int_mtime(value: object) -> int:
+    """A header's mtime as an int (a PAX header may say "nan" or "1e400")."""
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError, OverflowError):
+        return -1
 
 
 def load_json(data: bytes, what: str) -> Any:

@@ -45,6 +45,8 @@ class Sink:
                 write_return_read=True,
             )
         self.tar_bytes = 0
+        #: (file bytes, their SHA-256, tar bytes) as of the last sync point
+        self.prefix: tuple[int, str, int] = (0, hashlib.sha256().hexdigest(), 0)
 
     def write(self, data: bytes | memoryview) -> None:
         self.tar_bytes += len(data)
@@ -58,6 +60,7 @@ class Sink:
         if self._zw is not None:
             self._zw.flush(zstandard.FLUSH_BLOCK)
         self._file.flush()
+        self.prefix = (self._file.count, self._file.sha256.copy().hexdigest(), self.tar_bytes)
 
     def close(self) -> None:
         if self._zw is not None:

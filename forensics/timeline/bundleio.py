@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-import zstandard
-
 from forensics.bundle.format import HEADER_NAME, MANIFEST_NAME, check_version
 from forensics.bundle.reader import load_json
 from forensics.bundle.reader import open_stream as bundle_open_stream
+from forensics.bundle.zstdstream import FEED, ZstdFeeder
 from forensics.errors import BundleError
 
 CHUNK = 1 << 20
@@ -68,33 +67,37 @@ class _Zstd:
         self._thread.start()
 
     def _run(self) -> None:
-        dctx = zstandard.ZstdDecompressor()
-        obj = dctx.decompressobj()
-        in_frame = False
+        feeder = ZstdFeeder()
         try:
             while not self._stop.is_set():
                 data = self._raw.read(RAW_STEP)
                 if not data:
-                    if in_frame:
-                        raise BundleError("compressed stream ends inside a frame (truncated)")
+                    feeder.end()
                     break
-                while data:
+                held: list[bytes] = []
+                size = 0
+                for i in range(0, len(data), FEED):
                     try:
-                        out = obj.decompress(data)
-                    except zstandard.ZstdError as err:
-                        raise BundleError(f"compressed stream is corrupt ({err})") from err
-                    in_frame = True
-                    if out:
-                        self._queue.put(out)
-                    if obj.eof:
-                        data = obj.unused_data
-                        obj = dctx.decompressobj()
-                        in_frame = False
-                    else:
-                        data = b""
+                        out = feeder.feed(data[i : i + FEED])
+                    except BundleError:
+                        self._put(b"".join(held))  # what precedes the damage first
+                        raise
+                    held.append(out)
+                    size += len(out)
+                    if size >= CHUNK:
+                        self._put(b"".join(held))
+                        held, size = [], 0
+                if size:
+                    self._put(b"".join(held))
         except BaseException as err:  # noqa: BLE001 - handed to the reader, in order
             self._queue.put(err)
         self._queue.put(None)
+
+    def _put(self, out: bytes) -> None:
+        """Queue in pieces: one feed may inflate to ~32 MiB (a zstd bomb), and what
+        is held must stay bounded by the queue's length."""
+        for j in range(0, len(out), CHUNK):
+            self._queue.put(out[j : j + CHUNK])
 
     def readable(self) -> bool:
         return True
