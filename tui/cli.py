@@ -12,7 +12,15 @@ from collections.abc import Callable, Sequence
 
 from forensics import __version__
 from forensics.errors import ExuviaError
-from tui.commands import capture_cmd, demo_cmd, inspect_cmd, k8s_cmd, sbom_cmd, timeline_cmd
+from tui.commands import (
+    capture_cmd,
+    demo_cmd,
+    inspect_cmd,
+    k8s_cmd,
+    keygen_cmd,
+    sbom_cmd,
+    timeline_cmd,
+)
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -30,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"exuvia {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (capture_cmd, inspect_cmd, timeline_cmd, sbom_cmd, demo_cmd, k8s_cmd):
+    for module in (capture_cmd, inspect_cmd, timeline_cmd, sbom_cmd, demo_cmd, k8s_cmd, keygen_cmd):
         module.register(sub)
     return parser
 

@@ -20,6 +20,13 @@ def register(sub: Any) -> None:
         "is missing, extra, altered or truncated.",
     )
     p.add_argument("bundle", type=Path, metavar="FILE")
+    p.add_argument(
+        "--key",
+        type=Path,
+        metavar="PUBFILE",
+        help="the bundle must carry a valid Ed25519 signature by this public key "
+        "(PEM, or an OpenSSH ssh-ed25519 line); fails when it is unsigned or signed by another",
+    )
     p.set_defaults(handler=run_verify)
     p = sub.add_parser(
         "info",
@@ -31,14 +38,28 @@ def register(sub: Any) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = verify_bundle(args.bundle)
+    key = None
+    if args.key is not None:
+        from forensics.signing import load_public_key  # noqa: PLC0415 - only when asked
+
+        key = load_public_key(args.key)
+    report = verify_bundle(args.bundle, public_key=key)
     if report.ok:
         note = "" if report.complete else f" — INCOMPLETE capture: {report.incomplete_reason}"
         print(f"OK: {args.bundle}: {report.members_verified} members match the manifest{note}")
         print(f"manifest sha256: {report.manifest_sha256}")
         print(f"file sha256:     {report.file_sha256}")
+        if report.signed_by:
+            whose = "the given key" if key is not None else "the key it names (use --key to pin it)"
+            print(f"signature:       valid, by {whose}: {report.signed_by}")
+        else:
+            print("signature:       none")
+        side = "matches" if report.sidecar_checked else "not found beside the bundle; not checked"
+        print(f"custody seal:    {side}")
+        for note in report.notes:
+            print(f"note: {note}")
         return 0
-    print(f"FAILED: {args.bundle}")
+    print(f"FAILED: {_safe(str(args.bundle))}")
     if not report.has_manifest:
         print(f"  {report.incomplete_reason}")
         print(
@@ -46,10 +67,18 @@ def run_verify(args: argparse.Namespace) -> int:
             f"{len(report.unverifiable)} after the last checkpoint cannot be verified"
         )
         for name in report.unverifiable[:20]:
-            print(f"  unverifiable: {name}")
+            print(f"  unverifiable: {_safe(name)}")
     for line in report.failures():
-        print(f"  {line}")
+        print(f"  {_safe(line)}")
     return 1
+
+
+def _safe(text: str) -> str:
+    """Names come from the bundle: never let one move the cursor or color the screen."""
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode()
+        for ch in text
+    )
 
 
 def _t(ns: Any) -> str:
