@@ -20,7 +20,14 @@ from forensics.bundle.format import (
     SIGNATURE_NAME,
     check_version,
 )
-from forensics.bundle.reader import Member, StreamBroken, iter_members, load_json, open_stream
+from forensics.bundle.reader import (
+    Member,
+    StreamBroken,
+    iter_members,
+    load_json,
+    open_stream,
+    unsafe_name,
+)
 from forensics.errors import BundleError
 
 #: at most this many names per problem list are kept in memory for the report
@@ -117,6 +124,9 @@ def _read(report: VerifyReport, stream: IO[bytes]) -> _Pass:
     try:
         for m in iter_members(counted, _keep):  # type: ignore[arg-type]
             report.members_read += 1
+            why = unsafe_name(m.name)
+            if why:
+                _add(report.problems, f"member {m.name!r} has {why} (never used as a path)")
             if not m.regular:
                 report.problems.append(f"member {m.name!r} is a {m.type_name}, not a file")
                 continue
@@ -131,6 +141,10 @@ def _read(report: VerifyReport, stream: IO[bytes]) -> _Pass:
             got.order.append(m.name)
             if m.name == MANIFEST_NAME:
                 got.manifest = m
+                if m.content is None and m.regular:
+                    report.problems.append(
+                        f"manifest.json is {m.size} bytes, more than a reader holds; not read"
+                    )
             elif m.name == CUSTODY_NAME and m.size <= MAX_KEPT:
                 got.custody = m.content
             elif m.name.startswith(CHECKPOINT_DIR) and m.content is not None:

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from forensics.bundle.format import HEADER_NAME, MANIFEST_NAME, check_version
-from forensics.bundle.reader import load_json
+from forensics.bundle.format import HEADER_NAME, MANIFEST_NAME, SIGNATURE_NAME, check_version
+from forensics.bundle.reader import load_json, unsafe_name
 from forensics.bundle.reader import open_stream as bundle_open_stream
-from forensics.bundle.zstdstream import FEED, ZstdFeeder
+from forensics.bundle.zstdstream import ZstdFeeder
 from forensics.errors import BundleError
 
 CHUNK = 1 << 20
@@ -76,28 +76,19 @@ class _Zstd:
                     break
                 held: list[bytes] = []
                 size = 0
-                for i in range(0, len(data), FEED):
-                    try:
-                        out = feeder.feed(data[i : i + FEED])
-                    except BundleError:
-                        self._put(b"".join(held))  # what precedes the damage first
-                        raise
-                    held.append(out)
-                    size += len(out)
-                    if size >= CHUNK:
-                        self._put(b"".join(held))
-                        held, size = [], 0
-                if size:
-                    self._put(b"".join(held))
+                try:
+                    for out in feeder.feed(data):  # at most one zstd block each
+                        held.append(out)
+                        size += len(out)
+                        if size >= CHUNK:
+                            self._queue.put(b"".join(held))
+                            held, size = [], 0
+                finally:
+                    if size:  # what precedes any damage goes first
+                        self._queue.put(b"".join(held))
         except BaseException as err:  # noqa: BLE001 - handed to the reader, in order
             self._queue.put(err)
         self._queue.put(None)
-
-    def _put(self, out: bytes) -> None:
-        """Queue in pieces: one feed may inflate to ~32 MiB (a zstd bomb), and what
-        is held must stay bounded by the queue's length."""
-        for j in range(0, len(out), CHUNK):
-            self._queue.put(out[j : j + CHUNK])
 
     def readable(self) -> bool:
         return True
@@ -234,6 +225,7 @@ def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
     scan = BundleScan(Path(path))
     raw, stream = open_stream(path)
     hasher = _Hasher()
+    seen: set[str] = set()
     try:
         tar = _open_tar(stream)
         current = ""
@@ -243,6 +235,7 @@ def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
                 if info is None:
                     break
                 current = info.name
+                _flag(scan, info, seen)
                 size = info.size if info.isreg() else 0
                 want = info.isreg() and (keep(info.name) or info.name in (HEADER_NAME,))
                 want = want or info.name == MANIFEST_NAME
@@ -295,6 +288,27 @@ def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
     return scan
 
 
+#: structural warnings kept per bundle (a crafted bundle may hold millions)
+MAX_FLAGGED = 50
+
+
+def _flag(scan: BundleScan, info: tarfile.TarInfo, seen: set[str]) -> None:
+    """Note what no exuvia writer produces: links, devices, path-like or repeated names."""
+    why = unsafe_name(info.name)
+    notes = [f"member {info.name!r} has {why}; ignored as a path"] if why else []
+    if not info.isreg():
+        kind = "link" if info.issym() or info.islnk() else "non-file"
+        notes.append(f"member {info.name!r} is a {kind} member (type {info.type!r}); not read")
+    if info.name in seen:
+        notes.append(f"duplicate member {info.name!r}")
+    seen.add(info.name)
+    for note in notes:
+        if len(scan.problems) < MAX_FLAGGED:
+            scan.problems.append(f"crafted bundle? {note}")
+        elif len(scan.problems) == MAX_FLAGGED:
+            scan.problems.append("crafted bundle? … more structural problems not listed")
+
+
 def check_against_manifest(scan: BundleScan) -> list[str]:
     """Members whose size or hash differ from the manifest, or that it does not list."""
     if scan.manifest is None:
@@ -308,8 +322,8 @@ def check_against_manifest(scan: BundleScan) -> list[str]:
             listed[e["name"]] = (e.get("size"), e.get("sha256"))
     out: list[str] = []
     for name, size, sha in scan.members:
-        if name == MANIFEST_NAME:
-            continue
+        if name in (MANIFEST_NAME, SIGNATURE_NAME):
+            continue  # the signature follows the manifest; `verify` checks it
         want = listed.get(name)
         if want is None:
             out.append(f"{name}: not listed in the manifest")

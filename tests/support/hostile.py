@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import tarfile
 from collections.abc import Iterable
@@ -53,18 +52,20 @@ def write_real_bundle(
     return contents
 
 
-def tar_bytes(entries: Iterable[tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]]) -> bytes:
-    """A tar stream of the given members (a TarInfo alone has no content)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for e in entries:
-            if isinstance(e, tuple):
-                info, data = e
-                info.size = len(data)
-                tar.addfile(info, io.BytesIO(data))
-            else:
-                tar.addfile(e)
-    return buf.getvalue()
+def tar_bytes(
+    entries: Iterable[tarfile.TarInfo | tuple[tarfile.TarInfo, bytes]], *, end: bool = True
+) -> bytes:
+    """A tar stream of the given members (a TarInfo alone has no content); without
+    ``end``, no end-of-archive blocks (for gluing more members after it)."""
+    out = bytearray()
+    for e in entries:
+        info, data = e if isinstance(e, tuple) else (e, b"")
+        info.size = len(data)
+        out += info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="surrogateescape")
+        out += data + bytes((-len(data)) % 512)
+    if end:
+        out += bytes(1024)
+    return bytes(out)
 
 
 def regular(name: str, data: bytes) -> tuple[tarfile.TarInfo, bytes]:
@@ -84,28 +85,48 @@ def zstd(data: bytes) -> bytes:
     return zstandard.ZstdCompressor(write_checksum=True).compress(data)
 
 
-def rle_bomb(header_tar: bytes, inflated: int) -> bytes:
-    """A zstd frame of ``header_tar`` followed by ``inflated`` zero bytes as RLE blocks:
-    ~4 bytes per 128 KiB, so 1 GiB of zeros takes ~32 KiB. No content checksum,
-    no content size: the decoder cannot know in advance."""
+def header_member(version: str = "1.1") -> tuple[tarfile.TarInfo, bytes]:
+    """The ``exuvia.json`` member that makes a tar look like a bundle to readers."""
+    head = b'{"format":"exuvia-bundle","version":"%s","created_ns":1}\n' % version.encode()
+    return regular("exuvia.json", head)
+
+
+def rle_frame(segments: Iterable[bytes | tuple[int, int]]) -> bytes:
+    """One zstd frame, built by hand: ``bytes`` segments go in as raw blocks,
+    ``(byte, count)`` segments as RLE blocks — 4 compressed bytes per 128 KiB, so
+    1 GiB takes ~32 KiB. No content size and no checksum: the decoder cannot
+    know what it will inflate to."""
     block = 128 << 10
-    out = bytearray(b"\x28\xb5\x2f\xfd")
-    out.append(0x00)  # frame header descriptor: no FCS, not single segment, no checksum
-    out.append(0x58)  # window descriptor: 2**(10+11) = 2 MiB window
-    # the tar header as raw blocks
-    for i in range(0, len(header_tar), block):
-        chunk = header_tar[i : i + block]
-        out += _block_header(0, len(chunk), last=False) + chunk
-    left = inflated
-    while left > 0:
-        n = min(block, left)
-        left -= n
-        out += _block_header(1, n, last=left == 0) + b"\0"
-    return bytes(out)
+    parts: list[bytes] = []
+    for seg in segments:
+        if isinstance(seg, bytes):
+            for i in range(0, len(seg), block):
+                chunk = seg[i : i + block]
+                parts.append(_block_header(0, len(chunk)) + chunk)
+        else:
+            byte, count = seg
+            full, rest = divmod(count, block)
+            one = _block_header(1, block) + bytes([byte])
+            parts.extend([one] * full)
+            if rest:
+                parts.append(_block_header(1, rest) + bytes([byte]))
+    last = bytearray(parts[-1])
+    last[0] |= 1  # Last_Block
+    parts[-1] = bytes(last)
+    # magic; descriptor 0 (no content size, no checksum); window 2**(10+11) = 2 MiB
+    return b"\x28\xb5\x2f\xfd\x00\x58" + b"".join(parts)
 
 
-def _block_header(kind: int, size: int, *, last: bool) -> bytes:
-    value = (size << 3) | (kind << 1) | int(last)
+def bomb_member(name: str, size: int, fill: int = 0x41) -> list[bytes | tuple[int, int]]:
+    """Segments of a tar member of ``size`` bytes of ``fill`` (one line, no newline)."""
+    info = tarfile.TarInfo(name)
+    info.size = size
+    head = info.tobuf(format=tarfile.PAX_FORMAT)
+    return [head, (fill, size), bytes((-size) % 512)]
+
+
+def _block_header(kind: int, size: int) -> bytes:
+    value = (size << 3) | (kind << 1)
     return value.to_bytes(3, "little")
 
 
