@@ -42,7 +42,7 @@ def test_concatenated_and_skippable_frames_decode() -> None:
 
 
 def test_a_cut_anywhere_but_a_frame_end_is_noticed() -> None:
-    stream, content, ends = _frames()
+    stream, _content, ends = _frames()
     for cut in range(0, len(stream), 97):
         if cut in ends or cut == 0:
             continue
