@@ -30,6 +30,18 @@ from forensics.errors import ExuviaError
 SIGNATURE_FORMAT = "exuvia-signature"
 DOMAIN = b"exuvia-bundle-signature-v1\0manifest.json\0"
 MAX_KEY_FILE = 64 << 10
+_FIELDS = frozenset(
+    {
+        "format",
+        "version",
+        "algorithm",
+        "signed_member",
+        "manifest_sha256",
+        "public_key",
+        "key_fingerprint",
+        "signature",
+    }
+)
 
 
 class KeyFileError(ExuviaError):
@@ -128,6 +140,12 @@ def check_signature(doc: Any, manifest_sha256: str) -> tuple[str | None, bytes |
         return "the signature member is not an exuvia signature", None
     if doc.get("algorithm") != "ed25519":
         return f"unsupported signature algorithm {doc.get('algorithm')!r}", None
+    if (
+        set(doc) != _FIELDS
+        or doc.get("version") != 1
+        or doc.get("signed_member") != "manifest.json"
+    ):
+        return "the signature member's fields are not those exuvia writes (altered)", None
     try:
         pub = base64.b64decode(str(doc.get("public_key")), validate=True)
         sig = base64.b64decode(str(doc.get("signature")), validate=True)

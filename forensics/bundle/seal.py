@@ -10,10 +10,11 @@ here (format 1.1, docs/bundle-format.md "Integrity"):
   manifest's covers every byte before the manifest's own header.
 * ``self_check``, the manifest's last field: SHA-256 of the manifest's bytes
   before it.
-* the tail: after the manifest's prefix, an uncompressed bundle must be exactly
-  the bytes the writer emits for the manifest, its signature and the end
-  blocks; a compressed one must decompress to exactly as many bytes (zstd's
-  frame checksum covers their content).
+* the tail: after the manifest's prefix, the file must be exactly the bytes the
+  writer emits for the manifest, its signature and the end blocks — in a zstd
+  bundle as one frame of raw (stored) blocks, which have a single encoding,
+  unlike entropy-coded data whose spare bits could change without changing
+  what it decompresses to.
 * the custody log inside the bundle names member hashes; they must match.
 * the sidecar ``<bundle>.custody.jsonl``, when present, seals the file's and
   the manifest's SHA-256 (and the signing key's fingerprint).
@@ -29,6 +30,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from forensics.bundle.format import MANIFEST_NAME, SELF_CHECK_KEY, SIGNATURE_NAME
+from forensics.bundle.sink import stored_blocks, stored_frame_header
 from forensics.bundle.writer import BLOCK, member_header
 
 MAX_SIDECAR = 64 << 20
@@ -94,6 +96,12 @@ def expected_tail(manifest: bytes, mtime: int, signature: bytes | None) -> list[
         out.append(b"\0" * ((-len(signature)) % BLOCK))
     out.append(b"\0" * (2 * BLOCK))
     return out
+
+
+def stored(parts: list[bytes]) -> list[bytes]:
+    """The tail as a zstd bundle holds it: one frame of raw blocks."""
+    data = b"".join(parts)
+    return [stored_frame_header(len(data)), stored_blocks(data, last=True)]
 
 
 def check_raw_tail(raw: BinaryIO, start: int, parts: list[bytes]) -> str | None:

@@ -267,7 +267,8 @@ class BundleWriter:
         manifest's SHA-256 and size.
         """
         self.checkpoint()
-        self._sink.sync_point()  # everything before the manifest: one prefix hash
+        # everything before the manifest: one prefix hash; a zstd frame ends here
+        self._sink.end_frame()
         fields = dict(manifest)
         fields.update(
             {
@@ -302,22 +303,32 @@ class BundleWriter:
             body.write(b',"%s":"%s"}\n' % (SELF_CHECK_KEY.encode(), check.hexdigest().encode()))
             size = body.tell()
             body.seek(0)
-            self._sink.write(self._header(MANIFEST_NAME, size))
             digest = hashlib.sha256()
             while chunk := body.read(CHUNK):
                 digest.update(chunk)
-                self._sink.write(chunk)
-            tail = (-size) % BLOCK
-            if tail:
-                self._sink.write(b"\0" * tail)
-        manifest_sha = digest.hexdigest()
-        if signer is not None:
-            from forensics.signing import dumps as signature_dumps  # noqa: PLC0415
+            manifest_sha = digest.hexdigest()
+            sig = b""
+            if signer is not None:
+                from forensics.signing import dumps as signature_dumps  # noqa: PLC0415
 
-            self.signature = signer.sign_manifest(manifest_sha)
-            doc = signature_dumps(self.signature)
-            self._sink.write(self._header(SIGNATURE_NAME, len(doc)) + doc)
-            self._sink.write(b"\0" * ((-len(doc)) % BLOCK))
+                self.signature = signer.sign_manifest(manifest_sha)
+                sig = signature_dumps(self.signature)
+            # the tail (manifest, signature, end blocks) is stored, not compressed
+            head_m = self._header(MANIFEST_NAME, size)
+            head_s = self._header(SIGNATURE_NAME, len(sig)) if sig else b""
+            tail = len(head_m) + size + (-size) % BLOCK + 2 * BLOCK
+            if sig:
+                tail += len(head_s) + len(sig) + (-len(sig)) % BLOCK
+            self._sink.begin_stored(tail)
+            self._sink.write(head_m)
+            body.seek(0)
+            while chunk := body.read(CHUNK):
+                self._sink.write(chunk)
+            if size % BLOCK:
+                self._sink.write(b"\0" * ((-size) % BLOCK))
+        if sig:
+            self._sink.write(head_s + sig)
+            self._sink.write(b"\0" * ((-len(sig)) % BLOCK))
         self._sink.write(b"\0" * (2 * BLOCK))
         self._sink.close()
         self._spool.close()

@@ -45,7 +45,11 @@ def test_roundtrip_verifies_and_is_a_plain_tar(tmp_path: Path, compress: str) ->
     assert report.members_verified >= 13
     raw = p.read_bytes()
     if compress == "zstd":
-        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
+        raw = (
+            zstandard.ZstdDecompressor()
+            .stream_reader(io.BytesIO(raw), read_across_frames=True)
+            .read()
+        )
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         names = tar.getnames()
         assert names[-1] == MANIFEST_NAME
