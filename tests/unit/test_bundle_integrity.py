@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa as rsa_mod
 
 from forensics.bundle import verify_bundle
 from forensics.bundle.format import CUSTODY_NAME, MANIFEST_NAME, SIGNATURE_NAME
@@ -227,3 +230,39 @@ def test_changing_a_custody_entry_or_a_bound_hash_is_detected(tmp_path: Path) ->
     side.write_text("\n".join([*lines[:-1], json.dumps(sealed)]) + "\n")
     report = verify_bundle(p)
     assert any("manifest's SHA-256 is not the one sealed" in f for f in report.failures())
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="no openssl on this machine")
+def test_openssl_keys_sign_and_verify(tmp_path: Path) -> None:
+    key, pub = tmp_path / "ossl.pem", tmp_path / "ossl.pub"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "ed25519", "-out", str(key)], check=True)
+    subprocess.run(["openssl", "pkey", "-in", str(key), "-pubout", "-out", str(pub)], check=True)
+    p = tmp_path / "b.exv"
+    write_real_bundle(p, signer=Signer.from_file(key))
+    assert verify_bundle(p, public_key=load_public_key(pub)).ok
+
+
+def test_bad_signing_keys_are_one_line_errors_before_anything_runs(tmp_path: Path) -> None:
+    (tmp_path / "not-a-key").write_text("hello\n")
+    rsa = tmp_path / "rsa.pem"
+    rsa.write_bytes(
+        rsa_mod.generate_private_key(public_exponent=65537, key_size=1024).private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    out = tmp_path / "never.exv"
+    for key, needle in (
+        (tmp_path / "missing", "cannot read key"),
+        (tmp_path / "not-a-key", "is not a PEM or OpenSSH private key"),
+        (rsa, "is not an Ed25519 key"),
+    ):
+        r = subprocess.run(
+            [sys.executable, "-m", "tui.cli", "capture", "pid://1", "-o", str(out),
+             "--sign", str(key)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert r.returncode == 2 and r.stdout == "", r.stderr
+        assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
+        assert not any(tmp_path.glob("never.exv*"))
