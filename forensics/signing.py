@@ -152,6 +152,12 @@ def check_signature(doc: Any, manifest_sha256: str) -> tuple[str | None, bytes |
         key = Ed25519PublicKey.from_public_bytes(pub)
     except (binascii.Error, ValueError):
         return "the signature member's key or signature is malformed", None
+    # base64 has spare bits before its padding: only the canonical text is accepted
+    if (base64.b64encode(pub).decode(), base64.b64encode(sig).decode()) != (
+        doc.get("public_key"),
+        doc.get("signature"),
+    ):
+        return "the signature member's base64 is not canonical (altered)", None
     if doc.get("key_fingerprint") != fingerprint(pub):
         return "the signature's key fingerprint does not match its public key", pub
     if doc.get("manifest_sha256") != manifest_sha256:

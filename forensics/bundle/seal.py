@@ -37,6 +37,11 @@ MAX_SIDECAR = 64 << 20
 _SELF_CHECK = re.compile(rb',"' + SELF_CHECK_KEY.encode() + rb'":"([0-9a-f]{64})"\}\n\Z')
 
 
+def has_self_check(content: bytes) -> bool:
+    """Whether the manifest's end looks like it carries a ``self_check`` field."""
+    return b'"' + SELF_CHECK_KEY.encode() + b'"' in content[-128:]
+
+
 def check_self(content: bytes) -> str | None:
     """The manifest's ``self_check``: None when it holds, else the problem."""
     window = content[-128:]

@@ -220,7 +220,9 @@ def verify_bundle(path: str | Path, public_key: bytes | None = None) -> VerifyRe
     report.manifest = {k: v for k, v in manifest.items() if k != "members"}
     report.complete = manifest.get("complete") is True
     report.incomplete_reason = str(manifest.get("incomplete_reason") or "")
-    if _newer_than_1_0(manifest):
+    # a manifest that carries the 1.1 fields is checked whatever version it claims:
+    # one flipped bit must not turn "1.1" into a lenient "1.0"
+    if _newer_than_1_0(manifest) or seal.has_self_check(got.manifest.content):
         problem = seal.check_self(got.manifest.content)
         if problem:
             report.problems.append(problem)
