@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import shutil
@@ -266,3 +267,67 @@ def test_bad_signing_keys_are_one_line_errors_before_anything_runs(tmp_path: Pat
         assert r.returncode == 2 and r.stdout == "", r.stderr
         assert r.stderr.count("\n") == 1 and needle in r.stderr, r.stderr
         assert not any(tmp_path.glob("never.exv*"))
+
+
+# -- regressions: flips the exhaustive flip run (bench/flip_bundle.py) found ---------
+
+
+def _flip_at(path: Path, needle: bytes, offset: int, mask: int) -> Path:
+    data = bytearray(path.read_bytes())
+    pos = data.rindex(needle) + offset
+    data[pos] ^= mask
+    out = path.with_name("flipped-" + path.name)
+    out.write_bytes(bytes(data))
+    return out
+
+
+@pytest.mark.parametrize("compress", ["zstd", "none"])
+def test_found_by_flipping_version_downgrade_and_signature_slack(
+    tmp_path: Path, compress: str
+) -> None:
+    signer, _pub, _ = _keys(tmp_path)
+    p = tmp_path / "b.exv"
+    write_real_bundle(p, compress=compress, signer=signer)
+    assert verify_bundle(p).ok
+    cases = {
+        # "1.1" -> "1.0" in the manifest used to select the lenient 1.0 checks
+        "downgrade": (b'"version":"1.1","members"', len(b'"version":"1.'), 0x01),
+        # the signature document's version 1 -> 0 and signed_member were not checked
+        "sig-version": (b'"version":1}\n', len(b'"version":'), 0x01),
+        "sig-member": (b'"signed_member":"manifest.json"', 4, 0x01),
+    }
+    for name, (needle, offset, mask) in cases.items():
+        flipped = _flip_at(p, needle, offset, mask)
+        assert not verify_bundle(flipped).ok, name
+    # the bits base64 leaves spare before '==' padding decode to the same bytes:
+    # change the last character's value by 1 (a spare bit), not its ASCII code
+    alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    data = bytearray(p.read_bytes())
+    pos = data.rindex(b'==","signed_member"') - 1
+    data[pos] = alphabet[alphabet.index(data[pos]) ^ 1]
+    sig = json.loads(data[data.rindex(b'{"algorithm"') : data.rindex(b'"version":1}') + 12])
+    good = json.loads(member(p, SIGNATURE_NAME))
+    assert base64.b64decode(sig["signature"]) == base64.b64decode(good["signature"])  # same bytes
+    flipped = tmp_path / "b64.exv"
+    flipped.write_bytes(bytes(data))
+    assert any("not canonical" in f for f in verify_bundle(flipped).failures())
+
+
+def test_the_tail_of_a_zstd_bundle_is_one_frame_of_raw_blocks(tmp_path: Path) -> None:
+    p = tmp_path / "b.exv"
+    write_real_bundle(p)
+    data = p.read_bytes()
+    start = BundleReader(p).manifest()["file_prefix"]["bytes"]
+    # magic, single segment + 8-byte content size, then raw blocks (type 0)
+    assert data[start : start + 5] == b"\x28\xb5\x2f\xfd\xe0"
+    size = int.from_bytes(data[start + 5 : start + 13], "little")
+    pos, total = start + 13, 0
+    while True:
+        head = int.from_bytes(data[pos : pos + 3], "little")
+        assert (head >> 1) & 3 == 0  # raw
+        total += head >> 3
+        pos += 3 + (head >> 3)
+        if head & 1:
+            break
+    assert total == size and pos == len(data)
+    assert b'"self_check":"' in data[start:]  # the manifest is stored, readable as is
