@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from forensics.bundle import verify_bundle
 from forensics.signing import Signer, generate
-from tests.support.hostile import write_real_bundle
+from tests.support.bundle_craft import write_real_bundle
 
 
 def main() -> int:

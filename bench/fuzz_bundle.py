@@ -50,7 +50,7 @@ from forensics.custody import CustodyLog
 from forensics.errors import BundleError, ExuviaError, OutputError
 from forensics.signing import Signer, generate
 from forensics.timeline import open_timeline
-from tests.support.hostile import write_real_bundle
+from tests.support.bundle_craft import write_real_bundle
 from tui.commands.inspect_cmd import run_info
 
 OUT = Path(__file__).resolve().parent / "fuzz-crashers"

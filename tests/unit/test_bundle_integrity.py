@@ -22,7 +22,7 @@ from forensics.bundle.seal import sidecar_path
 from forensics.custody import CustodyLog
 from forensics.signing import Signer, generate, load_public_key
 from tests.support.bundles import member
-from tests.support.hostile import write_real_bundle
+from tests.support.bundle_craft import write_real_bundle
 
 POSITIONS = 200
 

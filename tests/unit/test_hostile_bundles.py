@@ -3,7 +3,7 @@ with a clear message, never a traceback, never write outside their cache
 directory and never use a member name as a path.
 
 Every bundle here is crafted with tarfile / hand-built zstd frames
-(tests/support/hostile.py). The commands run as real subprocesses with a
+(tests/support/bundle_craft.py). The commands run as real subprocesses with a
 private cwd, HOME and XDG_CACHE_HOME; the test then lists every file under its
 temporary directory and under /tmp to prove nothing appeared anywhere else.
 """
@@ -27,7 +27,7 @@ from forensics.bundle import verify_bundle
 from forensics.bundle.format import MANIFEST_NAME
 from forensics.bundle.reader import BundleReader
 from forensics.errors import BundleError
-from tests.support.hostile import (
+from tests.support.bundle_craft import (
     bomb_member,
     header_member,
     regular,

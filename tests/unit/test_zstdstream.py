@@ -10,7 +10,7 @@ import zstandard
 
 from forensics.bundle.zstdstream import ZstdFeeder, ZstdReader, ZstdTruncated
 from forensics.errors import BundleError
-from tests.support.hostile import rle_frame
+from tests.support.bundle_craft import rle_frame
 
 BLOCK = 128 << 10
 
