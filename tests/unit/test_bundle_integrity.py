@@ -21,8 +21,8 @@ from forensics.bundle.reader import BundleReader
 from forensics.bundle.seal import sidecar_path
 from forensics.custody import CustodyLog
 from forensics.signing import Signer, generate, load_public_key
-from tests.support.bundles import member
 from tests.support.bundle_craft import write_real_bundle
+from tests.support.bundles import member
 
 POSITIONS = 200
 
