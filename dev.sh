@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(runc podman containerd sleuthkit rpm gcc libc6-dev zstd tmux binutils iproute2 util-linux)
+APT_PACKAGES=(runc podman containerd sleuthkit rpm gcc libc6-dev zstd tmux binutils iproute2 util-linux debootstrap)
 VENV=.venv
 
 need_root() {

@@ -133,12 +133,18 @@ class _Interrupt:
 
 class Capture:
     def __init__(
-        self, target: TargetInfo, opts: CaptureOptions, progress: Progress | None = None
+        self,
+        target: TargetInfo,
+        opts: CaptureOptions,
+        progress: Progress | None = None,
+        custody: CustodyLog | None = None,
     ) -> None:
+        """``custody``: a log that already holds what the examiner did before this
+        capture (an interactive triage session); the capture appends to it."""
         self.target = target
         self.opts = opts
         self.progress = progress or (lambda _phase, _stats: None)
-        self.custody = CustodyLog(examiner=opts.examiner)
+        self.custody = custody if custody is not None else CustodyLog(examiner=opts.examiner)
         self.skips = _Skips()
         self.counts: Counter[str] = Counter()
         self.incomplete: list[str] = []
@@ -321,6 +327,7 @@ class Capture:
             finally:
                 if upper_fd is not None:
                     os.close(upper_fd)
+            self.progress("filesystem", acq.stats)  # the walk's final numbers
             self._jsonl(writer, "elf", acq.elf.records())  # ELF extracts (sbom)
             if acq.stats.noatime_refused:
                 self.skips.add(
@@ -523,6 +530,9 @@ def _target_summary(t: TargetInfo) -> dict[str, Any]:
 
 
 def capture(
-    target: TargetInfo, opts: CaptureOptions, progress: Progress | None = None
+    target: TargetInfo,
+    opts: CaptureOptions,
+    progress: Progress | None = None,
+    custody: CustodyLog | None = None,
 ) -> CaptureResult:
-    return Capture(target, opts, progress).run()
+    return Capture(target, opts, progress, custody).run()

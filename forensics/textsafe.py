@@ -38,3 +38,28 @@ def field_bytes(record: dict[str, Any], name: str) -> bytes:
 
 def to_bytes(path: str | bytes) -> bytes:
     return path if isinstance(path, bytes) else os.fsencode(path)
+
+
+_CONTROL_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def printable(text: str) -> str:
+    """``text`` safe to show on a terminal: control characters (C0, DEL, C1) and
+    bidirectional overrides become visible escapes (``\\x1b``, ``\\n``, ``\\u202e``),
+    so a name or log line from a target can never move the cursor, change colours
+    or reorder what is shown. Everything else is kept as it is."""
+    if text.isprintable() and not any(c in _BIDI for c in text):
+        return text
+    out = []
+    for c in text:
+        o = ord(c)
+        if c in _CONTROL_ESCAPES:
+            out.append(_CONTROL_ESCAPES[c])
+        elif o < 0x20 or 0x7F <= o < 0xA0:
+            out.append(f"\\x{o:02x}")
+        elif c in _BIDI:
+            out.append(f"\\u{o:04x}")
+        else:
+            out.append(c)
+    return "".join(out)

@@ -18,8 +18,10 @@ from tui.commands import (
     inspect_cmd,
     k8s_cmd,
     keygen_cmd,
+    replay_cmd,
     sbom_cmd,
     timeline_cmd,
+    triage_cmd,
 )
 
 Handler = Callable[[argparse.Namespace], int]
@@ -38,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"exuvia {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for module in (capture_cmd, inspect_cmd, timeline_cmd, sbom_cmd, demo_cmd, k8s_cmd, keygen_cmd):
+    commands = (capture_cmd, inspect_cmd, timeline_cmd, sbom_cmd, replay_cmd, triage_cmd)
+    for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd):
         module.register(sub)
     return parser
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from collectors.fs.elf_extract import ElfExtractor
 from collectors.fs.policy import CopyPolicy
+from collectors.fs.sparse import hash_sparse, is_sparse
 from collectors.fs.statx import Stat
 from collectors.fs.walk import COLLECTOR, O_NOATIME, WalkEntry, Whiteout, walk
 from forensics.bundle.format import file_member_name
@@ -27,6 +28,8 @@ from forensics.textsafe import bytes_field
 
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 CHUNK = 1 << 20
+#: hard-linked files remembered at once; past this, a further link is hashed again
+HARDLINKS_MAX = 100_000
 
 
 @dataclass
@@ -85,7 +88,8 @@ class FilesystemAcquirer:
         self.policy = policy
         self.stats = FsStats()
         self._progress = progress
-        self._hardlinks: dict[tuple[tuple[int, int], int], tuple[bytes, str, str | None]] = {}
+        # (dev, ino) -> first path, sha256, member, links not yet seen
+        self._hardlinks: dict[tuple[tuple[int, int], int], tuple[bytes, str, str | None, int]] = {}
         self._noatime = bool(O_NOATIME)
         self.elf = ElfExtractor(writer)  # extracts of ELF files not copied (artifacts/elf.jsonl)
 
@@ -139,7 +143,11 @@ class FilesystemAcquirer:
         self.stats.files += 1
         key = (e.st.dev, e.st.ino)
         if e.st.nlink > 1 and key in self._hardlinks:
-            first, sha, member = self._hardlinks[key]
+            first, sha, member, left = self._hardlinks[key]
+            if left > 1:
+                self._hardlinks[key] = (first, sha, member, left - 1)
+            else:  # every link seen: forget it, so memory stays bounded
+                del self._hardlinks[key]
             data.update(bytes_field("hardlink_of", first))
             data["sha256"] = sha
             if member:
@@ -149,8 +157,10 @@ class FilesystemAcquirer:
             fd = self._open(e)
         except OSError as err:
             reason = "vanished during the walk" if err.errno == errno.ENOENT else None
+            if err.errno == errno.ELOOP:  # O_NOFOLLOW met a symlink swapped in after stat
+                reason = "replaced by a symlink during the walk; not followed"
             if reason:
-                yield Skip(COLLECTOR, _t(e.path), reason, "ENOENT")
+                yield Skip(COLLECTOR, _t(e.path), reason, errno.errorcode[err.errno or 0])
             else:
                 yield skip_from_oserror(COLLECTOR, _t(e.path), err, "cannot open")
             data["read_error"] = err.strerror
@@ -162,6 +172,9 @@ class FilesystemAcquirer:
             if not stat.S_ISREG(st.st_mode) or st.st_ino != e.st.ino:
                 yield Skip(COLLECTOR, _t(e.path), "replaced during the walk; not read")
                 data["read_error"] = "replaced during the walk"
+                return
+            if is_sparse(st.st_size, st.st_blocks):
+                yield from hash_sparse(fd, _t(e.path), st.st_size, st.st_blocks, data)
                 return
             wanted = self.policy.wants(e.path, st.st_size, e.changed)
             if wanted and self.policy.is_secret(e.path):
@@ -195,8 +208,8 @@ class FilesystemAcquirer:
                 yield Skip(
                     COLLECTOR,
                     _t(e.path),
-                    f"changed while being read ({read} of {st.st_size} bytes at open, "
-                    f"{after.st_size} now); hash covers what was read",
+                    f"changed while being read ({st.st_size} bytes at open, {after.st_size} "
+                    f"now); sha256 covers the {read} bytes read",
                 )
             data["sha256"] = sha
             data["hashed_bytes"] = read
@@ -206,14 +219,14 @@ class FilesystemAcquirer:
                     self.stats.log_members.append(
                         {**bytes_field("path", e.path), "member": member, "origin": "target"}
                     )
-            if e.st.nlink > 1:
-                self._hardlinks[key] = (e.path, sha, member)
+            if e.st.nlink > 1 and len(self._hardlinks) < HARDLINKS_MAX:
+                self._hardlinks[key] = (e.path, sha, member, e.st.nlink - 1)
             yield from self.elf.take(fd, e.path, st.st_size, sha, member)
         finally:
             os.close(fd)
 
     def _read(self, fd: int, path: bytes, size: int, copy: bool) -> tuple[str, str | None, int]:
-        """Hash the file; copy ``size`` bytes into the bundle when asked.
+        """Hash the first ``size`` bytes (the size at open); copy them when asked.
 
         One SHA-256 serves both the file record and the member when the file
         did not change while read.
@@ -230,16 +243,14 @@ class FilesystemAcquirer:
 
             entry = self.writer.add_stream(member, size, reader, digest=digest)
             read = total[0]
-            # a file that grew: hash the rest too, so the hash is of the whole file
-            while chunk := os.read(fd, CHUNK):
-                digest.update(chunk)
-                read += len(chunk)
+            # never past the size at open: a file growing (or extended by
+            # ftruncate) as fast as it is read would keep the capture forever
             self.stats.copied_files += 1
             self.stats.copied_bytes += entry.size
             self.stats.hashed_bytes += read
             return digest.hexdigest(), member, read
         read = 0
-        while chunk := os.read(fd, CHUNK):
+        while read < size and (chunk := os.read(fd, min(CHUNK, size - read))):
             digest.update(chunk)
             read += len(chunk)
         self.stats.hashed_bytes += read

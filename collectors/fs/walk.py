@@ -13,6 +13,7 @@ import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from collectors.fs.statx import Stat, fstatx, statx
 from forensics.records import Skip, skip_from_oserror
@@ -50,26 +51,64 @@ class Whiteout:
     opaque_dir: bool = False
 
 
-def _upper_listing(chain: _Chain, comps: tuple[bytes, ...]) -> dict[bytes, Stat] | None:
-    """Names and stats in the upper layer's copy of a directory; None if absent."""
+#: an upper-layer directory with more names than this is not held in memory:
+#: each name of the merged directory is then looked up in it with statx
+UPPER_NAMES_MAX = 65536
+
+
+@dataclass(slots=True)
+class _UpperDir:
+    """The overlay upper layer's copy of one directory: which names it has
+    (written since the container started) and which of them are whiteouts."""
+
+    fd: int
+    names: set[bytes] | None  # None: too many to hold, so probed one by one
+    whiteouts: list[bytes]
+
+    def __contains__(self, name: bytes) -> bool:
+        if self.names is not None:
+            return name in self.names
+        try:
+            statx(self.fd, name)
+        except OSError:
+            return False
+        return True
+
+
+def _upper_listing(chain: _Chain, comps: tuple[bytes, ...]) -> _UpperDir | None:
+    """The upper layer's copy of a directory; None if absent.
+
+    Memory stays bounded whatever the directory holds: at most UPPER_NAMES_MAX
+    names are kept, and only whiteout names besides (a whiteout is a 0:0
+    character device, so only character devices are stat'ed).
+    """
     try:
-        fd, owned = chain.open(comps) if comps else (chain.root_fd, False)
+        fd, _ = chain.open(comps) if comps else (chain.root_fd, False)
     except OSError:
         return None
+    names: set[bytes] | None = set()
+    whiteouts: list[bytes] = []
     try:
-        out: dict[bytes, Stat] = {}
-        for n in os.listdir(fd):
-            name = os.fsencode(n)
-            try:
-                out[name] = statx(fd, name)
-            except OSError:
-                continue
-        return out
+        with os.scandir(fd) as listing:
+            for entry in listing:
+                name = os.fsencode(entry.name)
+                if names is not None:
+                    names.add(name)
+                    if len(names) > UPPER_NAMES_MAX:
+                        names = None
+                if entry.is_dir(follow_symlinks=False) or entry.is_file(follow_symlinks=False):
+                    continue
+                if entry.is_symlink():
+                    continue
+                try:
+                    if _is_whiteout(statx(fd, name)):
+                        whiteouts.append(name)
+                except OSError:
+                    continue
     except OSError:
         return None
-    finally:
-        if owned:
-            os.close(fd)
+    whiteouts.sort()
+    return _UpperDir(fd, names, whiteouts)
 
 
 def _is_whiteout(st: Stat) -> bool:
@@ -77,12 +116,15 @@ def _is_whiteout(st: Stat) -> bool:
 
 
 class _Chain:
-    """Open fds of the directories on the current path (a bounded cache)."""
+    """Open fds of the directories on the current path: a window of at most
+    MAX_OPEN_CHAIN of the deepest ones, so a walk 2,000 levels down keeps few
+    descriptors open and still opens each directory from its parent's fd."""
 
     def __init__(self, root_fd: int) -> None:
         self.root_fd = root_fd
+        #: every component of the current path; fds[i] is the fd of names[: i + 1]
         self.names: list[bytes] = []
-        self.fds: list[int] = []
+        self.fds: dict[int, int] = {}
         self.noatime_refused = False
 
     def _open(self, parent: int, name: bytes) -> int:
@@ -93,33 +135,42 @@ class _Chain:
                 self.noatime_refused = True
         return os.open(name, DIR_FLAGS, dir_fd=parent)
 
+    def _truncate(self, depth: int) -> None:
+        for level in [lv for lv in self.fds if lv >= depth]:
+            os.close(self.fds.pop(level))
+        del self.names[depth:]
+
     def open(self, comps: tuple[bytes, ...]) -> tuple[int, bool]:
-        """fd of the directory at ``comps``; second value: caller must close it."""
+        """fd of the directory at ``comps`` (kept by the chain; second value: False)."""
         common = 0
         while (
             common < len(self.names) and common < len(comps) and self.names[common] == comps[common]
         ):
             common += 1
-        while len(self.fds) > common:
-            os.close(self.fds.pop())
-            self.names.pop()
-        fd = self.fds[-1] if self.fds else self.root_fd
-        for i in range(common, len(comps)):
-            nfd = self._open(fd, comps[i])
-            if len(self.fds) < MAX_OPEN_CHAIN and len(self.fds) == i:
-                self.fds.append(nfd)
-                self.names.append(comps[i])
-                fd = nfd
-            else:
-                # beyond the cache: a private fd, closed by the caller (or here)
-                if fd not in self.fds and fd != self.root_fd:
-                    os.close(fd)
-                fd = nfd
-        owned = fd != self.root_fd and (not self.fds or fd != self.fds[-1])
-        return fd, owned
+        self._truncate(common)
+        # the open levels are the window's: contiguous and ending at common - 1;
+        # when the window no longer reaches that far up, start again at the root
+        level = common - 1
+        if level in self.fds:
+            fd = self.fds[level]
+        else:
+            level, fd = -1, self.root_fd
+        # the path beyond it is (re)opened one component at a time
+        del self.names[level + 1 :]
+        for i in range(level + 1, len(comps)):
+            try:
+                fd = self._open(fd, comps[i])
+            except OSError:
+                self._truncate(i)
+                raise
+            self.fds[i] = fd
+            self.names.append(comps[i])
+            if len(self.fds) > MAX_OPEN_CHAIN:
+                os.close(self.fds.pop(min(self.fds)))
+        return fd, False
 
     def close(self) -> None:
-        for fd in self.fds:
+        for fd in self.fds.values():
             os.close(fd)
         self.fds.clear()
         self.names.clear()
@@ -175,15 +226,19 @@ def walk(
                     )
                     continue
                 try:
-                    names = sorted(os.fsencode(n) for n in os.listdir(fd))
+                    names = _sorted_names(fd)
                 except OSError as err:
                     yield skip_from_oserror(COLLECTOR, _t(path), err, "cannot list directory")
                     continue
                 subdirs: list[_Pending] = []
                 base = path if path != b"/" else b""
                 in_upper = _upper_listing(upper, comps) if upper is not None else None
-                if in_upper:
-                    for uname, ust in sorted(in_upper.items()):
+                if in_upper is not None:
+                    for uname in in_upper.whiteouts:
+                        try:
+                            ust = statx(in_upper.fd, uname)
+                        except OSError:
+                            continue
                         if _is_whiteout(ust):
                             yield Whiteout(base + b"/" + uname, ust)
                 for name in names:
@@ -234,6 +289,16 @@ def walk(
         chain.close()
         if upper is not None:
             upper.close()
+
+
+def _sorted_names(fd: int) -> list[bytes]:
+    """The directory's names as bytes, sorted; encoded in place, so a directory
+    of a million names never holds both a str and a bytes copy of them all."""
+    names: list[Any] = os.listdir(fd)
+    for i, n in enumerate(names):
+        names[i] = os.fsencode(n)
+    names.sort()
+    return names
 
 
 def _t(path: bytes) -> str:

@@ -333,6 +333,29 @@ class KubeClient:
             if not token:
                 return items
 
+    def list_namespaces(self) -> list[dict[str, Any]]:
+        """Every namespace (all pages): for the triage picker."""
+        return self._list("namespaces", None, self._core.list_namespace)
+
+    def list_pods(self, namespace: str) -> list[dict[str, Any]]:
+        """Every pod of ``namespace`` (all pages): for the triage picker."""
+        return self._list("pods", namespace, self._core.list_namespaced_pod, namespace)
+
+    def _list(
+        self, resource: str, namespace: str | None, fn: Callable[..., Any], *a: Any
+    ) -> list[dict[str, Any]]:
+        items: list[dict[str, Any]] = []
+        token: str | None = None
+        while True:
+            kw: dict[str, Any] = {"limit": 500}
+            if token:
+                kw["_continue"] = token
+            page = self._json("list", resource, namespace, fn, *a, **kw)
+            items.extend(i for i in page.get("items") or [] if isinstance(i, dict))
+            token = (page.get("metadata") or {}).get("continue")
+            if not token:
+                return items
+
     def get_node(self, name: str) -> dict[str, Any]:
         return self._json("get", "nodes", None, self._core.read_node, name)
 

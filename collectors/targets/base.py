@@ -35,3 +35,28 @@ class TargetInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@dataclass(slots=True)
+class LocalContainer:
+    """One running container on this host, as a runtime lists it (for pickers).
+
+    ``created_ns`` is the runtime's creation time when it reports one, else the
+    init process's start time; ``restarts`` is None when the runtime keeps no count.
+    ``shell`` is filled in by collectors.inventory (True, False, or None: unknown).
+    """
+
+    runtime: str
+    container_id: str
+    name: str
+    image: str | None
+    pid: int
+    uri: str
+    status: str | None = None
+    created_ns: int | None = None
+    restarts: int | None = None
+    shell: bool | None = None
+    shell_basis: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

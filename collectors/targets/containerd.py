@@ -17,9 +17,9 @@ import os
 import stat
 from typing import Any
 
-from forensics.errors import ExuviaError, TargetError, TargetGone
+from forensics.errors import ExuviaError, RuntimeToolError, TargetError, TargetGone
 
-from .base import TargetInfo
+from .base import LocalContainer, TargetInfo
 from .cmd import ToolFailed, parse_time, run_json, run_tool, trim_facts
 from .pid import add_fallback_logs, process_start_ns, read_stat, require_process, sniff_log_format
 
@@ -222,3 +222,43 @@ def resolve_containerd(ref: str, uri: str, procfs: str = "/proc") -> TargetInfo:
             target.log_format = sniff_log_format(logs[0]) or "raw"
     add_fallback_logs(target, procfs)
     return target
+
+
+def containerd_address() -> str:
+    return os.environ.get("CONTAINERD_ADDRESS") or "/run/containerd/containerd.sock"
+
+
+def list_local(procfs: str = "/proc") -> list[LocalContainer]:
+    """Running containerd tasks in every namespace (``ctr``).
+
+    The socket is checked first: ``ctr`` waits ten seconds for a dead one.
+    """
+    addr = containerd_address()
+    if not os.path.exists(addr):
+        raise RuntimeToolError(f"containerd is not running ({addr} does not exist)")
+    out: list[LocalContainer] = []
+    for ns in run_tool(["ctr", "namespaces", "ls", "-q"], timeout=15).split():
+        tasks = parse_table(run_tool(_ctr(ns, "tasks", "ls"), timeout=15))
+        images = {
+            r.get("CONTAINER", ""): r.get("IMAGE")
+            for r in parse_table(run_tool(_ctr(ns, "containers", "ls"), timeout=15))
+        }
+        for t in tasks:
+            cid = t.get("TASK", "")
+            pid_text = t.get("PID", "0")
+            if t.get("STATUS") != "RUNNING" or not pid_text.isdigit() or int(pid_text) <= 0:
+                continue
+            pid = int(pid_text)
+            out.append(
+                LocalContainer(
+                    runtime="containerd",
+                    container_id=cid,
+                    name=cid,
+                    image=images.get(cid) if images.get(cid) not in (None, "-") else None,
+                    pid=pid,
+                    uri=f"containerd://{ns}/{cid}",
+                    status="running",
+                    created_ns=process_start_ns(pid, procfs),
+                )
+            )
+    return out

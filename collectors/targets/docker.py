@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 from forensics.errors import AccessDenied, ExuviaError, RuntimeToolError, TargetError, TargetGone
 
-from .base import TargetInfo
+from .base import LocalContainer, TargetInfo
 from .cmd import parse_time, trim_facts
 from .pid import add_fallback_logs, require_process, sniff_log_format
 
@@ -234,3 +234,38 @@ def resolve_docker(ref: str, uri: str, procfs: str = "/proc") -> TargetInfo:
         info.log_format = sniff_log_format(info.log_paths[0]) or info.log_format
     add_fallback_logs(info, procfs)
     return info
+
+
+def list_local(procfs: str = "/proc") -> list[LocalContainer]:
+    """Running containers of the Docker Engine on $DOCKER_HOST (``GET /containers/json``)."""
+    api = DockerAPI(timeout=10.0)
+    if not os.path.exists(api.path):
+        raise RuntimeToolError(f"no Docker Engine ({api.path} does not exist)")
+    rows = api.get("/containers/json")
+    out: list[LocalContainer] = []
+    for item in rows if isinstance(rows, list) else []:
+        if not isinstance(item, dict) or not item.get("Id"):
+            continue
+        cid = str(item["Id"])
+        inspect = api.inspect_container(cid) or {}
+        pid = int(_get(inspect, "State", "Pid") or 0)
+        if pid <= 0:
+            continue
+        names = item.get("Names") or []
+        name = str(names[0]).lstrip("/") if isinstance(names, list) and names else cid[:12]
+        created = item.get("Created")
+        restarts = inspect.get("RestartCount")
+        out.append(
+            LocalContainer(
+                runtime="docker",
+                container_id=cid,
+                name=name,
+                image=str(item.get("Image") or "") or None,
+                pid=pid,
+                uri=f"docker://{name}",
+                status=str(item.get("State") or "") or None,
+                created_ns=int(created) * 1_000_000_000 if isinstance(created, int) else None,
+                restarts=int(restarts) if isinstance(restarts, int) else None,
+            )
+        )
+    return out

@@ -6,7 +6,7 @@ from typing import Any
 
 from forensics.errors import ExuviaError, TargetError, TargetGone
 
-from .base import TargetInfo
+from .base import LocalContainer, TargetInfo
 from .cmd import ToolFailed, omit_env_values, parse_time, run_json, trim_facts
 from .pid import add_fallback_logs, require_process, sniff_log_format
 
@@ -120,3 +120,33 @@ def resolve_podman(ref: str, uri: str, procfs: str = "/proc") -> TargetInfo:
         info.log_format = sniff_log_format(info.log_paths[0]) or info.log_format
     add_fallback_logs(info, procfs)
     return info
+
+
+def list_local(procfs: str = "/proc") -> list[LocalContainer]:
+    """Running podman containers (``podman ps --format json``)."""
+    data = run_json(["podman", "ps", "--format", "json"], timeout=30)
+    out: list[LocalContainer] = []
+    for item in data if isinstance(data, list) else []:
+        if not isinstance(item, dict):
+            continue
+        pid = int(item.get("Pid") or 0)
+        if pid <= 0:
+            continue
+        names = item.get("Names") or []
+        name = str(names[0]) if isinstance(names, list) and names else str(item.get("Id", ""))[:12]
+        created = item.get("Created")
+        restarts = item.get("Restarts")
+        out.append(
+            LocalContainer(
+                runtime="podman",
+                container_id=str(item.get("Id") or ""),
+                name=name,
+                image=str(item.get("Image") or "") or None,
+                pid=pid,
+                uri=f"podman://{name}",
+                status=str(item.get("State") or "") or None,
+                created_ns=int(created) * 1_000_000_000 if isinstance(created, int) else None,
+                restarts=int(restarts) if isinstance(restarts, int) else None,
+            )
+        )
+    return out

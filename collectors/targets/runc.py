@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 from forensics.errors import ExuviaError, TargetError, TargetGone
 
-from .base import TargetInfo
+from .base import LocalContainer, TargetInfo
 from .cmd import ToolFailed, parse_time, run_json, run_tool, trim_facts
 from .pid import add_fallback_logs, process_start_ns, require_process
 
@@ -143,3 +143,40 @@ def resolve_runc(ref: str, uri: str, procfs: str = "/proc") -> TargetInfo:
     info.started_ns = process_start_ns(info.pid, procfs)
     add_fallback_logs(info, procfs)
     return info
+
+
+def list_local(procfs: str = "/proc") -> list[LocalContainer]:
+    """Running containers under runc's default root and the other runtimes' roots."""
+    roots: list[str | None] = [None]
+    for pattern in _OTHER_ROOTS[1:]:
+        roots.extend(sorted(glob.glob(pattern)))
+    out: list[LocalContainer] = []
+    seen: set[int] = set()
+    for root in roots:
+        if root is not None and not os.path.isdir(root):
+            continue
+        argv = ["runc"] + (["--root", root] if root else []) + ["list", "--format", "json"]
+        data = run_json(argv, timeout=15)
+        for item in data if isinstance(data, list) else []:
+            if not isinstance(item, dict) or item.get("status") != "running":
+                continue
+            pid = int(item.get("pid") or 0)
+            if pid <= 0 or pid in seen:
+                continue
+            seen.add(pid)
+            cid = str(item.get("id") or "")
+            info = info_from_state("", item, _bundle_config(item.get("bundle")), None)
+            query = f"?root={root}" if root else ""
+            out.append(
+                LocalContainer(
+                    runtime="runc",
+                    container_id=cid,
+                    name=cid,
+                    image=info.image,
+                    pid=pid,
+                    uri=f"runc://{cid}{query}",
+                    status="running",
+                    created_ns=parse_time(item.get("created")),
+                )
+            )
+    return out

@@ -27,7 +27,15 @@ from forensics.timeline.k8s import (
     extract_k8s_events,
     extract_k8s_transitions,
 )
-from forensics.timeline.logs import extract_log, log_sources, runtime_source
+from forensics.timeline.logs import (
+    K8S_LOGS_MEMBER,
+    LogDedup,
+    extract_log,
+    k8s_log_sources,
+    k8s_source,
+    log_sources,
+    runtime_source,
+)
 from forensics.timeline.logtime import LogClock, tz_name
 from forensics.timeline.proc import extract_processes, parse_passwd
 from forensics.timeline.runtime import (
@@ -45,6 +53,7 @@ LOGS_MEMBER = "artifacts/logs.jsonl"
 USERS_MEMBER = "files/etc/passwd"
 GROUPS_MEMBER = "files/etc/group"
 RUNTIME_LOGS = "logs/runtime/"
+K8S_LOGS = "logs/k8s/"
 _KEEP = frozenset(
     {
         TARGET_MEMBER,
@@ -56,6 +65,7 @@ _KEEP = frozenset(
         MANIFEST_NAME,
         EVENTS_MEMBER,
         TRANSITIONS_MEMBER,
+        K8S_LOGS_MEMBER,
     }
 )
 
@@ -86,6 +96,10 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
     entity = container_entity(target if isinstance(target, dict) else None)
     ref_ns = reference_time(sc)
     sources = log_sources(sc.kept.get(LOGS_MEMBER), target, entity)
+    k8s_logs = k8s_log_sources(sc.kept.get(K8S_LOGS_MEMBER))
+    # the agent's members (runtime logs) precede the client's (logs/k8s/*) in a k8s:// bundle
+    dedup = LogDedup({s.entity for s in k8s_logs.values()}) if k8s_logs else None
+    sources.update({k: v for k, v in k8s_logs.items() if k not in sources})
     users = parse_passwd(sc.kept.get(USERS_MEMBER))
     groups = parse_passwd(sc.kept.get(GROUPS_MEMBER))
     init_pid = _int(target.get("pid")) if isinstance(target, dict) else None
@@ -103,7 +117,11 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
         sink.warn(f"capture incomplete: {sc.manifest.get('incomplete_reason') or '?'}")
 
     def want(name: str) -> bool:
-        return name in (FS_MEMBER, PROC_MEMBER) or name in sources or name.startswith(RUNTIME_LOGS)
+        return (
+            name in (FS_MEMBER, PROC_MEMBER)
+            or name in sources
+            or name.startswith((RUNTIME_LOGS, K8S_LOGS))
+        )
 
     lifecycle_done = False
     try:
@@ -116,9 +134,14 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
             elif member.name == FS_MEMBER:
                 extract_fs(member, sink)
             else:
-                src = sources.get(member.name) or runtime_source(member.name, target, entity)
+                src = sources.get(member.name)
+                if src is None:
+                    if member.name.startswith(K8S_LOGS):
+                        src = k8s_source(member.name)
+                    else:
+                        src = runtime_source(member.name, target, entity)
                 clock = LogClock(tz, ref_ns=src.mtime_ns or ref_ns)
-                extract_log(member, src, sink, clock, ref_ns)
+                extract_log(member, src, sink, clock, ref_ns, dedup=dedup)
     except StreamCut as err:
         sink.warn(f"bundle is cut off or corrupt: {err}; the timeline holds what precedes")
     if not lifecycle_done:

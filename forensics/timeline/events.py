@@ -191,3 +191,8 @@ class Event:
     def timestamp_desc(self) -> str:
         """plaso-style description of the time, e.g. 'Content Modification Time'."""
         return "; ".join(KIND_DESCRIPTIONS.get(k, k) for k in self.kinds)
+
+
+def event_key(ev: Event) -> str:
+    """A name for an event that survives rebuilding the store: ``member#line#slot``."""
+    return f"{ev.ref.member}#{ev.ref.line}#{ev.id & 3}"

@@ -26,14 +26,14 @@ import json
 import os
 import sys
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from forensics.bundle.format import decode_path
 from forensics.errors import OutputError
-from forensics.timeline.events import Event
+from forensics.timeline.events import Event, event_key
 from forensics.timeline.query import Query, Timeline
 from forensics.timeline.text import one_line
 from forensics.timeutil import NS_PER_S, iso_ns
@@ -96,17 +96,56 @@ def timesketch_record(ev: Event) -> dict[str, Any]:
     return out
 
 
-def _jsonl(events: Iterable[Event], f: IO[str]) -> int:
+class NoteLike(Protocol):
+    """What an export needs of an examiner's note (see :mod:`forensics.casefile`)."""
+
+    bookmarked: bool
+    tags: list[str]
+    text: str
+
+
+NoteMap = Mapping[str, NoteLike]
+#: extra CSV columns when notes are included
+NOTE_COLUMNS = ("bookmarked", "tags", "note")
+
+
+def _note_cells(ev: Event, notes: NoteMap | None) -> tuple[str, ...]:
+    if notes is None:
+        return ()
+    note = notes.get(event_key(ev))
+    if note is None:
+        return ("", "", "")
+    return ("yes" if note.bookmarked else "", "|".join(note.tags), one_line(note.text))
+
+
+def _note_text(ev: Event, notes: NoteMap | None) -> str:
+    note = notes.get(event_key(ev)) if notes is not None else None
+    if note is None:
+        return ""
+    parts = (["bookmarked"] if note.bookmarked else []) + [f"tag:{t}" for t in note.tags]
+    if note.text:
+        parts.append(f"note:{note.text}")
+    return one_line(" ".join(parts))
+
+
+def _jsonl(events: Iterable[Event], f: IO[str], notes: NoteMap | None) -> int:
     n = 0
     for ev in events:
-        f.write(json.dumps(timesketch_record(ev), ensure_ascii=False, default=str) + "\n")
+        rec = timesketch_record(ev)
+        note = notes.get(event_key(ev)) if notes is not None else None
+        if note is not None:
+            # Timesketch's own fields for labels and comments
+            rec["tag"] = [*note.tags, *(["bookmark"] if note.bookmarked else [])]
+            if note.text:
+                rec["comment"] = [note.text]
+        f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
         n += 1
     return n
 
 
-def _csv(events: Iterable[Event], f: IO[str]) -> int:
+def _csv(events: Iterable[Event], f: IO[str], notes: NoteMap | None) -> int:
     w = csv.writer(f, lineterminator="\n")
-    w.writerow(CSV_COLUMNS)
+    w.writerow((*CSV_COLUMNS, *(NOTE_COLUMNS if notes is not None else ())))
     n = 0
     for ev in events:
         w.writerow(
@@ -114,6 +153,7 @@ def _csv(events: Iterable[Event], f: IO[str]) -> int:
                 iso_ns(ev.ts), ev.ts, ev.timestamp_desc, ev.kind, ev.source, one_line(ev.entity),
                 ev.macb, "|".join(ev.flag_names), one_line(ev.message), ev.ref.member, ev.ref.line,
                 ev.id, json.dumps(dict(ev.attrs), ensure_ascii=False, sort_keys=True, default=str),
+                *_note_cells(ev, notes),
             )
         )  # fmt: skip
         n += 1
@@ -160,12 +200,16 @@ def _text(v: Any) -> str:
     return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
 
 
-def _l2tcsv(events: Iterable[Event], f: IO[str], host: str) -> int:
+def _l2tcsv(events: Iterable[Event], f: IO[str], host: str, notes: NoteMap | None) -> int:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(L2T_COLUMNS)
     n = 0
     for ev in events:
-        w.writerow(l2t_row(ev, host))
+        row = l2t_row(ev, host)
+        note = _note_text(ev, notes)
+        if note:  # plaso's "notes" column (the 15th)
+            row = (*row[:14], note if row[14] == "-" else f"{row[14]} {note}", *row[15:])
+        w.writerow(row)
         n += 1
     return n
 
@@ -258,22 +302,30 @@ def write_export(
     *,
     host: str | None = None,
     limit: int | None = None,
+    notes: NoteMap | None = None,
 ) -> int:
     """Write the selected events in ``fmt`` to ``out`` ('-' = stdout); returns the count
-    of lines written (events, or file entries for a bodyfile)."""
+    of lines written (events, or file entries for a bodyfile).
+
+    With ``notes`` (keyed by :func:`~forensics.timeline.events.event_key`), the
+    examiner's bookmarks, tags and notes go along: Timesketch's ``tag`` and
+    ``comment`` in jsonl, three more columns in csv, plaso's notes column in
+    l2tcsv. A bodyfile has no place for them (ValueError)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if notes is not None and fmt == "bodyfile":
+        raise ValueError("a bodyfile has no place for notes; export jsonl, csv or l2tcsv")
     if host is None:
         host = str(tl.meta.get("container") or "").removeprefix("container:")
 
     def body(f: IO[str]) -> int:
         events = tl.iter_events(q, limit=limit)
         if fmt == "jsonl":
-            return _jsonl(events, f)
+            return _jsonl(events, f, notes)
         if fmt == "csv":
-            return _csv(events, f)
+            return _csv(events, f, notes)
         if fmt == "l2tcsv":
-            return _l2tcsv(events, f, host or "-")
+            return _l2tcsv(events, f, host or "-", notes)
         return _bodyfile(tl, q, f, limit)
 
     return write_atomically(out, body)

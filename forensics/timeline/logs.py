@@ -1,5 +1,5 @@
-"""Log members (runtime stdout/stderr logs and the target's own log files) into
-``log.line`` events.
+"""Log members (runtime stdout/stderr logs, the target's own log files and the
+container logs a k8s:// capture fetched through the API) into ``log.line`` events.
 
 Each line is placed by its own timestamp (:mod:`forensics.timeline.logtime`).
 A line without one is kept and flagged ``TIME_INFERRED``: placed by the
@@ -9,6 +9,15 @@ timed one) by the next line's time, else by the log file's or the capture's
 time. The ``time_from`` attribute says which. Lines longer than 1 MiB are cut
 and flagged; invalid UTF-8 is replaced and flagged; malformed envelopes and
 absurd timestamps are counted.
+
+Kubernetes API logs (``logs/k8s/<container>[.previous].log``, format
+``k8s-timestamps``: each line ``<RFC 3339 ns> <text>`` as the kubelet serves
+them with ``timestamps=true``) carry the runtime's receive time the same way; the
+API merges stdout and stderr, so their stream is ``stdio``. When the same bundle
+also holds the runtime's own copy of a container's log (``logs/runtime/*``, CRI),
+the API's copy of a line already read from it (same receive time, same text, same
+container) is dropped and counted (``log_lines_duplicate``): the runtime's copy
+says which stream the line was written to, the API's does not.
 """
 
 from __future__ import annotations
@@ -26,7 +35,8 @@ from forensics.timeline.sink import Sink
 
 MAX_LINE = 1 << 20
 MAX_PENDING = 10_000
-ENVELOPES = ("cri", "k8s-file", "json-file")
+ENVELOPES = ("cri", "k8s-file", "json-file", "k8s-timestamps")
+K8S_LOGS_MEMBER = "artifacts/k8s/logs.jsonl"
 _SOURCE = int(Source.LOG)
 _KIND = int(Kind.LOG_LINE)
 _INFERRED = int(Flag.TIME_INFERRED)
@@ -40,11 +50,13 @@ class LogSource:
     """A log member: where it came from and how its lines are wrapped."""
 
     member: str
-    origin: str  # "runtime" or "target"
-    fmt: str  # "raw" (no envelope), "cri", "k8s-file", "json-file"
+    origin: str  # "runtime", "target" or "k8s-api"
+    fmt: str  # "raw" (no envelope), "cri", "k8s-file", "json-file", "k8s-timestamps"
     entity: str
     mtime_ns: int | None = None
     path: str | None = None
+    #: more attributes for every line (a k8s-api log: its container, previous or not)
+    labels: tuple[tuple[str, Any], ...] = ()
 
 
 def log_sources(logs_jsonl: bytes | None, target: Any, entity: str) -> dict[str, LogSource]:
@@ -70,6 +82,51 @@ def log_sources(logs_jsonl: bytes | None, target: Any, entity: str) -> dict[str,
                 path = decode_path(member.removeprefix("files")).decode("utf-8", "replace")
             out[member] = LogSource(member, "target", "raw", path, None, path)
     return out
+
+
+def k8s_log_sources(k8s_logs_jsonl: bytes | None) -> dict[str, LogSource]:
+    """The container logs a k8s:// capture read through the API (``artifacts/k8s/logs.jsonl``)."""
+    out: dict[str, LogSource] = {}
+    for raw in (k8s_logs_jsonl or b"").split(b"\n"):
+        if not raw.strip():
+            continue
+        rec, _why = parse_json_line(raw)
+        if not isinstance(rec, dict) or not isinstance(rec.get("member"), str):
+            continue
+        if rec["member"].startswith("logs/k8s/"):  # only the client's own members
+            out[rec["member"]] = k8s_source(rec["member"], rec)
+    return out
+
+
+def k8s_source(member: str, rec: dict[str, Any] | None = None) -> LogSource:
+    """A ``logs/k8s/*`` member, from its ``log_source`` record (or its name alone)."""
+    rec = rec or {}
+    container = rec.get("container") if isinstance(rec.get("container"), str) else None
+    previous = rec.get("previous") is True
+    if container is None:
+        container = member.removeprefix("logs/k8s/").removesuffix(".log")
+        previous = container.endswith(".previous")
+        container = container.removesuffix(".previous")
+    fmt = str(rec["format"]) if isinstance(rec.get("format"), str) else "k8s-timestamps"
+    labels: tuple[tuple[str, Any], ...] = (("container", container), ("previous", previous))
+    if isinstance(rec.get("type"), str):
+        labels += (("container_type", rec["type"]),)
+    return LogSource(member, "k8s-api", fmt, f"container:{container}", labels=labels)
+
+
+class LogDedup:
+    """Lines of the runtime's own log copies, so the API's copies of them are dropped.
+
+    Only the entities that also have a Kubernetes API log are remembered, and
+    only lines with a receive time (the API serves exactly the runtime's).
+    """
+
+    def __init__(self, entities: set[str]) -> None:
+        self.entities = entities
+        self.lines: dict[str, set[tuple[int, str]]] = {e: set() for e in entities}
+
+    def lines_of(self, entity: str) -> set[tuple[int, str]] | None:
+        return self.lines.get(entity)
 
 
 def runtime_source(member: str, target: Any, entity: str) -> LogSource:
@@ -107,6 +164,19 @@ def parse_docker(text: str) -> tuple[int | None, str, bool, str] | None:
     return ns, stream, partial, log[:-1] if not partial else log
 
 
+def parse_k8s_timestamps(text: str) -> tuple[int, str, bool, str] | None:
+    """The API's ``timestamps=true`` form: ``TIME TEXT`` -> (ns, "stdio", False, text).
+
+    The kubelet writes the time of a line's first piece once, so a line the
+    runtime split into partial pieces arrives whole.
+    """
+    head, _sep, content = text.partition(" ")
+    ns = rfc3339_ns(head)
+    if ns is None:
+        return None
+    return ns, "stdio", False, content
+
+
 class _LogWriter:
     """Places lines in time and hands them to the sink."""
 
@@ -127,6 +197,7 @@ class _LogWriter:
             if cached is not None:
                 return cached
         d: dict[str, Any] = {"stream": stream, "format": self.src.fmt, "origin": self.src.origin}
+        d.update(self.src.labels)
         if time_from:
             d["time_from"] = time_from
         if extra:
@@ -208,14 +279,28 @@ def extract_log(
     sink: Sink,
     clock: LogClock,
     fallback_ns: int | None,
+    *,
+    dedup: LogDedup | None = None,
 ) -> None:
+    """Every line of one log member; with ``dedup``, a runtime log's lines are
+    remembered and a k8s-api log's lines already seen there are dropped."""
     name = stream.name
     w = _LogWriter(src, sink, sink.member(name), src.mtime_ns or fallback_ns)
     counts = sink.counts
     fmt = src.fmt
     cri = fmt in ("cri", "k8s-file")
     docker = fmt == "json-file"
-    default_stream = "stdio" if src.origin == "runtime" else "file"
+    k8s = fmt == "k8s-timestamps"
+    remember: set[tuple[int, str]] | None = None
+    seen: set[tuple[int, str]] | None = None
+    if dedup is not None:
+        lines = dedup.lines_of(src.entity)
+        if src.origin == "k8s-api":
+            seen = lines or None
+        elif src.origin == "runtime":
+            remember = lines
+    dedup_on = remember is not None or seen is not None
+    default_stream = "stdio" if src.origin in ("runtime", "k8s-api") else "file"
     line_of = clock.line
     parts: list[str] = []
     parts_len = 0
@@ -241,8 +326,11 @@ def extract_log(
         out_stream = default_stream
         content = text
         first = lineno
-        if cri or docker:
-            env = parse_cri(text) if cri else parse_docker(text)
+        if cri or docker or k8s:
+            if k8s:
+                env: tuple[int | None, str, bool, str] | None = parse_k8s_timestamps(text)
+            else:
+                env = parse_cri(text) if cri else parse_docker(text)
             if env is None:
                 sink.problem("log_envelope_malformed", name, lineno, text[:200])
             else:
@@ -265,6 +353,12 @@ def extract_log(
                         extra = {"length": len(content)}
                         content = content[:MAX_LINE]
                         flags |= _TRUNCATED
+                if dedup_on and recv is not None:
+                    if remember is not None:
+                        remember.add((recv, content))
+                    elif seen is not None and (recv, content) in seen:
+                        counts["log_lines_duplicate"] += 1
+                        continue
         elif not text:
             counts["log_lines_blank"] += 1
             continue

@@ -241,7 +241,9 @@ class Timeline:
     ) -> Iterator[Event]:
         s = self._sql(q or Query())
         if after is not None:
-            s.where.append("(e.ts > :after_ts OR (e.ts = :after_ts AND e.id > :after_id))")
+            # a row value, not "ts > x OR (ts = x AND id > y)": SQLite searches the
+            # time index for it, where the OR form scans it (0.01 ms vs 230 ms at 5M)
+            s.where.append("(e.ts, e.id) > (:after_ts, :after_id)")
             s.params.update(after_ts=after[0], after_id=after[1])
         sql = (
             f"SELECT {_EVENT_COLS} FROM {self._from(s)} JOIN records r ON r.id = e.id >> 2"
@@ -252,6 +254,44 @@ class Timeline:
             s.params.update(limit=-1 if limit is None else limit, offset=offset)
         for row in self.con.execute(sql, s.params):
             yield self._event(row)
+
+    def events_before(
+        self, q: Query | None, before: tuple[int, int] | None, limit: int
+    ) -> list[Event]:
+        """The ``limit`` events just before ``before`` = (ts, id) in timeline order
+        (the last ones when ``before`` is None), returned in timeline order."""
+        s = self._sql(q or Query())
+        if before is not None:
+            s.where.append("(e.ts, e.id) < (:b_ts, :b_id)")
+            s.params.update(b_ts=before[0], b_id=before[1])
+        s.params["limit"] = limit
+        sql = (
+            f"SELECT {_EVENT_COLS} FROM {self._from(s)} JOIN records r ON r.id = e.id >> 2"
+            f"{self._where(s)} ORDER BY e.ts DESC, e.id DESC LIMIT :limit"
+        )
+        rows = self.con.execute(sql, s.params).fetchall()
+        return [self._event(row) for row in reversed(rows)]
+
+    def rank(self, q: Query | None, key: tuple[int, int]) -> int:
+        """How many selected events come before ``key`` = (ts, id) (0-based position)."""
+        s = self._sql(q or Query())
+        s.where.append("(e.ts, e.id) < (:k_ts, :k_id)")
+        s.params.update(k_ts=key[0], k_id=key[1])
+        n: int = self.con.execute(
+            f"SELECT count(*) FROM {self._from(s)}{self._where(s)}", s.params
+        ).fetchone()[0]
+        return n
+
+    def context(self, ev: Event, around: int = 5) -> list[tuple[int, str, bool]]:
+        """The records of the same member around ``ev``'s (log lines, say):
+        [(line, message, is_this_one)], in member order."""
+        rid = ev.id >> 2
+        rows = self.con.execute(
+            "SELECT r.id, r.line, r.message, r.entity FROM records r WHERE r.id BETWEEN ? AND ?"
+            " AND r.member = (SELECT member FROM records WHERE id = ?) ORDER BY r.id",
+            (rid - around, rid + around, rid),
+        ).fetchall()
+        return [(line, message or entity, r == rid) for r, line, message, entity in rows]
 
     def count(self, q: Query | None = None) -> int:
         s = self._sql(q or Query())

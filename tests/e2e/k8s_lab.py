@@ -37,7 +37,8 @@ REPO = Path(__file__).resolve().parents[2]
 #: where the lab images are built (one per process; removed at exit)
 WORKDIR = Path(tempfile.mkdtemp(prefix="exuvia-k8s-lab-"))
 atexit.register(shutil.rmtree, WORKDIR, True)
-COLLECTOR_IMAGE = "localhost/exuvia/collector:test"
+#: overridable so that concurrent runs from different trees do not replace each other's agent
+COLLECTOR_IMAGE = os.environ.get("EXUVIA_E2E_COLLECTOR_IMAGE", "localhost/exuvia/collector:test")
 LAB_IMAGE = "localhost/exuvia/lab:test"
 LAB_BIG_IMAGE = "localhost/exuvia/lab-big:test"
 BLOB_MIB = 64

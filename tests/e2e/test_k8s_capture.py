@@ -25,6 +25,7 @@ import pytest
 
 from forensics.bundle import verify_bundle
 from forensics.timeline import Query, open_timeline
+from forensics.timeutil import parse_iso_ns
 from tests.e2e import k8s_lab as lab
 
 pytestmark = pytest.mark.e2e
@@ -166,6 +167,19 @@ def test_capture_a_shellless_pod_at_each_pod_security_level(
     assert any(e.kind == "k8s.event" and "Started" in e.message for e in k8s_events)
     assert any(e.kind == "container.started" for e in k8s_events)
 
+    # ...and the lines the pod printed, read through the API: `exuvia timeline` lists them
+    printed = next(ln for ln in m["logs/k8s/app.log"].decode().splitlines() if "]: ready" in ln)
+    api_time, _sp, text = printed.partition(" ")
+    res = lab.cli("timeline", str(out), "--source", "log", "--search", "ready", "-o", "-",
+                  kubeconfig="")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    lines = [json.loads(ln) for ln in res.stdout.splitlines()]
+    api_lines = [ln for ln in lines if ln["origin"] == "k8s-api"]
+    got = [(ln["message"], ln["entity"], ln["ref_member"], ln["previous"]) for ln in api_lines]
+    assert got == [(text, "container:app", "logs/k8s/app.log", False)], lines
+    assert api_lines[0]["receive_ts"] == parse_iso_ns(api_time)
+    assert api_lines[0]["timestamp_ns"] == parse_iso_ns(text.split(" ", 1)[0])  # its own time
+
 
 @pytest.mark.parametrize(
     ("level", "profile", "fields"),
@@ -270,6 +284,13 @@ def test_restarts_previous_logs_and_the_default_container_annotation(
     assert exits and exits[0]["exit_code"] == 0 and exits[0]["reason"] == "Completed"
     events = lab.jsonl(m["artifacts/k8s/events.jsonl"])
     assert any(e["container"] == "flappy" and e["reason"] in ("BackOff", "Started") for e in events)
+    # the previous instance's log, through the API, is on the timeline too
+    tl = open_timeline(out, cache_dir=out.parent / f"{out.name}.tl")
+    ran = tl.events(Query(sources=("log",), text="flappy ran"), limit=50)
+    previous = [e for e in ran if e.attrs.get("previous") is True]
+    assert previous and all(e.entity == "container:flappy" for e in previous), ran
+    assert previous[0].ref.member == "logs/k8s/flappy.previous.log"
+    assert previous[0].attrs["origin"] == "k8s-api"
 
 
 def test_an_agent_that_cannot_start_is_recorded(

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from forensics.casefile import CaseFile
 from forensics.errors import ExuviaError
 from forensics.timeline import FORMATS, Query, format_event, open_timeline, write_export
 from forensics.timeline.events import KIND_NAMES, SOURCE_NAMES
@@ -111,6 +112,12 @@ def register(sub: Any) -> None:
     p.add_argument(
         "-n", "--limit", type=int, metavar="N", help="at most N events (or bodyfile entries)"
     )
+    p.add_argument(
+        "--with-notes",
+        action="store_true",
+        help="include the examiner's bookmarks, tags and notes (from the case file beside "
+        "the bundle, written by `exuvia replay`) in the export",
+    )
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached timeline")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     p.set_defaults(handler=run)
@@ -190,7 +197,11 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.output:
             fmt = args.format or _EXT_FORMATS.get(Path(args.output).suffix.lower(), "jsonl")
-            n = write_export(tl, q, fmt, args.output, limit=args.limit)
+            notes = CaseFile.for_bundle(args.bundle).notes if args.with_notes else None
+            try:
+                n = write_export(tl, q, fmt, args.output, limit=args.limit, notes=notes)
+            except ValueError as err:
+                raise ExuviaError(str(err)) from None
             what = "file entries" if fmt == "bodyfile" else "events"
             if not args.quiet:
                 print(f"wrote {n} {what} ({fmt}) to {args.output}", file=sys.stderr)

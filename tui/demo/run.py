@@ -62,7 +62,7 @@ def summarize(bundle: Path) -> list[str]:
     return lines
 
 
-def run_demo(output_dir: Path) -> int:
+def run_demo(output_dir: Path, *, replay: bool = True) -> int:
     output_dir.mkdir(parents=True, exist_ok=True)
     bundle = output_dir / f"demo-{now_ns() // 1_000_000_000}.exv"
     with tempfile.TemporaryDirectory(prefix="exuvia-demo-") as work:
@@ -102,4 +102,14 @@ def run_demo(output_dir: Path) -> int:
     for line in first_lines(res.path, 15, from_container_start=True):
         print(f"  {line}")
     print(f"next: exuvia info {res.path}   exuvia timeline {res.path} --format jsonl -o t.jsonl")
-    return 0 if res.complete else 3
+    code = 0 if res.complete else 3
+    if not replay:
+        return code
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        print(f"replay: not on a terminal, so not opened; run: exuvia replay {res.path}")
+        return code
+    print("opening it in the replay view (press ? for the keys, q to quit) ...")
+    from tui.commands.replay_cmd import run_replay  # noqa: PLC0415 - textual only here
+
+    run_replay(res.path, from_container_start=True)
+    return code

@@ -1,0 +1,63 @@
+"""End to end faults against the real cluster: the pod is deleted mid-capture.
+
+The result must be a bundle clearly marked incomplete that verifies for what it
+holds, and a one-line message, never a traceback or a file claiming completeness.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forensics.bundle import verify_bundle
+from tests.e2e import k8s_lab as lab
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="session")
+def k8s_images(k8s_api_client: Any) -> str:
+    return lab.ensure_images(lab.WORKDIR)
+
+
+def test_pod_deleted_mid_capture_gives_a_clearly_incomplete_bundle(
+    cluster: Any, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    ns = cluster.namespace("hostile-del", enforce="baseline")
+    cluster.create_pod(ns, lab.lab_pod("big", image=lab.LAB_BIG_IMAGE))
+    cluster.wait_pod_running(ns, "big")
+    lab.wait_logged(cluster, ns, "big", "]: ready")
+    out = tmp_path / "del.exv"
+    spool = Path(f"{out}.agent-stream")
+    argv = lab.capture_argv(f"k8s://{ns}/big", out, "--files", "all", "--kubeconfig",
+                            kubeconfig_path)  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", *argv], cwd=lab.REPO, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        lab.wait_for(lambda: spool.exists() and spool.stat().st_size > (1 << 20), 120, "the stream")
+        cluster.core.delete_namespaced_pod("big", ns, grace_period_seconds=0)
+        stdout, stderr = proc.communicate(timeout=180)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print(f"exit {proc.returncode}\nstdout: {stdout}\nstderr: {stderr}")
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    assert not out.exists(), "a bundle under the final name claims completeness"
+    kept = Path(f"{out}.incomplete")
+    assert kept.exists() and not spool.exists()
+    assert proc.returncode == 3
+    assert len([ln for ln in stderr.splitlines() if ln.strip()]) <= 1, stderr
+    assert "INCOMPLETE" in stdout
+    report = verify_bundle(kept)
+    assert report.ok and not report.complete, report.failures()
+    assert report.incomplete_reason
+    res = lab.cli("verify", str(kept), kubeconfig="")
+    assert res.returncode == 0 and "INCOMPLETE capture" in res.stdout, res.stdout
+    assert "artifacts/processes.jsonl" in lab.members(kept)  # what arrived is kept

@@ -1,0 +1,69 @@
+"""What the replay app's main screens look like (pytest-textual-snapshot).
+
+Deterministic: a fixed bundle (tests/support/incident_bundle.py), fixed size,
+fixed zone, no animations; each screen is taken once its workers are done.
+Update after a deliberate change with ``pytest tests/tui --snapshot-update``
+and review the SVGs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.tui.conftest import ready, wait_for
+from tui.replay.app import make_app
+from tui.replay.widgets.histogram import HistogramStrip
+
+SIZE = (140, 40)
+
+
+async def settled(pilot: Any) -> None:
+    app = pilot.app
+    await ready(pilot)
+    await wait_for(pilot, lambda: app.position is not None)
+    await wait_for(pilot, lambda: app.query_one(HistogramStrip).hist is not None)
+    await pilot.pause(0.2)
+
+
+def shot(snap_compare: Any, bundle: Path, keys: list[str], after: Any = None) -> bool:
+    async def run_before(pilot: Any) -> None:
+        await settled(pilot)
+        for k in keys:
+            await pilot.press(k)
+            await pilot.pause()
+        if after is not None:
+            await after(pilot)
+        await pilot.pause(0.2)
+
+    return bool(snap_compare(make_app(bundle), terminal_size=SIZE, run_before=run_before))
+
+
+@pytest.mark.parametrize(
+    ("name", "keys"),
+    [
+        ("timeline", []),
+        ("help", ["question_mark"]),
+        ("processes", ["P"]),
+        ("manifest", ["M"]),
+        ("filters", ["f"]),
+        ("log_only_no_detail", ["3", "d"]),
+    ],
+)
+def test_screens(snap_compare: Any, incident: Path, name: str, keys: list[str]) -> None:
+    assert shot(snap_compare, incident, keys), name
+
+
+def test_failed_verification_screen(snap_compare: Any, incident: Path) -> None:
+    data = bytearray(incident.read_bytes())
+    data[len(data) // 2] ^= 0x55
+    bad = incident.with_name("altered.exv")
+    bad.write_bytes(bytes(data))
+
+    async def run_before(pilot: Any) -> None:
+        await wait_for(pilot, lambda: pilot.app.report is not None)
+        await pilot.pause(0.3)
+
+    assert snap_compare(make_app(bad), terminal_size=SIZE, run_before=run_before)

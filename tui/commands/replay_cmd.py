@@ -1,0 +1,68 @@
+"""`exuvia replay BUNDLE`: the Textual app over a bundle's timeline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from forensics.errors import ExuviaError
+from forensics.timeline.logtime import resolve_tz
+
+
+def _tz_arg(text: str) -> str:
+    try:
+        resolve_tz(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "replay",
+        help="browse a bundle's timeline offline in a terminal UI",
+        description="Open a bundle in the replay UI: the super-timeline (built once and "
+        "cached), a density histogram, filters and full-text search, the record behind "
+        "each event, the process and file trees, sockets, manifest and custody log, the "
+        "software inventory, bookmarks/tags/notes (kept beside the bundle, never in it) "
+        "and playback. The bundle is verified as it opens. Press ? inside for the keys.",
+    )
+    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument(
+        "--tz",
+        type=_tz_arg,
+        default="UTC",
+        help="time zone of log times written without one (as for `exuvia timeline`)",
+    )
+    p.add_argument("--local", action="store_true", help="show times in local time (z toggles)")
+    p.add_argument(
+        "--from-start",
+        action="store_true",
+        help="open at the container's creation (not at the oldest file time of the image)",
+    )
+    p.set_defaults(handler=run)
+
+
+def run_replay(
+    bundle: Path, *, tz: str = "UTC", local_time: bool = False, from_container_start: bool = False
+) -> int:
+    """Run the app on a terminal; also called by `exuvia demo` and `exuvia triage`."""
+    if not bundle.is_file():
+        raise ExuviaError(f"{bundle}: no such bundle file")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ExuviaError(
+            "replay needs a terminal (stdin and stdout); use `exuvia timeline` in scripts"
+        )
+    from tui.replay.app import make_app  # noqa: PLC0415 - textual only when the UI runs
+
+    app = make_app(bundle, tz=tz, local_time=local_time, from_container_start=from_container_start)
+    app.run()
+    return app.return_code or 0
+
+
+def run(args: argparse.Namespace) -> int:
+    return run_replay(
+        args.bundle, tz=args.tz, local_time=args.local, from_container_start=args.from_start
+    )

@@ -1,0 +1,85 @@
+"""`exuvia triage [TARGET]`: the live triage app (tui/triage/).
+
+The target is resolved here, before the app starts, so a bad one is a one-line
+error; its root is opened here too (the read-only view is made by a forked
+helper, best done before the app's threads exist). When the app ends asking to
+open a finished capture in replay, the replay command runs in-process if it is
+installed; otherwise its path and command line are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+from typing import Any
+
+from collectors.targets import SCHEMES, parse_uri, resolve
+from forensics.custody import default_operator
+from forensics.errors import TargetError
+from tui.commands import replay_cmd
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "triage",
+        help="live triage of a running container or pod (terminal UI)",
+        description="Live, read-only triage of a running shell-less container: process "
+        "tree, files, sockets, logs and a timeline, and a full capture on one key. "
+        "Without TARGET, pick one from the local runtimes or a Kubernetes cluster. "
+        "TARGET is one of: " + ", ".join(SCHEMES) + ".",
+    )
+    p.add_argument("target", nargs="?", metavar="TARGET", help="e.g. runc://ID, podman://web")
+    p.add_argument(
+        "-o",
+        "--output-dir",
+        type=Path,
+        default=Path.cwd(),
+        metavar="DIR",
+        help="where captures started from the app are written (default: here)",
+    )
+    p.add_argument("--case", metavar="ID", help="case identifier recorded in captures")
+    p.add_argument("--examiner", metavar="NAME", help="who acquires (default: login user)")
+    p.add_argument(
+        "--refresh", type=float, default=2.0, metavar="S", help="process refresh (default 2 s)"
+    )
+    p.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig for the pod picker")
+    p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    p.set_defaults(handler=run)
+
+
+def open_in_replay(path: Path) -> int:
+    """Hand the finished capture to the replay view (in this process and terminal)."""
+    return replay_cmd.run_replay(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    # textual is imported only when the app runs
+    from tui.triage.app import make_app  # noqa: PLC0415
+    from tui.triage.session import SessionOptions  # noqa: PLC0415
+
+    if not args.output_dir.is_dir():
+        raise TargetError(f"--output-dir {args.output_dir} is not a directory")
+    opts = SessionOptions(
+        output_dir=args.output_dir,
+        examiner=args.examiner or default_operator(),
+        case=args.case,
+        refresh_s=max(0.2, args.refresh),
+        kubeconfig=args.kubeconfig,
+        context=args.context,
+    )
+    target = None
+    if args.target:
+        if parse_uri(args.target)[0] == "k8s":
+            raise TargetError(
+                "a pod is triaged from the picker: run `exuvia triage` without a target, "
+                "`:ns` to choose its namespace (or `exuvia capture k8s://…`)"
+            )
+        target = resolve(args.target)
+    app = make_app(target, options=opts)
+    result = app.run()
+    if os.environ.get("EXUVIA_TRIAGE_REPORT"):  # the speed benchmark reads this
+        print(f"first-tree-s {app.first_tree_s}")
+    if isinstance(result, tuple) and result[0] == "replay":
+        return open_in_replay(Path(result[1]))
+    return 0

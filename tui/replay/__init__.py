@@ -1,0 +1,1 @@
+"""The replay app: `exuvia replay BUNDLE` (see docs/replay.md)."""

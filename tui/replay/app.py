@@ -1,0 +1,576 @@
+"""`exuvia replay BUNDLE`: the offline timeline of a bundle, keyboard first.
+
+Heavy work (building or opening the store, verifying the bundle, counting,
+the histogram, loading the snapshot) runs in thread workers, each with its own
+read-only connection to the store; the screen itself only ever asks for the
+rows it shows (:mod:`tui.replay.paging`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Static
+
+from forensics.bundle.verify import VerifyReport
+from forensics.casefile import CaseFile
+from forensics.errors import ExuviaError
+from forensics.snapshot import Snapshot
+from forensics.timeline import Event, Query, Timeline, open_timeline
+from forensics.timeline.events import SOURCE_NAMES
+from forensics.timeline.query import Histogram
+from tui.replay import notes_actions, playback
+from tui.replay.background import read_in_child
+from tui.replay.filters import Filters
+from tui.replay.paging import Window, key
+from tui.replay.render import fmt_time, local_zone, safe
+from tui.replay.widgets.alive import AlivePanel
+from tui.replay.widgets.chips import FilterChips
+from tui.replay.widgets.detail import DetailPane, describe
+from tui.replay.widgets.event_list import EventList
+from tui.replay.widgets.histogram import HistogramStrip
+
+SOURCES = tuple(SOURCE_NAMES)  # the order of the 1..7 toggles
+
+
+def background_priority() -> None:
+    """Make the calling worker thread yield the CPU to the screen's thread (Linux
+    applies nice values per thread); best effort elsewhere."""
+    with contextlib.suppress(OSError, AttributeError):
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
+
+
+class ReplayApp(App[None]):
+    CSS_PATH = "replay.tcss"
+    TITLE = "exuvia replay"
+    ENABLE_COMMAND_PALETTE = False
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("question_mark", "help", "Help"),
+        Binding("slash", "search", "Search"),
+        Binding("n", "hit(1)", "Next hit", show=False),
+        Binding("N", "hit(-1)", "Prev hit", show=False),
+        Binding("f", "filters", "Filter"),
+        Binding("c", "clear_filters", "Clear", show=False),
+        Binding("g", "goto", "Go to time"),
+        Binding("z", "toggle_zone", "UTC/local", show=False),
+        Binding("plus", "zoom(1)", "Zoom in", show=False),
+        Binding("minus", "zoom(-1)", "Zoom out", show=False),
+        Binding("o", "open", "Open"),
+        Binding("b", "bookmark", "Bookmark"),
+        Binding("t", "tag", "Tag", show=False),
+        Binding("a", "annotate", "Note", show=False),
+        Binding("e", "export", "Export"),
+        Binding("p", "play", "Play"),
+        Binding("left_square_bracket", "speed(-1)", "Slower", show=False),
+        Binding("right_square_bracket", "speed(1)", "Faster", show=False),
+        Binding("P", "view('processes')", "Processes", show=False),
+        Binding("F", "view('files')", "Files", show=False),
+        Binding("S", "view('sockets')", "Sockets", show=False),
+        Binding("M", "view('manifest')", "Manifest", show=False),
+        Binding("I", "view('inventory')", "Inventory", show=False),
+        Binding("B", "view('notes')", "Notes", show=False),
+        Binding("d", "toggle_detail", "Detail", show=False),
+        *(
+            Binding(str(i + 1), f"toggle_source('{s}')", s, show=False)
+            for i, s in enumerate(SOURCES)
+        ),
+    ]
+
+    def __init__(
+        self,
+        bundle: str | Path,
+        *,
+        tz: str = "UTC",
+        local_time: bool = False,
+        from_container_start: bool = False,
+    ) -> None:
+        super().__init__()
+        self.from_container_start = from_container_start
+        self.bundle = Path(bundle)
+        self.tz = tz
+        self.zone = local_zone() if local_time else None
+        self.tl: Timeline | None = None
+        self.window: Window | None = None
+        self.filters = Filters()
+        self.search_text: str | None = None
+        self.search_hits: int | None = None
+        self.total: int | None = None
+        self.position: int | None = None
+        self.report: VerifyReport | None = None
+        self.snapshot: Snapshot | None = None
+        self.case: CaseFile | None = None
+        self.case_error: str | None = None
+        self.hist_range: tuple[int, int] | None = None
+        self.playing = False
+        self.speed = 5
+        self.play_timer: Any = None
+        self._rank_timer: Any = None
+
+    # -- layout -----------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Static(id="title")
+        yield Static(id="banner", classes="hidden")
+        yield HistogramStrip(id="histogram")
+        yield FilterChips(id="chips", classes="empty")
+        with Horizontal(id="main"):
+            yield Static(Text("opening the timeline …", style="dim"), id="loading")
+            with Vertical(id="side"):
+                yield DetailPane(id="detail")
+                yield AlivePanel(id="alive", classes="hidden")
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._title()
+        self.show_status()
+        try:
+            self.case = CaseFile.for_bundle(self.bundle)
+        except ExuviaError as err:
+            self.case_error = str(err)
+        self.open_store()
+
+    # -- workers ----------------------------------------------------------------------
+    @work(thread=True, group="store")
+    def open_store(self) -> None:
+        def progress(msg: str) -> None:
+            self.call_from_thread(self._loading, msg)
+
+        try:
+            tl = open_timeline(self.bundle, tz=self.tz, progress=progress)
+        except ExuviaError as err:
+            self.call_from_thread(self._loading, f"cannot open the timeline: {err}", True)
+            self.call_from_thread(self.run_verify)  # it says what is wrong with the bundle
+            return
+        self.call_from_thread(self._store_ready, tl)
+
+    def _loading(self, msg: str, failed: bool = False) -> None:
+        loading = self.query("#loading")
+        if loading:
+            loading.first(Static).update(safe(msg, "bold red" if failed else "dim"))
+
+    def _store_ready(self, tl: Timeline) -> None:
+        self.tl = tl
+        self.window = Window(tl, Query())
+        events = EventList(self.window, id="events")
+        events.zone = self.zone
+        if self.case is not None:
+            events.marked = {k for k, n in self.case.notes.items() if n.bookmarked}
+        self.query_one("#loading").remove()
+        self.query_one("#main").mount(events, before=0)
+        events.focus()
+        if self.from_container_start:
+            starts = tl.events(Query(kinds=("container.created", "container.started")), limit=1)
+            if starts:
+                events.goto_time(starts[0].ts)
+        self._title()
+        # the rest competes for the CPU: let the first rows reach the screen first
+        self.call_after_refresh(self._background)
+
+    def _background(self) -> None:
+        self.refresh_counts()
+        self.refresh_histogram()
+        self.run_verify()
+
+    @work(thread=True, group="verify")
+    def run_verify(self) -> None:
+        """Verify, then load the snapshot, in a child process (see background.py)."""
+        read_in_child(
+            self.bundle,
+            lambda report: self.call_from_thread(self._verified, report),
+            lambda snap: self.call_from_thread(self._snap_ready, snap),
+        )
+
+    def _verified(self, report: VerifyReport) -> None:
+        self.report = report
+        banner = self.query_one("#banner", Static)
+        if not report.ok:
+            lines = report.failures() or ["the bundle has no manifest"]
+            text = Text("VERIFICATION FAILED — this bundle does not match its manifest:\n",
+                        style="bold")  # fmt: skip
+            for line in lines[:6]:
+                text.append("  ").append_text(safe(line)).append("\n")
+            if len(lines) > 6:
+                text.append(f"  … and {len(lines) - 6} more (exuvia verify lists them all)\n")
+            banner.update(text)
+            banner.set_classes("failed")
+            from tui.replay.screens.verify_failed import VerifyFailedScreen  # noqa: PLC0415
+
+            self.push_screen(VerifyFailedScreen(lines))
+        elif not report.complete:
+            reason = report.incomplete_reason or "the capture did not finish"
+            banner.update(Text("INCOMPLETE bundle: ", style="bold").append_text(safe(reason)))
+            banner.set_classes("incomplete")
+        else:
+            banner.set_classes("hidden")
+        self._title()
+
+    def _snap_ready(self, snap: Snapshot) -> None:
+        self.snapshot = snap
+        self._title()
+
+    def _query(self, with_search: bool = False) -> Query:
+        return self.filters.query(self.search_text if with_search else None)
+
+    @work(thread=True, exclusive=True, group="count")
+    def refresh_counts(self) -> None:
+        background_priority()
+        if self.tl is None:
+            return
+        q, sq = self._query(), (self._query(True) if self.search_text else None)
+        with Timeline(self.tl.path) as tl:
+            total = tl.count(q)
+            self.call_from_thread(self._counted, total, None)
+            if sq is not None:
+                self.call_from_thread(self._counted, total, tl.count(sq))
+
+    def _counted(self, total: int, hits: int | None) -> None:
+        self.total = total
+        if self.search_text:
+            self.search_hits = hits
+        self._chips()
+        self.show_status()
+
+    @work(thread=True, exclusive=True, group="rank")
+    def refresh_rank(self, k: tuple[int, int]) -> None:
+        background_priority()
+        if self.tl is None:
+            return
+        with Timeline(self.tl.path) as tl:
+            pos = tl.rank(self._query(), k)
+        self.call_from_thread(self._ranked, pos)
+
+    def _ranked(self, pos: int) -> None:
+        self.position = pos
+        self.show_status()
+
+    @work(thread=True, exclusive=True, group="histogram")
+    def refresh_histogram(self) -> None:
+        background_priority()
+        if self.tl is None:
+            return
+        lo, hi = self._hist_bounds()
+        width = max(10, self.query_one(HistogramStrip).size.width or 100)
+        q = replace(self._query(), start=lo, end=hi)
+        with Timeline(self.tl.path) as tl:
+            hist = tl.histogram(q, buckets=width)
+        self.call_from_thread(self._histogram, hist, lo, hi)
+
+    def _hist_bounds(self) -> tuple[int, int]:
+        if self.hist_range is not None:
+            return self.hist_range
+        meta = self.tl.meta if self.tl is not None else {}
+        lo = self.filters.start if self.filters.start is not None else meta.get("time_min") or 0
+        hi = self.filters.end if self.filters.end is not None else (meta.get("time_max") or 0) + 1
+        return int(lo), int(max(hi, lo + 1))
+
+    def _histogram(self, hist: Histogram, lo: int, hi: int) -> None:
+        strip = self.query_one(HistogramStrip)
+        strip.show(hist, lo, hi)
+        self._mark_view()
+
+    # -- status lines ---------------------------------------------------------------------
+    def _title(self) -> None:
+        t = Text()
+        t.append(" exuvia replay ", style="bold reverse")
+        t.append(" ")
+        t.append_text(safe(self.bundle.name))
+        target = (self.snapshot.target if self.snapshot else {}) or {}
+        if target:
+            t.append("  ")
+            name = target.get("name") or target.get("container_id") or "?"
+            t.append_text(safe(target.get("uri") or f"{target.get('runtime', '?')}://{name}"))
+            if target.get("image"):
+                t.append("  image ")
+                t.append_text(safe(target["image"]))
+        t.append("  ")
+        if self.report is None:
+            t.append("verifying …", style="yellow")
+        elif not self.report.ok:
+            t.append("VERIFY FAILED", style="bold white on red")
+        elif not self.report.complete:
+            t.append("verified, INCOMPLETE", style="bold black on yellow")
+        else:
+            t.append(f"verified ✓ manifest {self.report.manifest_sha256[:16]}…", style="green")
+        self.query_one("#title", Static).update(t)
+
+    def show_status(self) -> None:
+        t = Text()
+        if self.total is None:
+            t.append("counting …", style="dim")
+        else:
+            pos = "?" if self.position is None else f"{self.position + 1:,}"
+            t.append(f"event {pos} of {self.total:,}")
+            if self.filters.active:
+                t.append(" (filtered)", style="yellow")
+        t.append("   time: " + ("local" if self.zone else "UTC"))
+        if self.playing:
+            t.append(f"   ▶ playing {self.speed}/s", style="bold green")
+        if self.case_error:
+            t.append("   notes unavailable: ", style="red").append_text(safe(self.case_error))
+        self.query_one("#status", Static).update(t)
+
+    def _chips(self) -> None:
+        chips = self.query_one(FilterChips)
+        self.run_worker(
+            chips.show(self.filters, self.search_text, self.search_hits),
+            group="chips",
+            exclusive=True,
+        )
+
+    def _mark_view(self) -> None:
+        if self.window is not None and self.window.rows:
+            self.query_one(HistogramStrip).mark(self.window.rows[0].ts, self.window.rows[-1].ts)
+
+    # -- reacting to the list -------------------------------------------------------------
+    @on(EventList.Moved)
+    def _moved(self, message: EventList.Moved) -> None:
+        self._mark_view()
+        self._detail(message.event)
+        if message.event is not None:
+            if self._rank_timer is not None:
+                self._rank_timer.stop()
+            k = key(message.event)
+            self._rank_timer = self.set_timer(0.15, lambda: self.refresh_rank(k))
+        self._hits_in_view()
+
+    def _detail(self, ev: Event | None) -> None:
+        pane = self.query_one(DetailPane)
+        if ev is None:
+            pane.show(Text("no events match", style="dim"))
+            return
+        context = None
+        if ev.source == "log" and self.tl is not None:
+            context = self.tl.context(ev, 3)
+        note = self.case.get(ev) if self.case is not None else None
+        pane.show(describe(ev, note=note, zone=self.zone, context=context))
+        if self.playing:
+            self.query_one(AlivePanel).show(self.snapshot, ev.ts)
+
+    def _hits_in_view(self) -> None:
+        events = self.query(EventList)
+        if not events or self.window is None or self.tl is None:
+            return
+        lst = events.first(EventList)
+        rows = self.window.rows
+        if not self.search_text or not rows:
+            lst.hits = set()
+        else:
+            q = replace(self._query(True), start=rows[0].ts, end=rows[-1].ts + 1)
+            ids = {e.id for e in self.tl.iter_events(q, limit=len(rows) * 4)}
+            lst.hits = ids
+        lst.refresh()
+
+    @property
+    def events_list(self) -> EventList | None:
+        found = self.query(EventList)
+        return found.first(EventList) if found else None
+
+    def current(self) -> Event | None:
+        return self.window.current if self.window is not None else None
+
+    # -- filters and search ---------------------------------------------------------------
+    def set_filters(self, filters: Filters) -> None:
+        self.filters = filters
+        self.hist_range = None
+        self.position = None
+        self.total = None
+        if self.window is not None:
+            self.window.query = self._query()
+            lst = self.events_list
+            if lst is not None:
+                lst.reload()
+        self._chips()
+        self.show_status()
+        # counting and the histogram after the filtered rows are on screen
+        self.call_after_refresh(self.refresh_counts)
+        self.call_after_refresh(self.refresh_histogram)
+
+    def action_toggle_source(self, source: str) -> None:
+        self.set_filters(self.filters.toggle_source(source))
+
+    def action_clear_filters(self) -> None:
+        self.search_text = None
+        self.set_filters(Filters())
+
+    @on(FilterChips.Removed)
+    def _chip_removed(self, message: FilterChips.Removed) -> None:
+        if message.chip == "search":
+            self.search_text = None
+            self.search_hits = None
+            self._chips()
+            self._hits_in_view()
+            return
+        self.set_filters(self.filters.without(message.chip))
+
+    def action_filters(self) -> None:
+        from tui.replay.screens.filter import FilterScreen  # noqa: PLC0415
+
+        def done(result: Filters | None) -> None:
+            if result is not None:
+                self.set_filters(result)
+
+        self.push_screen(FilterScreen(self.filters, self.tz), done)
+
+    def action_search(self) -> None:
+        from tui.replay.screens.prompt import PromptScreen  # noqa: PLC0415
+
+        def done(text: str | None) -> None:
+            if text is None:
+                return
+            self.search(text.strip() or None)
+
+        self.push_screen(
+            PromptScreen("search (all words; word* = prefix)", self.search_text or ""), done
+        )
+
+    def search(self, text: str | None) -> None:
+        """Search ``text`` (None: stop searching) and go to the first hit from the cursor."""
+        self.search_text = text
+        self.search_hits = None
+        self._chips()
+        if text:
+            self.refresh_counts()
+            self.action_hit(0)
+        else:
+            self._hits_in_view()
+
+    def action_hit(self, direction: int) -> None:
+        """Next (1), previous (-1) or first at/after the cursor (0) search hit."""
+        if not self.search_text or self.tl is None or self.window is None:
+            return
+        cur = self.current()
+        q = self._query(True)
+        if cur is None:
+            found = self.tl.events(q, limit=1)
+        elif direction >= 0:
+            after = (cur.ts, cur.id - 1) if direction == 0 else key(cur)
+            found = self.tl.events(q, after=after, limit=1)
+        else:
+            found = self.tl.events_before(q, key(cur), 1)
+        if not found:
+            self.notify("no more hits" if direction else "no hits", severity="warning")
+            return
+        lst = self.events_list
+        if lst is not None:
+            lst.goto_event(found[0])
+
+    # -- moving ---------------------------------------------------------------------------
+    def action_goto(self) -> None:
+        from tui.replay.screens.prompt import PromptScreen  # noqa: PLC0415
+
+        def done(text: str | None) -> None:
+            if not text:
+                return
+            from forensics.timeline.logtime import parse_user_time, resolve_tz  # noqa: PLC0415
+
+            try:
+                ts = parse_user_time(text.strip(), resolve_tz(self.tz))
+            except ValueError as err:
+                self.notify(str(err), severity="error", markup=False)
+                return
+            self.goto_time(ts)
+
+        cur = self.current()
+        self.push_screen(
+            PromptScreen("go to time (e.g. 2026-11-23T17:58:49Z, 2026-11-23 17:58)",
+                         fmt_time(cur.ts) if cur else ""), done)  # fmt: skip
+
+    def goto_time(self, ts: int) -> None:
+        lst = self.events_list
+        if lst is not None:
+            lst.goto_time(ts)
+
+    @on(HistogramStrip.Jump)
+    def _hist_jump(self, message: HistogramStrip.Jump) -> None:
+        self.goto_time(message.ts)
+
+    def action_zoom(self, direction: int) -> None:
+        lo, hi = self._hist_bounds()
+        cur = self.current()
+        mid = cur.ts if cur is not None else (lo + hi) // 2
+        span = hi - lo
+        span = max(1000, span // 2) if direction > 0 else span * 2
+        full = self.hist_range is not None and direction < 0
+        self.hist_range = (mid - span // 2, mid + span // 2)
+        if full:
+            meta = self.tl.meta if self.tl is not None else {}
+            tmin, tmax = meta.get("time_min") or 0, (meta.get("time_max") or 0) + 1
+            if self.hist_range[0] <= tmin and self.hist_range[1] >= tmax:
+                self.hist_range = None
+        self.refresh_histogram()
+
+    def action_toggle_zone(self) -> None:
+        self.zone = None if self.zone is not None else local_zone()
+        lst = self.events_list
+        if lst is not None:
+            lst.zone = self.zone
+            lst.refresh()
+        self._detail(self.current())
+        self.show_status()
+
+    def action_toggle_detail(self) -> None:
+        self.query_one("#side").toggle_class("hidden")
+
+    # -- notes (tui/replay/notes_actions.py) and playback (tui/replay/playback.py) --
+    def action_bookmark(self) -> None:
+        notes_actions.bookmark(self)
+
+    def action_tag(self) -> None:
+        notes_actions.tag(self)
+
+    def action_annotate(self) -> None:
+        notes_actions.annotate(self)
+
+    def action_play(self) -> None:
+        playback.toggle(self)
+
+    def action_speed(self, direction: int) -> None:
+        playback.change_speed(self, direction)
+
+    # -- other views ----------------------------------------------------------------------
+    def action_view(self, name: str) -> None:
+        from tui.replay.screens import open_view  # noqa: PLC0415
+
+        open_view(self, name)
+
+    def action_open(self) -> None:
+        from tui.replay.screens import open_pivot  # noqa: PLC0415
+
+        ev = self.current()
+        if ev is not None:
+            open_pivot(self, ev)
+
+    def action_help(self) -> None:
+        from tui.replay.screens.help import HelpScreen  # noqa: PLC0415
+
+        self.push_screen(HelpScreen())
+
+    def action_export(self) -> None:
+        from tui.replay.screens.export import ExportScreen  # noqa: PLC0415
+
+        if self.tl is not None:
+            self.push_screen(ExportScreen(self))
+
+
+def make_app(
+    bundle: str | Path,
+    *,
+    tz: str = "UTC",
+    local_time: bool = False,
+    from_container_start: bool = False,
+) -> ReplayApp:
+    """The replay app for ``bundle`` (tests build it through here)."""
+    return ReplayApp(
+        bundle, tz=tz, local_time=local_time, from_container_start=from_container_start
+    )

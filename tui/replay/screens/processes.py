@@ -1,0 +1,124 @@
+"""`P` (or `o` on a process event): the captured process tree and one process in full."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static, Tree
+
+from forensics.snapshot import Snapshot
+from forensics.timeutil import iso_ns
+from tui.replay.render import safe, safe_block
+
+
+def process_label(proc: dict[str, Any]) -> Text:
+    t = Text(f"{proc.get('nspid', '?')}", style="bold")
+    t.append(f" (host {proc.get('pid', '?')}) ", style="dim")
+    t.append_text(safe(proc.get("name", "?")))
+    cmd = proc.get("cmdline")
+    if isinstance(cmd, list) and cmd:
+        t.append("  ").append_text(safe(" ".join(map(str, cmd)), "dim"))
+    if proc.get("exe_deleted"):
+        t.append("  [deleted exe]", style="bold red")
+    if proc.get("exe_memfd"):
+        t.append("  [memfd exe]", style="bold red")
+    return t
+
+
+def process_text(snap: Snapshot, proc: dict[str, Any]) -> Text:
+    t = process_label(proc)
+    t.append("\n\n")
+    pid = proc.get("pid")
+    rows = [
+        ("cmdline", " ".join(map(str, proc.get("cmdline") or []))),
+        ("exe", proc.get("exe")),
+        ("cwd", proc.get("cwd")),
+        ("root", proc.get("root")),
+        ("parent", f"{proc.get('ppid')} (ns {proc.get('nsppid')})"),
+        ("started", iso_ns(proc["start_ns"]) if isinstance(proc.get("start_ns"), int) else "?"),
+        ("uid/gid", f"{proc.get('uid')} / {proc.get('gid')}"),
+        ("state", proc.get("state_name") or proc.get("state")),
+        ("threads", proc.get("threads")),
+        ("rss", proc.get("rss_bytes")),
+        ("capabilities", ", ".join(proc.get("cap_eff_names") or []) or proc.get("cap_eff")),
+        ("seccomp", proc.get("seccomp_mode")),
+        ("redacted env", ", ".join(proc.get("environ_redacted") or [])),
+    ]
+    for name, value in rows:
+        if value not in (None, ""):
+            t.append(f"{name:<13}", style="bold").append_text(safe(value)).append("\n")
+    kids = snap.children(int(pid)) if isinstance(pid, int) else []
+    t.append(f"\nchildren ({len(kids)})\n", style="bold")
+    for k in kids:
+        t.append("  ").append_text(process_label(k)).append("\n")
+    fds = proc.get("fds") or []
+    t.append(f"\nopen files ({len(fds)})\n", style="bold")
+    for fd in fds:
+        t.append(f"  {fd.get('fd', '?'):>4} ").append_text(safe(fd.get("target", "?"))).append("\n")
+    socks = snap.sockets_of(int(pid)) if isinstance(pid, int) else []
+    if socks:
+        t.append(f"\nsockets ({len(socks)})\n", style="bold")
+        for s in socks:
+            t.append("  ").append_text(safe(socket_line(s))).append("\n")
+    maps = sorted({m.get("path", "") for m in proc.get("maps") or [] if m.get("path")})
+    t.append(f"\nmapped files ({len(maps)})\n", style="bold")
+    for m in maps:
+        t.append("  ").append_text(safe(m)).append("\n")
+    env = proc.get("environ")
+    if isinstance(env, list) and env:
+        t.append("\nenvironment\n", style="bold")
+        t.append_text(safe_block("\n".join(map(str, env))))
+    return t
+
+
+def socket_line(s: dict[str, Any]) -> str:
+    local = f"{s.get('local_addr', s.get('path', ''))}:{s.get('local_port', '')}".rstrip(":")
+    remote = f"{s.get('remote_addr', '')}:{s.get('remote_port', '')}".strip(":")
+    return f"{s.get('proto', s.get('family', '?'))} {s.get('state', '')} {local} -> {remote}"
+
+
+class ProcessScreen(Screen[None]):
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+
+    def __init__(self, snap: Snapshot, pid: int | None = None) -> None:
+        super().__init__()
+        self.snap = snap
+        self.pid = pid
+
+    def compose(self) -> ComposeResult:
+        tree: Tree[dict[str, Any]] = Tree(Text("processes"), id="proc-tree")
+        tree.show_root = False
+        nodes: dict[Any, Any] = {}
+        chosen = None
+        for depth, proc in self.snap.tree():
+            parent = nodes.get(proc.get("ppid")) if depth else None
+            node = (parent or tree.root).add(process_label(proc), data=proc, expand=True)
+            nodes[proc.get("pid")] = node
+            if proc.get("pid") == self.pid:
+                chosen = node
+        self._chosen = chosen
+        with Horizontal():
+            yield tree
+            with VerticalScroll(id="proc-detail"):
+                yield Static(Text("select a process", style="dim"), id="proc-body")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        tree = self.query_one(Tree)
+        tree.focus()
+        if self._chosen is not None:
+            tree.select_node(self._chosen)
+            tree.move_cursor(self._chosen)
+            self._show(self._chosen.data)
+
+    def _show(self, proc: dict[str, Any] | None) -> None:
+        if proc is not None:
+            self.query_one("#proc-body", Static).update(process_text(self.snap, proc))
+
+    def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[dict[str, Any]]) -> None:
+        self._show(event.node.data)

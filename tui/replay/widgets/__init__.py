@@ -1,0 +1,1 @@
+"""Widgets of the replay app, one class per module."""

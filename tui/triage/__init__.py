@@ -1,0 +1,1 @@
+"""`exuvia triage`: the live triage Textual app (see docs/triage.md)."""

@@ -1,0 +1,1 @@
+"""Screens of the triage app, one class per module."""
