@@ -114,6 +114,8 @@ def mutated(draw: st.DrawFn) -> tuple[int, bytes]:
         kind = draw(
             st.sampled_from(["flip", "span", "insert", "delete", "truncate", "dup", "append"])
         )
+        if not data:  # truncated to nothing: only appending can follow
+            kind = "append"
         pos = rnd.randrange(max(1, len(data)))
         if kind == "flip":
             data[pos] ^= draw(st.integers(1, 255))
@@ -193,6 +195,9 @@ def main() -> int:
         seed(args.seed)(check)()
     except Exception:  # noqa: BLE001 - reported below with the shrunk input
         failed = True
+        if not crashers:  # hypothesis itself gave up: say so, never "0 crashers"
+            print(f"FUZZER ERROR (not a crasher):\n{traceback.format_exc(limit=3)}")
+            return 2
     spent = time.monotonic() - t0
     n = COUNTS["examples"]
     print(f"examples: {n} in {spent:.1f}s ({n / spent:.1f}/s); seeds {len(SEEDS)} bundles")
