@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from collectors.context import CollectContext
 from collectors.fs.acquire import FilesystemAcquirer, FsStats
@@ -49,6 +49,9 @@ from forensics.jsonfast import dumps
 from forensics.records import Record, Skip
 from forensics.timeutil import CLOCK_SOURCE, iso_ns, now_ns
 
+if TYPE_CHECKING:  # the in-pod agent never signs and need not load cryptography
+    from forensics.signing import Signer
+
 MAX_SKIPS_IN_MANIFEST = 10_000
 
 
@@ -64,6 +67,8 @@ class CaptureOptions:
     procfs: str = "/proc"
     argv: list[str] = field(default_factory=list)
     threads: int = 2
+    #: sign the manifest with this key (loaded by the caller; never written anywhere)
+    signer: Signer | None = None
 
 
 @dataclass
@@ -77,6 +82,7 @@ class CaptureResult:
     counts: dict[str, int]
     skips: int
     custody_path: Path
+    signed_by: str | None = None
 
 
 Progress = Callable[[str, FsStats | None], None]
@@ -211,6 +217,7 @@ class Capture:
             command_line=self.opts.argv,
             output=output,
             case=self.opts.case,
+            signing_key=self.opts.signer.fingerprint if self.opts.signer else None,
         )
         # Before any thread exists (zstd's workers): the view is made by a forked child.
         self.view = open_readonly_view(self.opts.procfs, self.target.pid)
@@ -271,6 +278,7 @@ class Capture:
             file_sha256=file_sha,
             bytes=file_bytes,
             complete=not self.incomplete,
+            **signed_details(self.opts.signer),
         )
         custody_path = self.custody.write_sidecar(final)
         return CaptureResult(
@@ -283,6 +291,7 @@ class Capture:
             counts=dict(self.counts),
             skips=self.skips.total,
             custody_path=custody_path,
+            signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
         )
 
     def _collect(self, writer: BundleWriter) -> None:
@@ -476,8 +485,14 @@ class Capture:
                 "listed_all": self.skips.total <= MAX_SKIPS_IN_MANIFEST,
             },
         }
-        manifest_sha, _size = writer.finish(manifest)
+        manifest_sha, _size = writer.finish(manifest, signer=self.opts.signer)
         return manifest_sha, writer.file_sha256, writer.file_bytes
+
+
+def signed_details(signer: Signer | None) -> dict[str, Any]:
+    """What the sidecar's ``bundle.sealed`` entry records of a signature: the
+    public key's fingerprint only (never key material)."""
+    return {"key_fingerprint": signer.fingerprint} if signer is not None else {}
 
 
 def refuse_existing(*paths: Path) -> None:

@@ -17,6 +17,7 @@ from tui.commands import (
     demo_cmd,
     inspect_cmd,
     k8s_cmd,
+    keygen_cmd,
     replay_cmd,
     sbom_cmd,
     timeline_cmd,
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     commands = (capture_cmd, inspect_cmd, timeline_cmd, sbom_cmd, replay_cmd, triage_cmd)
-    for module in (*commands, demo_cmd, k8s_cmd):
+    for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd):
         module.register(sub)
     return parser
 

@@ -286,7 +286,7 @@ def assemble(
             "footprint_member": K8S_DIR + "footprint.json",
         },
     }
-    manifest_sha, _size = writer.finish(manifest)
+    manifest_sha, _size = writer.finish(manifest, signer=opts.signer)
     return Outcome(
         complete=not incomplete,
         incomplete=incomplete,

@@ -33,6 +33,7 @@ from collectors.capture import (
     Progress,
     close_quietly,
     refuse_existing,
+    signed_details,
 )
 from collectors.k8s import facts as k8s_facts
 from collectors.k8s.assemble import Outcome, assemble
@@ -156,6 +157,7 @@ class K8sCapture:
             command_line=self.opts.argv,
             output=str(out),
             case=self.opts.case,
+            signing_key=self.opts.signer.fingerprint if self.opts.signer else None,
         )
         kc = self._client or KubeClient(self.k.kubeconfig, self.k.context)
         try:
@@ -255,6 +257,7 @@ class K8sCapture:
             file_sha256=outcome.file_sha256,
             bytes=outcome.file_bytes,
             complete=outcome.complete,
+            **signed_details(self.opts.signer),
         )
         custody_path = self.custody.write_sidecar(final)
         return CaptureResult(
@@ -267,6 +270,7 @@ class K8sCapture:
             counts=outcome.counts,
             skips=outcome.skips,
             custody_path=custody_path,
+            signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
         )
 
     def _start_agent(

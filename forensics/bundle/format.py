@@ -8,11 +8,15 @@ from forensics.errors import BundleVersionError
 
 FORMAT_NAME = "exuvia-bundle"
 #: major.minor; readers accept any minor of their major and refuse a newer major.
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 FORMAT_MAJOR = 1
 
 HEADER_NAME = "exuvia.json"
 MANIFEST_NAME = "manifest.json"
+#: the only member allowed after the manifest: its Ed25519 signature (1.1, optional)
+SIGNATURE_NAME = "manifest.sig"
+#: the manifest's last field: SHA-256 of the manifest's bytes before it (1.1)
+SELF_CHECK_KEY = "self_check"
 CUSTODY_NAME = "custody.jsonl"
 SKIPS_NAME = "artifacts/skips.jsonl"
 CHECKPOINT_DIR = "checkpoints/"

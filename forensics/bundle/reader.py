@@ -13,13 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from forensics.bundle.format import MANIFEST_NAME, ZSTD_MAGIC, check_version
+from forensics.bundle.format import MANIFEST_NAME, SIGNATURE_NAME, ZSTD_MAGIC, check_version
 from forensics.bundle.zstdstream import ZstdReader
 from forensics.errors import BundleError
 
 CHUNK = 1 << 20
 #: the largest JSON member (manifest, checkpoint) a reader will hold in memory
-MAX_JSON_MEMBER = 1 << 30
+#: (a manifest lists ~2 million members in this much)
+MAX_JSON_MEMBER = 256 << 20
 
 _TYPE_NAMES = {
     tarfile.SYMTYPE: "symbolic link",
@@ -42,6 +43,8 @@ class Member:
     regular: bool
     type_name: str
     content: bytes | None = None  # kept only when asked for
+    mtime: int = 0
+    offset: int = 0  # where its header starts in the (decompressed) tar stream
 
     @property
     def truncated(self) -> bool:
@@ -96,6 +99,8 @@ def iter_members(
             regular = info.isreg()
             type_name = "file" if regular else _TYPE_NAMES.get(info.type, f"type {info.type!r}")
             current = Member(info.name, info.size if regular else 0, 0, "", regular, type_name)
+            current.mtime = _int_mtime(info.mtime)
+            current.offset = info.offset
             digest = hashlib.sha256()
             want = regular and keep(info.name) and info.size <= MAX_JSON_MEMBER
             parts: list[bytes] = []
@@ -125,11 +130,36 @@ def iter_members(
         raise StreamBroken(f"stream ends or is corrupt ({err})", current) from err
 
 
+def _int_mtime(value: object) -> int:
+    """A header's mtime as an int (a PAX header may say "nan" or "1e400")."""
+    try:
+        return int(value)  # type: ignore[call-overload, no-any-return]
+    except (TypeError, ValueError, OverflowError):
+        return -1
+
+
 def load_json(data: bytes, what: str) -> Any:
     try:
         return json.loads(data)
     except (ValueError, RecursionError) as err:
         raise BundleError(f"{what} is not valid JSON ({err})") from err
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why a member name could not have come from exuvia's writer, or None.
+
+    Readers never use names as paths; this only lets them flag a crafted bundle."""
+    if not name:
+        return "an empty name"
+    if name.startswith("/"):
+        return "an absolute path"
+    if ".." in name.split("/"):
+        return "a '..' component"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in name):
+        return "control characters"
+    if any(0xDC80 <= ord(c) <= 0xDCFF for c in name):
+        return "bytes that are not UTF-8"
+    return None
 
 
 class BundleReader:
@@ -159,13 +189,49 @@ class BundleReader:
 
     def manifest(self) -> dict[str, Any]:
         """The manifest, version-checked. BundleError if it is absent."""
-        found = self.read_members(lambda n: n == MANIFEST_NAME)
-        if MANIFEST_NAME not in found:
+        return self.manifest_and_warnings()[0]
+
+    def manifest_and_warnings(self, max_warnings: int = 20) -> tuple[dict[str, Any], list[str]]:
+        """The manifest, and what about the bundle's structure looks crafted
+        (links, devices, duplicate or path-like names, members after the manifest).
+        One pass; nothing is verified (that is :func:`verify_bundle`'s job)."""
+        content: bytes | None = None
+        warnings: list[str] = []
+        seen: set[str] = set()
+        after = False
+
+        def warn(text: str) -> None:
+            if len(warnings) < max_warnings:
+                warnings.append(text)
+            elif len(warnings) == max_warnings:
+                warnings.append("… (more not listed; run `exuvia verify`)")
+
+        try:
+            for m in self.members(lambda n: n == MANIFEST_NAME):
+                why = unsafe_name(m.name)
+                if why:
+                    warn(f"member {m.name!r} has {why} (never used as a path)")
+                if not m.regular:
+                    warn(f"member {m.name!r} is a {m.type_name}, not a file")
+                if m.name in seen:
+                    warn(f"duplicate member {m.name!r}")
+                seen.add(m.name)
+                if after and m.name != SIGNATURE_NAME:
+                    warn(f"member {m.name!r} follows the manifest")
+                if m.name == MANIFEST_NAME and m.content is not None and content is None:
+                    content, after = m.content, True
+        except StreamBroken as err:
+            if content is None:
+                raise BundleError(f"{self.path}: {err.reason}") from err
+            warn(f"stream broken after the manifest: {err.reason}")
+        if content is None and MANIFEST_NAME in seen:
+            raise BundleError(f"{self.path}: manifest larger than {MAX_JSON_MEMBER} bytes; refused")
+        if content is None:
             raise BundleError(
                 f"{self.path}: no manifest (the capture was cut off before it finished)"
             )
-        manifest = load_json(found[MANIFEST_NAME], "manifest")
+        manifest = load_json(content, "manifest")
         if not isinstance(manifest, dict):
             raise BundleError("manifest is not a JSON object")
         check_version(manifest.get("version"))
-        return manifest
+        return manifest, warnings

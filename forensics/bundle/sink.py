@@ -8,6 +8,24 @@ from typing import BinaryIO
 import zstandard
 
 COMPRESSIONS = ("zstd", "none")
+ZSTD_BLOCK = 128 << 10
+
+
+def stored_frame_header(total: int) -> bytes:
+    """A zstd frame header for ``total`` bytes held in raw (stored) blocks: single
+    segment, the 8-byte content size, no checksum, no dictionary. The content
+    size makes libzstd refuse a frame whose blocks do not add up to it."""
+    return b"\x28\xb5\x2f\xfd\xe0" + total.to_bytes(8, "little")
+
+
+def stored_blocks(data: bytes, last: bool) -> bytes:
+    """``data`` as zstd raw blocks (3-byte header: last flag, type 0, size)."""
+    out = bytearray()
+    for i in range(0, len(data), ZSTD_BLOCK):
+        chunk = data[i : i + ZSTD_BLOCK]
+        end = last and i + ZSTD_BLOCK >= len(data)
+        out += ((len(chunk) << 3) | int(end)).to_bytes(3, "little") + chunk
+    return bytes(out)
 
 
 class _HashingFile:
@@ -45,22 +63,59 @@ class Sink:
                 write_return_read=True,
             )
         self.tar_bytes = 0
+        self._stored_left = -1  # >= 0 while writing a stored frame
+        self._stored_buf = bytearray()
+        #: (file bytes, their SHA-256, tar bytes) as of the last sync point
+        self.prefix: tuple[int, str, int] = (0, hashlib.sha256().hexdigest(), 0)
 
     def write(self, data: bytes | memoryview) -> None:
         self.tar_bytes += len(data)
-        if self._zw is not None:
+        if self._stored_left >= 0:
+            self._write_stored(bytes(data))
+        elif self._zw is not None:
             self._zw.write(data)
         else:
             self._file.write(data)
+
+    def end_frame(self) -> None:
+        """Like :meth:`sync_point`, but a zstd stream's frame is ended here."""
+        if self._zw is not None:
+            self._zw.flush(zstandard.FLUSH_FRAME)
+        self._file.flush()
+        self.prefix = (self._file.count, self._file.sha256.copy().hexdigest(), self.tar_bytes)
+
+    def begin_stored(self, total: int) -> None:
+        """The next ``total`` bytes go, uncompressed, into one zstd frame of raw
+        blocks (after :meth:`end_frame`): unlike entropy-coded data they have
+        exactly one encoding, so no bit of them can change without changing what
+        they decompress to. A plain-tar sink writes them as they are."""
+        if self._zw is None:
+            return
+        self._file.write(stored_frame_header(total))
+        self._stored_left = total
+
+    def _write_stored(self, data: bytes) -> None:
+        self._stored_left -= len(data)
+        if self._stored_left < 0:
+            raise ValueError("more bytes than the stored frame was opened for")
+        self._stored_buf += data
+        while len(self._stored_buf) >= ZSTD_BLOCK or (self._stored_left == 0 and self._stored_buf):
+            chunk = bytes(self._stored_buf[:ZSTD_BLOCK])
+            del self._stored_buf[:ZSTD_BLOCK]
+            last = self._stored_left == 0 and not self._stored_buf
+            self._file.write(stored_blocks(chunk, last))
 
     def sync_point(self) -> None:
         """Flush a zstd block and the file, so a kill after this loses nothing before it."""
         if self._zw is not None:
             self._zw.flush(zstandard.FLUSH_BLOCK)
         self._file.flush()
+        self.prefix = (self._file.count, self._file.sha256.copy().hexdigest(), self.tar_bytes)
 
     def close(self) -> None:
-        if self._zw is not None:
+        if self._stored_left > 0:
+            raise ValueError("the stored frame is short of the bytes it announced")
+        if self._zw is not None and self._stored_left < 0:
             self._zw.flush(zstandard.FLUSH_FRAME)
         self._file.flush()
 

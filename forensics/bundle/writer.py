@@ -15,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import IO, Any, BinaryIO, Protocol
+from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol
 
 from forensics.bundle.format import (
     CHECKPOINT_DIR,
@@ -23,11 +23,16 @@ from forensics.bundle.format import (
     FORMAT_VERSION,
     HEADER_NAME,
     MANIFEST_NAME,
+    SELF_CHECK_KEY,
+    SIGNATURE_NAME,
 )
 from forensics.bundle.sink import Sink
 from forensics.jsonfast import dumps as _dumps
 from forensics.jsonfast import quote
 from forensics.timeutil import iso_ns, now_ns
+
+if TYPE_CHECKING:  # the in-pod agent never signs and need not load cryptography
+    from forensics.signing import Signer
 
 BLOCK = 512
 CHUNK = 1 << 20
@@ -82,6 +87,19 @@ def ustar_header(name: str, size: int, mtime: int) -> bytes | None:
             _TAIL_PAD,
         )
     )
+
+
+def member_header(name: str, size: int, mtime: int) -> bytes:
+    """The exact header bytes the writer emits for a member (verify rebuilds them)."""
+    fast = ustar_header(name, size, mtime)
+    if fast is not None:
+        return fast
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = mtime
+    info.mode = 0o444
+    info.uname = info.gname = "exuvia"
+    return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
 
 
 @dataclass(slots=True)
@@ -172,21 +190,15 @@ class BundleWriter:
         self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         self.member_count = 0
         self.closed = False
+        #: the signature document written after the manifest, if it was signed
+        self.signature: dict[str, Any] | None = None
         head = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "created_ns": now_ns()}
         head.update(header or {})
         self.add_bytes(HEADER_NAME, _dumps(head) + b"\n")
 
     # -- members -------------------------------------------------------------
     def _header(self, name: str, size: int) -> bytes:
-        fast = ustar_header(name, size, self._mtime)
-        if fast is not None:
-            return fast
-        info = tarfile.TarInfo(name)
-        info.size = size
-        info.mtime = self._mtime
-        info.mode = 0o444
-        info.uname = info.gname = "exuvia"
-        return info.tobuf(format=tarfile.PAX_FORMAT, encoding="utf-8", errors="strict")
+        return member_header(name, size, self._mtime)
 
     def add_bytes(
         self, name: str, data: bytes | memoryview, *, sha256: str | None = None
@@ -303,8 +315,10 @@ class BundleWriter:
         if not self._pending:
             return
         self._cp_seq += 1
-        # _dumps({"seq", "prev_sha256", "ts_ns", "members"}) from the lines kept
-        body = b'{"members":[%s],"prev_sha256":%s,"seq":%d,"ts_ns":%d}' % (
+        # _dumps({"seq", "prev_sha256", "ts_ns", "file_prefix", "members"}) from the
+        # member lines kept (keys in _dumps's sorted order)
+        body = b'{"file_prefix":%s,"members":[%s],"prev_sha256":%s,"seq":%d,"ts_ns":%d}' % (
+            _dumps(self._prefix()),
             b",".join(self._pending),
             quote(self._cp_prev).encode(),
             self._cp_seq,
@@ -317,14 +331,26 @@ class BundleWriter:
         self._last_cp = time.monotonic()
         self._sink.sync_point()
 
-    # -- the end ------------------------------------------------------------
-    def finish(self, manifest: dict[str, Any]) -> tuple[str, int]:
-        """Write the manifest (last member) and close the stream.
+    def _prefix(self) -> dict[str, Any]:
+        """The output file up to the last sync point: its length and SHA-256 (so
+        verify covers every byte there, tar padding and zstd framing included)."""
+        size, sha, tar_bytes = self._sink.prefix
+        return {"bytes": size, "sha256": sha, "tar_bytes": tar_bytes}
 
-        ``manifest`` gets ``format``, ``version``, ``members`` and ``checkpoints``
-        added. Returns the manifest's SHA-256 and size.
+    # -- the end ------------------------------------------------------------
+    def finish(self, manifest: dict[str, Any], signer: Signer | None = None) -> tuple[str, int]:
+        """Write the manifest (the last member but its signature) and close the stream.
+
+        ``manifest`` gets ``format``, ``version``, ``members``, ``checkpoints``,
+        ``file_prefix`` (the file up to the manifest's header) and, as its last
+        field, ``self_check`` (SHA-256 of the manifest's bytes before that
+        field) added. With ``signer`` an Ed25519 signature of the manifest's
+        hash follows as ``manifest.sig`` (:attr:`signature`). Returns the
+        manifest's SHA-256 and size.
         """
         self.checkpoint()
+        # everything before the manifest: one prefix hash; a zstd frame ends here
+        self._sink.end_frame()
         fields = dict(manifest)
         fields.update(
             {
@@ -332,37 +358,64 @@ class BundleWriter:
                 "version": FORMAT_VERSION,
                 "checkpoints": self._cp_seq,
                 "last_checkpoint_sha256": self._cp_prev,
+                "file_prefix": self._prefix(),
                 "sealed_ns": now_ns(),
             }
         )
+        fields.pop(SELF_CHECK_KEY, None)
         fields["sealed"] = iso_ns(fields["sealed_ns"])
         head = _dumps(fields)
         assert head.endswith(b"}")
         with tempfile.TemporaryFile() as body:
-            body.write(head[:-1] + b',"members":[')
+            check = hashlib.sha256()
+
+            def put(data: bytes) -> None:
+                check.update(data)
+                body.write(data)
+
+            put(head[:-1] + b',"members":[')
             self._spool.seek(0)
             first = True
             for line in self._spool:
                 if not first:
-                    body.write(b",")
-                body.write(line.rstrip(b"\n"))
+                    put(b",")
+                put(line.rstrip(b"\n"))
                 first = False
-            body.write(b"]}\n")
+            put(b"]")
+            body.write(b',"%s":"%s"}\n' % (SELF_CHECK_KEY.encode(), check.hexdigest().encode()))
             size = body.tell()
             body.seek(0)
-            self._sink.write(self._header(MANIFEST_NAME, size))
             digest = hashlib.sha256()
             while chunk := body.read(CHUNK):
                 digest.update(chunk)
+            manifest_sha = digest.hexdigest()
+            sig = b""
+            if signer is not None:
+                from forensics.signing import dumps as signature_dumps  # noqa: PLC0415
+
+                self.signature = signer.sign_manifest(manifest_sha)
+                sig = signature_dumps(self.signature)
+            # the tail (manifest, signature, end blocks) is stored, not compressed
+            head_m = self._header(MANIFEST_NAME, size)
+            head_s = self._header(SIGNATURE_NAME, len(sig)) if sig else b""
+            tail = len(head_m) + size + (-size) % BLOCK + 2 * BLOCK
+            if sig:
+                tail += len(head_s) + len(sig) + (-len(sig)) % BLOCK
+            self._sink.begin_stored(tail)
+            self._sink.write(head_m)
+            body.seek(0)
+            while chunk := body.read(CHUNK):
                 self._sink.write(chunk)
-            tail = (-size) % BLOCK
-            if tail:
-                self._sink.write(b"\0" * tail)
+            if size % BLOCK:
+                self._sink.write(b"\0" * ((-size) % BLOCK))
+        if sig:
+            self._sink.write(head_s + sig)
+            self._sink.write(b"\0" * ((-len(sig)) % BLOCK))
         self._sink.write(b"\0" * (2 * BLOCK))
         self._sink.close()
         self._spool.close()
         self.closed = True
-        return digest.hexdigest(), size
+        return manifest_sha, size
 
     @property
     def file_sha256(self) -> str:

@@ -25,11 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-import zstandard
-
-from forensics.bundle.format import HEADER_NAME, MANIFEST_NAME, check_version
-from forensics.bundle.reader import load_json
+from forensics.bundle.format import HEADER_NAME, MANIFEST_NAME, SIGNATURE_NAME, check_version
+from forensics.bundle.reader import load_json, unsafe_name
 from forensics.bundle.reader import open_stream as bundle_open_stream
+from forensics.bundle.zstdstream import ZstdFeeder
 from forensics.errors import BundleError
 
 CHUNK = 1 << 20
@@ -68,30 +67,25 @@ class _Zstd:
         self._thread.start()
 
     def _run(self) -> None:
-        dctx = zstandard.ZstdDecompressor()
-        obj = dctx.decompressobj()
-        in_frame = False
+        feeder = ZstdFeeder()
         try:
             while not self._stop.is_set():
                 data = self._raw.read(RAW_STEP)
                 if not data:
-                    if in_frame:
-                        raise BundleError("compressed stream ends inside a frame (truncated)")
+                    feeder.end()
                     break
-                while data:
-                    try:
-                        out = obj.decompress(data)
-                    except zstandard.ZstdError as err:
-                        raise BundleError(f"compressed stream is corrupt ({err})") from err
-                    in_frame = True
-                    if out:
-                        self._queue.put(out)
-                    if obj.eof:
-                        data = obj.unused_data
-                        obj = dctx.decompressobj()
-                        in_frame = False
-                    else:
-                        data = b""
+                held: list[bytes] = []
+                size = 0
+                try:
+                    for out in feeder.feed(data):  # at most one zstd block each
+                        held.append(out)
+                        size += len(out)
+                        if size >= CHUNK:
+                            self._queue.put(b"".join(held))
+                            held, size = [], 0
+                finally:
+                    if size:  # what precedes any damage goes first
+                        self._queue.put(b"".join(held))
         except BaseException as err:  # noqa: BLE001 - handed to the reader, in order
             self._queue.put(err)
         self._queue.put(None)
@@ -231,6 +225,7 @@ def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
     scan = BundleScan(Path(path))
     raw, stream = open_stream(path)
     hasher = _Hasher()
+    seen: set[str] = set()
     try:
         tar = _open_tar(stream)
         current = ""
@@ -240,6 +235,7 @@ def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
                 if info is None:
                     break
                 current = info.name
+                _flag(scan, info, seen)
                 size = info.size if info.isreg() else 0
                 want = info.isreg() and (keep(info.name) or info.name in (HEADER_NAME,))
                 want = want or info.name == MANIFEST_NAME
@@ -292,6 +288,27 @@ def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
     return scan
 
 
+#: structural warnings kept per bundle (a crafted bundle may hold millions)
+MAX_FLAGGED = 50
+
+
+def _flag(scan: BundleScan, info: tarfile.TarInfo, seen: set[str]) -> None:
+    """Note what no exuvia writer produces: links, devices, path-like or repeated names."""
+    why = unsafe_name(info.name)
+    notes = [f"member {info.name!r} has {why}; ignored as a path"] if why else []
+    if not info.isreg():
+        kind = "link" if info.issym() or info.islnk() else "non-file"
+        notes.append(f"member {info.name!r} is a {kind} member (type {info.type!r}); not read")
+    if info.name in seen:
+        notes.append(f"duplicate member {info.name!r}")
+    seen.add(info.name)
+    for note in notes:
+        if len(scan.problems) < MAX_FLAGGED:
+            scan.problems.append(f"crafted bundle? {note}")
+        elif len(scan.problems) == MAX_FLAGGED:
+            scan.problems.append("crafted bundle? … more structural problems not listed")
+
+
 def check_against_manifest(scan: BundleScan) -> list[str]:
     """Members whose size or hash differ from the manifest, or that it does not list."""
     if scan.manifest is None:
@@ -305,8 +322,8 @@ def check_against_manifest(scan: BundleScan) -> list[str]:
             listed[e["name"]] = (e.get("size"), e.get("sha256"))
     out: list[str] = []
     for name, size, sha in scan.members:
-        if name == MANIFEST_NAME:
-            continue
+        if name in (MANIFEST_NAME, SIGNATURE_NAME):
+            continue  # the signature follows the manifest; `verify` checks it
         want = listed.get(name)
         if want is None:
             out.append(f"{name}: not listed in the manifest")

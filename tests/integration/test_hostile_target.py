@@ -140,7 +140,7 @@ def run_exuvia(*args: str, timeout: float = 600, nofile: int | None = None) -> R
 
 def decompressed(bundle: Path) -> bytes:
     with bundle.open("rb") as fh:
-        return zstandard.ZstdDecompressor().stream_reader(fh).read()
+        return zstandard.ZstdDecompressor().stream_reader(fh, read_across_frames=True).read()
 
 
 def fs_by_path(bundle: Path) -> dict[bytes, dict[str, Any]]:

@@ -45,7 +45,11 @@ def test_roundtrip_verifies_and_is_a_plain_tar(tmp_path: Path, compress: str) ->
     assert report.members_verified >= 13
     raw = p.read_bytes()
     if compress == "zstd":
-        raw = zstandard.ZstdDecompressor().stream_reader(io.BytesIO(raw)).read()
+        raw = (
+            zstandard.ZstdDecompressor()
+            .stream_reader(io.BytesIO(raw), read_across_frames=True)
+            .read()
+        )
     with tarfile.open(fileobj=io.BytesIO(raw)) as tar:
         names = tar.getnames()
         assert names[-1] == MANIFEST_NAME
@@ -62,32 +66,16 @@ def test_every_flipped_byte_is_detected(tmp_path: Path) -> None:
     p = tmp_path / "b.exv"
     write_bundle(p, compress="none")
     good = p.read_bytes()
-    # flip a byte in each member's content region and in headers at many positions
-    positions = range(0, len(good) - 1024, 997)
-    for pos in positions:
+    # a flip anywhere — content, header, padding, end blocks — is reported (the
+    # file-prefix hashes, the manifest's self_check and the exact tail cover
+    # what member hashes do not; test_bundle_integrity.py goes further)
+    for pos in range(0, len(good), 997):
         bad = bytearray(good)
         bad[pos] ^= 0x40
         q = tmp_path / "flip.exv"
         q.write_bytes(bytes(bad))
         report = verify_bundle(q)
-        if bad[pos] == good[pos]:
-            continue
-        # a flip in padding or in a header field that does not change content/name
-        # cannot change any member; everything else must be reported
-        raw_members_same = _members(bytes(bad)) == _members(good)
-        assert report.ok == raw_members_same, (pos, report.failures())
-
-
-def _members(data: bytes) -> list[tuple[str, bytes]] | None:
-    try:
-        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
-            out = []
-            for m in tar:
-                f = tar.extractfile(m)
-                out.append((m.name, f.read() if f else b""))
-            return out
-    except (tarfile.TarError, OSError):
-        return None
+        assert not report.ok, pos
 
 
 def test_truncation_is_reported_and_prefix_verifies_by_checkpoint(tmp_path: Path) -> None:
@@ -167,6 +155,7 @@ def test_newer_major_version_is_refused_with_a_clear_message() -> None:
     with pytest.raises(BundleVersionError, match="newer than this exuvia"):
         check_version("2.0")
     check_version("1.7")
+    check_version("1.0")
     with pytest.raises(BundleVersionError):
         check_version(None)
 

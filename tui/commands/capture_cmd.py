@@ -25,6 +25,14 @@ def register(sub: Any) -> None:
     p.add_argument("target", metavar="TARGET", help="e.g. podman://web, runc://ID, pid://1234")
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
     add_capture_options(p)
+    p.add_argument(
+        "--sign",
+        type=Path,
+        metavar="KEYFILE",
+        help="sign the manifest with this Ed25519 private key (PEM or OpenSSH, unencrypted; "
+        "`exuvia keygen` or `openssl genpkey -algorithm ed25519` makes one). Only the "
+        "public key's fingerprint is recorded; check with `exuvia verify FILE --key PUB`",
+    )
     k8s_cmd.add_k8s_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler=run)
@@ -58,6 +66,11 @@ class _Progress:
 
 
 def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
+    signer = None
+    if getattr(args, "sign", None) is not None:
+        from forensics.signing import Signer  # noqa: PLC0415 - cryptography only when signing
+
+        signer = Signer.from_file(args.sign)
     return CaptureOptions(
         output=output,
         examiner=args.examiner or default_operator(),
@@ -71,6 +84,7 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         # takes the other core, and zstd's worker threads doubled its CPU time
         # for no gain in wall time (docs/performance.md)
         threads=0,
+        signer=signer,
     )
 
 
@@ -84,15 +98,18 @@ def print_result(res: CaptureResult) -> None:
     print(f"records:         {counts}")
     print(f"skipped:         {res.skips} (see `exuvia info {res.path}`)")
     print(f"custody log:     {res.custody_path}")
+    if res.signed_by:
+        print(f"signed by:       {res.signed_by}")
 
 
 def run(args: argparse.Namespace) -> int:
     if parse_uri(args.target)[0] == "k8s":
         return k8s_cmd.run_capture(args)
+    opts = options_from(args, args.output)  # a bad signing key fails before anything runs
     target = resolve(args.target)
     progress = _Progress(args.quiet)
     try:
-        res = capture(target, options_from(args, args.output), progress)
+        res = capture(target, opts, progress)
     finally:
         progress.done()
     print_result(res)

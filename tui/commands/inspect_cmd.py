@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,13 @@ def register(sub: Any) -> None:
         "is missing, extra, altered or truncated.",
     )
     p.add_argument("bundle", type=Path, metavar="FILE")
+    p.add_argument(
+        "--key",
+        type=Path,
+        metavar="PUBFILE",
+        help="the bundle must carry a valid Ed25519 signature by this public key "
+        "(PEM, or an OpenSSH ssh-ed25519 line); fails when it is unsigned or signed by another",
+    )
     p.set_defaults(handler=run_verify)
     p = sub.add_parser(
         "info",
@@ -31,14 +39,28 @@ def register(sub: Any) -> None:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    report = verify_bundle(args.bundle)
+    key = None
+    if args.key is not None:
+        from forensics.signing import load_public_key  # noqa: PLC0415 - only when asked
+
+        key = load_public_key(args.key)
+    report = verify_bundle(args.bundle, public_key=key)
     if report.ok:
         note = "" if report.complete else f" — INCOMPLETE capture: {report.incomplete_reason}"
         print(f"OK: {args.bundle}: {report.members_verified} members match the manifest{note}")
         print(f"manifest sha256: {report.manifest_sha256}")
         print(f"file sha256:     {report.file_sha256}")
+        if report.signed_by:
+            whose = "the given key" if key is not None else "the key it names (use --key to pin it)"
+            print(f"signature:       valid, by {whose}: {report.signed_by}")
+        else:
+            print("signature:       none")
+        side = "matches" if report.sidecar_checked else "not found beside the bundle; not checked"
+        print(f"custody seal:    {side}")
+        for note in report.notes:
+            print(f"note: {note}")
         return 0
-    print(f"FAILED: {args.bundle}")
+    print(f"FAILED: {_safe(str(args.bundle))}")
     if not report.has_manifest:
         print(f"  {report.incomplete_reason}")
         print(
@@ -46,54 +68,78 @@ def run_verify(args: argparse.Namespace) -> int:
             f"{len(report.unverifiable)} after the last checkpoint cannot be verified"
         )
         for name in report.unverifiable[:20]:
-            print(f"  unverifiable: {name}")
+            print(f"  unverifiable: {_safe(name)}")
     for line in report.failures():
-        print(f"  {line}")
+        print(f"  {_safe(line)}")
     return 1
 
 
+def _safe(text: str) -> str:
+    """Names come from the bundle: never let one move the cursor or color the screen."""
+    return "".join(
+        ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode()
+        for ch in text
+    )
+
+
 def _t(ns: Any) -> str:
-    return iso_ns(ns) if isinstance(ns, int) else "?"
+    return iso_ns(ns) if isinstance(ns, int) and not isinstance(ns, bool) else "?"
+
+
+def _d(value: Any) -> dict[str, Any]:
+    """A manifest field that should be an object; anything else reads as empty."""
+    return value if isinstance(value, dict) else {}
+
+
+def _v(value: Any) -> str:
+    """A value from the bundle, printable as it is and never as terminal control."""
+    if value is None or value == "":
+        return "-"
+    text = value if isinstance(value, str) else json.dumps(value, default=str)[:200]
+    return _safe(text[:500])
 
 
 def run_info(args: argparse.Namespace) -> int:
-    m = BundleReader(args.bundle).manifest()
-    t = m.get("target") or {}
-    acq = m.get("acquisition") or {}
-    print(f"bundle:     {args.bundle}")
-    tool = (m.get("tool") or {}).get("version")
-    print(f"format:     {m.get('format')} {m.get('version')}  (written by exuvia {tool})")
-    state = "complete" if m.get("complete") else f"INCOMPLETE: {m.get('incomplete_reason')}"
-    print(f"state:      {state}")
-    print(f"case:       {m.get('case') or '-'}   examiner: {m.get('examiner')}")
-    print(
-        f"target:     {t.get('uri')}  runtime {t.get('runtime')} {t.get('runtime_version') or ''}"
-    )
-    print(f"container:  {t.get('container_id') or '-'}  name {t.get('name') or '-'}")
-    print(f"image:      {t.get('image') or '-'}  digest {t.get('image_digest') or '-'}")
-    print(f"init pid:   {t.get('pid')}   started {_t(t.get('started_ns'))}")
+    m, warnings = BundleReader(args.bundle).manifest_and_warnings()
+    t = _d(m.get("target"))
+    acq = _d(m.get("acquisition"))
+    tool = _d(m.get("tool")).get("version")
+    done = m.get("complete") is True
+    print(f"bundle:     {_safe(str(args.bundle))}")
+    print(f"format:     {_v(m.get('format'))} {_v(m.get('version'))}  (by exuvia {_v(tool)})")
+    print(f"state:      {'complete' if done else 'INCOMPLETE: ' + _v(m.get('incomplete_reason'))}")
+    print(f"case:       {_v(m.get('case'))}   examiner: {_v(m.get('examiner'))}")
+    print(f"target:     {_v(t.get('uri'))}  runtime {_v(t.get('runtime'))} ", end="")
+    print(_v(t.get("runtime_version")))
+    print(f"container:  {_v(t.get('container_id'))}  name {_v(t.get('name'))}")
+    print(f"image:      {_v(t.get('image'))}  digest {_v(t.get('image_digest'))}")
+    print(f"init pid:   {_v(t.get('pid'))}   started {_t(t.get('started_ns'))}")
     print(f"acquired:   {_t(acq.get('start_ns'))} .. {_t(acq.get('end_ns'))} (UTC)")
-    host = m.get("host") or {}
-    print(f"host:       {host.get('hostname')} kernel {host.get('kernel')}")
-    counts = m.get("counts") or {}
-    print("records:    " + ", ".join(f"{k} {v}" for k, v in sorted(counts.items())))
-    fs = m.get("filesystem") or {}
+    host = _d(m.get("host"))
+    print(f"host:       {_v(host.get('hostname'))} kernel {_v(host.get('kernel'))}")
+    counts = _d(m.get("counts"))
+    print("records:    " + ", ".join(f"{_v(k)} {_v(v)}" for k, v in sorted(counts.items())))
+    fs = _d(m.get("filesystem"))
     if fs:
         print(
-            f"files:      {fs.get('entries')} entries, {fs.get('files')} regular, "
-            f"{fs.get('copied_files')} copied ({fs.get('copied_bytes')} bytes), "
-            f"{fs.get('changed')} changed since start, {fs.get('deleted')} deleted"
+            f"files:      {_v(fs.get('entries'))} entries, {_v(fs.get('files'))} regular, "
+            f"{_v(fs.get('copied_files'))} copied ({_v(fs.get('copied_bytes'))} bytes), "
+            f"{_v(fs.get('changed'))} changed since start, {_v(fs.get('deleted'))} deleted"
         )
-    members = m.get("members") or []
-    print(f"members:    {len(members)} + manifest")
-    skips = m.get("skips") or {}
-    by = skips.get("by_collector") or {}
-    print(
-        f"skipped:    {skips.get('total', 0)}"
-        + (" (" + ", ".join(f"{k} {v}" for k, v in sorted(by.items())) + ")" if by else "")
-    )
-    for s in (skips.get("listed") or [])[:15]:
-        print(f"  - [{s.get('collector')}] {s.get('subject')}: {s.get('reason')}")
-    if skips.get("total", 0) > 15:
-        print(f"  … all in member {skips.get('member')}")
-    return 0
+    members = m.get("members")
+    print(f"members:    {len(members) if isinstance(members, list) else '?'} + manifest")
+    skips = _d(m.get("skips"))
+    by = _d(skips.get("by_collector"))
+    total = skips.get("total", 0)
+    per = ", ".join(f"{_v(k)} {_v(v)}" for k, v in sorted(by.items()))
+    print(f"skipped:    {_v(total)}" + (f" ({per})" if per else ""))
+    listed = skips.get("listed")
+    for item in (listed if isinstance(listed, list) else [])[:15]:
+        s = _d(item)
+        print(f"  - [{_v(s.get('collector'))}] {_v(s.get('subject'))}: {_v(s.get('reason'))}")
+    if isinstance(total, int) and total > 15:
+        print(f"  … all in member {_v(skips.get('member'))}")
+    print("integrity:  not checked here; `exuvia verify` checks every byte")
+    for w in warnings:
+        print(f"warning:    {_safe(w)}")
+    return 1 if warnings else 0
