@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import re
 
+from forensics.timeline.logtime import resolve_tz
+
 _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 
 
@@ -14,6 +16,15 @@ def size_arg(text: str) -> int:
     if not m:
         raise argparse.ArgumentTypeError(f"not a size: {text!r} (use e.g. 65536, 64M, 1G)")
     return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def tz_arg(text: str) -> str:
+    """A time-zone name (UTC, Europe/Paris, +02:00 ...), checked; kept as given."""
+    try:
+        resolve_tz(text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+    return text
 
 
 def add_capture_options(p: argparse.ArgumentParser) -> None:

@@ -8,15 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics.errors import ExuviaError
-from forensics.timeline.logtime import resolve_tz
-
-
-def _tz_arg(text: str) -> str:
-    try:
-        resolve_tz(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
+from tui.commands.options import tz_arg
 
 
 def register(sub: Any) -> None:
@@ -32,7 +24,7 @@ def register(sub: Any) -> None:
     p.add_argument("bundle", type=Path, metavar="BUNDLE")
     p.add_argument(
         "--tz",
-        type=_tz_arg,
+        type=tz_arg,
         default="UTC",
         help="time zone of log times written without one (as for `exuvia timeline`)",
     )

@@ -15,6 +15,7 @@ from forensics.timeline.events import KIND_NAMES, SOURCE_NAMES
 from forensics.timeline.logtime import parse_user_time, resolve_tz
 from forensics.timeline.query import Timeline
 from forensics.timeline.text import one_line
+from tui.commands.options import tz_arg
 
 #: counters that mean "something could not be parsed or used"
 UNPARSED = (
@@ -34,14 +35,6 @@ _EXT_FORMATS = {
     ".body": "bodyfile",
     ".bodyfile": "bodyfile",
 }
-
-
-def _tz_arg(text: str) -> str:
-    try:
-        resolve_tz(text)
-    except ValueError as err:
-        raise argparse.ArgumentTypeError(str(err)) from None
-    return text
 
 
 def _list_arg(choices: dict[str, Any], what: str) -> Any:
@@ -105,7 +98,7 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument(
         "--tz",
-        type=_tz_arg,
+        type=tz_arg,
         default="UTC",
         help="time zone of log times written without one, and of --from/--to (default UTC)",
     )
