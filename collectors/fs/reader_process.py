@@ -32,7 +32,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from forensics.bundle.writer import CHUNK, MemberEntry, MemberStream
+from forensics.bundle.writer import CHUNK, MemberEntry, MemberStream, padded, read_up_to
 from forensics.records import Record, Skip
 
 if TYPE_CHECKING:
@@ -164,14 +164,7 @@ class ProxyWriter:
             chan.used += got
             chan.op(("c", off, got))
             remaining -= got
-        member_h = h
-        if remaining:
-            member_h = h.copy()
-            left = remaining
-            while left > 0:
-                member_h.update(bytes(min(CHUNK, left)))
-                left -= min(CHUNK, left)
-        member_sha = member_h.hexdigest()
+        member_sha = padded(h, remaining).hexdigest()
         chan.op(("E", member_sha))
         return h.hexdigest(), size - remaining, MemberEntry(name, size, member_sha, remaining)
 
@@ -182,26 +175,13 @@ class ProxyWriter:
         h = digest if digest is not None else hashlib.sha256()
         chan = self.chan
         chan.op(("M", name, size))
-        remaining = size
-        while remaining > 0:
-            chunk = read(min(CHUNK, remaining))
-            if not chunk:
-                break
-            if len(chunk) > remaining:
-                chunk = chunk[:remaining]
-            h.update(chunk)
+        got = 0
+        for chunk in read_up_to(read, size, h):
             off = chan.put(chunk)
             chan.op(("c", off, len(chunk)))
-            remaining -= len(chunk)
-        member_h = h
-        if remaining:
-            member_h = h.copy()
-            left = remaining
-            while left > 0:
-                n = min(CHUNK, left)
-                member_h.update(b"\0" * n)
-                left -= n
-        sha = member_h.hexdigest()
+            got += len(chunk)
+        remaining = size - got
+        sha = padded(h, remaining).hexdigest()
         chan.op(("E", sha))
         return MemberEntry(name, size, sha, remaining)
 

@@ -13,7 +13,7 @@ import io
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any, BinaryIO, Protocol
 
@@ -113,6 +113,33 @@ class MemberEntry:
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "size": self.size, "sha256": self.sha256}
+
+
+def read_up_to(read: Callable[[int], bytes], size: int, digest: Any) -> Iterator[bytes]:
+    """Chunks (at most :data:`CHUNK`) from ``read(n)`` until ``size`` bytes or the
+    source's end, never past ``size``; each is added to ``digest`` as it goes."""
+    remaining = size
+    while remaining > 0:
+        chunk = read(min(CHUNK, remaining))
+        if not chunk:
+            return
+        if len(chunk) > remaining:
+            chunk = chunk[:remaining]
+        digest.update(chunk)
+        remaining -= len(chunk)
+        yield chunk
+
+
+def padded(digest: Any, short: int) -> Any:
+    """``digest`` as if ``short`` zero bytes followed (a copy; ``digest`` itself if none)."""
+    if not short:
+        return digest
+    out = digest.copy()
+    while short > 0:
+        n = min(CHUNK, short)
+        out.update(bytes(n))
+        short -= n
+    return out
 
 
 class MemberWriter(Protocol):
@@ -255,27 +282,17 @@ class BundleWriter:
             self._record(entry)
             return entry
         self._sink.write(self._header(name, size))
-        remaining = size
-        while remaining > 0:
-            chunk = read(min(CHUNK, remaining))
-            if not chunk:
-                break
-            if len(chunk) > remaining:
-                chunk = chunk[:remaining]
-            h.update(chunk)
+        got = 0
+        for chunk in read_up_to(read, size, h):
             self._sink.write(chunk)
-            remaining -= len(chunk)
-        short = remaining
-        member_h = h
-        if short:
-            member_h = h.copy()
+            got += len(chunk)
+        short = size - got
+        member_h = padded(h, short)
+        remaining = short + tail
         while remaining > 0:
-            pad = b"\0" * min(CHUNK, remaining)
-            member_h.update(pad)
-            self._sink.write(pad)
-            remaining -= len(pad)
-        if tail:
-            self._sink.write(b"\0" * tail)
+            n = min(CHUNK, remaining)
+            self._sink.write(bytes(n))
+            remaining -= n
         entry = MemberEntry(name, size, member_h.hexdigest(), short)
         self._record(entry)
         return entry
