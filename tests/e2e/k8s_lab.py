@@ -155,8 +155,9 @@ def jsonl(data: bytes) -> list[dict[str, Any]]:
     return [json.loads(line) for line in data.splitlines() if line.strip()]
 
 
-def agent_pids(needle: str) -> list[int]:
-    """Host pids of ``collectors.agent capture`` processes whose argv mentions ``needle``.
+def agent_pids(needle: str, mode: str = "capture") -> list[int]:
+    """Host pids of ``collectors.agent MODE`` processes (capture, serve) whose argv
+    mentions ``needle``.
 
     The filesystem reader an agent forks while it walks (collectors/fs/reader_process.py)
     shares its argv; it is left out, so each agent counts once.
@@ -172,7 +173,7 @@ def agent_pids(needle: str) -> list[int]:
             continue
         if (
             b"collectors.agent" in argv
-            and b"capture" in argv
+            and mode.encode() in argv
             and any(needle.encode() in a for a in argv)
         ):
             out.append(int(entry.name))
@@ -182,6 +183,16 @@ def agent_pids(needle: str) -> list[int]:
             except (OSError, ValueError, IndexError):
                 continue
     return [pid for pid in out if parents.get(pid) not in out]
+
+
+def start_capture(uri: str, out: Path, kubeconfig: str, *extra: str) -> subprocess.Popen[str]:
+    """`exuvia capture URI -o OUT --files all` in the background; the client spools
+    the agent's stream to ``<OUT>.agent-stream`` while it arrives."""
+    argv = capture_argv(uri, out, "--files", "all", "--kubeconfig", kubeconfig, *extra)
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", *argv], cwd=REPO, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
 
 
 def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: float = 0.01) -> Any:

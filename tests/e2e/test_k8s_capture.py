@@ -17,7 +17,6 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -325,12 +324,7 @@ def test_a_broken_stream_keeps_what_arrived(
     cid = pod["status"]["containerStatuses"][0]["containerID"]
     out = tmp_path / "cut.exv"
     spool = Path(f"{out}.agent-stream")
-    argv = lab.capture_argv(f"k8s://{ns}/big", out, "--files", "all", "--kubeconfig",
-                            kubeconfig_path)  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", *argv], cwd=lab.REPO, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    proc = lab.start_capture(f"k8s://{ns}/big", out, kubeconfig_path)
     try:
         lab.wait_for(lambda: spool.exists() and spool.stat().st_size > (2 << 20), 120, "the stream")
         pids = lab.agent_pids(cid)

@@ -6,8 +6,6 @@ holds, and a one-line message, never a traceback or a file claiming completeness
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,12 +31,7 @@ def test_pod_deleted_mid_capture_gives_a_clearly_incomplete_bundle(
     lab.wait_logged(cluster, ns, "big", "]: ready")
     out = tmp_path / "del.exv"
     spool = Path(f"{out}.agent-stream")
-    argv = lab.capture_argv(f"k8s://{ns}/big", out, "--files", "all", "--kubeconfig",
-                            kubeconfig_path)  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tui.cli", *argv], cwd=lab.REPO, text=True,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    proc = lab.start_capture(f"k8s://{ns}/big", out, kubeconfig_path)
     try:
         lab.wait_for(lambda: spool.exists() and spool.stat().st_size > (1 << 20), 120, "the stream")
         cluster.core.delete_namespaced_pod("big", ns, grace_period_seconds=0)

@@ -35,25 +35,6 @@ from tui.triage.widgets.socket_table import SocketTable
 pytestmark = pytest.mark.e2e
 
 
-def serve_pids(container_id: str) -> list[int]:
-    """Host pids of `collectors.agent serve` processes for that target."""
-    out = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            b"collectors.agent" in argv
-            and b"serve" in argv
-            and any(container_id.encode() in a for a in argv)
-        ):
-            out.append(int(entry.name))
-    return out
-
-
 @pytest.mark.parametrize("level", ["baseline", "restricted"])
 def test_live_processes_files_and_sockets_of_a_pod(
     cluster: Any,
@@ -71,7 +52,7 @@ def test_live_processes_files_and_sockets_of_a_pod(
         live = open_live(kc, ns, "lab", None, k8s)
         try:
             assert live.container == "app" and live.injection.footprint["reused"] is False
-            assert serve_pids(cid), "agent serve is not running"
+            assert lab.agent_pids(cid, "serve"), "agent serve is not running"
             r = live.remote
             assert r.shell[0] is False, r.shell  # the lab image has no shell
             rows = r.sample()
@@ -99,7 +80,7 @@ def test_live_processes_files_and_sockets_of_a_pod(
             assert live.requests()["sha256"] == 1
         finally:
             live.close()
-        lab.wait_for(lambda: not serve_pids(cid), 20, "agent serve to exit", 0.1)
+        lab.wait_for(lambda: not lab.agent_pids(cid, "serve"), 20, "agent serve to exit", 0.1)
 
         again = open_live(kc, ns, "lab", "app", k8s)  # a second session: the same agent
         try:
@@ -187,9 +168,9 @@ async def test_pod_dashboard_processes_files_sockets_then_capture(
             await pilot.press("c")
             await _until(pilot, lambda: screen.result is not None, 240, "capture")
             res = screen.result
-            assert serve_pids(cid)
+            assert lab.agent_pids(cid, "serve")
             await pilot.press("escape")  # leaving the pod ends `agent serve`
-            await _until(pilot, lambda: not serve_pids(cid), 20, "agent serve to exit")
+            await _until(pilot, lambda: not lab.agent_pids(cid, "serve"), 20, "agent serve to exit")
         assert res is not None and res.complete, res
         closed = [a for a in app.session.actions() if a["action"] == "triage.agent.closed"]
         assert closed and closed[0]["details"]["requests"]["hello"] == 1, closed
