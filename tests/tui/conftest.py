@@ -49,6 +49,13 @@ async def ready(pilot: Any) -> None:
     await pilot.pause()
 
 
+async def answer(pilot: Any, key: str, text: str) -> None:
+    """Press ``key`` (g, /, t, a ...), type ``text`` in the prompt it opens, Enter."""
+    await pilot.press(key)
+    pilot.app.screen.query_one("#prompt-input").value = text
+    await pilot.press("enter")
+
+
 def line_text(widget: Any, y: int) -> str:
     return "".join(seg.text for seg in widget.render_line(y))
 

@@ -11,7 +11,7 @@ from textual import events
 from forensics.casefile import CaseFile
 from forensics.timeline import Query, open_timeline
 from tests.support.incident_bundle import ESCAPE, MARKUP, T0
-from tests.tui.conftest import line_text, ready, static_text, wait_for
+from tests.tui.conftest import answer, line_text, ready, static_text, wait_for
 from tui.replay.app import make_app
 from tui.replay.widgets.event_list import EventList
 from tui.replay.widgets.histogram import HistogramStrip
@@ -95,9 +95,7 @@ async def test_goto_time_and_histogram_click(incident: Path) -> None:
         assert cur is not None and cur.ts == T0 + 600 * 1_000_000_000
         assert cur.entity == "pid:4107"
         bad = app.current()
-        await pilot.press("g")
-        app.screen.query_one("#prompt-input").value = "not a time"
-        await pilot.press("enter")
+        await answer(pilot, "g", "not a time")
         assert app.current() == bad  # a bad time moves nothing (and says why)
         strip = app.query_one(HistogramStrip)
         await wait_for(pilot, lambda: strip.hist is not None)
@@ -139,9 +137,7 @@ async def test_search_counts_hits_and_n_and_N_walk_them(incident: Path) -> None:
     app = make_app(incident)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await pilot.press("slash")
-        app.screen.query_one("#prompt-input").value = "server"
-        await pilot.press("enter")
+        await answer(pilot, "slash", "server")
         await wait_for(pilot, lambda: app.search_hits is not None)
         with open_timeline(incident) as tl:
             hits = tl.events(Query(text="server"))
@@ -161,9 +157,7 @@ async def test_detail_pane_shows_the_record_and_log_context(incident: Path) -> N
     app = make_app(incident)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await pilot.press("slash")
-        app.screen.query_one("#prompt-input").value = "implant"
-        await pilot.press("enter")
+        await answer(pilot, "slash", "implant")
         detail = static_text(app.query_one("#detail-body"))
         assert "reloading config (implant staged)" in detail
         assert "surrounding lines" in detail and "request 9 ok" in detail
@@ -180,9 +174,7 @@ async def test_notes_live_beside_the_bundle_and_go_into_exports(incident: Path) 
     app = make_app(incident)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await pilot.press("g")
-        app.screen.query_one("#prompt-input").value = "2026-11-22T22:23:20Z"
-        await pilot.press("enter")
+        await answer(pilot, "g", "2026-11-22T22:23:20Z")
         implant = app.current()
         await pilot.press("b", "t")
         app.screen.query_one("#prompt-input").value = "initial-access"
@@ -227,9 +219,7 @@ async def test_playback_steps_in_time_order_and_shows_who_was_alive(incident: Pa
     app = make_app(incident)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await pilot.press("g")
-        app.screen.query_one("#prompt-input").value = "2026-11-22T22:23:19Z"
-        await pilot.press("enter")
+        await answer(pilot, "g", "2026-11-22T22:23:19Z")
         start = app.current()
         await pilot.press("right_square_bracket")
         assert app.speed == 10

@@ -8,24 +8,18 @@ import pytest
 from textual.widgets import DataTable, Tree
 
 from tests.support.incident_bundle import NAME_MARKUP
-from tests.tui.conftest import ready, static_text, wait_for
+from tests.tui.conftest import answer, ready, static_text, wait_for
 from tui.replay.app import make_app
 
 pytestmark = pytest.mark.asyncio
 SIZE = (160, 45)
 
 
-async def goto(pilot: object, app: object, when: str) -> None:
-    await pilot.press("g")  # type: ignore[attr-defined]
-    app.screen.query_one("#prompt-input").value = when  # type: ignore[attr-defined]
-    await pilot.press("enter")  # type: ignore[attr-defined]
-
-
 async def test_process_pivot_and_tree(incident: Path) -> None:
     app = make_app(incident)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await goto(pilot, app, "2026-11-22T22:13:21Z")  # the server starts
+        await answer(pilot, "g", "2026-11-22T22:13:21Z")  # the server starts
         assert app.current().entity == "pid:4100"
         await pilot.press("o")
         body = static_text(app.screen.query_one("#proc-body"))
@@ -46,7 +40,7 @@ async def test_file_pivot_preview_text_and_hex_and_changed_filter(incident: Path
     app = make_app(incident)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await goto(pilot, app, "2026-11-22T22:18:20Z")  # /etc/app.conf changes
+        await answer(pilot, "g", "2026-11-22T22:18:20Z")  # /etc/app.conf changes
         assert app.current().entity == "/etc/app.conf"
         await pilot.press("o")
         await wait_for(pilot, lambda: "sha256" in static_text(app.screen.query_one("#file-body")))
@@ -84,7 +78,7 @@ async def test_log_pivot_shows_the_surrounding_lines(incident: Path) -> None:
     app = make_app(incident)
     async with app.run_test(size=SIZE) as pilot:
         await ready(pilot)
-        await goto(pilot, app, "2026-11-22T22:13:31Z")
+        await answer(pilot, "g", "2026-11-22T22:13:31Z")
         await pilot.press("o")
         text = static_text(app.screen.query_one("#context Static"))
         assert "logs/runtime/01-stdio.log" in text
