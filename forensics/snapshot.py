@@ -34,12 +34,6 @@ class Snapshot:
     #: what could not be read (member absent or malformed lines), one line each
     problems: list[str] = field(default_factory=list)
 
-    def process(self, pid: int) -> dict[str, Any] | None:
-        for p in self.processes:
-            if p.get("pid") == pid:
-                return p
-        return None
-
     def children(self, pid: int) -> list[dict[str, Any]]:
         return [p for p in self.processes if p.get("ppid") == pid and p.get("pid") != pid]
 
@@ -49,6 +43,10 @@ class Snapshot:
         roots = [
             p for p in self.processes if p.get("ppid") not in pids or p.get("ppid") == p.get("pid")
         ]
+        kids: dict[Any, list[dict[str, Any]]] = {}
+        for p in self.processes:  # one pass, not a scan per process
+            if p.get("ppid") != p.get("pid"):
+                kids.setdefault(p.get("ppid"), []).append(p)
         seen: set[Any] = set()
         stack = [(0, p) for p in sorted(roots, key=_pid, reverse=True)]
         while stack:
@@ -57,8 +55,8 @@ class Snapshot:
                 continue
             seen.add(proc.get("pid"))
             yield depth, proc
-            kids = sorted(self.children(int(proc.get("pid") or 0)), key=_pid, reverse=True)
-            stack.extend((depth + 1, k) for k in kids)
+            below = sorted(kids.get(proc.get("pid"), []), key=_pid, reverse=True)
+            stack.extend((depth + 1, k) for k in below)
 
     def alive_at(self, ts: int) -> set[int]:
         """Pids of captured processes that had started by ``ts`` (all were alive at capture)."""
