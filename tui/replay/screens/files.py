@@ -113,6 +113,7 @@ class FileScreen(Screen[None]):
 
     def __init__(self, tl: Timeline, bundle: str, path: str | None = None) -> None:
         super().__init__()
+        self.tl = tl  # the app's read-only connection, for one record at a time
         self.tl_path = tl.path
         self.bundle = bundle
         self.start_path = path
@@ -184,9 +185,7 @@ class FileScreen(Screen[None]):
         if event.node.data is None or not event.node.data[1]:
             return
         _path, rid, flags = event.node.data
-        with Timeline(self.tl_path) as tl:
-            rec = file_record(tl, rid)
-        self._show(rec, flags)
+        self._show(file_record(self.tl, rid), flags)
 
     def _show(self, rec: dict[str, Any], flags: int) -> None:
         self.selected = rec
