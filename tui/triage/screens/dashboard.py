@@ -29,16 +29,19 @@ from tui.triage.widgets.target_header import TargetHeader
 from tui.triage.widgets.timeline_view import SeenEvent, TimelineView
 
 TABS = ("processes", "files", "sockets", "logs", "timeline")
+#: 1..5 switch tabs (the local dashboard and the pod's share them)
+TAB_BINDINGS: list[BindingType] = [
+    Binding(str(i), f"tab('{tab}')", label, show=False)
+    for i, (tab, label) in enumerate(
+        zip(TABS, ("Procs", "Files", "Sockets", "Logs", "Timeline"), strict=True), 1
+    )
+]
 
 
 class DashboardScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "capture", "Capture"),
-        Binding("1", "tab('processes')", "Procs", show=False),
-        Binding("2", "tab('files')", "Files", show=False),
-        Binding("3", "tab('sockets')", "Sockets", show=False),
-        Binding("4", "tab('logs')", "Logs", show=False),
-        Binding("5", "tab('timeline')", "Timeline", show=False),
+        *TAB_BINDINGS,
         Binding("r", "refresh_now", "Refresh"),
         Binding("escape", "back", "Back"),
     ]

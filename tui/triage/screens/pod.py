@@ -26,6 +26,7 @@ from collectors.k8s.pods import PodRow
 from collectors.live.processes import ProcRow
 from collectors.live.sockets import SocketRow
 from forensics.errors import ExuviaError, TargetGone
+from tui.triage.screens.dashboard import TAB_BINDINGS
 from tui.triage.screens.pod_capture import run_pod_capture
 from tui.triage.session import TriageSession
 from tui.triage.text import age, lit, notice
@@ -41,11 +42,7 @@ class PodScreen(Screen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("c", "capture", "Capture (agent)"),
         Binding("o", "open_replay", "Open in replay"),
-        Binding("1", "tab('processes')", "Procs", show=False),
-        Binding("2", "tab('files')", "Files", show=False),
-        Binding("3", "tab('sockets')", "Sockets", show=False),
-        Binding("4", "tab('logs')", "Logs", show=False),
-        Binding("5", "tab('timeline')", "Timeline", show=False),
+        *TAB_BINDINGS,
         Binding("r", "refresh_now", "Refresh"),
         Binding("escape", "back", "Back"),
     ]
