@@ -12,9 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-import platform
 import signal
-import socket
 import tempfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -23,7 +21,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
-from collectors.context import CollectContext
+from collectors.context import CollectContext, examiner_host
 from collectors.fs.acquire import FilesystemAcquirer, FsStats
 from collectors.fs.elf_extract import extract_process_exe
 from collectors.fs.mounts import PSEUDO_DIRS, parse_mountinfo, pseudo_mount_points, root_mount
@@ -450,11 +448,7 @@ class Capture:
             "tool": {"name": "exuvia", "version": __version__},
             "case": self.opts.case,
             "examiner": self.opts.examiner,
-            "host": {
-                "hostname": socket.gethostname(),
-                "kernel": platform.release(),
-                "machine": platform.machine(),
-            },
+            "host": examiner_host(),
             "command_line": self.opts.argv,
             "clock": {"source": CLOCK_SOURCE, "timezone": "UTC", "resolution": "ns"},
             "acquisition": {

@@ -6,7 +6,10 @@ can point collectors anywhere.
 
 from __future__ import annotations
 
+import platform
+import socket
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,3 +29,12 @@ class CollectContext:
     def root_dir(self) -> str:
         """The target's root filesystem as the target sees it."""
         return f"{self.procfs}/{self.pid}/root"
+
+
+def examiner_host() -> dict[str, Any]:
+    """The machine the capture runs on, as a manifest records it."""
+    return {
+        "hostname": socket.gethostname(),
+        "kernel": platform.release(),
+        "machine": platform.machine(),
+    }

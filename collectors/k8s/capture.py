@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,6 +33,7 @@ from collectors.capture import (
     refuse_existing,
     signed_details,
 )
+from collectors.context import examiner_host
 from collectors.k8s import facts as k8s_facts
 from collectors.k8s.assemble import Outcome, assemble
 from collectors.k8s.client import KubeClient
@@ -377,11 +376,7 @@ class K8sCapture:
         except OSError as err:
             raise OutputError(f"cannot create {partial}: {err.strerror}") from err
         raw = os.fdopen(fd, "wb", buffering=1 << 20)
-        host = {
-            "hostname": socket.gethostname(),
-            "kernel": platform.release(),
-            "machine": platform.machine(),
-        }
+        host = examiner_host()
         try:
             outcome = assemble(
                 raw,
