@@ -8,7 +8,9 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-APT_PACKAGES=(runc podman containerd sleuthkit rpm gcc libc6-dev zstd tmux binutils iproute2 util-linux debootstrap)
+# chromium, poppler-utils (pdftotext) and a Java runtime (the HTML validator) test `exuvia report`
+APT_PACKAGES=(runc podman containerd sleuthkit rpm gcc libc6-dev zstd tmux binutils iproute2 util-linux debootstrap
+              chromium poppler-utils default-jre-headless)
 VENV=.venv
 
 need_root() {

@@ -36,6 +36,18 @@ def field_bytes(record: dict[str, Any], name: str) -> bytes:
     return str(value).encode("utf-8")
 
 
+def no_surrogates(v: Any) -> Any:
+    """``v`` (a JSON value) with lone surrogates replaced by U+FFFD: JSON text from a
+    bundle can carry ``\\udcff`` escapes, which UTF-8 (and SQLite) refuse."""
+    if isinstance(v, str):
+        return v.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    if isinstance(v, list):
+        return [no_surrogates(x) for x in v]
+    if isinstance(v, dict):
+        return {no_surrogates(k): no_surrogates(x) for k, x in v.items()}
+    return v
+
+
 def to_bytes(path: str | bytes) -> bytes:
     return path if isinstance(path, bytes) else os.fsencode(path)
 
@@ -48,7 +60,8 @@ def printable(text: str) -> str:
     """``text`` safe to show on a terminal: control characters (C0, DEL, C1) and
     bidirectional overrides become visible escapes (``\\x1b``, ``\\n``, ``\\u202e``),
     so a name or log line from a target can never move the cursor, change colours
-    or reorder what is shown. Everything else is kept as it is."""
+    or reorder what is shown; a lone surrogate (JSON can carry one) becomes ``\\udcff``.
+    Everything else is kept as it is."""
     if text.isprintable() and not any(c in _BIDI for c in text):
         return text
     out = []
@@ -58,7 +71,7 @@ def printable(text: str) -> str:
             out.append(_CONTROL_ESCAPES[c])
         elif o < 0x20 or 0x7F <= o < 0xA0:
             out.append(f"\\x{o:02x}")
-        elif c in _BIDI:
+        elif c in _BIDI or 0xD800 <= o <= 0xDFFF:  # a lone surrogate cannot be printed
             out.append(f"\\u{o:04x}")
         else:
             out.append(c)

@@ -103,6 +103,8 @@ class Facts:
     log_hits: list[LogHit] = field(default_factory=list)
     logs_scanned: list[str] = field(default_factory=list)
     skips: list[dict[str, Any]] = field(default_factory=list)
+    #: the custody log inside the bundle (custody.jsonl), in order
+    custody: list[dict[str, Any]] = field(default_factory=list)
     inventory: Inventory | None = None
     #: what could not be read, one line each (malformed records, a cut stream)
     problems: list[str] = field(default_factory=list)

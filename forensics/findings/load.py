@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import IO
 
 from forensics.bundle.format import (
+    CUSTODY_NAME,
     HEADER_NAME,
     MANIFEST_NAME,
     SKIPS_NAME,
@@ -37,6 +38,7 @@ from forensics.findings.facts import Facts, LogHit, Rec
 from forensics.findings.rules import families, log_patterns
 from forensics.inventory import load as inv_load
 from forensics.inventory.analyze import inventory_from_snapshot
+from forensics.textsafe import no_surrogates
 from forensics.timeline.bundleio import MemberStream, StreamCut, iter_lines, open_stream
 from forensics.timeline.fs import parse_json_line
 
@@ -86,7 +88,7 @@ class _Pass:
         if name in (HEADER_NAME, MANIFEST_NAME, "artifacts/target.json"):
             self._json(name, f)
             return
-        collector = "skips" if name == SKIPS_NAME else collector_of(name)
+        collector = {SKIPS_NAME: "skips", CUSTODY_NAME: "custody"}.get(name) or collector_of(name)
         if collector is not None:
             self._records(name, info.size, f, collector)
         elif name.startswith("logs/") or (
@@ -102,7 +104,7 @@ class _Pass:
             self.facts.problems.append(f"{name}: larger than {MAX_JSON} bytes; not read")
             return
         try:
-            doc = load_json(data, name)
+            doc = no_surrogates(load_json(data, name))
         except BundleError as err:
             self.facts.problems.append(str(err))
             return
@@ -149,9 +151,10 @@ class _Pass:
                 facts.binaries.append(Rec(name, lineno, rec))
             elif collector == "filesystem":
                 self._fs(Rec(name, lineno, rec))
-            elif collector == "skips":
-                if len(facts.skips) < MAX_SKIPS:
-                    facts.skips.append(rec)
+            elif collector in ("skips", "custody"):
+                kept = facts.skips if collector == "skips" else facts.custody
+                if len(kept) < MAX_SKIPS:
+                    kept.append(rec)
                 else:
                     self.skips_dropped += 1
 

@@ -62,9 +62,9 @@ class _Builder:
         texts = {
             p: d.decode("utf-8", "replace")
             for p, d in snap.metadata.items()
-            if metadata_kind(p.encode()) != "rpm-sqlite"
+            if metadata_kind(p.encode("utf-8", "surrogatepass")) != "rpm-sqlite"
         }
-        kinds = {p: metadata_kind(p.encode()) or "" for p in texts}
+        kinds = {p: metadata_kind(p.encode("utf-8", "surrogatepass")) or "" for p in texts}
         os_id, release = osr.get("ID"), osr.get("VERSION_ID")
         deb_ns = os_id if os_id in ("debian", "ubuntu") else "debian"
         found, probs = dpkg.collect(texts, (deb_ns, release))
@@ -76,7 +76,7 @@ class _Builder:
                     texts[path], path, (os_id or "alpine", release)
                 )
         for path, data in snap.metadata.items():
-            if metadata_kind(path.encode()) == "rpm-sqlite":
+            if metadata_kind(path.encode("utf-8", "surrogatepass")) == "rpm-sqlite":
                 with tempfile.TemporaryDirectory() as tmp:
                     db = os.path.join(tmp, "rpmdb.sqlite")
                     Path(db).write_bytes(data)
@@ -109,7 +109,7 @@ class _Builder:
         for path, rec in self.fs.items():
             if rec.get("type") != "file":
                 continue
-            kind = metadata_kind(path.encode())
+            kind = metadata_kind(path.encode("utf-8", "surrogatepass"))
             if kind is None:
                 continue
             if kind in UNSUPPORTED:
@@ -160,7 +160,8 @@ class _Builder:
                 setuid=bool(bits & 0o4000),
                 setgid=bool(bits & 0o2000),
                 changed=rec.get("changed"),
-                member=rec.get("member") or "elf" + encode_path(path.encode()),
+                member=rec.get("member")
+                or "elf" + encode_path(path.encode("utf-8", "surrogatepass")),
             )
             self._elf(exe, blob)
             exes[path] = exe

@@ -30,6 +30,7 @@ from forensics.bundle.reader import load_json, unsafe_name
 from forensics.bundle.reader import open_stream as bundle_open_stream
 from forensics.bundle.zstdstream import ZstdFeeder
 from forensics.errors import BundleError
+from forensics.textsafe import no_surrogates
 
 CHUNK = 1 << 20
 #: member data is read in steps this small, so a corrupt or cut-off stream loses
@@ -171,7 +172,7 @@ class BundleScan:
         if data is None:
             return None
         try:
-            return load_json(data, name)
+            return no_surrogates(load_json(data, name))
         except BundleError as err:
             self.problems.append(str(err))
             return None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from forensics.textsafe import no_surrogates
 from forensics.timeline.bundleio import MemberStream, iter_lines
 from forensics.timeline.events import Flag
 from forensics.timeline.sink import BATCH, Sink
@@ -49,6 +50,8 @@ def parse_json_text(text: str) -> tuple[Any, str | None]:
         return None, f"not valid JSON ({str(err)[:80]})"
     if end != len(text):
         return None, "not valid JSON (extra data after the record)"
+    if "\\ud" in text or "\\uD" in text:  # a crafted record can carry lone surrogates
+        obj = no_surrogates(obj)
     return obj, None
 
 
@@ -137,6 +140,8 @@ def extract_fs(stream: MemberStream, sink: Sink) -> None:
         flags = _CHANGED if g("changed") is True else 0
         if g("deleted") is True or g("type") == "whiteout":
             flags |= _CHANGED_DELETED
+        if "\\ud" in text or "\\uD" in text:  # a lone surrogate (crafted) cannot be stored
+            path = no_surrogates(path)
         # the record itself is kept: its other fields are read (and checked) when shown
         append((flags, path, mid, lineno, text, m, a, c, b))
         if len(rows) >= BATCH:

@@ -18,6 +18,7 @@ from tests.support import incident_bundle
 from tests.support.incident_bundle import ESCAPE, MARKUP
 
 EXUVIA = [sys.executable, "-m", "tui.cli"]
+REPO = Path(__file__).parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -85,3 +86,30 @@ def test_cli_escapes_what_comes_from_the_bundle(bundle: Path) -> None:
         "member": "artifacts/processes.jsonl", "line": 2, "pivot": "process", "key": 4107,
         "role": "the process", "text": deleted["evidence"][0]["text"],
     }  # fmt: skip
+
+
+def test_lone_surrogates_in_records_are_no_traceback(tmp_path: Path) -> None:
+    """JSON can carry a lone surrogate (``\\udcff``), which UTF-8 and SQLite refuse:
+    every reader shows it (as U+FFFD or an escape) instead of crashing."""
+    from tests.support.bundle_craft import write_real_bundle  # noqa: PLC0415
+
+    def rec(**kw: object) -> bytes:  # "@@" becomes a lone surrogate's JSON escape
+        return json.dumps(kw).replace("@@", "x\\udcffy").encode() + b"\n"
+
+    proc = rec(kind="process", pid=7, nspid=1, name="@@", cmdline=["@@"],
+               exe="/tmp/@@ (deleted)", exe_deleted=True, start_ns=1)  # fmt: skip
+    fs = rec(kind="fs_entry", path="/etc/@@", type="file", mode="0755", changed=True,
+             mtime_ns=1, atime_ns=1, ctime_ns=1)  # fmt: skip
+    path = tmp_path / "s.exv"
+    write_real_bundle(path, contents={
+        "artifacts/target.json": rec(uri="runc://@@", pid=7, name="@@"),
+        "artifacts/processes.jsonl": proc,
+        "artifacts/filesystem.jsonl": fs,
+    })  # fmt: skip
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache"), "PATH": "/usr/bin:/bin"}
+    for cmd in (["findings"], ["findings", "--output", "json"], ["timeline"], ["sbom"],
+                ["report", "-o", str(tmp_path / "r.html")]):  # fmt: skip
+        r = subprocess.run([*EXUVIA, cmd[0], str(path), *cmd[1:]], capture_output=True,
+                           text=True, check=False, env=env, cwd=REPO)  # fmt: skip
+        assert r.returncode == 0 and "Traceback" not in r.stderr, (cmd, r.stderr)
+    assert "runs a deleted executable" in (tmp_path / "r.html").read_text()
