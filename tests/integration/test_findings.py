@@ -321,3 +321,33 @@ def test_clean_target_has_no_findings(
         box.stop()
     assert report.facts.processes and report.facts.sockets and report.facts.logs_scanned
     assert report.findings == [], [f"{f.rule}: {f.title}" for f in report.findings]
+
+
+def test_exports_carry_findings_as_tags(
+    incident: tuple[FindingsReport, dict], tmp_path: Path
+) -> None:
+    report, _ = incident
+    with open_timeline(report.bundle) as tl:
+        refs = {(e.member, e.line) for f in report.findings for e in f.evidence
+                if tl.event_at_ref(e.member, e.line) is not None}  # fmt: skip
+    assert len(refs) >= 4
+    out = {}
+    for fmt in ("jsonl", "csv", "l2tcsv", "bodyfile"):
+        dest = tmp_path / f"t.{fmt}"
+        r = subprocess.run([EXUVIA, "timeline", report.bundle, "--format", fmt, "-o", str(dest),
+                            "--with-findings", "-q"], capture_output=True, text=True,
+                           timeout=300, check=False)  # fmt: skip
+        out[fmt] = (r, dest)
+    r, _ = out["bodyfile"]
+    assert r.returncode == 2 and "a bodyfile has no place for findings" in r.stderr
+    tagged = set()
+    for line in out["jsonl"][1].read_text().splitlines():
+        ev = json.loads(line)
+        if "exuvia-finding" in ev.get("tag", []):
+            tagged.add((ev["ref_member"], ev["ref_line"]))
+            assert any(t.startswith("finding:") for t in ev["tag"]) and ev["comment"]
+    assert tagged == refs
+    memfd = next(f for f in report.findings if f.rule == "exe.memfd")
+    csv_text = out["csv"][1].read_text()
+    assert "severity:critical" in csv_text and memfd.title in csv_text
+    assert "finding:exe.memfd" in out["l2tcsv"][1].read_text()

@@ -111,6 +111,14 @@ def register(sub: Any) -> None:
         help="include the examiner's bookmarks, tags and notes (from the case file beside "
         "the bundle, written by `exuvia replay`) in the export",
     )
+    p.add_argument(
+        "--with-findings",
+        action="store_true",
+        help="tag the events that are a finding's evidence (exuvia findings): tags "
+        "exuvia-finding, finding:RULE and severity:LEVEL and the finding's title as a note "
+        "(Timesketch tag/comment in jsonl, the tags/note columns of csv, plaso's notes column "
+        "of l2tcsv; a bodyfile has no place for them)",
+    )
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached timeline")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     p.set_defaults(handler=run)
@@ -190,10 +198,20 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.output:
             fmt = args.format or _EXT_FORMATS.get(Path(args.output).suffix.lower(), "jsonl")
-            notes = CaseFile.for_bundle(args.bundle).notes if args.with_notes else None
+            notes: Any = CaseFile.for_bundle(args.bundle).notes if args.with_notes else None
+            if args.with_findings:
+                from forensics.findings import analyze_bundle  # noqa: PLC0415 - when asked
+                from forensics.findings.tags import FindingTags  # noqa: PLC0415
+
+                notes = FindingTags(analyze_bundle(args.bundle).findings, notes)
             try:
                 n = write_export(tl, q, fmt, args.output, limit=args.limit, notes=notes)
             except ValueError as err:
+                if args.with_findings and fmt == "bodyfile":
+                    raise ExuviaError(
+                        "a bodyfile has no place for findings (nor notes); export jsonl, "
+                        "csv or l2tcsv with --with-findings"
+                    ) from None
                 raise ExuviaError(str(err)) from None
             what = "file entries" if fmt == "bodyfile" else "events"
             if not args.quiet:
