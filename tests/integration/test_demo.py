@@ -53,11 +53,16 @@ def test_demo_ends_in_the_replay_view_on_a_terminal(tmp_path: Path) -> None:
            "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}  # fmt: skip
     tmux = Tmux([EXUVIA, "demo", "-o", str(tmp_path)], env, (160, 45))
     try:
-        screen = tmux.wait_for("exuvia replay", timeout=180)
+        screen = tmux.wait_for("findings — demo-", timeout=180)  # it opens on the findings
+        screen = tmux.wait_for("CRITICAL")
+        assert "runs from a memfd" in screen
+        tmux.keys("Escape")
+        screen = tmux.wait_for("exuvia replay", timeout=60)
         screen = tmux.wait_for("verified ✓")
         assert "runc://exuvia-lab-" in screen
-        screen = tmux.wait_for("container.created")
-        assert "process.started" in screen  # it opens where the incident begins
+        # it opens where the incident begins (the kind column is narrow beside the pane)
+        screen = tmux.wait_for("runc container exuvia-lab-")
+        assert "process.st" in screen and "container." in screen
         tmux.keys("q")
         tmux.wait_for("", timeout=5)
     finally:

@@ -92,6 +92,10 @@ def test_replay_in_a_real_terminal(incident: Path, tmp_path: Path) -> None:
            "PATH": os.environ.get("PATH", ""), "PYTHONPATH": str(REPO)}  # fmt: skip
     tmux = Tmux([str(exuvia), "replay", str(incident)], env, (160, 45))
     try:
+        # it opens on the findings, most severe first; Esc goes to the timeline
+        screen = tmux.wait_for("findings — incident.exv: 4 (3 high, 1 medium)")
+        assert "HIGH" in screen and "runs a deleted executable: /tmp/.x" in screen
+        tmux.keys("Escape")
         screen = tmux.wait_for("event 1 of 47")
         assert "verified ✓" in tmux.wait_for("verified")
         assert "incident.exv" in screen and "runc://web-1" in screen

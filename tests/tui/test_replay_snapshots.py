@@ -56,6 +56,33 @@ def test_screens(snap_compare: Any, incident: Path, name: str, keys: list[str]) 
     assert shot(snap_compare, incident, keys), name
 
 
+def test_message_column_stays_at_160_columns_with_the_detail_pane(
+    snap_compare: Any, incident: Path
+) -> None:
+    """The detail pane takes ~42 % of the width: the other columns narrow, the
+    message stays (it used to be pushed off the screen)."""
+
+    async def run_before(pilot: Any) -> None:
+        await settled(pilot)
+        await pilot.press("end")
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(incident), terminal_size=(160, 45), run_before=run_before)
+
+
+def test_findings_view(snap_compare: Any, incident: Path) -> None:
+    from tui.findings.screen import FindingsScreen  # noqa: PLC0415
+
+    async def run_before(pilot: Any) -> None:
+        app = pilot.app
+        await wait_for(pilot, lambda: isinstance(app.screen, FindingsScreen))
+        await wait_for(pilot, lambda: app.screen.report is not None)
+        await pilot.pause(0.3)
+
+    app = make_app(incident, findings_first=True)
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+
+
 def test_failed_verification_screen(snap_compare: Any, incident: Path) -> None:
     data = bytearray(incident.read_bytes())
     data[len(data) // 2] ^= 0x55

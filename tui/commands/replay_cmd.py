@@ -34,11 +34,21 @@ def register(sub: Any) -> None:
         action="store_true",
         help="open at the container's creation (not at the oldest file time of the image)",
     )
+    p.add_argument(
+        "--timeline-first",
+        action="store_true",
+        help="open on the timeline, not on the findings view (! opens it)",
+    )
     p.set_defaults(handler=run)
 
 
 def run_replay(
-    bundle: Path, *, tz: str = "UTC", local_time: bool = False, from_container_start: bool = False
+    bundle: Path,
+    *,
+    tz: str = "UTC",
+    local_time: bool = False,
+    from_container_start: bool = False,
+    findings_first: bool = True,
 ) -> int:
     """Run the app on a terminal; also called by `exuvia demo` and `exuvia triage`."""
     if not bundle.is_file():
@@ -49,12 +59,22 @@ def run_replay(
         )
     from tui.replay.app import make_app  # noqa: PLC0415 - textual only when the UI runs
 
-    app = make_app(bundle, tz=tz, local_time=local_time, from_container_start=from_container_start)
+    app = make_app(
+        bundle,
+        tz=tz,
+        local_time=local_time,
+        from_container_start=from_container_start,
+        findings_first=findings_first,
+    )
     app.run()
     return app.return_code or 0
 
 
 def run(args: argparse.Namespace) -> int:
     return run_replay(
-        args.bundle, tz=args.tz, local_time=args.local, from_container_start=args.from_start
+        args.bundle,
+        tz=args.tz,
+        local_time=args.local,
+        from_container_start=args.from_start,
+        findings_first=not args.timeline_first,
     )

@@ -29,7 +29,7 @@ from forensics.snapshot import Snapshot
 from forensics.timeline import Event, Query, Timeline, open_timeline
 from forensics.timeline.events import SOURCE_NAMES
 from forensics.timeline.query import Histogram
-from tui.replay import notes_actions, playback
+from tui.replay import findings_actions, notes_actions, playback
 from tui.replay.background import read_in_child
 from tui.replay.filters import Filters
 from tui.replay.paging import Window, key
@@ -57,6 +57,7 @@ class ReplayApp(App[None]):
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("question_mark", "help", "Help"),
+        Binding("exclamation_mark", "findings", "Findings", show=False),
         Binding("slash", "search", "Search"),
         Binding("n", "hit(1)", "Next hit", show=False),
         Binding("N", "hit(-1)", "Prev hit", show=False),
@@ -94,9 +95,14 @@ class ReplayApp(App[None]):
         tz: str = "UTC",
         local_time: bool = False,
         from_container_start: bool = False,
+        findings_first: bool = False,
     ) -> None:
         super().__init__()
         self.from_container_start = from_container_start
+        self.findings_first = findings_first
+        self.findings: Any = None  # a FindingsReport, from findings_actions.start
+        self.findings_error: str | None = None
+        self.findings_screen: Any = None
         self.bundle = Path(bundle)
         self.tz = tz
         self.zone = local_zone() if local_time else None
@@ -139,6 +145,9 @@ class ReplayApp(App[None]):
         except ExuviaError as err:
             self.case_error = str(err)
         self.open_store()
+        findings_actions.start(self)
+        if self.findings_first:
+            findings_actions.open_view(self)
 
     # -- workers ----------------------------------------------------------------------
     @work(thread=True, group="store")
@@ -551,6 +560,9 @@ class ReplayApp(App[None]):
         if ev is not None:
             open_pivot(self, ev)
 
+    def action_findings(self) -> None:
+        findings_actions.open_view(self)
+
     def action_help(self) -> None:
         from tui.replay.screens.help import HelpScreen  # noqa: PLC0415
 
@@ -569,8 +581,14 @@ def make_app(
     tz: str = "UTC",
     local_time: bool = False,
     from_container_start: bool = False,
+    findings_first: bool = False,
 ) -> ReplayApp:
-    """The replay app for ``bundle`` (tests build it through here)."""
+    """The replay app for ``bundle`` (tests build it through here); ``findings_first``:
+    open on the findings view (as `exuvia replay` does)."""
     return ReplayApp(
-        bundle, tz=tz, local_time=local_time, from_container_start=from_container_start
+        bundle,
+        tz=tz,
+        local_time=local_time,
+        from_container_start=from_container_start,
+        findings_first=findings_first,
     )

@@ -22,6 +22,7 @@ KEYS = [
         ("c", "clear every filter"), ("click a chip", "remove that filter"),
     ]),
     ("Looking", [
+        ("!", "findings, ranked (the view it opens on); Enter: the evidence's row, o: its view"),
         ("o", "open: the process, the file entry, or the log's surrounding lines"),
         ("d", "show / hide the detail pane"), ("z", "UTC / local time"),
         ("P F S", "process tree / file tree / sockets"), ("M", "manifest and custody log"),

@@ -23,6 +23,24 @@ TIME_W = 36
 WHAT_W = 17
 SOURCE_W = 8
 ENTITY_W = 28
+#: the message is the most useful column: the others give way to keep this much of it
+MIN_MESSAGE = 40
+#: (what, source, entity) widths tried in turn until the message gets MIN_MESSAGE
+_NARROWER = ((WHAT_W, SOURCE_W, ENTITY_W), (WHAT_W, SOURCE_W, 18), (10, 7, 14), (10, 7, 10))
+
+
+def column_widths(width: int, zone: tzinfo | None) -> tuple[bool, tuple[int, int, int, int]]:
+    """(short times, (time, what, source, entity) widths) for a list ``width`` cells wide.
+
+    The other columns narrow first, then times drop below the millisecond (the
+    detail pane keeps the nanoseconds), so the message column stays visible."""
+    full = 35 if zone is not None else 30
+    for short, time_w in ((False, full), (True, full - 6)):
+        for what, source, entity in _NARROWER:
+            used = 2 + time_w + what + source + entity + 4
+            if width - used >= MIN_MESSAGE:
+                return short, (time_w, what, source, entity)
+    return True, (full - 6, *_NARROWER[-1])
 
 
 class EventList(Widget, can_focus=True):
@@ -125,27 +143,27 @@ class EventList(Widget, can_focus=True):
     # -- drawing ----------------------------------------------------------------------
     def _cells(self, ev: Event) -> list[tuple[str, int]]:
         what = ev.macb or ev.kind
-        return [
-            (fmt_time(ev.ts, self.zone), TIME_W),
-            (what, WHAT_W),
-            (ev.source, SOURCE_W),
-            (one_line(ev.entity), ENTITY_W),
-        ]
+        short, (tw, ww, sw, ew) = column_widths(self.size.width, self.zone)
+        stamp = fmt_time(ev.ts, self.zone)
+        if short:  # ...T22:13:21.123456789Z -> ...T22:13:21.123Z (the pane has it all)
+            stamp = stamp[:23] + stamp[29:]
+        return [(stamp, tw), (what, ww), (ev.source, sw), (one_line(ev.entity), ew)]
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
         base = self.rich_style
         if y == 0:
             head = self.get_component_rich_style("event-list--header")
+            _short, (tw, ww, sw, ew) = column_widths(width, self.zone)
             text = (
                 "  "
                 + "".join(
                     set_cell_size(t, w) + " "
                     for t, w in (
-                        ("time (local)" if self.zone else "time (UTC)", TIME_W),
-                        ("MACB/kind", WHAT_W),
-                        ("source", SOURCE_W),
-                        ("entity", ENTITY_W),
+                        ("time (local)" if self.zone else "time (UTC)", tw),
+                        ("MACB/kind", ww),
+                        ("source", sw),
+                        ("entity", ew),
                     )
                 )
                 + "message"
