@@ -42,6 +42,15 @@ def test_triage_in_tmux_shows_the_process_tree(runc_target, tmp_path: Path) -> N
     assert started.returncode == 0, started.stderr
     try:
         screen = ""
+        # it opens on the target's findings; Esc shows the dashboard
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            screen = _tmux(sock, "capture-pane", "-p").stdout
+            if "findings — runc://" in screen and "CRITICAL" in screen:
+                break
+            time.sleep(0.2)
+        assert "runs from a memfd" in screen, screen
+        _tmux(sock, "send-keys", "Escape")
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             screen = _tmux(sock, "capture-pane", "-p").stdout

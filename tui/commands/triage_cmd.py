@@ -53,6 +53,11 @@ def register(sub: Any) -> None:
         "release image, as `exuvia capture`)",
     )
     p.add_argument("--context", metavar="NAME", help="kubeconfig context")
+    p.add_argument(
+        "--no-findings",
+        action="store_true",
+        help="open a target's dashboard on its processes, not on its findings (! opens them)",
+    )
     p.set_defaults(handler=run)
 
 
@@ -90,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         kubeconfig=args.kubeconfig,
         context=args.context,
         k8s_image=args.image,
+        findings_first=not args.no_findings,
     )
     target = None
     pod = None

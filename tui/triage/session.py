@@ -28,6 +28,8 @@ class SessionOptions:
     kubeconfig: str | None = None
     context: str | None = None
     k8s_image: str | None = None
+    #: open a local target's dashboard on its findings view (`exuvia triage` does)
+    findings_first: bool = False
 
 
 class TriageSession:

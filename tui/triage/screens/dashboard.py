@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -18,6 +18,7 @@ from collectors.live.processes import ProcessSampler, ProcRow
 from collectors.live.sockets import SocketRow, sample_sockets
 from collectors.targets.base import TargetInfo
 from forensics.errors import ExuviaError, TargetGone
+from tui.triage import findings_actions
 from tui.triage.screens.capture import CaptureScreen
 from tui.triage.session import TriageSession
 from tui.triage.text import notice
@@ -43,6 +44,7 @@ class DashboardScreen(Screen[None]):
         Binding("c", "capture", "Capture"),
         *TAB_BINDINGS,
         Binding("r", "refresh_now", "Refresh"),
+        Binding("exclamation_mark", "findings", "Findings"),
         Binding("escape", "back", "Back"),
     ]
 
@@ -56,6 +58,8 @@ class DashboardScreen(Screen[None]):
         self.procs: list[ProcRow] = []
         self.gone = False
         self.first_tree_at: float | None = None
+        self.findings: Any = None  # a FindingsReport (tui/triage/findings_actions.py)
+        self.findings_view: Any = None
 
     def compose(self) -> ComposeResult:
         yield TargetHeader(self.target, self.root.view_note, id="header")
@@ -88,6 +92,8 @@ class DashboardScreen(Screen[None]):
         self.set_interval(self.session.opts.refresh_s, self.sample)
         self.set_interval(5.0, self._refresh_sockets)
         self.query_one(ProcessTree).focus()
+        if self.session.opts.findings_first:
+            findings_actions.open_view(self)
 
     # -- processes ---------------------------------------------------------------
     @work(thread=True, exclusive=True, group="procs")
@@ -205,6 +211,10 @@ class DashboardScreen(Screen[None]):
     def action_capture(self) -> None:
         self.session.record("capture.requested", target=self.target.uri)
         self.app.push_screen(CaptureScreen(self.target, self.root, self.session))
+
+    def action_findings(self) -> None:
+        self.findings = None  # live: recomputed each time it is opened
+        findings_actions.open_view(self)
 
     def action_back(self) -> None:
         if len(self.app.screen_stack) > 2:

@@ -50,6 +50,8 @@ class FileBrowser(Vertical):
         self.entries: dict[str, DirEntry] = {}
         self.selected: bytes | None = None
         self.head: bytes = b""
+        #: a path to put the cursor on once its directory is listed (a finding's file)
+        self.select_after: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="fb-path")
@@ -125,6 +127,9 @@ class FileBrowser(Vertical):
                 lit({True: "*", False: "", None: "?"}[e.changed], "yellow"),
                 key=key,
             )
+        if self.select_after is not None and self.select_after in self.entries:
+            table.move_cursor(row=table.get_row_index(self.select_after))
+            self.select_after = None
 
     def _current(self) -> DirEntry | None:
         table = self.query_one("#fb-list", DataTable)
