@@ -8,9 +8,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 
-# chromium, poppler-utils (pdftotext) and a Java runtime (the HTML validator) test `exuvia report`
+# chromium, poppler-utils (pdftotext) and a Java runtime (the HTML validator) test `exuvia report`;
+# zsh and fish test `exuvia completion`
 APT_PACKAGES=(runc podman containerd sleuthkit rpm gcc libc6-dev zstd tmux binutils iproute2 util-linux debootstrap
-              chromium poppler-utils default-jre-headless)
+              chromium poppler-utils default-jre-headless zsh fish)
 VENV=.venv
 
 need_root() {

@@ -7,6 +7,7 @@ stderr (exit 2); `verify` exits 1 when a bundle fails. No traceback reaches a us
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Sequence
 
@@ -14,6 +15,7 @@ from forensics import __version__
 from forensics.errors import ExuviaError
 from tui.commands import (
     capture_cmd,
+    completion_cmd,
     demo_cmd,
     findings_cmd,
     inspect_cmd,
@@ -34,9 +36,15 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def prog_name(argv0: str | None = None) -> str:
+    """``kubectl exuvia`` when run as the kubectl plugin (``kubectl-exuvia``), else ``exuvia``."""
+    name = os.path.basename(argv0 if argv0 is not None else sys.argv[0])
+    return "kubectl exuvia" if name.startswith("kubectl-exuvia") else "exuvia"
+
+
+def build_parser(prog: str = "exuvia") -> argparse.ArgumentParser:
     parser = _Parser(
-        prog="exuvia",
+        prog=prog,
         description="Forensics and debugging for distroless (shell-less) containers.",
     )
     parser.add_argument("--version", action="version", version=f"exuvia {__version__}")
@@ -44,13 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     commands = (capture_cmd, inspect_cmd, findings_cmd, report_cmd, timeline_cmd, sbom_cmd,
                 replay_cmd, triage_cmd)  # fmt: skip
-    for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd):
+    for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
         module.register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(prog_name())
     args = parser.parse_args(argv)
     handler: Handler = args.handler
     try:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import signal
 import stat
@@ -395,3 +396,16 @@ def test_mounted_secrets_are_hashed_not_copied(lab: Any, tmp_path: Path) -> None
     )
     assert b"SECRET-TOKEN-VALUE" not in raw
     assert "member" in by_path(artifacts(plain)["filesystem"])[path]
+
+
+def test_capture_output_json_for_scripts(runc_target: LabContainer, tmp_path: Path) -> None:
+    out = tmp_path / "j.exv"
+    res = exuvia("capture", runc_target.uri, "-o", str(out), "--output", "json", "--files", "none")
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)  # stdout holds the one document, nothing else
+    assert doc["format"] == "exuvia-capture-result" and doc["complete"] is True
+    assert doc["bundle"] == str(out) and doc["exit_status"] == 0
+    assert doc["records"]["processes"] >= 4 and doc["bytes"] == out.stat().st_size
+    verify = json.loads(exuvia("verify", str(out), "--output", "json").stdout)
+    assert verify["ok"] and verify["manifest_sha256"] == doc["manifest_sha256"]
+    assert verify["file_sha256"] == doc["file_sha256"]

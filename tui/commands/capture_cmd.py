@@ -12,7 +12,7 @@ from collectors.capture import CaptureOptions, CaptureResult, capture
 from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
 from tui.commands import k8s_cmd
-from tui.commands.options import add_capture_options
+from tui.commands.options import add_capture_options, add_output_format, print_json
 
 
 def register(sub: Any) -> None:
@@ -23,7 +23,11 @@ def register(sub: Any) -> None:
         "evidence bundle. TARGET is one of: " + ", ".join(SCHEMES) + ".",
     )
     p.add_argument("target", metavar="TARGET", help="e.g. podman://web, runc://ID, pid://1234")
-    p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE")
+    p.add_argument(
+        "-o", "--out", dest="output", required=True, type=Path, metavar="FILE",
+        help="the bundle file (written as FILE.partial, renamed when sealed)",
+    )  # fmt: skip
+    add_output_format(p)
     add_capture_options(p)
     p.add_argument(
         "--sign",
@@ -39,7 +43,7 @@ def register(sub: Any) -> None:
 
 
 class _Progress:
-    def __init__(self, quiet: bool) -> None:
+    def __init__(self, quiet: bool) -> None:  # progress goes to stderr, never stdout
         self.quiet = quiet or not sys.stderr.isatty()
         self.t0 = time.monotonic()
         self.last = 0.0
@@ -88,7 +92,29 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
     )
 
 
-def print_result(res: CaptureResult) -> None:
+def result_doc(res: CaptureResult) -> dict[str, Any]:
+    """``capture --output json``: the schema in docs/scripting.md."""
+    return {
+        "format": "exuvia-capture-result",
+        "version": 1,
+        "bundle": str(res.path),
+        "complete": res.complete,
+        "incomplete_reason": res.incomplete_reason or None,
+        "manifest_sha256": res.manifest_sha256,
+        "file_sha256": res.file_sha256,
+        "bytes": res.file_bytes,
+        "records": dict(sorted(res.counts.items())),
+        "skipped": res.skips,
+        "custody_log": str(res.custody_path),
+        "signed_by": res.signed_by,
+        "exit_status": 0 if res.complete else 3,
+    }
+
+
+def print_result(res: CaptureResult, output_format: str = "text") -> None:
+    if output_format == "json":
+        print_json(result_doc(res))
+        return
     state = "complete" if res.complete else f"INCOMPLETE ({res.incomplete_reason})"
     print(f"bundle:          {res.path} ({state})")
     print(f"manifest sha256: {res.manifest_sha256}")
@@ -112,5 +138,5 @@ def run(args: argparse.Namespace) -> int:
         res = capture(target, opts, progress)
     finally:
         progress.done()
-    print_result(res)
+    print_result(res, args.output_format)
     return 0 if res.complete else 3

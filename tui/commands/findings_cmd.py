@@ -80,7 +80,7 @@ def _print(report: FindingsReport, shown: list[Finding], explain: bool) -> None:
 
 def run(args: argparse.Namespace) -> int:
     progress = None
-    if args.output == "text" and sys.stderr.isatty():
+    if args.output_format == "text" and sys.stderr.isatty():
 
         def progress(msg: str) -> None:
             sys.stderr.write(f"\r\x1b[2K{msg} …")
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write("\r\x1b[2K")
     floor = Severity[args.min_severity.upper()]
     shown = [f for f in report.findings if f.severity >= floor]
-    if args.output == "json":
+    if args.output_format == "json":
         doc = report.to_dict()
         doc["findings"] = [f.to_dict() for f in shown]
         print_json(doc)

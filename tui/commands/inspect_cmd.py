@@ -9,7 +9,9 @@ from typing import Any
 
 from forensics.bundle import verify_bundle
 from forensics.bundle.reader import BundleReader
+from forensics.bundle.verify import VerifyReport
 from forensics.timeutil import iso_ns
+from tui.commands.options import add_output_format, print_json
 
 
 def register(sub: Any) -> None:
@@ -28,6 +30,7 @@ def register(sub: Any) -> None:
         help="the bundle must carry a valid Ed25519 signature by this public key "
         "(PEM, or an OpenSSH ssh-ed25519 line); fails when it is unsigned or signed by another",
     )
+    add_output_format(p)
     p.set_defaults(handler=run_verify)
     p = sub.add_parser(
         "info",
@@ -35,6 +38,7 @@ def register(sub: Any) -> None:
         description="Print the manifest summary: target, times, counts, skips, completeness.",
     )
     p.add_argument("bundle", type=Path, metavar="FILE")
+    add_output_format(p)
     p.set_defaults(handler=run_info)
 
 
@@ -45,6 +49,9 @@ def run_verify(args: argparse.Namespace) -> int:
 
         key = load_public_key(args.key)
     report = verify_bundle(args.bundle, public_key=key)
+    if args.output_format == "json":
+        print_json(verify_doc(report))
+        return 0 if report.ok else 1
     if report.ok:
         note = "" if report.complete else f" — INCOMPLETE capture: {report.incomplete_reason}"
         print(f"OK: {args.bundle}: {report.members_verified} members match the manifest{note}")
@@ -74,6 +81,64 @@ def run_verify(args: argparse.Namespace) -> int:
     return 1
 
 
+def verify_doc(r: VerifyReport) -> dict[str, Any]:
+    """``verify --output json`` (docs/scripting.md)."""
+    return {
+        "format": "exuvia-verify-result",
+        "version": 1,
+        "bundle": r.path,
+        "ok": r.ok,
+        "has_manifest": r.has_manifest,
+        "complete": r.complete,
+        "incomplete_reason": r.incomplete_reason or None,
+        "members_read": r.members_read,
+        "members_verified": r.members_verified,
+        "manifest_sha256": r.manifest_sha256 or None,
+        "file_sha256": r.file_sha256 or None,
+        "signed_by": r.signed_by,
+        "sidecar_checked": r.sidecar_checked,
+        "missing": r.missing,
+        "extra": r.extra,
+        "altered": r.altered,
+        "truncated": r.truncated,
+        "unverifiable": r.unverifiable,
+        "problems": r.problems,
+        "notes": r.notes,
+        "exit_status": 0 if r.ok else 1,
+    }
+
+
+def info_doc(path: Path, m: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
+    """``info --output json``: the manifest's summary, as the text form shows it."""
+    skips = _d(m.get("skips"))
+    members = m.get("members")
+    return {
+        "format": "exuvia-info",
+        "version": 1,
+        "bundle": str(path),
+        "bundle_format": m.get("format"),
+        "bundle_version": m.get("version"),
+        "tool": _d(m.get("tool")).get("version"),
+        "complete": m.get("complete") is True,
+        "incomplete_reason": m.get("incomplete_reason") or None,
+        "case": m.get("case"),
+        "examiner": m.get("examiner"),
+        "target": _d(m.get("target")),
+        "acquisition": _d(m.get("acquisition")),
+        "host": _d(m.get("host")),
+        "counts": _d(m.get("counts")),
+        "filesystem": _d(m.get("filesystem")),
+        "members": len(members) if isinstance(members, list) else None,
+        "skips": {
+            "total": skips.get("total", 0),
+            "by_collector": _d(skips.get("by_collector")),
+            "listed": (skips.get("listed") or [])[:100],
+        },
+        "warnings": warnings,
+        "exit_status": 1 if warnings else 0,
+    }
+
+
 def _safe(text: str) -> str:
     """Names come from the bundle: never let one move the cursor or color the screen."""
     return "".join(
@@ -101,6 +166,9 @@ def _v(value: Any) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     m, warnings = BundleReader(args.bundle).manifest_and_warnings()
+    if args.output_format == "json":
+        print_json(info_doc(args.bundle, m, warnings))
+        return 1 if warnings else 0
     t = _d(m.get("target"))
     acq = _d(m.get("acquisition"))
     tool = _d(m.get("tool")).get("version")

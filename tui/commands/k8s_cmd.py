@@ -117,7 +117,7 @@ def run_capture(args: argparse.Namespace) -> int:
         ).run()
     finally:
         progress.done()
-    capture_cmd.print_result(res)
+    capture_cmd.print_result(res, args.output_format)
     return 0 if res.complete else 3
 
 

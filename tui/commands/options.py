@@ -61,12 +61,15 @@ OUTPUT_FORMATS = ("text", "json")
 
 
 def add_output_format(p: argparse.ArgumentParser) -> None:
-    """``--output text|json``: what a command prints on stdout, for people or for scripts.
+    """``--output text|json`` (``args.output_format``): what a command prints on stdout,
+    for people or for scripts.
 
     Every command that has it prints exactly one JSON document with ``--output json``
-    (its schema is in the command's docs) and its exit status is unchanged."""
+    (its schema is in the command's docs) and its exit status is unchanged. (Where a
+    command writes a file, that file is ``-o FILE``, whose long form is then ``--out``.)"""
     p.add_argument(
         "--output",
+        dest="output_format",
         choices=OUTPUT_FORMATS,
         default="text",
         help="text for people (default); json: one JSON document on stdout, for scripts "
