@@ -16,16 +16,15 @@ timeline store is rebuilt.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics.errors import BundleError, OutputError
+from forensics.atomic import write_atomic
+from forensics.errors import BundleError
 from forensics.timeline.events import Event, event_key
 
 NOTES_FORMAT = "exuvia-notes"
@@ -148,22 +147,7 @@ class NotesFile:
             "notes": [asdict(n) for n in self.sorted_notes()],
         }
         data = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        except OSError as err:
-            raise OutputError(f"cannot write the notes file {self.path}: {err.strerror}") from err
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as err:
-            raise OutputError(f"cannot write the notes file {self.path}: {err.strerror}") from err
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        write_atomic(self.path, data, "notes file", mode=0o600)
 
 
 def _load(path: Path) -> dict[str, Note]:
