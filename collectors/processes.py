@@ -182,6 +182,8 @@ def _status_fields(st: dict[str, str]) -> dict[str, Any]:
     out["seccomp_mode"] = procfs.SECCOMP_MODES.get(out["seccomp"]) if seccomp else None
     filters = st.get("Seccomp_filters")
     out["seccomp_filters"] = int(filters) if filters and filters.isdigit() else None
+    tracer = st.get("TracerPid", "").strip()
+    out["tracer_pid"] = int(tracer) if tracer.isdigit() else None
     nnp = st.get("NoNewPrivs")
     out["no_new_privs"] = (nnp == "1") if nnp is not None else None
     return out

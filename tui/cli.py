@@ -15,6 +15,7 @@ from forensics.errors import ExuviaError
 from tui.commands import (
     capture_cmd,
     demo_cmd,
+    findings_cmd,
     inspect_cmd,
     k8s_cmd,
     keygen_cmd,
@@ -40,7 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"exuvia {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    commands = (capture_cmd, inspect_cmd, timeline_cmd, sbom_cmd, replay_cmd, triage_cmd)
+    commands = (capture_cmd, inspect_cmd, findings_cmd, timeline_cmd, sbom_cmd, replay_cmd,
+                triage_cmd)  # fmt: skip
     for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd):
         module.register(sub)
     return parser

@@ -109,7 +109,10 @@ def _jsonl(data: bytes, name: str, problems: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-class _Loader:
+class MemberLoader:
+    """Takes one member at a time into a :class:`Snapshot` (the findings engine
+    feeds it the members it does not read itself, in the same pass)."""
+
     def __init__(self, snap: Snapshot) -> None:
         self.snap = snap
 
@@ -167,7 +170,7 @@ class _Loader:
 def load_bundle(path: str | Path) -> Snapshot:
     """The inventory's view of a bundle. BundleError when it cannot be read at all."""
     snap = Snapshot(bundle=str(path))
-    loader = _Loader(snap)
+    loader = MemberLoader(snap)
     raw, stream = open_stream(path)
     try:
         try:
@@ -194,6 +197,11 @@ def load_bundle(path: str | Path) -> Snapshot:
             )
     finally:
         raw.close()
+    finish(snap)
+    return snap
+
+
+def finish(snap: Snapshot) -> None:
+    """What a loaded snapshot says about itself once the stream has ended."""
     if not snap.manifest:
         snap.problems.append("no manifest: the capture did not finish; run `exuvia verify`")
-    return snap

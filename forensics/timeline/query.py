@@ -341,6 +341,17 @@ class Timeline:
             rec.update(id=rid, path=path, atime=atime, mtime=mtime, ctime=ctime, btime=btime)
             yield rec
 
+    def event_at_ref(self, member: str, line: int) -> Event | None:
+        """The first event of the record at ``member``/``line`` (a finding's evidence)."""
+        row = self.con.execute(
+            f"SELECT {_EVENT_COLS} FROM records r"
+            " JOIN events e ON e.id BETWEEN r.id * 4 AND r.id * 4 + 3"
+            " WHERE r.member = (SELECT id FROM members WHERE name = ?) AND r.line = ?"
+            " ORDER BY e.id LIMIT 1",
+            (member, line),
+        ).fetchone()
+        return self._event(row) if row else None
+
     def problems(self, limit: int = 100) -> list[tuple[str, str, int, str]]:
         return self.con.execute(
             "SELECT what, member, line, detail FROM problems ORDER BY id LIMIT ?", (limit,)

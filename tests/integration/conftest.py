@@ -37,7 +37,10 @@ from forensics.errors import RuntimeToolError
 from tui.demo import runtimes as rt
 from tui.demo.lab import IMAGE_REPO, oci_archive
 from tui.demo.launch import LabContainer, start_runc
-from tui.demo.rootfs import build_demo_rootfs
+from tui.demo.rootfs import IMAGE_ENV, build_demo_rootfs
+
+#: the target's environment addition for a run that stages no incident (target.c)
+CLEAN_ENV = ["LAB_MODE=clean"]
 
 FIXTURE_TIMES: dict[str, float] = {}
 
@@ -171,30 +174,33 @@ class Lab:
         self._handles.append(handle)
         return handle
 
-    def runc(self) -> LabContainer:
+    # ``env``: variables added to the image's (e.g. CLEAN_ENV for a target that stages
+    # no incident)
+    def runc(self, env: list[str] | None = None) -> LabContainer:
         _need_root()
         _need("runc")
         rootfs = self._request.getfixturevalue("target_rootfs")
         t0 = time.monotonic()
-        return self._keep("runc start", t0, start_runc(rootfs, self._dir / "bundles"))
+        full = [*IMAGE_ENV, *env] if env else None
+        return self._keep("runc start", t0, start_runc(rootfs, self._dir / "bundles", env=full))
 
-    def podman(self) -> LabContainer:
+    def podman(self, env: list[str] | None = None) -> LabContainer:
         image = self._request.getfixturevalue("podman_image")
         t0 = time.monotonic()
-        return self._keep("podman start", t0, rt.start_podman(image))
+        return self._keep("podman start", t0, rt.start_podman(image, env=env))
 
-    def containerd(self) -> LabContainer:
+    def containerd(self, env: list[str] | None = None) -> LabContainer:
         image = self._request.getfixturevalue("containerd_image")
         t0 = time.monotonic()
         return self._keep(
-            "containerd start", t0, rt.start_containerd(image, self._dir / "ctr-logs")
+            "containerd start", t0, rt.start_containerd(image, self._dir / "ctr-logs", env=env)
         )
 
-    def docker(self) -> LabContainer:
+    def docker(self, env: list[str] | None = None) -> LabContainer:
         image = self._request.getfixturevalue("docker_image")
         service = self._request.getfixturevalue("docker_service")
         t0 = time.monotonic()
-        return self._keep("docker start", t0, rt.start_docker(image, service))
+        return self._keep("docker start", t0, rt.start_docker(image, service, env=env))
 
     def close(self) -> None:
         errors = []

@@ -29,6 +29,15 @@ def test_demo_without_a_terminal_skips_the_replay_view(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "verify:          OK" in r.stdout
+    # the findings come first, most severe first, then the timeline
+    out = r.stdout
+    assert out.index("findings (1 critical, ") < out.index("the incident's timeline")
+    first = out[out.index("findings (") :].splitlines()[1]
+    assert first.startswith("  CRITICAL process kworker-memfd") and "memfd" in first
+    for rule_text in ("runs a deleted executable: /tmp/.x", "reads the service-account token",
+                      "listens on port 4444", "outbound tcp connection to 203.0.113.7:443",
+                      "file written since start under /etc: /etc/app/app.conf"):  # fmt: skip
+        assert rule_text in out
     assert "replay: not on a terminal, so not opened; run: exuvia replay" in r.stdout
     (bundle,) = tmp_path.glob("demo-*.exv")
     assert subprocess.run([EXUVIA, "verify", str(bundle)], check=False).returncode == 0

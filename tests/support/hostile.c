@@ -12,6 +12,9 @@
  *   hostile grow FILE MAX    append 64 KiB every 2 ms to FILE until it is MAX
  *                            bytes, then sleep
  *   hostile churn DIR        forever create then unlink DIR/c0..c999
+ *   hostile trace PID        attach to PID with PTRACE_SEIZE (its TracerPid
+ *                            becomes this process) and pass every signal on,
+ *                            so it runs and stops as if untraced; exits with it
  *
  * It only ever touches paths given to it, and it never exits on its own
  * (except on a usage error, exit 2), so the tests stop it with the container.
@@ -24,6 +27,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -126,11 +131,33 @@ static int churn(const char *dir) {
     }
 }
 
+static int trace(pid_t pid) {
+    if (ptrace(PTRACE_SEIZE, pid, NULL, NULL) != 0) {
+        perror("ptrace seize");
+        return 2;
+    }
+    printf("tracing %d\n", (int)pid);
+    fflush(stdout);
+    for (;;) {
+        int st;
+        if (waitpid(pid, &st, __WALL) < 0) return 0;
+        if (WIFEXITED(st) || WIFSIGNALED(st)) return 0;
+        if (WIFSTOPPED(st)) {
+            int sig = WSTOPSIG(st);
+            /* a group-stop (SIGSTOP & co. under SEIZE) is listened to, not resumed */
+            if ((st >> 16) == PTRACE_EVENT_STOP) ptrace(PTRACE_LISTEN, pid, NULL, NULL);
+            else ptrace(PTRACE_CONT, pid, NULL, (void *)(long)(sig == SIGTRAP ? 0 : sig));
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     if (argc >= 3 && strcmp(argv[1], "argv") == 0) return rewrite_argv(argc, argv, argv[2]);
     if (argc >= 4 && strcmp(argv[1], "swap") == 0) return swap_loop(argv[2], atoi(argv[3]));
     if (argc >= 4 && strcmp(argv[1], "grow") == 0) return grow(argv[2], atoll(argv[3]));
     if (argc >= 3 && strcmp(argv[1], "churn") == 0) return churn(argv[2]);
-    fprintf(stderr, "usage: hostile argv TEXT | swap DIR N | grow FILE MAX | churn DIR\n");
+    if (argc >= 3 && strcmp(argv[1], "trace") == 0) return trace((pid_t)atoi(argv[2]));
+    fprintf(stderr, "usage: hostile argv TEXT | swap DIR N | grow FILE MAX | churn DIR | "
+                    "trace PID\n");
     return 2;
 }

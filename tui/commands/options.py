@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 
 from forensics.timeline.logtime import resolve_tz
@@ -54,3 +55,26 @@ def add_capture_options(p: argparse.ArgumentParser) -> None:
         action="store_false",
         help="keep values of environment variables that look like secrets",
     )
+
+
+OUTPUT_FORMATS = ("text", "json")
+
+
+def add_output_format(p: argparse.ArgumentParser) -> None:
+    """``--output text|json``: what a command prints on stdout, for people or for scripts.
+
+    Every command that has it prints exactly one JSON document with ``--output json``
+    (its schema is in the command's docs) and its exit status is unchanged."""
+    p.add_argument(
+        "--output",
+        choices=OUTPUT_FORMATS,
+        default="text",
+        help="text for people (default); json: one JSON document on stdout, for scripts "
+        "(schema in the docs)",
+    )
+
+
+def print_json(doc: object) -> None:
+    """One JSON document on stdout, pure ASCII: every string from a bundle reaches the
+    terminal escaped (control, bidirectional and other non-ASCII characters as \\uXXXX)."""
+    print(json.dumps(doc, ensure_ascii=True, indent=2, default=str))

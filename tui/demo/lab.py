@@ -32,6 +32,7 @@ from forensics.errors import ExuviaError
 from . import runtimes as rt
 from .launch import LabContainer, require_root, start_runc, unique_name
 from .rootfs import IMAGE_ENV, TARGET_PATH, build_demo_rootfs
+from .staging import incident_setup
 
 RUNTIMES = ("runc", "podman", "containerd", "docker")
 IMAGE_REPO = "localhost/exuvia-lab/target"
@@ -40,14 +41,20 @@ IMAGE_REPO = "localhost/exuvia-lab/target"
 def start_demo_container(workdir: str | os.PathLike[str]) -> LabContainer:
     """Build the demo target in ``workdir`` and run it under runc (needs root + runc).
 
+    The container gets a network with a default route and a (fake) Kubernetes
+    service-account token (tui/demo/staging.py), so the implant's outbound
+    connections and its read of the token are there to find.
     Returns once the target is ready (it logged "ready" and wrote its
     after-start file). ``workdir`` keeps the build and the bundle; ``stop()``
-    removes the container, its overlay mount and its bundle directory.
+    removes the container, its overlay mount, its network namespace and its
+    bundle directory.
     """
     require_root("the demo (runc and an overlay mount)")
     wd = Path(workdir)
     rootfs = build_demo_rootfs(wd)
-    return start_runc(rootfs, wd / "bundles")
+    name = unique_name()
+    setup = incident_setup(wd, name)
+    return start_runc(rootfs, wd / "bundles", name=name, setup=setup)
 
 
 @functools.cache

@@ -20,6 +20,7 @@ from types import TracebackType
 from forensics.errors import RuntimeToolError
 
 from .rootfs import AFTER_START_FILE, APP_LOG, IMAGE_ENV, READY_MARK, TARGET_PATH
+from .staging import RuncSetup
 
 Step = Callable[[], None]
 
@@ -179,18 +180,26 @@ def require_root(what: str) -> None:
 # --- runc --------------------------------------------------------------------
 
 
-def runc_config(args: list[str], env: list[str], hostname: str) -> dict[str, object]:
+def runc_config(
+    args: list[str], env: list[str], hostname: str, setup: RuncSetup | None = None
+) -> dict[str, object]:
     """An OCI runtime config for the target: no terminal, no rlimits, own namespaces."""
-    caps = list(DEFAULT_CAPS)
+    setup = setup or RuncSetup()
+    caps = list(DEFAULT_CAPS) + [c for c in setup.add_caps if c not in DEFAULT_CAPS]
+    sets = ("bounding", "effective", "permitted") + (("ambient", "inheritable")
+                                                    if setup.add_caps else ())  # fmt: skip
+    network: dict[str, str] = {"type": "network"}
+    if setup.netns:
+        network["path"] = setup.netns
     return {
         "ociVersion": "1.0.2-dev",
         "process": {
             "terminal": False,
-            "user": {"uid": 0, "gid": 0},
+            "user": {"uid": setup.user[0], "gid": setup.user[1]},
             "args": args,
             "env": env,
             "cwd": "/",
-            "capabilities": {k: caps for k in ("bounding", "effective", "permitted")},
+            "capabilities": {k: caps for k in sets},
             # no "rlimits": this sandbox cannot set them (no CAP_SYS_RESOURCE)
             "noNewPrivileges": True,
         },
@@ -226,9 +235,10 @@ def runc_config(args: list[str], env: list[str], hostname: str) -> dict[str, obj
                 "source": "sysfs",
                 "options": ["nosuid", "noexec", "nodev", "ro"],
             },
+            *setup.mounts,
         ],
         "linux": {
-            "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount")],
+            "namespaces": [network, *({"type": t} for t in ("pid", "ipc", "uts", "mount"))],
             "maskedPaths": ["/proc/kcore", "/proc/keys", "/proc/timer_list", "/sys/firmware"],
             "readonlyPaths": ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys"],
         },
@@ -250,6 +260,7 @@ def start_runc(
     name: str | None = None,
     env: list[str] | None = None,
     ready_timeout: float = 20.0,
+    setup: RuncSetup | None = None,
 ) -> LabContainer:
     """Run the target under runc on an overlay of ``rootfs``, detached.
 
@@ -264,6 +275,8 @@ def start_runc(
     lower = Path(rootfs).resolve()
     handle = LabContainer("runc", cid, cid, 0, f"runc://{cid}", image=RUNC_IMAGE_NAME)
     handle.bundle = str(bundle)
+    for step in setup.cleanup if setup is not None else []:
+        handle._cleanup.append(step)
     try:
         for sub in ("upper", "work", "rootfs"):
             (bundle / sub).mkdir(parents=True)
@@ -272,7 +285,7 @@ def start_runc(
         opts = f"lowerdir={lower},upperdir={bundle / 'upper'},workdir={bundle / 'work'}"
         run(["mount", "-t", "overlay", "overlay", "-o", opts, str(merged)])
         handle._cleanup.append(lambda: _unmount(merged))
-        config = runc_config([TARGET_PATH], list(env or IMAGE_ENV), "exuvia-demo")
+        config = runc_config([TARGET_PATH], list(env or IMAGE_ENV), "exuvia-demo", setup)
         (bundle / "config.json").write_text(json.dumps(config, indent=2))
         log = bundle / "stdio.log"
         handle.log_path = str(log)

@@ -1,65 +1,27 @@
 """`exuvia demo`: a staged incident in a real shell-less container, captured.
 
 Runs the same code paths a responder would: resolve `runc://ID`, capture it
-read-only into a bundle, verify the bundle, then summarize what was found.
+read-only into a bundle, verify the bundle, then print its findings (what a
+responder looks at first) and, after them, the timeline they come from.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 from collectors.capture import CaptureOptions, capture
 from collectors.targets import resolve
 from forensics.bundle import verify_bundle
-from forensics.bundle.reader import BundleReader
 from forensics.custody import default_operator
+from forensics.findings import analyze_bundle
+from forensics.textsafe import printable
 from forensics.timeline import first_lines
 from forensics.timeutil import now_ns
+from tui.commands.findings_cmd import finding_lines
 from tui.demo.lab import start_demo_container
-
-
-def _jsonl(data: bytes) -> list[dict[str, Any]]:
-    out = []
-    for line in data.splitlines():
-        try:
-            rec = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(rec, dict):
-            out.append(rec)
-    return out
-
-
-def summarize(bundle: Path) -> list[str]:
-    """The few lines a responder wants first: odd processes, changes, listeners."""
-    wanted = {"artifacts/processes.jsonl", "artifacts/filesystem.jsonl", "artifacts/network.jsonl"}
-    arts = BundleReader(bundle).read_members(lambda n: n in wanted)
-    lines: list[str] = []
-    for p in _jsonl(arts.get("artifacts/processes.jsonl", b"")):
-        flag = ""
-        if p.get("exe_memfd"):
-            flag = "runs from a MEMFD (fileless)"
-        elif p.get("exe_deleted"):
-            flag = "runs a DELETED executable"
-        if flag:
-            lines.append(f"  process {p.get('nspid')} ({p.get('name')}): {flag}: {p.get('exe')}")
-    for f in _jsonl(arts.get("artifacts/filesystem.jsonl", b"")):
-        if f.get("changed") and f.get("type") != "dir":
-            what = "deleted" if f.get("deleted") else "written since start"
-            lines.append(f"  file {f.get('path')}: {what}")
-    for s in _jsonl(arts.get("artifacts/network.jsonl", b"")):
-        if s.get("kind") == "socket" and s.get("state") == "LISTEN" and s.get("local_port"):
-            owners = ", ".join(str(o.get("name")) for o in s.get("owners") or [])
-            lines.append(
-                f"  listening {s.get('proto')} {s.get('local_addr')}:"
-                f"{s.get('local_port')} ({owners})"
-            )
-    return lines
 
 
 def run_demo(output_dir: Path, *, replay: bool = True) -> int:
@@ -69,8 +31,9 @@ def run_demo(output_dir: Path, *, replay: bool = True) -> int:
         print("starting a shell-less container (one static binary, no shell) with runc ...")
         with start_demo_container(work) as box:
             print(f"  container {box.container_id}, init pid {box.pid} on this host")
-            print("  it staged an incident: a binary dropped in /tmp, run, then deleted;")
-            print("  a fileless process; a changed config file; log lines; open ports")
+            print("  it staged an incident: a binary dropped in /tmp, run, then deleted, that")
+            print("  listens, reaches out and holds the service-account token; a fileless")
+            print("  process; a changed config file; a 'curl | sh' in its log")
             target = resolve(f"runc://{box.container_id}")
             print(f"capturing {target.uri} (read-only) ...")
             res = capture(
@@ -95,13 +58,18 @@ def run_demo(output_dir: Path, *, replay: bool = True) -> int:
         for line in report.failures():
             print(f"  {line}")
         return 1
-    print("what the capture shows:")
-    for line in summarize(res.path):
-        print(line)
-    print("the incident's timeline (from the container's start):")
+    findings = analyze_bundle(res.path)
+    counts = ", ".join(f"{n} {k}" for k, n in findings.counts.items() if n)
+    print(f"findings ({counts}), most severe first:")
+    for f in findings.findings:
+        print("  " + finding_lines(f)[0])
+        for ev in f.evidence[:2]:
+            print(f"             > {printable(ev.member)}:{ev.line}  {printable(ev.role)}")
+    print("the incident's timeline (from the container's start), where they come from:")
     for line in first_lines(res.path, 15, from_container_start=True):
         print(f"  {line}")
-    print(f"next: exuvia info {res.path}   exuvia timeline {res.path} --format jsonl -o t.jsonl")
+    print(f"next: exuvia findings {res.path} --explain   exuvia report {res.path} -o report.html")
+    print(f"      exuvia timeline {res.path} --format jsonl -o t.jsonl")
     code = 0 if res.complete else 3
     if not replay:
         return code

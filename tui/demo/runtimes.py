@@ -72,13 +72,19 @@ def podman_remove_image(ref: str) -> None:
 
 
 def start_podman(
-    image: str, *, name: str | None = None, ready_timeout: float = 20.0
+    image: str,
+    *,
+    name: str | None = None,
+    ready_timeout: float = 20.0,
+    env: list[str] | None = None,
 ) -> LabContainer:
-    """``podman run -d`` the target image with a k8s-file log."""
+    """``podman run -d`` the target image with a k8s-file log (``env``: added variables)."""
     require_root("running a podman container")
     _need("podman")
     cname = name or unique_name()
     argv = [*PODMAN_GLOBAL, "run", "-d", "--name", cname, "--log-driver", "k8s-file", *ULIMITS]
+    for kv in env or []:
+        argv += ["--env", kv]
     handle = LabContainer("podman", "", cname, 0, f"podman://{cname}", image=image)
 
     def remove() -> None:
@@ -211,6 +217,7 @@ def start_containerd(
     *,
     name: str | None = None,
     ready_timeout: float = 20.0,
+    env: list[str] | None = None,
 ) -> LabContainer:
     """``ctr run -d --log-uri file://...`` the target image (already imported)."""
     require_root("running a containerd container")
@@ -229,7 +236,8 @@ def start_containerd(
     handle._cleanup.append(lambda: log.unlink(missing_ok=True))
     handle._cleanup.append(lambda: _ctr_remove(cid))
     try:
-        ctr("run", "-d", "--log-uri", f"file://{log}", image, cid, timeout=120)
+        envs = [a for kv in env or [] for a in ("--env", kv)]
+        ctr("run", "-d", "--log-uri", f"file://{log}", *envs, image, cid, timeout=120)
         for line in ctr("tasks", "ls").splitlines()[1:]:
             cells = line.split()
             if cells and cells[0] == cid:
@@ -320,7 +328,12 @@ def _api_call(
 
 
 def start_docker(
-    image: str, service: DockerService, *, name: str | None = None, ready_timeout: float = 20.0
+    image: str,
+    service: DockerService,
+    *,
+    name: str | None = None,
+    ready_timeout: float = 20.0,
+    env: list[str] | None = None,
 ) -> LabContainer:
     """Create and start the target through the Docker Engine API (json-file log driver)."""
     api = service.api()
@@ -334,7 +347,7 @@ def start_docker(
         _api_call(api, "POST", f"/containers/{cname}/stop", (204, 304), query={"t": "3"})
 
     handle._cleanup.append(remove)
-    body = {
+    body: dict[str, object] = {
         "Image": image,
         "HostConfig": {
             "LogConfig": {"Type": "json-file", "Config": {}},
@@ -344,6 +357,8 @@ def start_docker(
             ],
         },
     }
+    if env:
+        body["Env"] = list(env)
     try:
         created = _api_call(
             api, "POST", "/containers/create", (201,), query={"name": cname}, body=body

