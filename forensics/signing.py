@@ -1,8 +1,10 @@
-"""Ed25519 signatures over a bundle's manifest (optional; docs/bundle-format.md).
+"""Ed25519 signatures over a bundle's manifest or a case's case.json (optional;
+docs/bundle-format.md, docs/case-format.md).
 
-What is signed is the manifest's SHA-256, with a domain prefix::
+What is signed is the document's SHA-256, with a domain prefix that names it::
 
     b"exuvia-bundle-signature-v1\\0manifest.json\\0" + <manifest sha256, 64 hex digits>
+    b"exuvia-case-signature-v1\\0case.json\\0" + <case.json sha256, 64 hex digits>
 
 The manifest lists every other member's SHA-256 (the checkpoints, the custody
 log, the file-prefix hash), so the signature covers the whole bundle. The
@@ -28,15 +30,22 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from forensics.errors import ExuviaError
 
 SIGNATURE_FORMAT = "exuvia-signature"
-DOMAIN = b"exuvia-bundle-signature-v1\0manifest.json\0"
+MANIFEST = "manifest.json"
+CASE = "case.json"
+#: what each signed document's signature message starts with
+DOMAINS = {
+    MANIFEST: b"exuvia-bundle-signature-v1\0manifest.json\0",
+    CASE: b"exuvia-case-signature-v1\0case.json\0",
+}
+#: the field of the signature document holding the signed document's SHA-256
+HASH_FIELDS = {MANIFEST: "manifest_sha256", CASE: "case_sha256"}
 MAX_KEY_FILE = 64 << 10
-_FIELDS = frozenset(
+_COMMON_FIELDS = frozenset(
     {
         "format",
         "version",
         "algorithm",
         "signed_member",
-        "manifest_sha256",
         "public_key",
         "key_fingerprint",
         "signature",
@@ -54,8 +63,8 @@ def fingerprint(public_raw: bytes) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
-def message(manifest_sha256: str) -> bytes:
-    return DOMAIN + manifest_sha256.encode("ascii")
+def message(sha256: str, signed: str = MANIFEST) -> bytes:
+    return DOMAINS[signed] + sha256.encode("ascii")
 
 
 def _raw_public(key: Ed25519PublicKey) -> bytes:
@@ -99,13 +108,18 @@ class Signer:
         return cls(key)
 
     def sign_manifest(self, manifest_sha256: str) -> dict[str, Any]:
-        sig = self._key.sign(message(manifest_sha256))
+        return self.sign(manifest_sha256, MANIFEST)
+
+    def sign(self, sha256: str, signed: str) -> dict[str, Any]:
+        """The signature document for ``signed`` (``manifest.json`` or ``case.json``)
+        whose SHA-256 is ``sha256``."""
+        sig = self._key.sign(message(sha256, signed))
         return {
             "format": SIGNATURE_FORMAT,
             "version": 1,
             "algorithm": "ed25519",
-            "signed_member": "manifest.json",
-            "manifest_sha256": manifest_sha256,
+            "signed_member": signed,
+            HASH_FIELDS[signed]: sha256,
             "public_key": base64.b64encode(self.public_raw).decode(),
             "key_fingerprint": self.fingerprint,
             "signature": base64.b64encode(sig).decode(),
@@ -132,18 +146,22 @@ def load_public_key(path: str | Path) -> bytes:
     return _raw_public(key)
 
 
-def check_signature(doc: Any, manifest_sha256: str) -> tuple[str | None, bytes | None]:
-    """Check a signature document against a manifest hash.
+def check_signature(
+    doc: Any, sha256: str, signed: str = MANIFEST
+) -> tuple[str | None, bytes | None]:
+    """Check a signature document against the hash of the document it signs
+    (the manifest, or case.json).
 
     Returns (problem or None, the raw public key it names or None)."""
+    hash_field = HASH_FIELDS[signed]
     if not isinstance(doc, dict) or doc.get("format") != SIGNATURE_FORMAT:
         return "the signature member is not an exuvia signature", None
     if doc.get("algorithm") != "ed25519":
         return f"unsupported signature algorithm {doc.get('algorithm')!r}", None
     if (
-        set(doc) != _FIELDS
+        set(doc) != _COMMON_FIELDS | {hash_field}
         or doc.get("version") != 1
-        or doc.get("signed_member") != "manifest.json"
+        or doc.get("signed_member") != signed
     ):
         return "the signature member's fields are not those exuvia writes (altered)", None
     try:
@@ -160,12 +178,13 @@ def check_signature(doc: Any, manifest_sha256: str) -> tuple[str | None, bytes |
         return "the signature member's base64 is not canonical (altered)", None
     if doc.get("key_fingerprint") != fingerprint(pub):
         return "the signature's key fingerprint does not match its public key", pub
-    if doc.get("manifest_sha256") != manifest_sha256:
-        return "the signature is for another manifest (its manifest_sha256 differs)", pub
+    what = "manifest" if signed == MANIFEST else signed
+    if doc.get(hash_field) != sha256:
+        return f"the signature is for another {what} (its {hash_field} differs)", pub
     try:
-        key.verify(sig, message(manifest_sha256))
+        key.verify(sig, message(sha256, signed))
     except InvalidSignature:
-        return "the signature does not verify: the manifest or the signature was altered", pub
+        return f"the signature does not verify: the {what} or the signature was altered", pub
     return None, pub
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from forensics import __version__
 from forensics.bundle.verify import VerifyReport, verify_bundle
+from forensics.case import is_case
 from forensics.errors import ExuviaError, OutputError
 from forensics.findings import FindingsReport, analyze_bundle
 from forensics.report import sections
@@ -30,8 +31,8 @@ Progress = Callable[[str], None]
 BUCKETS = 120
 
 
-def timeline_section(bundle: str | Path, rep: FindingsReport) -> str:
-    out = '<h2 id="timeline">Timeline</h2>'
+def timeline_section(bundle: str | Path, rep: FindingsReport, pre: str = "") -> str:
+    out = f'<h2 id="{pre}timeline">Timeline</h2>'
     try:
         with open_timeline(bundle) as tl:
             meta = tl.meta
@@ -59,58 +60,85 @@ def timeline_section(bundle: str | Path, rep: FindingsReport) -> str:
     return out + f"<figure>{svg}<figcaption>{cap}</figcaption></figure>"
 
 
-def build_report(bundle: str | Path, progress: Progress | None = None) -> str:
-    """The report of ``bundle`` as one HTML document."""
-    note = progress or (lambda _m: None)
-    note("verifying the bundle")
-    verify: VerifyReport | None
+def verify_one(bundle: str | Path) -> tuple[VerifyReport | None, str | None]:
     try:
-        verify, verify_error = verify_bundle(bundle), None
+        return verify_bundle(bundle), None
     except ExuviaError as err:
-        verify, verify_error = None, str(err)
-    note("running the findings rules")
-    rep = analyze_bundle(bundle, progress=note)
-    note("building the timeline")
-    timeline = timeline_section(bundle, rep)
-    t = rep.target
-    title = f"exuvia report: {t.get('uri') or t.get('name') or Path(bundle).name}"
-    banner = ""
+        return None, str(err)
+
+
+def banner(verify: VerifyReport | None, rep: FindingsReport) -> str:
     if verify is None or not verify.ok:
-        banner = (
+        return (
             '<div class="banner failed"><b>This bundle did not verify.</b> What follows '
             "was read from it anyway; see Verification.</div>"
         )
-    elif not rep.complete:
+    if not rep.complete:
         why = rep.facts.cut or rep.facts.manifest.get("incomplete_reason") or "?"
-        banner = f'<div class="banner"><b>Incomplete capture</b>: {esc(why)}</div>'
-    nav = " · ".join(
-        f'<a href="#{a}">{esc(b)}</a>'
+        return f'<div class="banner"><b>Incomplete capture</b>: {esc(why)}</div>'
+    return ""
+
+
+def bundle_body(bundle: str | Path, rep: FindingsReport, verify: VerifyReport | None,
+                verify_error: str | None, pre: str = "") -> str:  # fmt: skip
+    """Every section of one bundle's report (ids prefixed with ``pre``)."""
+    return (
+        banner(verify, rep)
+        + sections.case_and_custody(rep, Path(bundle).stat().st_size, pre)
+        + sections.verification(verify, verify_error, pre)
+        + sections.findings(rep, pre)
+        + sections.process_tree(rep, pre)
+        + timeline_section(bundle, rep, pre)
+        + sections.changed_files(rep, pre)
+        + sections.sbom_summary(rep, pre)
+        + sections.blind_spots(rep, pre)
+    )
+
+
+def nav(pre: str = "") -> str:
+    return " · ".join(
+        f'<a href="#{pre}{a}">{esc(b)}</a>'
         for a, b in (("case", "case"), ("verify", "verification"), ("findings", "findings"),
                      ("processes", "processes"), ("timeline", "timeline"),
                      ("changed", "changed files"), ("sbom", "inventory"), ("blind", "blind spots"))
     )  # fmt: skip
+
+
+FOOTER = (
+    "<footer>Every string taken from the bundle is shown literally: control and "
+    "bidirectional characters as escapes (\\x1b, \\u202e). Times are UTC. Record "
+    "references (member:line) name lines of the bundle's members: <code>exuvia "
+    "timeline</code> and <code>exuvia replay</code> open them.</footer>"
+)
+
+
+def build_report(path: str | Path, progress: Progress | None = None) -> str:
+    """The report of the bundle (or the case directory) at ``path`` as one HTML document."""
+    if is_case(path):
+        from forensics.report.case import build_case_report  # noqa: PLC0415
+
+        return build_case_report(path, progress)
+    note = progress or (lambda _m: None)
+    note("verifying the bundle")
+    verify, verify_error = verify_one(path)
+    note("running the findings rules")
+    rep = analyze_bundle(path, progress=note)
+    note("building the timeline")
+    t = rep.target
+    title = f"exuvia report: {t.get('uri') or t.get('name') or Path(path).name}"
     body = (
         f"<header><h1>{esc(title)}</h1>"
         f'<p class="sub">generated {esc(iso_ns(now_ns()))} by exuvia {esc(__version__)} from '
-        f"<code>{esc(Path(bundle).name)}</code></p><nav>{nav}</nav></header>{banner}"
-        + sections.case_and_custody(rep, Path(bundle).stat().st_size)
-        + sections.verification(verify, verify_error)
-        + sections.findings(rep)
-        + sections.process_tree(rep)
-        + timeline
-        + sections.changed_files(rep)
-        + sections.sbom_summary(rep)
-        + sections.blind_spots(rep)
-        + "<footer>Every string taken from the bundle is shown literally: control and "
-        "bidirectional characters as escapes (\\x1b, \\u202e). Times are UTC. Record "
-        "references (member:line) name lines of the bundle's members: <code>exuvia "
-        "timeline</code> and <code>exuvia replay</code> open them.</footer>"
+        f"<code>{esc(Path(path).name)}</code></p><nav>{nav()}</nav></header>"
+        + bundle_body(path, rep, verify, verify_error)
+        + FOOTER
     )
     return page(title, body)
 
 
 def write_report(bundle: str | Path, out: str | Path, progress: Progress | None = None) -> Path:
-    """Write the report of ``bundle`` to ``out`` (temporary name, fsync, rename)."""
+    """Write the report of ``bundle`` (or a case directory) to ``out`` (temporary name,
+    fsync, rename)."""
     out = Path(out)
     text = build_report(bundle, progress)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")

@@ -27,7 +27,7 @@ def _d(v: Any) -> dict[str, Any]:
     return v if isinstance(v, dict) else {}
 
 
-def case_and_custody(rep: FindingsReport, file_bytes: int) -> str:
+def case_and_custody(rep: FindingsReport, file_bytes: int, pre: str = "") -> str:
     m, t = rep.facts.manifest, rep.target
     acq, host = _d(m.get("acquisition")), _d(m.get("host"))
     rows = [
@@ -56,7 +56,7 @@ def case_and_custody(rep: FindingsReport, file_bytes: int) -> str:
     ]  # fmt: skip
     more = f"<p>… {len(custody) - MAX_ROWS} more entries</p>" if len(custody) > MAX_ROWS else ""
     return (
-        '<h2 id="case">Case and custody</h2>'
+        f'<h2 id="{pre}case">Case and custody</h2>'
         + kv_table(rows)
         + f"<h3>Chain of custody inside the bundle ({len(custody)} entries)</h3>"
         + (table(head, rows_c) if custody else "<p>The bundle holds no custody log.</p>")
@@ -70,8 +70,8 @@ def _details(d: Any) -> str:
     return ", ".join(f"{k}={v}" for k, v in d.items())[:400]
 
 
-def verification(v: VerifyReport | None, error: str | None) -> str:
-    out = '<h2 id="verify">Verification</h2>'
+def verification(v: VerifyReport | None, error: str | None, pre: str = "") -> str:
+    out = f'<h2 id="{pre}verify">Verification</h2>'
     if v is None:
         return out + f'<p class="bad">not verified: {esc(error)}</p>'
     if v.ok:
@@ -100,15 +100,15 @@ def verification(v: VerifyReport | None, error: str | None) -> str:
     return out + body + (f"<ul>{notes}</ul>" if notes else "")
 
 
-def findings(rep: FindingsReport) -> str:
+def findings(rep: FindingsReport, pre: str = "") -> str:
     counts = ", ".join(f"{n} {k}" for k, n in rep.counts.items() if n) or "none"
-    out = f'<h2 id="findings">Findings ({len(rep.findings)}: {esc(counts)})</h2>'
+    out = f'<h2 id="{pre}findings">Findings ({len(rep.findings)}: {esc(counts)})</h2>'
     if not rep.findings:
         out += "<p>No rule found anything in this bundle (see the blind spots below).</p>"
-    return out + "".join(finding_html(f) for f in rep.findings)
+    return out + "".join(finding_html(f, pre) for f in rep.findings)
 
 
-def finding_html(f: Finding) -> str:
+def finding_html(f: Finding, pre: str = "") -> str:
     ev = "".join(
         f"<li><code>{esc(e.member)}:{e.line}</code> — {esc(e.role)}"
         + (f': <span class="mono">{esc(e.text)}</span>' if e.text else "")
@@ -125,11 +125,11 @@ def finding_html(f: Finding) -> str:
         f'<p class="meta"><code>{esc(f.id)}</code> · rule <code>{esc(f.rule)}</code> · evidence '
         f"{esc(f.strength.label)}{when}</p><ul>{ev}</ul>",
         f"finding sev-{f.severity.label}",
-        id="f-" + f.id.replace(":", "-"),
+        id=f"{pre}f-" + f.id.replace(":", "-"),
     )
 
 
-def process_tree(rep: FindingsReport) -> str:
+def process_tree(rep: FindingsReport, pre: str = "") -> str:
     recs = {p.get("pid"): p for p in rep.facts.processes}
     marked: dict[Any, list[str]] = {}
     for f in rep.findings:
@@ -137,7 +137,7 @@ def process_tree(rep: FindingsReport) -> str:
             if e.pivot == "process":
                 marked.setdefault(e.key, []).append(f.severity.label)
     snap = Snapshot(processes=[p.data for p in rep.facts.processes])
-    out = [f'<h2 id="processes">Process tree ({len(recs)} processes)</h2><ul class="tree">']
+    out = [f'<h2 id="{pre}processes">Process tree ({len(recs)} processes)</h2><ul class="tree">']
     depth = 0
     first = True
     for d, proc in snap.tree():
@@ -173,9 +173,9 @@ def _proc_line(p: Rec, sev: list[str]) -> str:
     )
 
 
-def changed_files(rep: FindingsReport) -> str:
+def changed_files(rep: FindingsReport, pre: str = "") -> str:
     changed = rep.facts.changed
-    out = f'<h2 id="changed">Files changed since start ({len(changed)})</h2>'
+    out = f'<h2 id="{pre}changed">Files changed since start ({len(changed)})</h2>'
     if not rep.facts.upper_known:
         return out + "<p>Unknown: no overlay upper layer was visible to the capture.</p>"
     rows = []
@@ -192,9 +192,9 @@ def changed_files(rep: FindingsReport) -> str:
     return out + (table(head, rows) if rows else "<p>Nothing changed.</p>") + more
 
 
-def sbom_summary(rep: FindingsReport) -> str:
+def sbom_summary(rep: FindingsReport, pre: str = "") -> str:
     inv = rep.facts.inventory
-    out = '<h2 id="sbom">Software inventory</h2>'
+    out = f'<h2 id="{pre}sbom">Software inventory</h2>'
     if inv is None:
         return out + "<p>Not built.</p>"
     cov = inv.coverage
@@ -223,10 +223,10 @@ def sbom_summary(rep: FindingsReport) -> str:
     )
 
 
-def blind_spots(rep: FindingsReport) -> str:
+def blind_spots(rep: FindingsReport, pre: str = "") -> str:
     items = "".join(f"<li>{esc(b)}</li>" for b in rep.blind_spots)
     probs = "".join(f"<li>{esc(p)}</li>" for p in rep.facts.problems)
-    out = '<h2 id="blind">Blind spots</h2>'
+    out = f'<h2 id="{pre}blind">Blind spots</h2>'
     out += f"<ul>{items}</ul>" if items else "<p>None noted.</p>"
     if probs:
         out += f"<h3>What could not be read</h3><ul>{probs}</ul>"

@@ -97,7 +97,7 @@ def timesketch_record(ev: Event) -> dict[str, Any]:
 
 
 class NoteLike(Protocol):
-    """What an export needs of an examiner's note (see :mod:`forensics.casefile`)."""
+    """What an export needs of an examiner's note (see :mod:`forensics.notes`)."""
 
     bookmarked: bool
     tags: list[str]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from textual import events
 
-from forensics.casefile import CaseFile
+from forensics.notes import NotesFile
 from forensics.timeline import Query, open_timeline
 from tests.support.incident_bundle import ESCAPE, MARKUP, T0
 from tests.tui.conftest import answer, line_text, ready, static_text, wait_for
@@ -194,8 +194,8 @@ async def test_notes_live_beside_the_bundle_and_go_into_exports(incident: Path) 
         await wait_for(pilot, out.exists)
         await pilot.press("escape")
     assert incident.read_bytes() == before  # the bundle is never written
-    case = CaseFile.for_bundle(incident)
-    assert case.path == incident.with_name("incident.exv.case.json")
+    case = NotesFile.for_bundle(incident)
+    assert case.path == incident.with_name("incident.exv.notes.json")
     (note,) = case.notes.values()
     assert note.bookmarked and note.tags == ["initial-access"]
     assert note.text == "dropped binary, see /tmp/.x" and note.ts == implant.ts

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from forensics.casefile import CaseFile, case_path
 from forensics.errors import BundleError
+from forensics.notes import NotesFile, notes_path
 from forensics.snapshot import load_snapshot
 from forensics.timeline import Query, open_timeline, write_export
 from forensics.timeline.events import event_key
@@ -89,8 +89,8 @@ def test_filters_combine_and_chips_remove_one_each() -> None:
     assert Filters().toggle_source("fs").toggle_source("fs") == Filters()
 
 
-def test_case_notes_round_trip_and_exports(bundle: Path, tmp_path: Path) -> None:
-    case = CaseFile.for_bundle(bundle)
+def test_notes_round_trip_and_exports(bundle: Path, tmp_path: Path) -> None:
+    case = NotesFile.for_bundle(bundle)
     with open_timeline(bundle) as tl:
         ev = tl.events(Query(entity="pid:4107"))[0]
         other = tl.events(Query(text="implant"))[0]
@@ -98,7 +98,7 @@ def test_case_notes_round_trip_and_exports(bundle: Path, tmp_path: Path) -> None
         assert case.toggle_tag(ev, "c2") and case.toggle_tag(other, "config")
         case.set_text(other, 'he said "hi"\nthen left')
         assert not case.toggle_tag(other, "config")  # again: removed
-        again = CaseFile.for_bundle(bundle)
+        again = NotesFile.for_bundle(bundle)
         assert again.notes.keys() == {event_key(ev), event_key(other)}
         assert again.get(other).text == 'he said "hi"\nthen left'  # type: ignore[union-attr]
         out = tmp_path / "v.csv"
@@ -119,28 +119,45 @@ def test_case_notes_round_trip_and_exports(bundle: Path, tmp_path: Path) -> None
     # emptying a note removes it
     case.toggle_bookmark(ev)
     case.toggle_tag(ev, "c2")
-    assert event_key(ev) not in CaseFile.for_bundle(bundle).notes
+    assert event_key(ev) not in NotesFile.for_bundle(bundle).notes
 
 
-def test_case_file_goes_to_the_user_cache_when_the_bundle_dir_is_read_only(
+def test_notes_file_goes_to_the_user_cache_when_the_bundle_dir_is_read_only(
     bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr("forensics.casefile.os.access", lambda *_a: False)
+    monkeypatch.setattr("forensics.notes.os.access", lambda *_a: False)
     ro = tmp_path / "ro.exv"
     ro.write_bytes(bundle.read_bytes())
-    assert case_path(ro) == tmp_path / "xdg" / "exuvia" / "cases" / "ro.exv.case.json"
+    assert notes_path(ro) == tmp_path / "xdg" / "exuvia" / "notes" / "ro.exv.notes.json"
 
 
-def test_a_broken_case_file_is_one_clear_error(bundle: Path, tmp_path: Path) -> None:
+def test_a_legacy_case_named_notes_file_is_still_read_and_kept_in_place(
+    bundle: Path, tmp_path: Path
+) -> None:
     copy = tmp_path / "b.exv"
     copy.write_bytes(bundle.read_bytes())
-    copy.with_name("b.exv.case.json").write_text("{not json")
+    legacy = copy.with_name("b.exv.case.json")
+    with open_timeline(copy) as tl:
+        ev = tl.events(Query(text="implant"))[0]
+    note = {"key": event_key(ev), "ts": ev.ts, "summary": "x", "bookmarked": True}
+    legacy.write_text(json.dumps({"format": "exuvia-case", "version": 1, "notes": [note]}))
+    nf = NotesFile.for_bundle(copy)
+    assert nf.path == legacy and nf.get(ev) is not None and nf.get(ev).bookmarked  # type: ignore[union-attr]
+    nf.toggle_tag(ev, "seen")
+    assert not copy.with_name("b.exv.notes.json").exists()
+    assert json.loads(legacy.read_text())["notes"][0]["tags"] == ["seen"]
+
+
+def test_a_broken_notes_file_is_one_clear_error(bundle: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "b.exv"
+    copy.write_bytes(bundle.read_bytes())
+    copy.with_name("b.exv.notes.json").write_text("{not json")
     with pytest.raises(BundleError, match="not valid JSON"):
-        CaseFile.for_bundle(copy)
-    copy.with_name("b.exv.case.json").write_text('{"format": "something-else"}')
-    with pytest.raises(BundleError, match="not an exuvia case file"):
-        CaseFile.for_bundle(copy)
+        NotesFile.for_bundle(copy)
+    copy.with_name("b.exv.notes.json").write_text('{"format": "something-else"}')
+    with pytest.raises(BundleError, match="not an exuvia notes file"):
+        NotesFile.for_bundle(copy)
 
 
 def test_snapshot_tree_children_and_alive(bundle: Path) -> None:

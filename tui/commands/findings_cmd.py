@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from forensics.case import is_case
 from forensics.findings import Finding, FindingsReport, Severity, analyze_bundle
+from forensics.findings.case import CaseFindings, analyze_case
 from forensics.textsafe import printable
 from tui.commands.options import add_output_format, print_json
 
@@ -26,7 +29,9 @@ def register(sub: Any) -> None:
         "most severe first, each with the bundle records (member:line) that prove it, "
         "then what the rules could not see. Exit 0 (findings or not), 2 on a bad bundle.",
     )
-    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE|CASE",
+                   help="a bundle, or a case directory (each bundle's findings, and those "
+                   "that hold in several pods)")  # fmt: skip
     add_output_format(p)
     p.add_argument(
         "--min-severity",
@@ -78,7 +83,48 @@ def _print(report: FindingsReport, shown: list[Finding], explain: bool) -> None:
             print(f"  - {printable(spot)}")
 
 
+def _print_case(cf: CaseFindings, floor: Severity, explain: bool) -> None:
+    case = cf.case
+    counts = ", ".join(f"{n} {k}" for k, n in cf.counts.items() if n)
+    print(f"findings of case {printable(case.case_id)} ({printable(str(case.path))}): "
+          f"{printable(case.target)}")  # fmt: skip
+    print(f"{len(case.bundles)} bundle(s), {len(cf.findings)} findings"
+          + (f" ({counts})" if counts else ""))  # fmt: skip
+    across = [a for a in cf.across if a.severity >= floor]
+    if across:
+        print()
+        print("held in several pods:")
+        for a in across:
+            print(f"  {a.severity.label.upper():<9}{printable(a.title)}")
+            print(f"           in {len(a.findings)}: " + ", ".join(map(printable, a.labels)))
+    for b, rep, err in cf.bundles:
+        print()
+        if rep is None:
+            print(f"== {printable(b.label)}: {printable(err or '?')}")
+            continue
+        shown = [f for f in rep.findings if f.severity >= floor]
+        state = "complete" if rep.complete else "INCOMPLETE"
+        print(f"== {printable(b.label)} ({state}): {len(rep.findings)} findings")
+        for f in shown:
+            for line in finding_lines(replace(f, where={}), explain=explain):
+                print("  " + line)
+        for spot in rep.blind_spots:
+            print(f"  blind spot: {printable(spot)}")
+
+
 def run(args: argparse.Namespace) -> int:
+    floor = Severity[args.min_severity.upper()]
+    if is_case(args.bundle):
+        cf = analyze_case(args.bundle)
+        if args.output_format == "json":
+            doc = cf.to_dict()
+            for entry in doc["bundles"]:
+                entry["findings"] = [f for f in entry["findings"]
+                                     if Severity[f["severity"].upper()] >= floor]  # fmt: skip
+            print_json(doc)
+        else:
+            _print_case(cf, floor, args.explain)
+        return 0
     progress = None
     if args.output_format == "text" and sys.stderr.isatty():
 
@@ -91,7 +137,6 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             sys.stderr.write("\r\x1b[2K")
-    floor = Severity[args.min_severity.upper()]
     shown = [f for f in report.findings if f.severity >= floor]
     if args.output_format == "json":
         doc = report.to_dict()

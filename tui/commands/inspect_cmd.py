@@ -1,4 +1,4 @@
-"""`exuvia verify FILE` and `exuvia info FILE`."""
+"""`exuvia verify FILE|DIR` and `exuvia info FILE|DIR` (a case directory: case_cmd)."""
 
 from __future__ import annotations
 
@@ -10,34 +10,42 @@ from typing import Any
 from forensics.bundle import verify_bundle
 from forensics.bundle.reader import BundleReader
 from forensics.bundle.verify import VerifyReport
+from forensics.case import is_case
 from forensics.timeutil import iso_ns
+from tui.commands import case_cmd
 from tui.commands.options import add_output_format, print_json
 
 
 def register(sub: Any) -> None:
     p = sub.add_parser(
         "verify",
-        help="check every member of a bundle against its manifest",
+        help="check every member of a bundle (or every bundle of a case) against its manifest",
         description="Read the whole bundle and check every member's size and SHA-256 "
         "against the manifest. Exit 0 and say OK, or exit 1 and name every member that "
-        "is missing, extra, altered or truncated.",
+        "is missing, extra, altered or truncated. Given a case directory (holding "
+        "case.json), check case.json's seal and signature and every bundle it names: each "
+        "must verify and be the one case.json names (same manifest and file SHA-256, "
+        "target, completeness).",
     )
-    p.add_argument("bundle", type=Path, metavar="FILE")
+    p.add_argument("bundle", type=Path, metavar="FILE|DIR")
     p.add_argument(
         "--key",
         type=Path,
         metavar="PUBFILE",
         help="the bundle must carry a valid Ed25519 signature by this public key "
-        "(PEM, or an OpenSSH ssh-ed25519 line); fails when it is unsigned or signed by another",
+        "(PEM, or an OpenSSH ssh-ed25519 line); fails when it is unsigned or signed by "
+        "another. For a case: case.json and every bundle",
     )
     add_output_format(p)
     p.set_defaults(handler=run_verify)
     p = sub.add_parser(
         "info",
-        help="summarize a bundle's manifest",
-        description="Print the manifest summary: target, times, counts, skips, completeness.",
+        help="summarize a bundle's manifest (or a case)",
+        description="Print the manifest summary: target, times, counts, skips, completeness. "
+        "Given a case directory: what was asked for, the pods and nodes, and each bundle's "
+        "state, size, time and reason.",
     )
-    p.add_argument("bundle", type=Path, metavar="FILE")
+    p.add_argument("bundle", type=Path, metavar="FILE|DIR")
     add_output_format(p)
     p.set_defaults(handler=run_info)
 
@@ -48,6 +56,8 @@ def run_verify(args: argparse.Namespace) -> int:
         from forensics.signing import load_public_key  # noqa: PLC0415 - only when asked
 
         key = load_public_key(args.key)
+    if is_case(args.bundle):
+        return case_cmd.run_verify(args, key)
     report = verify_bundle(args.bundle, public_key=key)
     if args.output_format == "json":
         print_json(verify_doc(report))
@@ -165,6 +175,8 @@ def _v(value: Any) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    if is_case(args.bundle):
+        return case_cmd.run_info(args)
     m, warnings = BundleReader(args.bundle).manifest_and_warnings()
     if args.output_format == "json":
         print_json(info_doc(args.bundle, m, warnings))

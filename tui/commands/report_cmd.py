@@ -21,7 +21,9 @@ def register(sub: Any) -> None:
         "changed since start, the software inventory's summary and the blind spots. "
         "Every string from the bundle is escaped. See docs/report.md.",
     )
-    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE|CASE",
+                   help="a bundle, or a case directory (the case, the findings that hold in "
+                   "several pods, then every bundle's report)")  # fmt: skip
     p.add_argument("-o", "--output", required=True, type=Path, metavar="FILE",
                    help="the HTML file to write (replaced if it exists)")  # fmt: skip
     p.set_defaults(handler=run)

@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forensics.casefile import CaseFile
 from forensics.errors import ExuviaError
+from forensics.notes import NotesFile
 from forensics.timeline import FORMATS, Query, format_event, open_timeline, write_export
 from forensics.timeline.events import KIND_NAMES, SOURCE_NAMES
 from forensics.timeline.logtime import parse_user_time, resolve_tz
@@ -108,7 +108,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--with-notes",
         action="store_true",
-        help="include the examiner's bookmarks, tags and notes (from the case file beside "
+        help="include the examiner's bookmarks, tags and notes (from the notes file beside "
         "the bundle, written by `exuvia replay`) in the export",
     )
     p.add_argument(
@@ -198,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         if args.output:
             fmt = args.format or _EXT_FORMATS.get(Path(args.output).suffix.lower(), "jsonl")
-            notes: Any = CaseFile.for_bundle(args.bundle).notes if args.with_notes else None
+            notes: Any = NotesFile.for_bundle(args.bundle).notes if args.with_notes else None
             if args.with_findings:
                 from forensics.findings import analyze_bundle  # noqa: PLC0415 - when asked
                 from forensics.findings.tags import FindingTags  # noqa: PLC0415

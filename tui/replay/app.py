@@ -23,8 +23,8 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
 from forensics.bundle.verify import VerifyReport
-from forensics.casefile import CaseFile
 from forensics.errors import ExuviaError
+from forensics.notes import NotesFile
 from forensics.snapshot import Snapshot
 from forensics.timeline import Event, Query, Timeline, open_timeline
 from forensics.timeline.events import SOURCE_NAMES
@@ -115,8 +115,8 @@ class ReplayApp(App[None]):
         self.position: int | None = None
         self.report: VerifyReport | None = None
         self.snapshot: Snapshot | None = None
-        self.case: CaseFile | None = None
-        self.case_error: str | None = None
+        self.notes: NotesFile | None = None
+        self.notes_error: str | None = None
         self.hist_range: tuple[int, int] | None = None
         self.playing = False
         self.speed = 5
@@ -141,9 +141,9 @@ class ReplayApp(App[None]):
         self._title()
         self.show_status()
         try:
-            self.case = CaseFile.for_bundle(self.bundle)
+            self.notes = NotesFile.for_bundle(self.bundle)
         except ExuviaError as err:
-            self.case_error = str(err)
+            self.notes_error = str(err)
         self.open_store()
         findings_actions.start(self)
         if self.findings_first:
@@ -173,8 +173,8 @@ class ReplayApp(App[None]):
         self.window = Window(tl, Query())
         events = EventList(self.window, id="events")
         events.zone = self.zone
-        if self.case is not None:
-            events.marked = {k for k, n in self.case.notes.items() if n.bookmarked}
+        if self.notes is not None:
+            events.marked = {k for k, n in self.notes.notes.items() if n.bookmarked}
         self.query_one("#loading").remove()
         self.query_one("#main").mount(events, before=0)
         events.focus()
@@ -325,8 +325,8 @@ class ReplayApp(App[None]):
         t.append("   time: " + ("local" if self.zone else "UTC"))
         if self.playing:
             t.append(f"   ▶ playing {self.speed}/s", style="bold green")
-        if self.case_error:
-            t.append("   notes unavailable: ", style="red").append_text(safe(self.case_error))
+        if self.notes_error:
+            t.append("   notes unavailable: ", style="red").append_text(safe(self.notes_error))
         self.query_one("#status", Static).update(t)
 
     def _chips(self) -> None:
@@ -361,7 +361,7 @@ class ReplayApp(App[None]):
         context = None
         if ev.source == "log" and self.tl is not None:
             context = self.tl.context(ev, 3)
-        note = self.case.get(ev) if self.case is not None else None
+        note = self.notes.get(ev) if self.notes is not None else None
         pane.show(describe(ev, note=note, zone=self.zone, context=context))
         if self.playing:
             self.query_one(AlivePanel).show(self.snapshot, ev.ts)

@@ -15,16 +15,16 @@ def note_target(app: ReplayApp) -> Event | None:
     ev = app.current()
     if ev is None:
         return None
-    if app.case is None:
-        app.notify(app.case_error or "notes are unavailable", severity="error", markup=False)
+    if app.notes is None:
+        app.notify(app.notes_error or "notes are unavailable", severity="error", markup=False)
         return None
     return ev
 
 
 def notes_changed(app: ReplayApp, ev: Event) -> None:
     lst = app.events_list
-    if lst is not None and app.case is not None:
-        lst.marked = {k for k, n in app.case.notes.items() if n.bookmarked}
+    if lst is not None and app.notes is not None:
+        lst.marked = {k for k, n in app.notes.notes.items() if n.bookmarked}
         lst.refresh()
     app._detail(ev)
 
@@ -40,8 +40,8 @@ def save(app: ReplayApp, change: Any) -> bool:
 
 def bookmark(app: ReplayApp) -> None:
     ev = note_target(app)
-    if ev is not None and app.case is not None:
-        case = app.case
+    if ev is not None and app.notes is not None:
+        case = app.notes
         if save(app, lambda: case.toggle_bookmark(ev)):
             notes_changed(app, ev)
 
@@ -50,9 +50,9 @@ def tag(app: ReplayApp) -> None:
     from tui.replay.screens.prompt import PromptScreen  # noqa: PLC0415 - on first use
 
     ev = note_target(app)
-    if ev is None or app.case is None:
+    if ev is None or app.notes is None:
         return
-    case = app.case
+    case = app.notes
 
     def done(text: str | None) -> None:
         if text and text.strip() and save(app, lambda: case.toggle_tag(ev, text)):
@@ -65,9 +65,9 @@ def annotate(app: ReplayApp) -> None:
     from tui.replay.screens.prompt import PromptScreen  # noqa: PLC0415 - on first use
 
     ev = note_target(app)
-    if ev is None or app.case is None:
+    if ev is None or app.notes is None:
         return
-    case = app.case
+    case = app.notes
     note = case.get(ev)
 
     def done(text: str | None) -> None:

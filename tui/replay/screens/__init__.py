@@ -24,14 +24,14 @@ def open_view(app: ReplayApp, name: str) -> None:
             app.push_screen(FileScreen(app.tl, str(app.bundle)))
         return
     if name == "notes":
-        if app.case is not None:
+        if app.notes is not None:
             from tui.replay.screens.notes import NotesScreen
 
             def done(ts: int | None) -> None:
                 if ts is not None:
                     app.goto_time(ts)
 
-            app.push_screen(NotesScreen(app.case), done)
+            app.push_screen(NotesScreen(app.notes), done)
         return
     snap = app.snapshot
     if snap is None:

@@ -67,7 +67,7 @@ class ExportScreen(ModalScreen[None]):
         out = self.query_one("#export-path", Input).value.strip()
         with_notes = self.query_one("#export-notes", Checkbox).value
         r = self.replay
-        notes = r.case.notes if (with_notes and r.case is not None) else None
+        notes = r.notes.notes if (with_notes and r.notes is not None) else None
         if r.tl is None or not out:
             return
         try:

@@ -9,7 +9,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, OptionList
 from textual.widgets.option_list import Option
 
-from forensics.casefile import CaseFile
+from forensics.notes import NotesFile
 from forensics.timeutil import iso_ns
 from tui.replay.render import safe
 
@@ -19,13 +19,13 @@ class NotesScreen(Screen[int | None]):
 
     BINDINGS = [Binding("escape,q", "cancel", "Back")]
 
-    def __init__(self, case: CaseFile) -> None:
+    def __init__(self, notes: NotesFile) -> None:
         super().__init__()
-        self.case = case
+        self.notes_file = notes
 
     def compose(self) -> ComposeResult:
         options = []
-        for note in self.case.sorted_notes():
+        for note in self.notes_file.sorted_notes():
             t = Text(iso_ns(note.ts) + "  ")
             if note.bookmarked:
                 t.append("★ ", style="yellow")
@@ -39,7 +39,7 @@ class NotesScreen(Screen[int | None]):
         yield Footer()
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
-        note = self.case.notes.get(event.option.id or "")
+        note = self.notes_file.notes.get(event.option.id or "")
         self.dismiss(note.ts if note else None)
 
     def action_cancel(self) -> None:

@@ -10,7 +10,7 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from forensics.casefile import Note
+from forensics.notes import Note
 from forensics.timeline import Event
 from tui.replay.render import fmt_time, safe, safe_block
 

@@ -1,10 +1,13 @@
-"""The examiner's case file: bookmarks, tags and notes about a bundle's events.
+"""The examiner's notes file: bookmarks, tags and notes about a bundle's events.
 
 It is kept *beside* the bundle, never inside it (the bundle stays exactly as
-captured): ``<bundle>.case.json``, or under the user's cache directory
-(``$XDG_CACHE_HOME/exuvia/cases/``) when the bundle's directory is not
-writable. It is saved atomically (temporary file, then rename) after every
-change, so a crash never leaves a half-written case file.
+captured): ``<bundle>.notes.json``, or under the user's cache directory
+(``$XDG_CACHE_HOME/exuvia/notes/``) when the bundle's directory is not
+writable. (Not to be confused with a fleet *case*, forensics.case: a directory
+of bundles described by its ``case.json``.) Notes files written before the
+rename, ``<bundle>.case.json`` (format ``exuvia-case``), are still read and
+kept where they are. It is saved atomically (temporary file, then rename) after every
+change, so a crash never leaves a half-written notes file.
 
 An event is named by where its record is and which of its times it is
 (:func:`event_key`: member, line, slot), which stays the same when the
@@ -13,22 +16,25 @@ timeline store is rebuilt.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics.errors import BundleError, OutputError
+from forensics.atomic import write_atomic
+from forensics.errors import BundleError
 from forensics.timeline.events import Event, event_key
 
-CASE_FORMAT = "exuvia-case"
-CASE_VERSION = 1
-#: a case file larger than this is refused (it is JSON written by us, never this big)
-MAX_CASE_BYTES = 64 << 20
+NOTES_FORMAT = "exuvia-notes"
+NOTES_VERSION = 1
+#: what notes files were called before fleet cases took the word "case"
+LEGACY_FORMAT = "exuvia-case"
+LEGACY_SUFFIX = ".case.json"
+SUFFIX = ".notes.json"
+#: a notes file larger than this is refused (it is JSON written by us, never this big)
+MAX_NOTES_BYTES = 64 << 20
 
 
 @dataclass
@@ -48,20 +54,31 @@ class Note:
         return not (self.bookmarked or self.tags or self.text)
 
 
-def _user_cases_dir() -> Path:
+def _user_dir(legacy: bool = False) -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "exuvia" / "cases"
+    return Path(base) / "exuvia" / ("cases" if legacy else "notes")
 
 
-def case_path(bundle: Path) -> Path:
-    """Where the case file of ``bundle`` is (or will be)."""
-    beside = bundle.with_name(bundle.name + ".case.json")
-    if beside.exists() or os.access(bundle.parent, os.W_OK):
+def notes_path(bundle: Path) -> Path:
+    """Where the notes file of ``bundle`` is (or will be): an existing one first
+    (a legacy ``.case.json`` one is kept in use), else beside the bundle when its
+    directory is writable, else under the user's cache directory."""
+    beside = bundle.with_name(bundle.name + SUFFIX)
+    candidates = (
+        beside,
+        bundle.with_name(bundle.name + LEGACY_SUFFIX),
+        _user_dir() / (bundle.name + SUFFIX),
+        _user_dir(legacy=True) / (bundle.name + LEGACY_SUFFIX),
+    )
+    for path in candidates:
+        if path.exists():
+            return path
+    if os.access(bundle.parent, os.W_OK):
         return beside
-    return _user_cases_dir() / (bundle.name + ".case.json")
+    return candidates[2]
 
 
-class CaseFile:
+class NotesFile:
     """The notes of one bundle, loaded once and saved after each change."""
 
     def __init__(self, path: Path, bundle: str, notes: dict[str, Note] | None = None) -> None:
@@ -70,13 +87,13 @@ class CaseFile:
         self.notes: dict[str, Note] = notes or {}
 
     @classmethod
-    def for_bundle(cls, bundle: str | Path) -> CaseFile:
+    def for_bundle(cls, bundle: str | Path) -> NotesFile:
         bundle = Path(bundle)
-        path = case_path(bundle)
-        case = cls(path, bundle.name)
+        path = notes_path(bundle)
+        nf = cls(path, bundle.name)
         if path.exists():
-            case.notes = _load(path)
-        return case
+            nf.notes = _load(path)
+        return nf
 
     # -- changes ----------------------------------------------------------------------
     def _note(self, ev: Event) -> Note:
@@ -124,44 +141,29 @@ class CaseFile:
     # -- storage ----------------------------------------------------------------------
     def save(self) -> None:
         doc = {
-            "format": CASE_FORMAT,
-            "version": CASE_VERSION,
+            "format": NOTES_FORMAT,
+            "version": NOTES_VERSION,
             "bundle": self.bundle,
             "notes": [asdict(n) for n in self.sorted_notes()],
         }
         data = json.dumps(doc, ensure_ascii=False, indent=1).encode("utf-8")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.")
-        except OSError as err:
-            raise OutputError(f"cannot write the case file {self.path}: {err.strerror}") from err
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, self.path)
-        except OSError as err:
-            raise OutputError(f"cannot write the case file {self.path}: {err.strerror}") from err
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
+        write_atomic(self.path, data, "notes file", mode=0o600)
 
 
 def _load(path: Path) -> dict[str, Note]:
     try:
         with open(path, "rb") as f:
-            data = f.read(MAX_CASE_BYTES + 1)
+            data = f.read(MAX_NOTES_BYTES + 1)
     except OSError as err:
-        raise BundleError(f"cannot read the case file {path}: {err.strerror}") from err
-    if len(data) > MAX_CASE_BYTES:
-        raise BundleError(f"the case file {path} is too large")
+        raise BundleError(f"cannot read the notes file {path}: {err.strerror}") from err
+    if len(data) > MAX_NOTES_BYTES:
+        raise BundleError(f"the notes file {path} is too large")
     try:
         doc: Any = json.loads(data)
     except (ValueError, RecursionError) as err:
-        raise BundleError(f"the case file {path} is not valid JSON ({err})") from err
-    if not isinstance(doc, dict) or doc.get("format") != CASE_FORMAT:
-        raise BundleError(f"{path} is not an exuvia case file")
+        raise BundleError(f"the notes file {path} is not valid JSON ({err})") from err
+    if not isinstance(doc, dict) or doc.get("format") not in (NOTES_FORMAT, LEGACY_FORMAT):
+        raise BundleError(f"{path} is not an exuvia notes file")
     notes: dict[str, Note] = {}
     for raw in doc.get("notes") or []:
         if not isinstance(raw, dict):
@@ -182,4 +184,4 @@ def _load(path: Path) -> dict[str, Note]:
     return notes
 
 
-__all__ = ["CaseFile", "Note", "case_path", "event_key"]
+__all__ = ["Note", "NotesFile", "event_key", "notes_path"]
