@@ -55,3 +55,18 @@ def test_the_option_takes_text_or_json_only(bundle: Path) -> None:
     assert r.returncode == 2 and "invalid choice" in r.stderr and "Traceback" not in r.stderr
     r = run("capture", "pid://1", "--output", "x.exv")
     assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_verify_and_info_json_of_a_case(tmp_path: Path) -> None:
+    from tests.support.case_bundles import make_case  # noqa: PLC0415
+
+    d = tmp_path / "case"
+    make_case(d, [("prod", "web-a"), ("prod", "web-b")])
+    doc = json.loads(run("verify", str(d), "--output", "json").stdout)
+    assert doc["format"] == "exuvia-case-verify-result" and doc["ok"] and doc["verified"] == 2
+    assert [b["label"] for b in doc["bundles"]] == ["prod/web-a/app", "prod/web-b/app"]
+    (d / "prod_web-b_app.exv").write_bytes(b"junk")
+    r = run("verify", str(d), "--output", "json")
+    assert r.returncode == 1 and json.loads(r.stdout)["ok"] is False
+    doc = json.loads(run("info", str(d), "--output", "json").stdout)
+    assert doc["format"] == "exuvia-case-info" and doc["case_id"] == "IR-1"

@@ -10,7 +10,7 @@ from typing import Any
 from forensics.bundle import verify_bundle
 from forensics.bundle.reader import BundleReader
 from forensics.bundle.verify import VerifyReport
-from forensics.case import is_case
+from forensics.case import CaseReport, is_case, load_case, verify_case
 from forensics.timeutil import iso_ns
 from tui.commands import case_cmd
 from tui.commands.options import add_output_format, print_json
@@ -57,6 +57,10 @@ def run_verify(args: argparse.Namespace) -> int:
 
         key = load_public_key(args.key)
     if is_case(args.bundle):
+        if args.output_format == "json":
+            report_c = verify_case(args.bundle, public_key=key)
+            print_json(case_verify_doc(report_c))
+            return 0 if report_c.ok else 1
         return case_cmd.run_verify(args, key)
     report = verify_bundle(args.bundle, public_key=key)
     if args.output_format == "json":
@@ -118,6 +122,28 @@ def verify_doc(r: VerifyReport) -> dict[str, Any]:
     }
 
 
+def case_verify_doc(r: CaseReport) -> dict[str, Any]:
+    """``verify CASE --output json`` (docs/scripting.md)."""
+    return {
+        "format": "exuvia-case-verify-result",
+        "version": 1,
+        "case": str(r.path),
+        "ok": r.ok,
+        "case_sha256": r.case_sha256 or None,
+        "verified": r.verified,
+        "signed_by": r.signed_by,
+        "sealed": r.sealed,
+        "bundles": [
+            {"label": c.bundle.label, "file": c.bundle.file, "status": c.bundle.status,
+             "ok": c.ok, "checked": c.report is not None, "failures": c.failures()[:100]}
+            for c in r.bundles
+        ],
+        "problems": r.problems,
+        "notes": r.notes,
+        "exit_status": 0 if r.ok else 1,
+    }  # fmt: skip
+
+
 def info_doc(path: Path, m: dict[str, Any], warnings: list[str]) -> dict[str, Any]:
     """``info --output json``: the manifest's summary, as the text form shows it."""
     skips = _d(m.get("skips"))
@@ -176,6 +202,10 @@ def _v(value: Any) -> str:
 
 def run_info(args: argparse.Namespace) -> int:
     if is_case(args.bundle):
+        if args.output_format == "json":
+            print_json({"format": "exuvia-case-info", "version": 1,
+                        **case_cmd.summary(load_case(args.bundle))})  # fmt: skip
+            return 0
         return case_cmd.run_info(args)
     m, warnings = BundleReader(args.bundle).manifest_and_warnings()
     if args.output_format == "json":
