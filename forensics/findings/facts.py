@@ -101,6 +101,8 @@ class Facts:
     symlinks: dict[str, str] = field(default_factory=dict)
     writable_dirs: set[str] = field(default_factory=set)
     log_hits: list[LogHit] = field(default_factory=list)
+    #: records of the collectors families name in ``RECORD_COLLECTORS`` (e.g. memory)
+    records: dict[str, list[Rec]] = field(default_factory=dict)
     logs_scanned: list[str] = field(default_factory=list)
     skips: list[dict[str, Any]] = field(default_factory=list)
     #: the custody log inside the bundle (custody.jsonl), in order

@@ -72,6 +72,8 @@ class _Pass:
         self.inv_snap = inv_load.Snapshot(bundle=facts.bundle) if inventory else None
         self.inv = inv_load.MemberLoader(self.inv_snap) if self.inv_snap is not None else None
         self.keep_paths = {p for m in families() for p in getattr(m, "KEEP_PATHS", ())}
+        #: collectors whose records a family asks for (``RECORD_COLLECTORS``), kept whole
+        self.extra = {c for m in families() for c in getattr(m, "RECORD_COLLECTORS", ())}
         self.patterns = log_patterns()
         self.any_pattern = (
             re.compile("|".join(f"(?:{p.pattern})" for _, p in self.patterns), re.IGNORECASE)
@@ -151,6 +153,8 @@ class _Pass:
                 facts.binaries.append(Rec(name, lineno, rec))
             elif collector == "filesystem":
                 self._fs(Rec(name, lineno, rec))
+            elif collector in self.extra:
+                facts.records.setdefault(collector, []).append(Rec(name, lineno, rec))
             elif collector in ("skips", "custody"):
                 kept = facts.skips if collector == "skips" else facts.custody
                 if len(kept) < MAX_SKIPS:

@@ -113,3 +113,17 @@ def test_lone_surrogates_in_records_are_no_traceback(tmp_path: Path) -> None:
                            text=True, check=False, env=env, cwd=REPO)  # fmt: skip
         assert r.returncode == 0 and "Traceback" not in r.stderr, (cmd, r.stderr)
     assert "runs a deleted executable" in (tmp_path / "r.html").read_text()
+
+
+def test_a_family_can_ask_for_a_collectors_records(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """How a new family (e.g. over memory members) gets its records: RECORD_COLLECTORS."""
+    from forensics.findings.rules import exe  # noqa: PLC0415
+    from tests.support.bundle_craft import write_real_bundle  # noqa: PLC0415
+
+    monkeypatch.setattr(exe, "RECORD_COLLECTORS", ("memory",), raising=False)
+    path = tmp_path / "m.exv"
+    rows = b'{"kind":"memory_region","pid":7}\n{"kind":"memory_region","pid":8}\n'
+    write_real_bundle(path, contents={"artifacts/memory.jsonl": rows})
+    facts = load_facts(path)
+    assert [(r.member, r.line, r.get("pid")) for r in facts.records["memory"]] == [
+        ("artifacts/memory.jsonl", 1, 7), ("artifacts/memory.jsonl", 2, 8)]  # fmt: skip

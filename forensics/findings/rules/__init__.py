@@ -7,6 +7,9 @@ check reads (paths, names, patterns: data, so a rule is tuned or added by
 editing a table) and the check itself, a function from the facts to hits.
 A family that needs log lines declares ``LOG_PATTERNS`` (id -> regular
 expression): the loader keeps the lines that match, once, for every family.
+``KEEP_PATHS`` names filesystem entries to keep by path; ``RECORD_COLLECTORS``
+names collectors (``artifacts/<collector>.jsonl``, e.g. a memory collector's)
+whose records the loader keeps whole in ``Facts.records[collector]``.
 
 Families are found by listing this package, so adding one is adding a module
 (docs/findings.md documents every rule; a unit test checks that it does).
