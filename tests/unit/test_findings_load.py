@@ -51,6 +51,9 @@ def test_a_cut_off_bundle_gives_what_precedes_the_cut(bundle: Path, tmp_path: Pa
         assert report.facts.cut is not None and not report.complete
         assert report.blind_spots[0].startswith("the bundle is cut off")
         assert {f.id for f in report.findings} <= {f.id for f in full.findings}
+        r = subprocess.run([*EXUVIA, "findings", str(cut)], capture_output=True, text=True,
+                           check=False)  # fmt: skip
+        assert r.returncode == 0 and "capture: CUT OFF" in r.stdout, r.stderr
 
 
 def test_not_a_bundle_and_a_newer_one(tmp_path: Path, bundle: Path) -> None:
