@@ -349,17 +349,33 @@ class KubeClient:
         """Every namespace (all pages): for the triage picker."""
         return self._list("namespaces", None, self._core.list_namespace)
 
-    def list_pods(self, namespace: str) -> list[dict[str, Any]]:
-        """Every pod of ``namespace`` (all pages): for the triage picker."""
-        return self._list("pods", namespace, self._core.list_namespaced_pod, namespace)
+    def list_pods(self, namespace: str, label_selector: str | None = None) -> list[dict[str, Any]]:
+        """Every pod of ``namespace`` (all pages), optionally only those ``label_selector``
+        matches: for the triage picker and fleet resolution."""
+        return self._list(
+            "pods", namespace, self._core.list_namespaced_pod, namespace, selector=label_selector
+        )
+
+    def list_pods_all_namespaces(self, label_selector: str) -> list[dict[str, Any]]:
+        """The pods of every namespace that ``label_selector`` matches (all pages): ``-A``."""
+        return self._list(
+            "pods", None, self._core.list_pod_for_all_namespaces, selector=label_selector
+        )
 
     def _list(
-        self, resource: str, namespace: str | None, fn: Callable[..., Any], *a: Any
+        self,
+        resource: str,
+        namespace: str | None,
+        fn: Callable[..., Any],
+        *a: Any,
+        selector: str | None = None,
     ) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
             kw: dict[str, Any] = {"limit": 500}
+            if selector:
+                kw["label_selector"] = selector
             if token:
                 kw["_continue"] = token
             page = self._json("list", resource, namespace, fn, *a, **kw)
