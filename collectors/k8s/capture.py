@@ -44,7 +44,7 @@ from collectors.k8s.stream import StreamResult, receive
 from collectors.k8s.target import choose_container, parse_k8s, require_running
 from forensics import __version__
 from forensics.custody import CustodyLog
-from forensics.errors import ExuviaError, OutputError
+from forensics.errors import ExuviaError, OutputError, TargetGone
 
 
 @dataclass
@@ -64,6 +64,9 @@ class K8sOptions:
     linger: float = 30.0
     stream_idle_timeout: float = 600.0
     keep_agent_stream: bool = False
+    #: a fleet capture: the pod uid resolved, so a pod replaced under the same name
+    #: (a StatefulSet's) is refused rather than captured in its place
+    expect_uid: str | None = None
 
 
 def agent_argv(
@@ -186,6 +189,12 @@ class K8sCapture:
         ref = parse_k8s(self.uri.partition("://")[2], self.uri)
         ns = ref.namespace or kc.namespace
         pod = kc.get_pod(ns, ref.pod)
+        uid = (pod.get("metadata") or {}).get("uid")
+        if self.k.expect_uid and uid != self.k.expect_uid:
+            raise TargetGone(
+                f"pod {ns}/{ref.pod} was replaced since it was resolved "
+                f"(uid {self.k.expect_uid}, now {uid})"
+            )
         container, why = choose_container(pod, ref.container)
         st = require_running(pod, container)
         uri = ref.uri(ns, container)

@@ -11,6 +11,7 @@ from typing import Any
 from collectors.capture import CaptureOptions, CaptureResult, capture
 from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
+from forensics.errors import TargetError
 from tui.commands import k8s_cmd
 from tui.commands.options import add_capture_options, add_output_format, print_json
 
@@ -25,7 +26,8 @@ def register(sub: Any) -> None:
     p.add_argument("target", metavar="TARGET", help="e.g. podman://web, runc://ID, pid://1234")
     p.add_argument(
         "-o", "--out", dest="output", required=True, type=Path, metavar="FILE",
-        help="the bundle file (written as FILE.partial, renamed when sealed)",
+        help="the bundle file (written as FILE.partial, renamed when sealed); for a fleet "
+        "capture (-l, -A, k8s://NS/KIND/NAME) the case directory",
     )  # fmt: skip
     add_output_format(p)
     add_capture_options(p)
@@ -38,6 +40,7 @@ def register(sub: Any) -> None:
         "public key's fingerprint is recorded; check with `exuvia verify FILE --key PUB`",
     )
     k8s_cmd.add_k8s_options(p)
+    k8s_cmd.add_fleet_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler=run)
 
@@ -129,6 +132,10 @@ def print_result(res: CaptureResult, output_format: str = "text") -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.target.strip().lower().startswith("k8s://") and k8s_cmd.is_fleet(args):
+        return k8s_cmd.run_fleet_capture(args)
+    if args.selector or args.all_namespaces:
+        raise TargetError("-l/--selector and -A select Kubernetes pods: use a k8s:// target")
     if parse_uri(args.target)[0] == "k8s":
         return k8s_cmd.run_capture(args)
     opts = options_from(args, args.output)  # a bad signing key fails before anything runs

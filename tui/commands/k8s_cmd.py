@@ -17,7 +17,9 @@ from typing import Any
 from collectors.agent import add_arguments
 from collectors.agent import run as agent_run
 from collectors.k8s.spec import DEFAULT_IMAGE, DEFAULT_PROFILE, PROFILES
+from forensics.errors import ExuviaError
 from tui.commands import capture_cmd
+from tui.commands.options import print_json
 
 IMAGE_ENV = "EXUVIA_COLLECTOR_IMAGE"
 
@@ -119,6 +121,153 @@ def run_capture(args: argparse.Namespace) -> int:
         progress.done()
     capture_cmd.print_result(res, args.output_format)
     return 0 if res.complete else 3
+
+
+def add_fleet_options(p: argparse.ArgumentParser) -> None:
+    """Fleet capture: many pods of one selector or workload into a case directory."""
+    g = p.add_argument_group(
+        "fleet capture (k8s://NS -l SELECTOR, k8s://NS/KIND/NAME; -o is then a case "
+        "directory; see docs/kubernetes.md)"
+    )
+    g.add_argument(
+        "-l",
+        "--selector",
+        metavar="SELECTOR",
+        help="label selector, kubectl's syntax (app=web,tier!=db, env in (a,b))",
+    )
+    g.add_argument(
+        "-A",
+        "--all-namespaces",
+        action="store_true",
+        help="with -l: the matching pods of every namespace (target k8s://)",
+    )
+    g.add_argument(
+        "--all-containers",
+        action="store_true",
+        help="every container of each pod (default: each pod's default container)",
+    )
+    g.add_argument(
+        "-c",
+        "--container",
+        metavar="NAME",
+        help="this container of each pod (a pod without it is recorded as failed)",
+    )
+    g.add_argument(
+        "--max-pods",
+        type=int,
+        default=50,
+        metavar="N",
+        help="refuse when more than N pods match (default 50)",
+    )
+    g.add_argument(
+        "--parallel",
+        type=int,
+        default=8,
+        metavar="N",
+        help="capture at most N pods at once (default 8)",
+    )
+    g.add_argument("--per-node", type=int, default=4, metavar="N",
+                   help="and at most N pods of one node at once (default 4)")  # fmt: skip
+
+
+def is_fleet(args: argparse.Namespace) -> bool:
+    from collectors.k8s.selection import is_fleet as fleet  # noqa: PLC0415
+
+    return fleet(args.target, selector=args.selector, all_namespaces=args.all_namespaces)
+
+
+class FleetProgress:
+    """One line per pod as it starts and ends, and a total line now and then, on
+    stderr (also when it is not a terminal: a Job's log shows them); none with -q."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.last_tick = 0.0
+
+    def __call__(self, ev: Any) -> None:
+        if self.quiet:
+            return
+        p = ev.item
+        where = f"{p.namespace}/{p.pod}/{p.container}" if p is not None else ""
+        if ev.kind == "resolved":
+            self._line(ev, f"{ev.total} pod containers to capture")
+        elif ev.kind == "started":
+            self._line(ev, f"{where}: capturing (node {p.node})")
+        elif ev.kind == "finished":
+            size = f", {ev.nbytes / 1e6:.1f} MB" if ev.nbytes else ""
+            why = f": {ev.reason}" if ev.reason else ""
+            self._line(ev, f"{where}: {ev.status}{size}{why}")
+            self._total(ev)
+        elif ev.kind == "tick" and ev.elapsed - self.last_tick >= 5.0:
+            self._total(ev)
+
+    def _total(self, ev: Any) -> None:
+        self.last_tick = ev.elapsed
+        rate = ev.total_bytes / ev.elapsed / 1e6 if ev.elapsed > 0 else 0.0
+        self._line(ev, f"total: {ev.done}/{ev.total} done, {ev.total_bytes / 1e6:.1f} MB "
+                       f"received, {rate:.1f} MB/s")  # fmt: skip
+
+    @staticmethod
+    def _line(ev: Any, text: str) -> None:
+        sys.stderr.write(f"[{ev.elapsed:7.1f}s] {text}\n")
+        sys.stderr.flush()
+
+
+def fleet_doc(res: Any) -> dict[str, Any]:
+    """``capture … --output json`` for a fleet: ``exuvia-case-capture-result``."""
+    keys = ("file", "namespace", "pod", "container", "node", "status", "reason",
+            "manifest_sha256", "bytes")  # fmt: skip
+    return {
+        "format": "exuvia-case-capture-result",
+        "version": 1,
+        "case": str(res.directory),
+        "case_id": res.case_id,
+        "state": res.state,
+        "case_sha256": res.case_sha256,
+        "summary": res.summary,
+        "seen_not_captured": res.seen_not_captured,
+        "signed_by": res.signed_by,
+        "bundles": [{k: b.get(k) for k in keys} for b in res.bundles],
+        "exit_status": res.exit_status,
+    }
+
+
+def run_fleet_capture(args: argparse.Namespace) -> int:
+    """`exuvia capture k8s://NS -l SEL | k8s://NS/KIND/NAME -o DIR/`: a case."""
+    from collectors.k8s.fleet import fleet_capture  # noqa: PLC0415 - see k8s_options
+    from collectors.k8s.selection import parse_fleet  # noqa: PLC0415
+
+    req = parse_fleet(args.target, selector=args.selector, all_namespaces=args.all_namespaces,
+                      all_containers=args.all_containers, container=args.container)  # fmt: skip
+    for name in ("max_pods", "parallel", "per_node"):
+        if getattr(args, name) < 1:
+            raise ExuviaError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.node_level:
+        raise ExuviaError("--node-level is for one pod; a fleet capture uses ephemeral agents")
+    opts = capture_cmd.options_from(args, args.output)
+    res = fleet_capture(req, opts, k8s_options(args), parallel=args.parallel,
+                        per_node=args.per_node, max_pods=args.max_pods,
+                        events=FleetProgress(args.quiet))  # fmt: skip
+    if args.output_format == "json":
+        print_json(fleet_doc(res))
+        return res.exit_status
+    s = res.summary
+    print(f"case:            {res.directory} ({res.case_id})")
+    print(f"state:           {res.state}")
+    print(f"bundles:         {s.get('complete', 0)} complete, {s.get('incomplete', 0)} "
+          f"incomplete, {s.get('failed', 0)} failed, of {s.get('bundles', 0)} "
+          f"({s.get('pods', 0)} pods, {s.get('bytes', 0)} bytes)")  # fmt: skip
+    for b in res.bundles:
+        if b["status"] != "complete":
+            print(f"  {b['namespace']}/{b['pod']}/{b['container']}: {b['status']}: {b['reason']}")
+    if res.seen_not_captured:
+        print(f"seen later:      {res.seen_not_captured} pods matched after resolution "
+              "(not captured; in case.json)")  # fmt: skip
+    print(f"case.json sha256: {res.case_sha256}")
+    if res.signed_by:
+        print(f"signed by:       {res.signed_by}")
+    print(f"check with:      exuvia verify {res.directory}")
+    return res.exit_status
 
 
 def register(sub: Any) -> None:

@@ -1,0 +1,405 @@
+"""Fleet capture: every pod container a selector or workload names, concurrently,
+into one case directory (docs/case-format.md, docs/kubernetes.md).
+
+1. Resolve the request (collectors.k8s.resolve) before anything is written, so
+   bad input (no match, too many pods) leaves nothing behind.
+2. Create the case (forensics.case.CaseWriter): case.json and its custody log,
+   the pods as resolved, one ``pending`` bundle per pod container.
+3. Capture: one worker thread per pod (its containers one after the other, so an
+   agent is reused and the pod is never patched twice at once), at most
+   ``parallel`` at a time and ``per_node`` per node. Each container goes through
+   the single-pod path (collectors.k8s.capture.K8sCapture: the same agent image,
+   security-profile matching, relay and sealing) with its own KubeClient (the
+   kubernetes client's exec swaps a method of its ApiClient while it connects,
+   so one ApiClient is never shared between threads). A failure of one pod is
+   recorded with its reason and touches nothing else.
+4. Ctrl-C or SIGTERM: no new capture starts; every open exec stream is shut, so
+   each in-flight capture seals what it received as ``.incomplete``; the case
+   is sealed ``interrupted``.
+5. The pods matching now are listed again: new ones go to ``seen_not_captured``.
+   The case is sealed (signed with ``--sign``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import secrets
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from collectors.capture import CaptureOptions
+from collectors.context import examiner_host
+from collectors.k8s.capture import K8sCapture, K8sOptions
+from collectors.k8s.client import KubeClient
+from collectors.k8s.resolve import DEFAULT_MAX_PODS, Planned, Resolution, resolve, seen_after
+from collectors.k8s.selection import FleetRequest
+from forensics.case import CaseWriter, bundle_file_name
+from forensics.case.format import COMPLETE, FAILED, INCOMPLETE
+from forensics.errors import ExuviaError, OutputError
+
+DEFAULT_PARALLEL = 8
+DEFAULT_PER_NODE = 4
+#: exit statuses (docs/kubernetes.md, "Exit status")
+EXIT_COMPLETE, EXIT_PARTIAL, EXIT_NOTHING, EXIT_INTERRUPTED = 0, 3, 4, 130
+_EXITS = {"complete": EXIT_COMPLETE, "partial": EXIT_PARTIAL, "failed": EXIT_NOTHING,
+          "interrupted": EXIT_INTERRUPTED}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FleetEvent:
+    """What the progress display is told: ``resolved``, ``started``, ``finished``, ``tick``."""
+
+    kind: str
+    item: Planned | None = None
+    status: str | None = None
+    reason: str | None = None
+    nbytes: int = 0
+    done: int = 0
+    total: int = 0
+    total_bytes: int = 0
+    elapsed: float = 0.0
+
+
+@dataclass
+class FleetResult:
+    directory: Path
+    case_id: str
+    state: str
+    case_sha256: str
+    summary: dict[str, Any]
+    bundles: list[dict[str, Any]]
+    seen_not_captured: int
+    signed_by: str | None
+
+    @property
+    def exit_status(self) -> int:
+        return _EXITS.get(self.state, EXIT_PARTIAL)
+
+
+def new_case_id() -> str:
+    return time.strftime("case-%Y%m%dT%H%M%SZ-", time.gmtime()) + secrets.token_hex(3)
+
+
+def refuse_nonempty(directory: Path) -> None:
+    """The case directory must be new or empty (checked again by CaseWriter.create)."""
+    try:
+        leftovers = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise OutputError(f"cannot use {directory} as the case directory: {err}") from err
+    if leftovers:
+        raise OutputError(f"{directory} is not empty; a case needs a new or empty directory")
+
+
+class _Tracked:
+    """A capture's view of the API: a KubeClient whose exec streams can be shut from
+    another thread (Ctrl-C), and which counts the bytes they carry."""
+
+    def __init__(self, kc: KubeClient, fleet: FleetCapture) -> None:
+        self._kc = kc
+        self._fleet = fleet
+        self.streaming = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kc, name)
+
+    def _refuse_if_stopped(self) -> None:
+        if self._fleet.stop.is_set() and not self.streaming:
+            raise ExuviaError(f"interrupted ({self._fleet.stop_reason})")
+
+    def get_pod(self, namespace: str, name: str) -> dict[str, Any]:
+        self._refuse_if_stopped()
+        return self._kc.get_pod(namespace, name)
+
+    def add_ephemeral_container(self, *a: Any, **kw: Any) -> dict[str, Any]:
+        self._refuse_if_stopped()
+        return self._kc.add_ephemeral_container(*a, **kw)
+
+    def exec(self, *a: Any, **kw: Any) -> Any:
+        self._refuse_if_stopped()
+        self.streaming = True
+        channel = self._kc.exec(*a, **kw)
+        return _Channel(channel, self._fleet)
+
+
+class _Channel:
+    def __init__(self, inner: Any, fleet: FleetCapture) -> None:
+        self._inner = inner
+        self._fleet = fleet
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def frames(self) -> Iterator[tuple[int, bytes]]:
+        self._fleet.channel_opened(self)
+        try:
+            for ch, data in self._inner.frames():
+                if ch == 1:
+                    self._fleet.moved(len(data))
+                yield ch, data
+        finally:
+            self._fleet.channel_closed(self)
+
+    def shut(self) -> None:
+        """Cut the connection under the reading thread: its read fails at once."""
+        raw = getattr(getattr(getattr(self._inner, "_ws", None), "sock", None), "sock", None)
+        with contextlib.suppress(OSError, AttributeError):
+            if raw is not None:
+                raw.shutdown(socket.SHUT_RDWR)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+@dataclass
+class FleetCapture:
+    request: FleetRequest
+    opts: CaptureOptions  # opts.output is the case directory
+    k8s: K8sOptions
+    parallel: int = DEFAULT_PARALLEL
+    per_node: int = DEFAULT_PER_NODE
+    max_pods: int = DEFAULT_MAX_PODS
+    events: Callable[[FleetEvent], None] = lambda _e: None
+    client_factory: Callable[[], KubeClient] | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    stop_reason: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _channels: set[_Channel] = field(default_factory=set)
+    _bytes: int = 0
+    _done: int = 0
+    _total: int = 0
+    _t0: float = 0.0
+
+    # -- the API client -------------------------------------------------------------
+    def _client(self) -> KubeClient:
+        if self.client_factory is not None:
+            return self.client_factory()
+        return KubeClient(self.k8s.kubeconfig, self.k8s.context)
+
+    # -- streams, for progress and for interruption -------------------------------------
+    def channel_opened(self, ch: _Channel) -> None:
+        with self._lock:
+            self._channels.add(ch)
+            stopped = self.stop.is_set()
+        if stopped:
+            ch.shut()
+
+    def channel_closed(self, ch: _Channel) -> None:
+        with self._lock:
+            self._channels.discard(ch)
+
+    def moved(self, n: int) -> None:
+        with self._lock:
+            self._bytes += n
+
+    def interrupt(self, reason: str) -> None:
+        """Start no more captures, and cut the streams in flight (they seal incomplete)."""
+        with self._lock:
+            if not self.stop_reason:
+                self.stop_reason = reason
+            self.stop.set()
+            open_now = list(self._channels)
+        for ch in open_now:
+            ch.shut()
+
+    def _event(self, kind: str, item: Planned | None = None, **kw: Any) -> None:
+        with self._lock:
+            ev = FleetEvent(kind, item, done=self._done, total=self._total,
+                            total_bytes=self._bytes, elapsed=time.monotonic() - self._t0,
+                            **kw)  # fmt: skip
+        self.events(ev)
+
+    # -- the run -----------------------------------------------------------------------
+    def run(self) -> FleetResult:
+        directory = self.opts.output
+        refuse_nonempty(directory)
+        self._t0 = time.monotonic()
+        kc = self._client()
+        try:
+            res = resolve(kc, self.request, kc.namespace, max_pods=self.max_pods)
+            writer = self._create(directory, kc, res)
+            plan = res.plan()
+            with self._lock:
+                self._total = len(plan)
+            self._event("resolved")
+            with _signals(self.interrupt):
+                self._capture_all(writer, plan)
+            try:
+                writer.seen(seen_after(kc, res))
+            except ExuviaError as err:
+                writer.note("k8s.warning", message=f"pods not listed again after capture: {err}")
+        finally:
+            kc.close()
+        state, sha = writer.seal(interrupted=self.stop_reason or None)
+        doc = writer.doc
+        return FleetResult(
+            directory=directory,
+            case_id=doc["case_id"],
+            state=state,
+            case_sha256=sha,
+            summary=dict(doc["summary"]),
+            bundles=writer.bundle_entries(),
+            seen_not_captured=len(doc["seen_not_captured"]),
+            signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
+        )
+
+    def _create(self, directory: Path, kc: KubeClient, res: Resolution) -> CaseWriter:
+        info = kc.info
+        request = self.request.as_dict(
+            max_pods=self.max_pods, parallel=self.parallel, per_node=self.per_node
+        )
+        writer = CaseWriter.create(
+            directory,
+            case_id=str(self.opts.case),
+            examiner=self.opts.examiner,
+            request=request,
+            command_line=self.opts.argv,
+            host=examiner_host(),
+            cluster={"server": info.server, "source": info.source, "context": info.context},
+            signer=self.opts.signer,
+        )
+        writer.note("k8s.connected", server=info.server, source=info.source,
+                    context=info.context, namespace=info.namespace)  # fmt: skip
+        writer.resolved(res.pods, at_ns=res.at_ns, extra=res.extra())
+        for p in res.plan():
+            writer.add_bundle(
+                p.namespace, p.pod, p.container,
+                file=None if p.reason else bundle_file_name(p.namespace, p.pod, p.container),
+                node=p.node, pod_uid=p.uid, uri=f"k8s://{p.namespace}/{p.pod}/{p.container}",
+                status=FAILED if p.reason else "pending", reason=p.reason,
+            )  # fmt: skip
+        writer.write()
+        return writer
+
+    def _capture_all(self, writer: CaseWriter, plan: list[Planned]) -> None:
+        pods: dict[tuple[str, str], list[Planned]] = {}
+        for p in plan:
+            if p.reason:
+                self._finish_event(p, FAILED, p.reason, 0)
+                continue
+            pods.setdefault((p.namespace, p.pod), []).append(p)
+        queue = list(pods.values())
+        running: dict[threading.Thread, str] = {}
+        per_node: dict[str, int] = {}
+        cond = threading.Condition()
+
+        def work(items: list[Planned], node: str) -> None:
+            try:
+                self._capture_pod(writer, items)
+            finally:
+                with cond:
+                    per_node[node] -= 1
+                    cond.notify_all()
+
+        while queue or running:
+            with cond:
+                for t in [t for t in running if not t.is_alive()]:
+                    del running[t]
+                if self.stop.is_set():
+                    queue.clear()  # never started: sealed as failed, "not started: …"
+                started = False
+                for items in list(queue):
+                    node = items[0].node or "?"
+                    if len(running) >= self.parallel or per_node.get(node, 0) >= self.per_node:
+                        continue
+                    queue.remove(items)
+                    per_node[node] = per_node.get(node, 0) + 1
+                    label = f"capture {items[0].namespace}/{items[0].pod}"
+                    t = threading.Thread(target=work, args=(items, node), daemon=True, name=label)
+                    running[t] = node
+                    t.start()
+                    started = True
+                if not started:
+                    cond.wait(timeout=1.0)
+            self._event("tick")
+
+    def _capture_pod(self, writer: CaseWriter, items: list[Planned]) -> None:
+        kc: KubeClient | None = None
+        try:
+            for p in items:
+                if self.stop.is_set():
+                    return  # the rest stay pending: sealed "not started: <why>"
+                if kc is None:
+                    try:
+                        kc = self._client()
+                    except ExuviaError as err:
+                        self._failed(writer, p, str(err))
+                        continue
+                self._capture_one(writer, _Tracked(kc, self), p)
+        finally:
+            if kc is not None:
+                kc.close()
+
+    def _capture_one(self, writer: CaseWriter, api: _Tracked, p: Planned) -> None:
+        file = bundle_file_name(p.namespace, p.pod, p.container)
+        writer.started(p.namespace, p.pod, p.container)
+        self._event("started", p)
+        opts = dataclasses.replace(self.opts, output=self.opts.output / file)
+        k8s = dataclasses.replace(self.k8s, expect_uid=p.uid)
+        uri = f"k8s://{p.namespace}/{p.pod}/{p.container}"
+        try:
+            res = K8sCapture(uri, opts, k8s, client=api).run()  # type: ignore[arg-type]
+        except ExuviaError as err:
+            self._failed(writer, p, str(err))
+            return
+        except Exception as err:  # noqa: BLE001 - a bug must not take the other pods with it
+            self._failed(writer, p, f"internal error: {type(err).__name__}: {err}")
+            return
+        status = COMPLETE if res.complete else INCOMPLETE
+        reason = res.incomplete_reason or None
+        if not res.complete and self.stop.is_set():
+            reason = f"interrupted ({self.stop_reason}): {reason}"
+        writer.finished(
+            p.namespace, p.pod, p.container, status=status, reason=reason, file=res.path.name,
+            manifest_sha256=res.manifest_sha256, file_sha256=res.file_sha256,
+            size=res.file_bytes, signed_by=res.signed_by,
+        )  # fmt: skip
+        self._finish_event(p, status, reason, res.file_bytes)
+
+    def _failed(self, writer: CaseWriter, p: Planned, reason: str) -> None:
+        if self.stop.is_set() and "interrupted" not in reason:
+            reason = f"interrupted ({self.stop_reason}): {reason}"
+        writer.finished(p.namespace, p.pod, p.container, status=FAILED, reason=reason)
+        self._finish_event(p, FAILED, reason, 0)
+
+    def _finish_event(self, p: Planned, status: str, reason: str | None, nbytes: int) -> None:
+        with self._lock:
+            self._done += 1
+        self._event("finished", p, status=status, reason=reason, nbytes=nbytes)
+
+
+@contextlib.contextmanager
+def _signals(on_signal: Callable[[str], None]) -> Iterator[None]:
+    """SIGINT and SIGTERM interrupt the fleet instead of killing it (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        on_signal(signal.Signals(signum).name)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def fleet_capture(
+    request: FleetRequest, opts: CaptureOptions, k8s: K8sOptions, **kw: Any
+) -> FleetResult:
+    """Capture every pod container ``request`` names into the case directory ``opts.output``."""
+    if not opts.case:
+        opts = dataclasses.replace(opts, case=new_case_id())
+    return FleetCapture(request, opts, k8s, **kw).run()
