@@ -1,0 +1,146 @@
+"""Benchmark: a fleet capture of 20 pods against the capture of 1 pod, on the same cluster.
+
+In one run, on the e2e cluster ($KUBECONFIG, else tests/e2e/cluster/up's env file):
+a namespace ``fleet-bench-<hex>`` with a Deployment of 20 replicas of the lab
+target (LAB_MODE=clean) and one more lab pod with other labels; then
+
+  baseline: `exuvia capture k8s://NS/solo -o solo.exv` (one pod: agent added,
+            stream, sealed), the real command line;
+  fleet:    `exuvia capture k8s://NS -l app=bench -o case/` (20 pods, default
+            --parallel 8 / --per-node 4), the real command line.
+
+Prints both wall times, their ratio (target: <= 3x), the fleet client's peak RSS
+(wait4's ru_maxrss of the client process; target: <= 300 MiB) and the load average
+before and after. The e2e cluster runs on this machine: the agents, kubelet and
+API server share its cores with the client (and with anyone else's work), so the
+numbers are noisy; run it when the machine is quiet and say what the load was.
+
+    .venv/bin/python bench/fleet_capture.py [--replicas 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.e2e import k8s_lab as lab  # noqa: E402
+
+RATIO_TARGET, RSS_TARGET_MIB = 3.0, 300
+
+
+def kubeconfig() -> str:
+    path = os.environ.get("KUBECONFIG")
+    if not path:
+        env = Path(os.environ.get("EXUVIA_E2E_STATE", "/var/lib/exuvia-e2e")) / "env"
+        for line in env.read_text().splitlines() if env.exists() else []:
+            if line.startswith("KUBECONFIG="):
+                path = line.split("=", 1)[1].strip()
+    if not path:
+        raise SystemExit("no cluster: set KUBECONFIG (tests/e2e/cluster/up starts one)")
+    return path
+
+
+def timed(argv: list[str]) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS in KiB, exit status) of the command line."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert proc.stdout is not None
+    out = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - t0
+    if proc.returncode not in (0,):
+        print(out.decode(errors="replace"))
+    return wall, int(usage.ru_maxrss), proc.returncode
+
+
+def wait_running(core: Any, ns: str, selector: str, n: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        pods = core.list_namespaced_pod(ns, label_selector=selector).items
+        up = [p for p in pods if p.status.phase == "Running" and p.status.container_statuses
+              and all(s.state.running for s in p.status.container_statuses)]  # fmt: skip
+        if len(up) >= n:
+            return
+        time.sleep(1)
+    raise SystemExit(f"timed out waiting for {n} running pods ({selector}) in {ns}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--replicas", type=int, default=20)
+    args = ap.parse_args()
+    kc = kubeconfig()
+    api = config.new_client_from_config(config_file=kc)
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
+    print(lab.ensure_images(lab.WORKDIR))
+    ns = f"fleet-bench-{uuid.uuid4().hex[:6]}"
+    core.create_namespace({"metadata": {"name": ns, "labels": {
+        "pod-security.kubernetes.io/enforce": "baseline"}}})  # fmt: skip
+    try:
+        tpl = lab.lab_pod("x")
+        tpl["metadata"] = {"labels": {"app": "bench"}}
+        tpl["spec"]["containers"][0]["env"] = [{"name": "LAB_MODE", "value": "clean"}]
+        apps.create_namespaced_deployment(ns, {
+            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},
+            "spec": {"replicas": args.replicas, "selector": {"matchLabels": {"app": "bench"}},
+                     "template": tpl}})  # fmt: skip
+        solo = lab.lab_pod("solo")
+        solo["metadata"]["labels"] = {"app": "solo"}
+        solo["spec"]["containers"][0]["env"] = [{"name": "LAB_MODE", "value": "clean"}]
+        for _ in range(60):  # the namespace's default ServiceAccount comes a moment later
+            try:
+                core.create_namespaced_pod(ns, solo)
+                break
+            except client.exceptions.ApiException as err:
+                if err.status != 403:
+                    raise
+                time.sleep(1)
+        wait_running(core, ns, "app=bench", args.replicas)
+        wait_running(core, ns, "app=solo", 1)
+        time.sleep(3)  # every lab target staged its files
+        common = ["--image", lab.COLLECTOR_IMAGE, "--image-pull-policy", "Never", "-q",
+                  "--kubeconfig", kc]  # fmt: skip
+        cli = [sys.executable, "-m", "tui.cli", "capture"]
+        with tempfile.TemporaryDirectory(prefix="exuvia-fleet-bench-") as tmp:
+            load0 = os.getloadavg()
+            one, rss1, rc1 = timed([*cli, f"k8s://{ns}/solo", "-o", f"{tmp}/solo.exv", *common])
+            many, rss, rc = timed([*cli, f"k8s://{ns}", "-l", "app=bench", "-o", f"{tmp}/case",
+                                   "--max-pods", str(args.replicas), *common])  # fmt: skip
+            load1 = os.getloadavg()
+            doc = json.loads((Path(tmp) / "case" / "case.json").read_text())
+        print(f"load average (1/5/15 min) before {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
+              f"after {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}; {os.cpu_count()} cores, "
+              "shared with the cluster: noisy")  # fmt: skip
+        print(f"1 pod:   {one:7.1f} s  (exit {rc1}, client peak RSS {rss1 / 1024:.0f} MiB)")
+        print(
+            f"{args.replicas} pods: {many:7.1f} s  (exit {rc}, case {doc['state']}, "
+            f"{doc['summary']['complete']} complete, {doc['summary']['bytes'] / 1e6:.1f} MB)"
+        )
+        ratio = many / one
+        verdict = "met" if ratio <= RATIO_TARGET else "MISSED"
+        print(f"ratio {args.replicas} pods / 1 pod: {ratio:.2f}x (target <= {RATIO_TARGET}x: "
+              f"{verdict})")  # fmt: skip
+        verdict = "met" if rss / 1024 <= RSS_TARGET_MIB else "MISSED"
+        print(f"fleet client peak RSS: {rss / 1024:.0f} MiB (target <= {RSS_TARGET_MIB} MiB: "
+              f"{verdict})")  # fmt: skip
+    finally:
+        core.delete_namespace(ns, grace_period_seconds=0)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
