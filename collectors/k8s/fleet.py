@@ -203,11 +203,15 @@ class FleetCapture:
             self._bytes += n
 
     def interrupt(self, reason: str) -> None:
-        """Start no more captures, and cut the streams in flight (they seal incomplete)."""
+        """Start no more captures; the run loop then cuts the streams in flight (they
+        seal incomplete). Safe in a signal handler: it takes no lock of ours (the
+        interrupted main thread may hold one)."""
+        if not self.stop_reason:
+            self.stop_reason = reason
+        self.stop.set()
+
+    def _shut_streams(self) -> None:
         with self._lock:
-            if not self.stop_reason:
-                self.stop_reason = reason
-            self.stop.set()
             open_now = list(self._channels)
         for ch in open_now:
             ch.shut()
@@ -307,6 +311,7 @@ class FleetCapture:
                     del running[t]
                 if self.stop.is_set():
                     queue.clear()  # never started: sealed as failed, "not started: …"
+                    self._shut_streams()
                 started = False
                 for items in list(queue):
                     node = items[0].node or "?"
@@ -320,7 +325,7 @@ class FleetCapture:
                     t.start()
                     started = True
                 if not started:
-                    cond.wait(timeout=1.0)
+                    cond.wait(timeout=0.5)
             self._event("tick")
 
     def _capture_pod(self, writer: CaseWriter, items: list[Planned]) -> None:
