@@ -91,8 +91,7 @@ def main() -> int:
     core.create_namespace({"metadata": {"name": ns, "labels": {
         "pod-security.kubernetes.io/enforce": "baseline"}}})  # fmt: skip
     try:
-        tpl = lab.lab_pod("x")
-        tpl["metadata"] = {"labels": {"app": "bench"}}
+        tpl = {"metadata": {"labels": {"app": "bench"}}, "spec": lab.lab_pod("x")["spec"]}
         tpl["spec"]["containers"][0]["env"] = [{"name": "LAB_MODE", "value": "clean"}]
         apps.create_namespaced_deployment(ns, {
             "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "bench"},

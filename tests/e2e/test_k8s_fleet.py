@@ -93,7 +93,7 @@ def _pod(name: str, run: str, *, image: str = lab.LAB_IMAGE, restricted: bool = 
 def _deployment(name: str, run: str, replicas: int, *, restricted: bool) -> dict[str, Any]:
     tpl = _pod(name, run, restricted=restricted)
     labels = {LABEL: run, "app": name}
-    tpl["metadata"] = {"labels": labels}
+    tpl = {"metadata": {"labels": labels}, "spec": tpl["spec"]}
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
