@@ -177,11 +177,12 @@ def test_one_command_captures_twenty_pods_with_faults_recorded(
     cluster.create_pod(misc, _pod("victim", run, image=lab.LAB_BIG_IMAGE))
     cluster.create_pod(locked, _pod("held", run))
     _running(cluster, web, "app=web", 5)
-    # the staged template: the incident, a readiness that never passes -> the
+    # the staged template: the incident, a readiness that never passes (an exec probe
+    # of a program the image lacks; a TCP probe of a closed port passed here) -> the
     # rollout stops after one new replica, which the Deployment owns like the rest
     stage = {"spec": {"template": {"spec": {"containers": [{
         "name": "app", "env": [{"name": "LAB_MODE", "value": "incident"}],
-        "readinessProbe": {"tcpSocket": {"port": 1}, "periodSeconds": 5},
+        "readinessProbe": {"exec": {"command": ["/never-ready"]}, "periodSeconds": 5},
     }]}}}}  # fmt: skip
     apps.patch_namespaced_deployment("web", web, stage)
     pods = _running(cluster, web, "app=web", 6)
