@@ -19,6 +19,7 @@ from forensics.bundle.format import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
     check_version,
+    is_record_member,
 )
 from forensics.bundle.reader import (
     Member,
@@ -34,6 +35,10 @@ from forensics.errors import BundleError
 MAX_LISTED = 10_000
 #: the custody log and signature members are held for cross-checks up to this size
 MAX_KEPT = 64 << 20
+#: `exuvia verify`'s exit status for a cut-off bundle (docs/bundle-format.md)
+EXIT_CUT_OFF = 3
+#: what a stream that was merely cut short (not corrupted) breaks with
+_CUT_REASONS = ("truncated", "unexpected end of data", "ends inside a member", "empty file")
 
 
 @dataclass
@@ -59,6 +64,15 @@ class VerifyReport:
     signed_by: str | None = None
     sidecar_checked: bool = False
     notes: list[str] = field(default_factory=list)
+    #: checkpoints read whose chain holds and whose every entry matches, in order
+    checkpoints_valid: int = 0
+    #: ``seq`` of the last of those (0: none)
+    last_checkpoint: int = 0
+    #: records (lines of artifacts/*.jsonl members) in the members vouched for:
+    #: by the manifest when there is one, else by the checkpoints
+    records_vouched: int = 0
+    #: the stream ended cleanly (no decoding error) before a manifest was read
+    ends_early: bool = False
 
     @property
     def ok(self) -> bool:
@@ -66,6 +80,24 @@ class VerifyReport:
         return self.has_manifest and not (
             self.missing or self.extra or self.altered or self.truncated or self.problems
         )
+
+    @property
+    def cut_off(self) -> bool:
+        """A killed capture: no manifest, the stream simply ends, and every member
+        a checkpoint lists matches it (nothing altered, nothing else wrong)."""
+        return (
+            not self.has_manifest
+            and self.ends_early
+            and not (self.missing or self.extra or self.altered)
+            and all(p.startswith("stream broken") for p in self.problems)
+        )
+
+    @property
+    def exit_status(self) -> int:
+        """0 verified, 3 cut off (what the checkpoints vouch for matches), 1 failed."""
+        if self.ok:
+            return 0
+        return EXIT_CUT_OFF if self.cut_off else 1
 
     def failures(self) -> list[str]:
         lines = [f"missing: {n}" for n in self.missing]
@@ -105,6 +137,7 @@ class _Pass:
 
     observed: dict[str, tuple[int, str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # records per record member
     checkpoints: list[tuple[Member, Any]] = field(default_factory=list)
     manifest: Member | None = None
     signature: Member | None = None
@@ -112,6 +145,7 @@ class _Pass:
     after_manifest: list[str] = field(default_factory=list)
     broken: StreamBroken | None = None
     tar_total: int = 0
+    last_end: int = 0  # where the last member read ends in the tar stream
 
 
 def _keep(name: str) -> bool:
@@ -122,7 +156,7 @@ def _read(report: VerifyReport, stream: IO[bytes]) -> _Pass:
     got = _Pass()
     counted = _Counting(stream)
     try:
-        for m in iter_members(counted, _keep):  # type: ignore[arg-type]
+        for m in iter_members(counted, _keep, is_record_member):  # type: ignore[arg-type]
             report.members_read += 1
             why = unsafe_name(m.name)
             if why:
@@ -139,6 +173,9 @@ def _read(report: VerifyReport, stream: IO[bytes]) -> _Pass:
                 got.after_manifest.append(m.name)
             got.observed[m.name] = (m.read_bytes, m.sha256)
             got.order.append(m.name)
+            if m.lines:
+                got.lines[m.name] = m.lines
+            got.last_end = m.end
             if m.name == MANIFEST_NAME:
                 got.manifest = m
                 if m.content is None and m.regular:
@@ -184,13 +221,17 @@ def verify_bundle(path: str | Path, public_key: bytes | None = None) -> VerifyRe
         if got.broken.member is not None:
             _add(report.truncated, got.broken.member.name)
         report.problems.append(f"stream broken: {got.broken.reason}")
+        report.ends_early = any(r in got.broken.reason for r in _CUT_REASONS)
 
     cp_listed, cp_mismatched = _check_checkpoints(report, got.checkpoints, got.observed)
 
     if got.manifest is None or got.manifest.content is None:
         report.incomplete_reason = "no manifest: the capture was cut off before it finished"
+        report.records_vouched = sum(got.lines.get(n, 0) for n in cp_listed)
         if got.broken is None:
             report.problems.append("stream broken: it ends before the manifest (truncated)")
+            # cut at a member's end, not closed by the two end-of-archive blocks
+            report.ends_early = got.manifest is None and got.tar_total < got.last_end + 1024
         for name in cp_mismatched:
             _add(report.altered, name)
         verified = 0
@@ -311,6 +352,7 @@ def _check_members(report: VerifyReport, manifest: dict[str, Any], got: _Pass) -
             _add(report.altered, name)
         else:
             report.members_verified += 1
+            report.records_vouched += got.lines.get(name, 0)
     for name in got.order:
         if name not in listed and name != MANIFEST_NAME and name not in got.after_manifest:
             _add(report.extra, name)
@@ -356,13 +398,17 @@ def _check_checkpoints(
     vouched: set[str] = set()
     mismatched: list[str] = []
     prev = ""
+    intact = True  # every checkpoint so far chains and matches
     for member, body in checkpoints:
         if not isinstance(body, dict) or not isinstance(body.get("members"), list):
             report.problems.append(f"checkpoint {member.name} is malformed")
+            intact = False
             continue
         if body.get("prev_sha256", "") != prev:
             report.problems.append(f"checkpoint {member.name} does not chain to the previous one")
+            intact = False
         prev = member.sha256
+        before = len(mismatched)
         for entry in body["members"]:
             if not isinstance(entry, dict):
                 continue
@@ -374,4 +420,9 @@ def _check_checkpoints(
                 vouched.add(name)
             else:
                 mismatched.append(name)
+        intact = intact and len(mismatched) == before
+        if intact:
+            report.checkpoints_valid += 1
+            seq = body.get("seq")
+            report.last_checkpoint = seq if isinstance(seq, int) else report.checkpoints_valid
     return vouched, mismatched

@@ -22,8 +22,10 @@ def register(sub: Any) -> None:
         help="check every member of a bundle (or every bundle of a case) against its manifest",
         description="Read the whole bundle and check every member's size and SHA-256 "
         "against the manifest. Exit 0 and say OK, or exit 1 and name every member that "
-        "is missing, extra, altered or truncated. Given a case directory (holding "
-        "case.json), check case.json's seal and signature and every bundle it names: each "
+        "is missing, extra, altered or truncated, or exit 3 for a capture that was cut off "
+        "(killed: no manifest) whose every member its checkpoints vouch for matches. Given "
+        "a case directory (holding case.json), check case.json's seal and signature and "
+        "every bundle it names: each "
         "must verify and be the one case.json names (same manifest and file SHA-256, "
         "target, completeness).",
     )
@@ -65,7 +67,7 @@ def run_verify(args: argparse.Namespace) -> int:
     report = verify_bundle(args.bundle, public_key=key)
     if args.output_format == "json":
         print_json(verify_doc(report))
-        return 0 if report.ok else 1
+        return report.exit_status
     if report.ok:
         note = "" if report.complete else f" — INCOMPLETE capture: {report.incomplete_reason}"
         print(f"OK: {args.bundle}: {report.members_verified} members match the manifest{note}")
@@ -81,6 +83,14 @@ def run_verify(args: argparse.Namespace) -> int:
         for note in report.notes:
             print(f"note: {note}")
         return 0
+    if report.cut_off:
+        print(f"CUT OFF: {_safe(str(args.bundle))}: the capture was interrupted (no manifest)")
+        print(f"  {cut_off_line(report)}")
+        print(f"  {len(report.unverifiable)} members after the last checkpoint cannot be verified")
+        for line in report.failures():
+            print(f"  {_safe(line)}")
+        print(f"  `exuvia salvage {_safe(str(args.bundle))}` seals a copy of what they vouch for")
+        return report.exit_status
     print(f"FAILED: {_safe(str(args.bundle))}")
     if not report.has_manifest:
         print(f"  {report.incomplete_reason}")
@@ -93,6 +103,14 @@ def run_verify(args: argparse.Namespace) -> int:
     for line in report.failures():
         print(f"  {_safe(line)}")
     return 1
+
+
+def cut_off_line(r: VerifyReport) -> str:
+    """What the checkpoints of a cut-off bundle vouch for, in one line."""
+    return (
+        f"read up to checkpoint {r.last_checkpoint} ({r.checkpoints_valid} valid): "
+        f"{r.members_verified} members, {r.records_vouched} records, all matching"
+    )
 
 
 def verify_doc(r: VerifyReport) -> dict[str, Any]:
@@ -118,7 +136,11 @@ def verify_doc(r: VerifyReport) -> dict[str, Any]:
         "unverifiable": r.unverifiable,
         "problems": r.problems,
         "notes": r.notes,
-        "exit_status": 0 if r.ok else 1,
+        "cut_off": r.cut_off,
+        "checkpoints_valid": r.checkpoints_valid,
+        "last_checkpoint": r.last_checkpoint,
+        "records_vouched": r.records_vouched,
+        "exit_status": r.exit_status,
     }
 
 
