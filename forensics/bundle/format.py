@@ -8,8 +8,8 @@ from forensics.errors import BundleVersionError
 
 FORMAT_NAME = "exuvia-bundle"
 #: major.minor; readers accept any minor of their major and refuse a newer major.
-FORMAT_VERSION = "1.1"
-FORMAT_MAJOR = 1
+FORMAT_VERSION = "2.0"
+FORMAT_MAJOR = 2
 
 HEADER_NAME = "exuvia.json"
 MANIFEST_NAME = "manifest.json"

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics import __version__
-from forensics.bundle.format import CUSTODY_NAME, HEADER_NAME, MANIFEST_NAME
+from forensics.bundle.format import CUSTODY_NAME, HEADER_NAME, MANIFEST_NAME, record_collector
 from forensics.timeline.bundleio import (
     BundleScan,
     StreamCut,
@@ -72,9 +72,20 @@ _KEEP = frozenset(
 Progress = Callable[[str], None]
 
 
+def _kept(name: str) -> bool:
+    return name in _KEEP or record_collector(name) == "logs"
+
+
 def scan(bundle: str | Path) -> BundleScan:
     """The first pass: what the timeline needs up front, and the cache key."""
-    return scan_bundle(bundle, lambda n: n in _KEEP)
+    sc = scan_bundle(bundle, _kept)
+    # 2.0 writes artifacts/logs/NNNNNN.jsonl chunks: read them as the one 1.x member
+    chunks = [
+        n for n, _size, _sha in sc.members if n in sc.kept and n.startswith("artifacts/logs/")
+    ]
+    if chunks and LOGS_MEMBER not in sc.kept:
+        sc.kept[LOGS_MEMBER] = b"".join(sc.kept.pop(n) for n in chunks)
+    return sc
 
 
 def reference_time(scan: BundleScan) -> int | None:
@@ -118,20 +129,32 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
 
     def want(name: str) -> bool:
         return (
-            name in (FS_MEMBER, PROC_MEMBER)
+            record_collector(name) in ("filesystem", "processes")
             or name in sources
             or name.startswith((RUNTIME_LOGS, K8S_LOGS))
         )
 
+    # processes come in one member (1.x) or in chunks (2.0): the container's
+    # lifecycle needs the init process's start, so it follows the last of them
     lifecycle_done = False
+    starts: dict[int, int] = {}
+
+    def lifecycle() -> None:
+        nonlocal lifecycle_done
+        if not lifecycle_done:
+            init = starts.get(init_pid) if init_pid is not None else None
+            extract_lifecycle(target, sink, init)
+            lifecycle_done = True
+
     try:
         for member in stream_members(bundle, want):
-            if member.name == PROC_MEMBER:
-                starts = extract_processes(member, sink, users, groups)
-                init = starts.get(init_pid) if init_pid is not None else None
-                extract_lifecycle(target, sink, init)
-                lifecycle_done = True
-            elif member.name == FS_MEMBER:
+            collector = record_collector(member.name)
+            if collector == "processes":
+                starts.update(extract_processes(member, sink, users, groups))
+                continue
+            if starts:
+                lifecycle()
+            if collector == "filesystem":
                 extract_fs(member, sink)
             else:
                 src = sources.get(member.name)
@@ -144,6 +167,8 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
                 extract_log(member, src, sink, clock, ref_ns, dedup=dedup)
     except StreamCut as err:
         sink.warn(f"bundle is cut off or corrupt: {err}; the timeline holds what precedes")
+    if starts:
+        lifecycle()
     if not lifecycle_done:
         extract_lifecycle(target, sink, None)
     extract_custody(sc.kept.get(CUSTODY_NAME), sink)

@@ -34,7 +34,7 @@ import zstandard
 from collectors.capture import CaptureOptions, capture
 from collectors.targets import resolve
 from forensics.bundle import verify_bundle
-from forensics.bundle.format import decode_path
+from forensics.bundle.format import decode_path, record_collector
 from forensics.textsafe import field_bytes
 from forensics.timeline.bundleio import stream_members
 from tests.support.bundles import artifacts, member, member_names
@@ -671,7 +671,7 @@ def test_a_million_empty_files_in_one_directory(lab: Any, tmp_path: Path) -> Non
     # JSON member that big in memory)
     found = 0
     tail = b""
-    for m in stream_members(out, lambda name: name == "artifacts/filesystem.jsonl"):
+    for m in stream_members(out, lambda name: record_collector(name) == "filesystem"):
         while block := m.read(1 << 20):
             chunk = tail + block
             found += chunk.count(b'"path":"/many/f')

@@ -152,9 +152,11 @@ def test_short_stream_member_is_zero_padded_and_reported(tmp_path: Path) -> None
 
 
 def test_newer_major_version_is_refused_with_a_clear_message() -> None:
-    with pytest.raises(BundleVersionError, match="newer than this exuvia"):
-        check_version("2.0")
-    check_version("1.7")
+    with pytest.raises(BundleVersionError, match=r"bundle format 3\.0 is newer than this exuvia"):
+        check_version("3.0")
+    check_version("2.0")  # record chunks (this writer)
+    check_version("2.9")
+    check_version("1.7")  # 1.x: one record member per collector, still read
     check_version("1.0")
     with pytest.raises(BundleVersionError):
         check_version(None)
@@ -288,3 +290,38 @@ def test_corrupt_zstd_partial_is_a_failure_not_a_cut(tmp_path: Path) -> None:
     cut.write_bytes(bytes(data))
     r = verify_bundle(cut)
     assert r.exit_status == 1 and not r.cut_off, (r.problems, r.altered)
+
+
+def test_records_go_in_chunks_behind_each_checkpoint(tmp_path: Path) -> None:
+    """Every record added before a checkpoint is in a member that checkpoint lists;
+    chunks roll by count; a 2.0 bundle is what this writer writes."""
+    from forensics.bundle.chunks import RecordChunks  # noqa: PLC0415
+    from forensics.bundle.format import FORMAT_VERSION, record_collector  # noqa: PLC0415
+
+    p = tmp_path / "b.exv"
+    with p.open("wb") as f:
+        w = BundleWriter(f, compress="none", checkpoint_every_members=5)
+        chunks = RecordChunks(w, "filesystem", max_records=7)
+        for i in range(100):
+            chunks.add(b'{"kind":"fs_entry","path":"/f%d"}\n' % i)
+            if i % 9 == 0:
+                w.add_bytes(f"files/f{i}", b"x" * i)
+        cut_at = f.tell()  # everything a kill here keeps
+        chunks.close()
+        w.finish({"complete": True, "incomplete_reason": ""})
+    assert FORMAT_VERSION == "2.0"
+    r = verify_bundle(p)
+    assert r.ok and r.records_vouched == 100
+    names = [m["name"] for m in BundleReader(p).manifest()["members"]]
+    chunk_names = [n for n in names if record_collector(n) == "filesystem"]
+    assert chunk_names[0] == "artifacts/filesystem/000001.jsonl" and len(chunk_names) >= 100 // 7
+    # a kill before close(): what the checkpoints vouch for is every record but
+    # those added after the last checkpoint
+    cut = tmp_path / "cut.exv.partial"
+    cut.write_bytes(p.read_bytes()[:cut_at])
+    rc = verify_bundle(cut)
+    assert rc.cut_off and rc.records_vouched >= 90, rc.records_vouched
+    assert record_collector("artifacts/filesystem.jsonl") == "filesystem"
+    assert record_collector("artifacts/k8s/events.jsonl") is None  # not a chunk
+    assert record_collector("artifacts/target.json") is None
+    assert record_collector("artifacts/a/b/000001.jsonl") is None
