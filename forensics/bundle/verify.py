@@ -20,6 +20,7 @@ from forensics.bundle.format import (
     SIGNATURE_NAME,
     check_version,
     is_record_member,
+    record_collector,
 )
 from forensics.bundle.reader import (
     Member,
@@ -73,6 +74,10 @@ class VerifyReport:
     records_vouched: int = 0
     #: the stream ended cleanly (no decoding error) before a manifest was read
     ends_early: bool = False
+    #: without a manifest: the members the checkpoints vouch for, in stream order
+    vouched_names: list[str] = field(default_factory=list)
+    #: records per collector in the members vouched for
+    records_by_collector: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -227,7 +232,9 @@ def verify_bundle(path: str | Path, public_key: bytes | None = None) -> VerifyRe
 
     if got.manifest is None or got.manifest.content is None:
         report.incomplete_reason = "no manifest: the capture was cut off before it finished"
-        report.records_vouched = sum(got.lines.get(n, 0) for n in cp_listed)
+        report.vouched_names = [n for n in got.order if n in cp_listed]
+        for name in report.vouched_names:
+            _count_records(report, name, got.lines.get(name, 0))
         if got.broken is None:
             report.problems.append("stream broken: it ends before the manifest (truncated)")
             # cut at a member's end, not closed by the two end-of-archive blocks
@@ -280,6 +287,28 @@ def verify_bundle(path: str | Path, public_key: bytes | None = None) -> VerifyRe
     )
     report.problems += side
     return report
+
+
+def _count_records(report: VerifyReport, name: str, lines: int) -> None:
+    if not lines:
+        return
+    report.records_vouched += lines
+    collector = record_collector(name) or name
+    report.records_by_collector[collector] = report.records_by_collector.get(collector, 0) + lines
+
+
+def cut_off_banner(r: VerifyReport) -> str:
+    """The one line every reader of a cut-off bundle shows."""
+    if r.cut_off:
+        return (
+            f"CUT OFF: this capture was interrupted; read up to checkpoint {r.last_checkpoint}: "
+            f"{r.members_verified} members, {r.records_vouched} records"
+        )
+    return (
+        f"DAMAGED: no manifest and the bundle does not verify; read only what its "
+        f"checkpoints vouch for (up to checkpoint {r.last_checkpoint}: "
+        f"{r.members_verified} members, {r.records_vouched} records)"
+    )
 
 
 def _newer_than_1_0(manifest: dict[str, Any]) -> bool:
@@ -352,7 +381,7 @@ def _check_members(report: VerifyReport, manifest: dict[str, Any], got: _Pass) -
             _add(report.altered, name)
         else:
             report.members_verified += 1
-            report.records_vouched += got.lines.get(name, 0)
+            _count_records(report, name, got.lines.get(name, 0))
     for name in got.order:
         if name not in listed and name != MANIFEST_NAME and name not in got.after_manifest:
             _add(report.extra, name)

@@ -116,18 +116,33 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
     init_pid = _int(target.get("pid")) if isinstance(target, dict) else None
     for problem in sc.problems:
         sink.warn(problem)
-    if sc.broken:
+    if sc.broken and sc.manifest is not None:
         sink.warn(f"bundle is cut off or corrupt: {sc.broken}; the timeline holds what precedes")
     for name in sc.too_big:
         sink.problem("member_too_big", name, 0, "too large to read for the timeline")
     for mismatch in check_against_manifest(sc):
         sink.warn(f"integrity: {mismatch}")
+    vouched: set[str] | None = None
     if sc.manifest is None:
-        sink.warn("bundle has no manifest (capture cut off): members are not verified")
+        # read what the checkpoints vouch for, and say so first
+        from forensics.bundle.verify import cut_off_banner, verify_bundle  # noqa: PLC0415
+
+        report = verify_bundle(bundle)
+        vouched = set(report.vouched_names)
+        sink.cut_off = {
+            "banner": cut_off_banner(report),
+            "cut_off": report.cut_off,
+            "checkpoint": report.last_checkpoint,
+            "members": report.members_verified,
+            "records": report.records_vouched,
+            "unverified_members": len(report.unverifiable),
+        }
     elif sc.manifest.get("complete") is False:
         sink.warn(f"capture incomplete: {sc.manifest.get('incomplete_reason') or '?'}")
 
     def want(name: str) -> bool:
+        if vouched is not None and name not in vouched:
+            return False  # after the last checkpoint of a cut-off bundle: unverified
         return (
             record_collector(name) in ("filesystem", "processes")
             or name in sources
@@ -166,7 +181,8 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
                 clock = LogClock(tz, ref_ns=src.mtime_ns or ref_ns)
                 extract_log(member, src, sink, clock, ref_ns, dedup=dedup)
     except StreamCut as err:
-        sink.warn(f"bundle is cut off or corrupt: {err}; the timeline holds what precedes")
+        if vouched is None:
+            sink.warn(f"bundle is cut off or corrupt: {err}; the timeline holds what precedes")
     if starts:
         lifecycle()
     if not lifecycle_done:
@@ -215,6 +231,7 @@ def build_store(
             "container": container_entity(target if isinstance(target, dict) else None),
             "tool": f"exuvia {__version__}",
             "complete": bool(sc.manifest and sc.manifest.get("complete")),
+            "cut_off": sink.cut_off,
             "build_seconds": {"scan": round(t_scan, 3), "extract": round(t_extract, 3)},
         }
         return sink.finish(meta)

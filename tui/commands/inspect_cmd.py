@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from forensics.bundle import verify_bundle
+from forensics.bundle.format import HEADER_NAME
 from forensics.bundle.reader import BundleReader
-from forensics.bundle.verify import VerifyReport
+from forensics.bundle.verify import VerifyReport, cut_off_banner
 from forensics.case import CaseReport, is_case, load_case, verify_case
+from forensics.errors import BundleError
+from forensics.timeline.runtime import TARGET_MEMBER
 from forensics.timeutil import iso_ns
 from tui.commands import case_cmd
 from tui.commands.options import add_output_format, print_json
@@ -229,7 +232,13 @@ def run_info(args: argparse.Namespace) -> int:
                         **case_cmd.summary(load_case(args.bundle))})  # fmt: skip
             return 0
         return case_cmd.run_info(args)
-    m, warnings = BundleReader(args.bundle).manifest_and_warnings()
+    try:
+        m, warnings = BundleReader(args.bundle).manifest_and_warnings()
+    except BundleError:
+        report = verify_bundle(args.bundle)  # no manifest read: a killed capture?
+        if report.has_manifest or not report.vouched_names:
+            raise
+        return _info_cut_off(args, report)
     if args.output_format == "json":
         print_json(info_doc(args.bundle, m, warnings))
         return 1 if warnings else 0
@@ -275,3 +284,51 @@ def run_info(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"warning:    {_safe(w)}")
     return 1 if warnings else 0
+
+
+def _info_cut_off(args: argparse.Namespace, report: VerifyReport) -> int:
+    """``info`` of a bundle with no manifest (a killed capture): what its checkpoints
+    vouch for, under a CUT OFF banner. Exit 3 when it is merely cut off, else 1."""
+    small = BundleReader(args.bundle).read_members(
+        lambda n: n in (HEADER_NAME, TARGET_MEMBER) and n in set(report.vouched_names)
+    )
+    head, target = _json_of(small.get(HEADER_NAME)), _json_of(small.get(TARGET_MEMBER))
+    status = report.exit_status if report.exit_status else 1
+    if args.output_format == "json":
+        print_json({
+            "format": "exuvia-info", "version": 1, "bundle": str(args.bundle),
+            "bundle_format": head.get("format"), "bundle_version": head.get("version"),
+            "tool": head.get("tool"), "complete": False, "cut_off": report.cut_off,
+            "banner": cut_off_banner(report), "incomplete_reason": report.incomplete_reason,
+            "target": target, "checkpoint": report.last_checkpoint,
+            "members": report.members_verified, "records_vouched": report.records_vouched,
+            "counts": report.records_by_collector,
+            "unverified_members": len(report.unverifiable), "warnings": [],
+            "exit_status": status,
+        })  # fmt: skip
+        return status
+    print(_safe(cut_off_banner(report)))
+    print(f"bundle:     {_safe(str(args.bundle))}")
+    fmt = f"{_v(head.get('format'))} {_v(head.get('version'))}"
+    print(f"format:     {fmt}  (by {_v(head.get('tool'))})")
+    print(f"state:      CUT OFF: {_v(report.incomplete_reason)}")
+    print(f"target:     {_v(target.get('uri'))}  runtime {_v(target.get('runtime'))}")
+    print(f"container:  {_v(target.get('container_id'))}  name {_v(target.get('name'))}")
+    print(f"image:      {_v(target.get('image'))}  digest {_v(target.get('image_digest'))}")
+    print(f"started:    {_t(head.get('created_ns'))} (UTC); never sealed")
+    per = ", ".join(f"{_v(k)} {_v(v)}" for k, v in sorted(report.records_by_collector.items()))
+    print(f"records:    {per or 'none'} (behind the checkpoints)")
+    print(
+        f"members:    {report.members_verified} vouched for by {report.checkpoints_valid} "
+        f"checkpoints; {len(report.unverifiable)} after the last one, unverified"
+    )
+    print(f"salvage:    `exuvia salvage {_safe(str(args.bundle))}` seals a copy of what is vouched")
+    return status
+
+
+def _json_of(data: bytes | None) -> dict[str, Any]:
+    try:
+        doc = json.loads(data) if data else {}
+    except (ValueError, RecursionError):
+        return {}
+    return doc if isinstance(doc, dict) else {}
