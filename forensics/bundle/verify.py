@@ -299,6 +299,11 @@ def _count_records(report: VerifyReport, name: str, lines: int) -> None:
 
 def cut_off_banner(r: VerifyReport) -> str:
     """The one line every reader of a cut-off bundle shows."""
+    if r.checkpoints_valid == 0:
+        return (
+            "CUT OFF: this capture was interrupted before its first checkpoint: nothing in it "
+            "is vouched for; what precedes the cut is read unverified"
+        )
     if r.cut_off:
         return (
             f"CUT OFF: this capture was interrupted; read up to checkpoint {r.last_checkpoint}: "

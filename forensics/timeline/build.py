@@ -116,8 +116,12 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
     init_pid = _int(target.get("pid")) if isinstance(target, dict) else None
     for problem in sc.problems:
         sink.warn(problem)
-    if sc.broken and sc.manifest is not None:
-        sink.warn(f"bundle is cut off or corrupt: {sc.broken}; the timeline holds what precedes")
+    if sc.broken:
+        sink.warn(
+            f"bundle is cut off or corrupt: {sc.broken}; the timeline holds what precedes"
+            if sc.manifest is not None
+            else f"bundle is cut off or corrupt: {sc.broken}"
+        )
     for name in sc.too_big:
         sink.problem("member_too_big", name, 0, "too large to read for the timeline")
     for mismatch in check_against_manifest(sc):
@@ -128,7 +132,14 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
         from forensics.bundle.verify import cut_off_banner, verify_bundle  # noqa: PLC0415
 
         report = verify_bundle(bundle)
-        vouched = set(report.vouched_names)
+        if report.checkpoints_valid:
+            vouched = set(report.vouched_names)
+            sink.warn(
+                "bundle has no manifest (capture cut off): only the members its checkpoints "
+                f"vouch for are read; {len(report.unverifiable)} after the last one are not"
+            )
+        else:  # nothing is vouched for: what precedes the cut, unverified
+            sink.warn("bundle has no manifest (capture cut off): members are not verified")
         sink.cut_off = {
             "banner": cut_off_banner(report),
             "cut_off": report.cut_off,
@@ -181,8 +192,10 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
                 clock = LogClock(tz, ref_ns=src.mtime_ns or ref_ns)
                 extract_log(member, src, sink, clock, ref_ns, dedup=dedup)
     except StreamCut as err:
-        if vouched is None:
-            sink.warn(f"bundle is cut off or corrupt: {err}; the timeline holds what precedes")
+        sink.warn(
+            f"bundle is cut off or corrupt: {err}"
+            + ("; the timeline holds what precedes" if vouched is None else "")
+        )
     if starts:
         lifecycle()
     if not lifecycle_done:
