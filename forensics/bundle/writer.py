@@ -199,7 +199,7 @@ class BundleWriter:
         threads: int = 0,
         checkpoint_every_bytes: int = 64 << 20,
         checkpoint_every_members: int = 4096,
-        checkpoint_every_seconds: float = 2.0,
+        checkpoint_every_seconds: float = 1.0,
         header: dict[str, Any] | None = None,
     ) -> None:
         self._sink = Sink(raw, compress, level, threads)

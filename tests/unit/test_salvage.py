@@ -5,37 +5,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import pytest
 
-from forensics.bundle import BundleWriter, verify_bundle
-from forensics.bundle.chunks import RecordChunks
+from forensics.bundle import verify_bundle
 from forensics.bundle.format import record_collector
 from forensics.bundle.reader import BundleReader
 from forensics.bundle.salvage import default_output, salvage
 from forensics.errors import BundleError, OutputError
+from tests.support.cut_bundles import cut_bundle as _cut_bundle
 from tui.cli import main
-
-
-def _cut_bundle(d: Path, frac: float = 0.6, compress: str = "zstd") -> Path:
-    whole = d / "whole.exv"
-    with whole.open("wb") as f:
-        w = BundleWriter(f, compress=compress, checkpoint_every_members=5,
-                         header={"tool": "exuvia test", "target": "runc://x"})  # fmt: skip
-        w.add_bytes("artifacts/target.json", b'{"uri":"runc://x","runtime":"runc"}\n')
-        chunks = RecordChunks(w, "filesystem", max_records=40)
-        for i in range(800):
-            chunks.add(b'{"kind":"fs_entry","path":"/f%d","mtime_ns":%d}\n' % (i, 10**18 + i))
-            if i % 25 == 0:
-                w.add_bytes(f"files/f{i}", os.urandom(1500))
-        chunks.close()
-        w.finish({"complete": True, "incomplete_reason": ""})
-    data = whole.read_bytes()
-    cut = d / "k.exv.partial"
-    cut.write_bytes(data[: int(len(data) * frac)])
-    return cut
 
 
 def _sha(p: Path) -> str:
