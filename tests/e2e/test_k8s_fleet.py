@@ -311,3 +311,49 @@ def test_sigint_seals_in_flight_bundles_incomplete_and_the_case_interrupted(
     res = lab.cli("verify", str(case), kubeconfig="")
     assert "Traceback" not in res.stderr, res.stderr
     assert "interrupted" in (res.stdout + res.stderr).lower(), res.stdout
+
+
+def test_a_workload_resolves_through_its_owners_and_bad_input_is_one_line(
+    cluster: Any, apps: Any, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    ns = _namespace(cluster, run, "wl", "baseline")
+    apps.create_namespaced_deployment(ns, _deployment("web", run, 2, restricted=False))
+    stray = _pod("stray", run)
+    stray["metadata"]["labels"] = {LABEL: run, "app": "web"}  # the Deployment's labels
+    cluster.create_pod(ns, stray)
+    _running(cluster, ns, f"{LABEL}={run}", 3)
+    case = tmp_path / "case"
+
+    def cli(target: str, *extra: str, out: Path = case) -> subprocess.CompletedProcess[str]:
+        return lab.cli(*lab.capture_argv(target, out, *extra), kubeconfig=kubeconfig_path)
+
+    for target, extra, expected in [
+        (f"k8s://{ns}/replicaset/web", (), "unknown workload kind 'replicaset'"),
+        (f"k8s://{ns}", ("-l", "app=nothing"),
+         f"no pods in namespace {ns} match selector 'app=nothing'"),
+        (f"k8s://{ns}", ("-l", f"{LABEL}={run}", "--max-pods", "2"),
+         "matches 3 pods, more than --max-pods 2"),
+        (f"k8s://{ns}/deployment/absent", (), "not found"),
+    ]:  # fmt: skip
+        r = cli(target, *extra)
+        lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+        assert r.returncode == 2 and len(lines) == 1 and expected in lines[0], r.stderr
+        assert not case.exists(), "bad input left a case directory behind"
+
+    r = cli(f"k8s://{ns}/deployment/web", "--output", "json")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert json.loads(r.stdout)["state"] == "complete"
+    doc = _case_doc(case)
+    assert doc is not None
+    res = doc["resolution"]
+    assert res["workload"]["kind"] == "Deployment" and res["workload"]["uid"]
+    assert res["workload"]["selector"] == f"app=web,{LABEL}={run}"
+    assert [e["name"] for e in res["excluded"]] == ["stray"]
+    assert len(res["pods"]) == 2 and all(
+        [o["kind"] for o in p["owners"]] == ["ReplicaSet", "Deployment"]
+        and p["owners"][1]["uid"] == res["workload"]["uid"]
+        for p in res["pods"]
+    )
+    assert [b["status"] for b in doc["bundles"]] == ["complete", "complete"]
+    assert lab.cli("verify", str(case), kubeconfig="").returncode == 0
