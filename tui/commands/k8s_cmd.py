@@ -194,7 +194,7 @@ class FleetProgress:
         elif ev.kind == "started":
             self._line(ev, f"{where}: capturing (node {p.node})")
         elif ev.kind == "finished":
-            size = f", {ev.nbytes / 1e6:.1f} MB" if ev.nbytes else ""
+            size = f", {_size(ev.nbytes)}" if ev.nbytes else ""
             why = f": {ev.reason}" if ev.reason else ""
             self._line(ev, f"{where}: {ev.status}{size}{why}")
             self._total(ev)
@@ -204,13 +204,17 @@ class FleetProgress:
     def _total(self, ev: Any) -> None:
         self.last_tick = ev.elapsed
         rate = ev.total_bytes / ev.elapsed / 1e6 if ev.elapsed > 0 else 0.0
-        self._line(ev, f"total: {ev.done}/{ev.total} done, {ev.total_bytes / 1e6:.1f} MB "
-                       f"received, {rate:.1f} MB/s")  # fmt: skip
+        self._line(ev, f"total: {ev.done}/{ev.total} done, {_size(ev.total_bytes)} "
+                       f"received, {rate:.2f} MB/s")  # fmt: skip
 
     @staticmethod
     def _line(ev: Any, text: str) -> None:
         sys.stderr.write(f"[{ev.elapsed:7.1f}s] {text}\n")
         sys.stderr.flush()
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.1f} kB"
 
 
 def fleet_doc(res: Any) -> dict[str, Any]:
