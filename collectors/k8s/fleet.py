@@ -236,15 +236,16 @@ class FleetCapture:
             with self._lock:
                 self._total = len(plan)
             self._event("resolved")
+            # from here on a signal never kills the client: the case is always sealed
             with _signals(self.interrupt):
                 self._capture_all(writer, plan)
-            try:
-                writer.seen(seen_after(kc, res))
-            except ExuviaError as err:
-                writer.note("k8s.warning", message=f"pods not listed again after capture: {err}")
+                try:
+                    writer.seen(seen_after(kc, res))
+                except ExuviaError as err:
+                    writer.note("k8s.warning", message=f"pods not listed again: {err}")
+                state, sha = writer.seal(interrupted=self.stop_reason or None)
         finally:
             kc.close()
-        state, sha = writer.seal(interrupted=self.stop_reason or None)
         doc = writer.doc
         return FleetResult(
             directory=directory,

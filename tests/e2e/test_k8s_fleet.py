@@ -327,7 +327,11 @@ def test_a_workload_resolves_through_its_owners_and_bad_input_is_one_line(
 ) -> None:
     run = uuid.uuid4().hex[:6]
     ns = _namespace(cluster, run, "wl", "baseline")
-    apps.create_namespaced_deployment(ns, _deployment("web", run, 2, restricted=False))
+    dep = _deployment("web", run, 2, restricted=False)
+    side = {**dep["spec"]["template"]["spec"]["containers"][0], "name": "side"}
+    side["env"] = [*side["env"], {"name": "APP_PORT", "value": "8081"}]
+    dep["spec"]["template"]["spec"]["containers"].append(side)  # --all-containers: both
+    apps.create_namespaced_deployment(ns, dep)
     stray = _pod("stray", run)
     stray["metadata"]["labels"] = {LABEL: run, "app": "web"}  # the Deployment's labels
     cluster.create_pod(ns, stray)
@@ -350,7 +354,7 @@ def test_a_workload_resolves_through_its_owners_and_bad_input_is_one_line(
         assert r.returncode == 2 and len(lines) == 1 and expected in lines[0], r.stderr
         assert not case.exists(), "bad input left a case directory behind"
 
-    r = cli(f"k8s://{ns}/deployment/web", "--output", "json")
+    r = cli(f"k8s://{ns}/deployment/web", "--all-containers", "--output", "json")
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout)["state"] == "complete"
     doc = _case_doc(case)
@@ -364,5 +368,7 @@ def test_a_workload_resolves_through_its_owners_and_bad_input_is_one_line(
         and p["owners"][1]["uid"] == res["workload"]["uid"]
         for p in res["pods"]
     )
-    assert [b["status"] for b in doc["bundles"]] == ["complete", "complete"]
+    assert [b["status"] for b in doc["bundles"]] == ["complete"] * 4
+    assert sorted(b["container"] for b in doc["bundles"]) == ["app", "app", "side", "side"]
+    assert doc["request"]["containers"] == {"mode": "all", "name": None}
     assert lab.cli("verify", str(case), kubeconfig="").returncode == 0
