@@ -28,9 +28,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -46,6 +48,8 @@ from forensics.bundle.reader import BundleReader
 from forensics.case import load_case
 from forensics.signing import generate
 from tests.e2e import k8s_lab as lab
+from tests.e2e.test_k8s_incluster import API_HOST, API_PORT, CLIENT_IMAGE, build_client_image
+from tests.e2e.test_k8s_rbac import Rbac
 
 pytestmark = pytest.mark.e2e
 LABEL = "exuvia.test/fleet"
@@ -372,3 +376,66 @@ def test_a_workload_resolves_through_its_owners_and_bad_input_is_one_line(
     assert sorted(b["container"] for b in doc["bundles"]) == ["app", "app", "side", "side"]
     assert doc["request"]["containers"] == {"mode": "all", "name": None}
     assert lab.cli("verify", str(case), kubeconfig="").returncode == 0
+
+
+def test_a_fleet_captured_by_a_job_inside_the_cluster_with_the_documented_rights(
+    cluster: Any, apps: Any, k8s_api_client: Any, k8s_images: str, tmp_path: Path
+) -> None:
+    """docs/kubernetes.md's Job: the client in the cluster, in-cluster configuration,
+    a ServiceAccount bound to exactly docs/rbac.yaml's roles, the case on a hostPath."""
+    build_client_image()
+    run = uuid.uuid4().hex[:6]
+    target = _namespace(cluster, run, "jt", "baseline")
+    ops = _namespace(cluster, run, "ops", "privileged")
+    apps.create_namespaced_deployment(target, _deployment("web", run, 3, restricted=False))
+    _running(cluster, target, f"{LABEL}={run}", 3)
+    rbac = Rbac(k8s_api_client, run)
+    out = Path(tempfile.mkdtemp(prefix="exuvia-fleet-job-", dir="/var/tmp"))
+    try:
+        cluster.core.create_namespaced_service_account(ops, {"metadata": {"name": "capturer"}})
+        roles = rbac.roles()
+        rbac.bind(roles["exuvia-capture"], target, "capturer", ops)
+        rbac.bind(roles["exuvia-capture-nodes"], None, "capturer", ops)
+        argv = ["python3", "-m", "tui.cli", "capture", f"k8s://{target}/deployment/web",
+                "-o", "/case/IR-job", "--case", "IR-job", "--image", lab.COLLECTOR_IMAGE,
+                "--image-pull-policy", "Never", "--output", "json"]  # fmt: skip
+        job = {
+            "apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "exuvia-ir"},
+            "spec": {"backoffLimit": 0, "template": {"spec": {
+                "serviceAccountName": "capturer", "restartPolicy": "Never",
+                "hostNetwork": True,  # no kube-proxy here: see test_k8s_incluster.py
+                "terminationGracePeriodSeconds": 2,
+                "containers": [{
+                    "name": "capture", "image": CLIENT_IMAGE, "imagePullPolicy": "Never",
+                    "command": argv,
+                    "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": API_HOST},
+                            {"name": "KUBERNETES_SERVICE_PORT", "value": API_PORT}],
+                    "volumeMounts": [{"name": "case", "mountPath": "/case"}]}],
+                "volumes": [{"name": "case",
+                             "hostPath": {"path": str(out), "type": "Directory"}}],
+            }}},
+        }  # fmt: skip
+        batch = client.BatchV1Api(k8s_api_client)
+        batch.create_namespaced_job(ops, job)
+
+        def finished() -> Any:
+            st = batch.read_namespaced_job("exuvia-ir", ops).status
+            return st if (st.succeeded or st.failed) else None
+
+        st = cluster.wait(finished, 300, "the capture Job to finish")
+        (pod,) = cluster.core.list_namespaced_pod(ops, label_selector="job-name=exuvia-ir").items
+        log = cluster.logs(ops, pod.metadata.name, "capture")
+        assert st.succeeded == 1, log
+        assert "total: 3/3 done" in log, log  # progress lines reach the Job's log
+        summary = json.loads(log[log.index("{") :])
+        assert summary["state"] == "complete" and summary["exit_status"] == 0
+        case = out / "IR-job"
+        doc = _case_doc(case)
+        assert doc is not None
+        assert doc["cluster"]["source"] == "in-cluster service account", doc["cluster"]
+        assert len(doc["resolution"]["pods"]) == 3 and doc["summary"]["complete"] == 3
+        res = lab.cli("verify", str(case), kubeconfig="")
+        assert res.returncode == 0, res.stdout + res.stderr
+    finally:
+        rbac.cleanup()
+        shutil.rmtree(out, ignore_errors=True)
