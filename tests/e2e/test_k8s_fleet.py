@@ -26,6 +26,7 @@ test interrupts a fleet with SIGINT: in-flight bundles are sealed
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from textual.widgets import DataTable
 
 from forensics.bundle import verify_bundle
 from forensics.bundle.format import record_collector
@@ -50,6 +52,10 @@ from forensics.signing import generate
 from tests.e2e import k8s_lab as lab
 from tests.e2e.test_k8s_incluster import API_HOST, API_PORT, CLIENT_IMAGE, build_client_image
 from tests.e2e.test_k8s_rbac import Rbac
+from tui.commands.triage_cmd import _open_fleet
+from tui.triage.app import make_app
+from tui.triage.screens.fleet import FleetScreen
+from tui.triage.session import SessionOptions
 
 pytestmark = pytest.mark.e2e
 LABEL = "exuvia.test/fleet"
@@ -439,3 +445,43 @@ def test_a_fleet_captured_by_a_job_inside_the_cluster_with_the_documented_rights
     finally:
         rbac.cleanup()
         shutil.rmtree(out, ignore_errors=True)
+
+
+@pytest.mark.asyncio
+async def test_triage_lists_the_selected_pods_and_captures_them_all_on_one_key(
+    cluster: Any, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    """`exuvia triage k8s://NS -l SELECTOR`: the pods listed, `c` captures them into a case."""
+    run = uuid.uuid4().hex[:6]
+    ns = _namespace(cluster, run, "tri", "baseline")
+    for i in range(3):
+        cluster.create_pod(ns, _pod(f"t-{i}", run))
+    _running(cluster, ns, f"{LABEL}={run}", 3)
+    args = argparse.Namespace(target=f"k8s://{ns}", selector=f"{LABEL}={run}",
+                              all_namespaces=False, kubeconfig=kubeconfig_path,
+                              context=None)  # fmt: skip
+    fleet = _open_fleet(args)
+    opts = SessionOptions(output_dir=tmp_path, examiner="tester", kubeconfig=kubeconfig_path,
+                          k8s_image=lab.COLLECTOR_IMAGE, case=f"IR-tri-{run}")  # fmt: skip
+    app = make_app(None, options=opts, fleet=fleet)
+    try:
+        async with app.run_test(size=(140, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, FleetScreen)
+            table = screen.query_one("#fleet-table", DataTable)
+            assert table.row_count == 3
+            assert [table.get_row_at(i)[1].plain for i in range(3)] == ["t-0", "t-1", "t-2"]
+            await pilot.press("c")
+            deadline = time.monotonic() + 300
+            while screen.result is None:
+                assert time.monotonic() < deadline, "the fleet capture did not end"
+                await pilot.pause(0.2)
+            states = {table.get_row_at(i)[-1].plain for i in range(3)}
+    finally:
+        fleet[2].close()
+    res = screen.result
+    assert res.state == "complete" and states == {"complete"}, (res.state, states)
+    case = tmp_path / f"IR-tri-{run}"
+    assert res.directory == case
+    r = lab.cli("verify", str(case), kubeconfig="")
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -58,6 +58,15 @@ def register(sub: Any) -> None:
         action="store_true",
         help="open a target's dashboard on its processes, not on its findings (! opens them)",
     )
+    p.add_argument(
+        "-l",
+        "--selector",
+        metavar="SELECTOR",
+        help="k8s://NS -l SELECTOR: list the pods it selects and capture them all "
+        "into one case on `c` (also k8s://NS/deployment/NAME; docs/kubernetes.md)",
+    )
+    p.add_argument("-A", "--all-namespaces", action="store_true",
+                   help="with -l: the pods of every namespace (target k8s://)")  # fmt: skip
     p.set_defaults(handler=run)
 
 
@@ -80,6 +89,22 @@ def _open_pod(args: argparse.Namespace) -> tuple[Any, str, Any]:
     return row, container, kc
 
 
+def _open_fleet(args: argparse.Namespace) -> tuple[Any, Any, Any]:
+    """(FleetRequest, Resolution, KubeClient) for a fleet target; errors before any screen."""
+    from collectors.k8s.client import KubeClient  # noqa: PLC0415
+    from collectors.k8s.resolve import resolve as resolve_fleet  # noqa: PLC0415
+    from collectors.k8s.selection import parse_fleet  # noqa: PLC0415
+
+    req = parse_fleet(args.target, selector=args.selector, all_namespaces=args.all_namespaces)
+    kc = KubeClient(args.kubeconfig, args.context)
+    try:
+        res = resolve_fleet(kc, req, kc.namespace)
+    except BaseException:
+        kc.close()
+        raise
+    return req, res, kc
+
+
 def run(args: argparse.Namespace) -> int:
     # textual is imported only when the app runs
     from tui.triage.app import make_app  # noqa: PLC0415
@@ -99,17 +124,30 @@ def run(args: argparse.Namespace) -> int:
     )
     target = None
     pod = None
-    if args.target:
+    fleet = None
+    from collectors.k8s.selection import is_fleet  # noqa: PLC0415
+
+    if (
+        args.target
+        and args.target.strip().lower().startswith("k8s://")
+        and is_fleet(args.target, selector=args.selector, all_namespaces=args.all_namespaces)
+    ):
+        fleet = _open_fleet(args)
+    elif args.selector or args.all_namespaces:
+        raise TargetError("-l/--selector and -A select Kubernetes pods: use a k8s:// target")
+    elif args.target:
         if parse_uri(args.target)[0] == "k8s":
             pod = _open_pod(args)
         else:
             target = resolve(args.target)
-    app = make_app(target, options=opts, pod=pod)
+    app = make_app(target, options=opts, pod=pod, fleet=fleet)
     try:
         result = app.run()
     finally:
         if pod is not None:
             pod[2].close()
+        if fleet is not None:
+            fleet[2].close()
     if os.environ.get("EXUVIA_TRIAGE_REPORT"):  # the speed benchmark reads this
         print(f"first-tree-s {app.first_tree_s}")
     if isinstance(result, tuple) and result[0] == "replay":

@@ -41,10 +41,12 @@ class TriageApp(App[AppResult]):
         target: TargetInfo | None = None,
         root: TargetRoot | None = None,
         pod: tuple[Any, str, Any] | None = None,
+        fleet: tuple[Any, Any, Any] | None = None,
     ) -> None:
         super().__init__()
         self.session = session
         self.pod = pod  # (PodRow, container, KubeClient) for `exuvia triage k8s://…`
+        self.fleet = fleet  # (FleetRequest, Resolution, KubeClient) for `… -l SELECTOR`
         self.target = target
         self.root = root
         self.roots: list[TargetRoot] = [root] if root is not None else []
@@ -52,7 +54,13 @@ class TriageApp(App[AppResult]):
         self.first_tree_s: float | None = None
 
     def on_mount(self) -> None:
-        if self.pod is not None:
+        if self.fleet is not None:
+            from tui.triage.screens.fleet import FleetScreen  # noqa: PLC0415
+
+            request, resolution, client = self.fleet
+            self.session.record("target.picked", target=request.target)
+            self.push_screen(FleetScreen(request, resolution, client, self.session))
+        elif self.pod is not None:
             from tui.triage.screens.pod import PodScreen  # noqa: PLC0415
 
             row, container, client = self.pod
@@ -83,6 +91,7 @@ def make_app(
     root: TargetRoot | None = None,
     options: SessionOptions | None = None,
     pod: tuple[Any, str, Any] | None = None,
+    fleet: tuple[Any, Any, Any] | None = None,
     **kw: Any,
 ) -> TriageApp:
     """The app for ``target`` (its root opened here unless given), for ``pod``
@@ -91,4 +100,4 @@ def make_app(
     session = TriageSession(opts)
     if target is not None and root is None:
         root = TargetRoot(target.pid, opts.procfs, target.upperdir)
-    return TriageApp(session, target, root, pod)
+    return TriageApp(session, target, root, pod, fleet)
