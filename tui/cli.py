@@ -24,6 +24,7 @@ from tui.commands import (
     replay_cmd,
     report_cmd,
     sbom_cmd,
+    scan_cmd,
     timeline_cmd,
     triage_cmd,
 )
@@ -50,8 +51,8 @@ def build_parser(prog: str = "exuvia") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"exuvia {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    commands = (capture_cmd, inspect_cmd, findings_cmd, report_cmd, timeline_cmd, sbom_cmd,
-                replay_cmd, triage_cmd)  # fmt: skip
+    commands = (capture_cmd, inspect_cmd, findings_cmd, report_cmd, scan_cmd, timeline_cmd,
+                sbom_cmd, replay_cmd, triage_cmd)  # fmt: skip
     for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
         module.register(sub)
     return parser

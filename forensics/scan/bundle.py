@@ -127,7 +127,6 @@ def scan_bundle(
                 "the scan covers what came before"
             )
     finally:
-        stream.close()
         raw.close()
     result.bytes_scanned = scanner.bytes_scanned
     _check_manifest(result, manifest_bytes, hashes)
