@@ -88,3 +88,16 @@ def load_result(path: Path, manifest_sha256: str | None = None) -> dict[str, Any
     if manifest_sha256 is not None and doc.get("manifest_sha256") != manifest_sha256:
         raise BundleError(f"{path}: the scan results are about another bundle (manifest hash)")
     return doc
+
+
+def signature(bundle: Path, manifest_sha256: str | None) -> str:
+    """What identifies the current scan results of ``bundle`` (size, mtime, inode), or
+    '' when there are none: the timeline cache is rebuilt when it changes."""
+    path = result_path(bundle, manifest_sha256)
+    if path is None:
+        return ""
+    try:
+        st = path.stat()
+    except OSError:
+        return ""
+    return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"

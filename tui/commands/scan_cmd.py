@@ -15,8 +15,11 @@ from typing import Any
 
 from forensics.case import is_case, load_case
 from forensics.errors import ExuviaError
-from forensics.scan import ScanLimits, ScanResult, compile_rules, save_result, scan_bundle
-from forensics.scan.bundle import SCAN_PREFIXES
+from forensics.scan.bundle import SCAN_PREFIXES, scan_bundle
+from forensics.scan.engine import ScanLimits
+from forensics.scan.model import ScanResult
+from forensics.scan.rules import compile_rules
+from forensics.scan.sidecar import save_result
 from forensics.textsafe import printable
 from tui.commands.options import add_output_format, print_json, size_arg
 
