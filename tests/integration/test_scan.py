@@ -20,11 +20,19 @@ from typing import Any
 
 import pytest
 
+from tests.support.bundles import artifacts
+
 MARKER = f"EXUVIA-YARA-MARKER-{uuid.uuid4().hex[:12]}"
 PLANTED = "/tmp/planted.txt"
 #: a file the marker crosses a window boundary in (scanned with --window 4K)
 BIG = "/tmp/big.bin"
 BOUNDARY = 4096 - 7
+#: larger than the writer's small-file size (256 KiB): read in chunks, through the ring when copied
+BIG_SIZE = 300_000
+#: larger than the writer's small-file size and the copy cap used below
+HUGE = "/tmp/huge.bin"
+HUGE_SIZE = 6 << 20
+HUGE_AT = HUGE_SIZE - 1000
 
 
 def exuvia(*args: str) -> subprocess.CompletedProcess[str]:
@@ -61,17 +69,27 @@ rule hostile_meta {{
 
 
 @pytest.fixture(scope="module")
-def captured(lab: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    out = tmp_path_factory.mktemp("scan") / "target.exv"
-    with lab.runc() as box:
-        root = f"/proc/{box.pid}/root"
+def box(lab: Any) -> Iterator[Any]:
+    """The running target, with the planted files (a small one, one with the marker
+    across a 4K window boundary, and one larger than a ring slot with it near its end)."""
+    with lab.runc() as target:
+        root = f"/proc/{target.pid}/root"
         Path(root + PLANTED).write_text(f"config line\nkey = {MARKER}\nend\n")
-        big = bytearray(os.urandom(10_000))
+        big = bytearray(os.urandom(BIG_SIZE))
         big[BOUNDARY : BOUNDARY + len(MARKER)] = MARKER.encode()
         Path(root + BIG).write_bytes(bytes(big))
-        res = exuvia("capture", box.uri, "-o", str(out))
-        assert res.returncode == 0, res.stderr
-    yield out
+        huge = bytearray(os.urandom(HUGE_SIZE))
+        huge[HUGE_AT : HUGE_AT + len(MARKER)] = MARKER.encode()
+        Path(root + HUGE).write_bytes(bytes(huge))
+        yield target
+
+
+@pytest.fixture(scope="module")
+def captured(box: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("scan") / "target.exv"
+    res = exuvia("capture", box.uri, "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    return out
 
 
 @pytest.fixture
@@ -98,7 +116,7 @@ def test_marker_matches_the_planted_file_and_nothing_else(bundle: Path, tmp_path
     doc = json.loads(res.stdout)
     assert doc["members_scanned"] > 2
     where = sorted(m["path"] for m in doc["matches"])
-    assert where == [BIG, PLANTED], where  # the marker is in those two files only
+    assert where == [BIG, HUGE, PLANTED], where  # the marker is in those two files only
     m = next(m for m in doc["matches"] if m["path"] == PLANTED)
     assert (m["rule"], m["namespace"], m["tags"]) == ("planted_marker", "marker.yar",
                                                       ["test", "marker"])  # fmt: skip
@@ -121,10 +139,10 @@ def test_marker_matches_the_planted_file_and_nothing_else(bundle: Path, tmp_path
     tl = exuvia("timeline", str(bundle), "--kind", "yara.match", "--limit", "50")
     assert tl.returncode == 0, tl.stderr
     lines = [ln for ln in tl.stdout.splitlines() if "yara.match" in ln]
-    assert len(lines) == 2 and all("marker.yar:planted_marker" in ln for ln in lines)
+    assert len(lines) == 3 and all("marker.yar:planted_marker" in ln for ln in lines)
     fd = json.loads(exuvia("findings", str(bundle), "--output", "json").stdout)
     yara = [f for f in fd["findings"] if f["rule"] == "yara.match"]
-    assert len(yara) == 1 and len(yara[0]["evidence"]) == 2
+    assert len(yara) == 1 and len(yara[0]["evidence"]) == 3
 
 
 def test_a_marker_across_a_window_boundary_is_found_once(bundle: Path, tmp_path: Path) -> None:
@@ -177,3 +195,37 @@ def test_a_catastrophically_slow_rule_is_a_timeout_skip(bundle: Path, tmp_path: 
     assert "files/tmp/big.bin" not in {m["member"] for m in doc["matches"]}
     text = exuvia("scan", str(bundle), "--rules", str(rules), "--timeout", "1")
     assert "SKIP files/tmp/big.bin: scan timed out after 1 s" in text.stdout
+
+
+@pytest.mark.parametrize("files", ["none", "all"])
+def test_capture_scan_reads_once_and_records_matches_in_the_bundle(
+    box: Any, tmp_path: Path, files: str
+) -> None:
+    """--files none: nothing is copied, yet every file read for its hash is scanned;
+    --files all: copied through the reader's ring, small and chunked alike."""
+    rules = rules_dir(tmp_path, **{"marker.yar": MARKER_RULE})
+    out = tmp_path / "s.exv"
+    res = exuvia("capture", box.uri, "-o", str(out), "--files", files, "--scan", str(rules),
+                 "--max-file-size", "1M")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    recs = artifacts(out)["yara"]
+    assert recs[0]["kind"] == "yara_rules" and recs[0]["rules"] == 1
+    found = {r["path"]: r for r in recs if r["kind"] == "yara_match"}
+    assert sorted(found) == [BIG, HUGE, PLANTED]
+    assert found[HUGE]["strings"][0]["offset"] == HUGE_AT
+    assert found[HUGE]["copied"] is False  # over --max-file-size: hashed and scanned only
+    assert found[PLANTED]["copied"] is (files == "all")
+    fs = {r["path"]: r for r in artifacts(out)["filesystem"] if "path" in r}
+    assert all("yara" not in r for r in fs.values())
+    assert found[PLANTED]["member_sha256"] == fs[PLANTED]["sha256"]
+    assert exuvia("verify", str(out)).returncode == 0
+    tl = exuvia("timeline", str(out), "--kind", "yara.match")
+    assert sum("marker.yar:planted_marker" in ln for ln in tl.stdout.splitlines()) == 3
+
+
+def test_capture_scan_with_bad_rules_captures_nothing(box: Any, tmp_path: Path) -> None:
+    rules = rules_dir(tmp_path, **{"bad.yar": "rule x { condition: nope }\n"})
+    out = tmp_path / "s.exv"
+    res = exuvia("capture", box.uri, "-o", str(out), "--scan", str(rules))
+    assert res.returncode == 2 and f"{rules / 'bad.yar'}:1:" in res.stderr
+    assert list(tmp_path.glob("s.exv*")) == []
