@@ -20,12 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from forensics.bundle.format import MANIFEST_NAME, decode_path
-from forensics.bundle.reader import CHUNK, load_json, open_stream
+from forensics.bundle.reader import CHUNK, load_json
 from forensics.errors import BundleError
 from forensics.scan.engine import ChunkScanner, ScanLimits
 from forensics.scan.model import ScanResult, ScanSkip
 from forensics.scan.rules import CompiledRules
 from forensics.textsafe import fsdecode_safe
+from forensics.timeline.bundleio import StreamCut, open_stream
 
 #: the members a scan reads (docs/scan.md): name prefix -> what they hold
 SCAN_PREFIXES: dict[str, str] = {
@@ -35,7 +36,7 @@ SCAN_PREFIXES: dict[str, str] = {
     "memory/": "process memory cores (capture --memory)",
 }
 _PATH_PREFIXES = ("files/", "elf/")
-_READ_ERRORS = (tarfile.TarError, BundleError, OSError, EOFError, ValueError)
+_READ_ERRORS = (tarfile.TarError, BundleError, OSError, EOFError, ValueError, StreamCut)
 
 
 def scanned_member(name: str) -> bool:
@@ -77,6 +78,7 @@ def scan_bundle(
     manifest_bytes: bytes | None = None
     raw, stream = open_stream(bundle)
     members = 0
+    current: str | None = None  # the scanned member being read
     try:
         try:
             tar = tarfile.open(
@@ -101,6 +103,7 @@ def scan_bundle(
                 if f is None:
                     continue
                 note(f"scanning {name}")
+                current = name
                 digest = hashlib.sha256()
                 scanner.begin(name, target_path(name))
                 read = 0
@@ -113,6 +116,7 @@ def scan_bundle(
                 sha = digest.hexdigest()
                 hashes[name] = sha
                 matches, skips = scanner.end(sha)
+                current = None
                 result.members_scanned += 1
                 if scanner.windows > 1:
                     result.windowed_members += 1
@@ -122,11 +126,15 @@ def scan_bundle(
             if members == 0:
                 raise BundleError(f"{bundle}: not a readable bundle ({err})") from None
             result.complete = False
+            if current is not None:
+                result.skips.append(ScanSkip(current, "the bundle's stream ends inside it; "
+                                             "not scanned"))  # fmt: skip
             result.warnings.append(
                 f"the bundle's stream ends early or is corrupt after {members} members ({err}); "
                 "the scan covers what came before"
             )
     finally:
+        stream.close()  # the decompressing thread first (it reads ahead), then the file
         raw.close()
     result.bytes_scanned = scanner.bytes_scanned
     _check_manifest(result, manifest_bytes, hashes)

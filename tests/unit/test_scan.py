@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -193,3 +194,19 @@ def test_scan_a_case_shows_a_rule_matching_in_several_pods(
     assert main(["scan", str(case), "--rules", str(marker_rule(tmp_path))]) == 0
     out = capsys.readouterr().out
     assert "matched in several pods:" in out and "r.yar:mark: in 2: prod/web-1/app" in out
+
+
+def test_a_bundle_cut_inside_a_member_scans_what_precedes(tmp_path: Path) -> None:
+    full = bundle_with(tmp_path / "full.exv", {"files/a": MARK, "files/big": os.urandom(4 << 20)})
+    data = full.read_bytes()
+    cut = tmp_path / "cut.exv.partial"
+    cut.write_bytes(data[: len(data) // 2])
+    res = scan_bundle(cut, compile_rules(marker_rule(tmp_path)))
+    assert [m.member for m in res.matches] == ["files/a"]
+    assert not res.complete and res.manifest_sha256 is None
+    assert any(s.member == "files/big" and "ends inside" in s.reason for s in res.skips)
+    assert any("ends early" in w for w in res.warnings)
+    with pytest.raises(BundleError, match="not a readable bundle"):
+        junk = tmp_path / "junk.exv"
+        junk.write_bytes(b"\x00" * 100 + b"not a tar" * 100)
+        scan_bundle(junk, compile_rules(marker_rule(tmp_path)))
