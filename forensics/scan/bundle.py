@@ -107,7 +107,10 @@ def scan_bundle(
                 digest = hashlib.sha256()
                 scanner.begin(name, target_path(name))
                 read = 0
-                while chunk := f.read(CHUNK):
+                # a member within one window in one read (one buffer, no joins); a
+                # larger one chunk by chunk, so memory stays bounded
+                step = info.size if info.size <= limits.window else CHUNK
+                while chunk := f.read(step):
                     digest.update(chunk)
                     scanner.feed(chunk)
                     read += len(chunk)
