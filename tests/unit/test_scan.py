@@ -13,6 +13,7 @@ import yara_x
 from forensics.bundle.format import file_member_name
 from forensics.bundle.writer import BundleWriter
 from forensics.errors import BundleError
+from forensics.findings.case import analyze_case
 from forensics.scan.bundle import SCAN_PREFIXES, scan_bundle, target_path
 from forensics.scan.engine import ChunkScanner, ScanLimits
 from forensics.scan.model import escape_bytes
@@ -194,6 +195,10 @@ def test_scan_a_case_shows_a_rule_matching_in_several_pods(
     assert main(["scan", str(case), "--rules", str(marker_rule(tmp_path))]) == 0
     out = capsys.readouterr().out
     assert "matched in several pods:" in out and "r.yar:mark: in 2: prod/web-1/app" in out
+    # the case's findings hold it in several pods too (each bundle's results beside it)
+    cf = analyze_case(case)
+    across = [a for a in cf.across if a.rule == "yara.match"]
+    assert len(across) == 1 and sorted(across[0].labels) == ["prod/web-1/app", "prod/web-2/app"]
 
 
 def test_a_bundle_cut_inside_a_member_scans_what_precedes(tmp_path: Path) -> None:
