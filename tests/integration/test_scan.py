@@ -114,6 +114,7 @@ def test_marker_matches_the_planted_file_and_nothing_else(bundle: Path, tmp_path
     res = exuvia("scan", str(bundle), "--rules", str(rules), "--output", "json")
     assert res.returncode == 0, res.stderr
     doc = json.loads(res.stdout)
+    assert (doc["format"], doc["version"], doc["exit_status"]) == ("exuvia-scan-result", 1, 0)
     assert doc["members_scanned"] > 2
     where = sorted(m["path"] for m in doc["matches"])
     assert where == [BIG, HUGE, PLANTED], where  # the marker is in those two files only

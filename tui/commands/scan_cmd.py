@@ -120,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
     result, path, sha = _scan_one(args.bundle, args, rules)
     doc = result.to_dict()
     if args.output_format == "json":
-        print_json({**doc, "results_file": str(path), "results_sha256": sha})
+        head = {"format": "exuvia-scan-result", "version": 1}
+        print_json({**head, **doc, "results_file": str(path), "results_sha256": sha,
+                    "exit_status": 0})  # fmt: skip
     else:
         _print_result(doc, path, sha)
     return 0
@@ -150,8 +152,9 @@ def _run_case(args: argparse.Namespace, rules: Any) -> int:
             seen.setdefault(fam, []).append(b.label)
     across = [{"rule": k, "bundles": v} for k, v in sorted(seen.items()) if len(v) > 1]
     if args.output_format == "json":
-        print_json({"case": case.case_id, "path": str(case.path), "rules": rules.describe(),
-                    "bundles": out, "across": across})  # fmt: skip
+        print_json({"format": "exuvia-case-scan-result", "version": 1, "case": case.case_id,
+                    "path": str(case.path), "rules": rules.describe(), "bundles": out,
+                    "across": across, "exit_status": 0})  # fmt: skip
         return 0
     print(f"scan of case {printable(case.case_id)} ({printable(str(case.path))}): "
           f"{len(case.bundles)} bundle(s), rules sha256 {rules.sha256}")  # fmt: skip
