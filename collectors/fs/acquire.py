@@ -120,7 +120,7 @@ class FilesystemAcquirer:
         self.elf = ElfExtractor(writer)  # extracts of ELF files not copied (artifacts/elf.jsonl)
         #: ``capture --scan``: every chunk of file data read for its hash is also given
         #: to this hook (forensics/scan/capture_hook.py); its records ride on the
-        #: file's record as ``yara`` and the capture writes them to artifacts/yara.jsonl
+        #: file's record as ``yara`` and the capture writes them to its yara records
         self.scan: ContentScan | None = None
         self._feed: Callable[[bytes | memoryview], None] | None = None
 

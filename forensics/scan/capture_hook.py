@@ -3,7 +3,7 @@
 The filesystem acquirer reads every regular file once for its SHA-256, copied
 or not; with ``--scan`` it hands each chunk it read to this hook in the same
 pass (:meth:`CaptureScan.begin`, :meth:`feed`, :meth:`end`). The matches travel
-with the file's record and the capture writes them to ``artifacts/yara.jsonl``
+with the file's record and the capture writes them to ``artifacts/yara/NNNNNN.jsonl``
 inside the bundle, so evidence of a match exists even for a file that was not
 copied (``--files changed``). Pure: it only sees bytes it is given.
 """
@@ -37,7 +37,7 @@ class CaptureScan:
         return self._scanner
 
     def header(self) -> dict[str, Any]:
-        """The first record of ``artifacts/yara.jsonl``: which rules, which limits."""
+        """The first yara record: which rules, which limits."""
         return {"kind": "yara_rules", **self.rules.describe(), "limits": self.limits.to_dict()}
 
     def begin(self, path: bytes, member: str | None = None) -> None:

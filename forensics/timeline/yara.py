@@ -1,6 +1,6 @@
 """YARA matches as timeline events of their own kind, ``yara.match`` (source ``scan``).
 
-Two places hold matches: ``artifacts/yara.jsonl`` inside the bundle (written by
+Two places hold matches: the ``yara`` records inside the bundle (written by
 ``capture --scan`` while the files were read) and the scan results beside the
 bundle (``<bundle>.yara.json``, written by ``exuvia scan``; checked against the
 bundle's manifest hash and its own self_check). A match is about bytes as they
@@ -22,6 +22,8 @@ from forensics.timeline.fs import parse_json_line
 from forensics.timeline.sink import Sink
 from forensics.timeline.text import one_line
 
+YARA_COLLECTOR = "yara"
+#: 1.x: one member; 2.0 writes chunks ``artifacts/yara/NNNNNN.jsonl`` (both are read)
 YARA_MEMBER = "artifacts/yara.jsonl"
 _SCAN = int(Source.SCAN)
 _KIND = int(Kind.YARA_MATCH)
@@ -49,17 +51,23 @@ def _emit(sink: Sink, m: Attrs, ts: int, ref: tuple[int, int], attrs: Attrs) -> 
     )  # fmt: skip
 
 
-def extract_capture_matches(data: bytes | None, sink: Sink, ref_ns: int | None) -> None:
-    """The ``yara_match`` records ``capture --scan`` wrote into the bundle."""
-    if not data:
-        return
-    mid = sink.member(YARA_MEMBER)
+def extract_capture_matches(
+    members: list[tuple[str, bytes]], sink: Sink, ref_ns: int | None
+) -> None:
+    """The ``yara_match`` records ``capture --scan`` wrote into the bundle: (member, its
+    bytes) in bundle order, the one 1.x member or the 2.0 chunks."""
+    for name, data in members:
+        _capture_member(name, data, sink, ref_ns)
+
+
+def _capture_member(name: str, data: bytes, sink: Sink, ref_ns: int | None) -> None:
+    mid = sink.member(name)
     for n, raw in enumerate(data.split(b"\n"), 1):
         if not raw.strip():
             continue
         rec, why = parse_json_line(raw)
         if why is not None or not isinstance(rec, dict):
-            sink.problem("record_malformed", YARA_MEMBER, n, why or "not an object")
+            sink.problem("record_malformed", name, n, why or "not an object")
             continue
         if rec.get("kind") != "yara_match":
             continue

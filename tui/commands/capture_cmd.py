@@ -44,7 +44,7 @@ def register(sub: Any) -> None:
         metavar="RULES",
         help="scan every regular file the capture reads for its hash (copied or not) with "
         "these YARA rules (a file or a directory of *.yar/*.yara), in the same read; "
-        "matches go to artifacts/yara.jsonl in the bundle. The rules are compiled before "
+        "matches go to artifacts/yara/ in the bundle. The rules are compiled before "
         "anything is captured (docs/scan.md)",
     )
     k8s_cmd.add_k8s_options(p)

@@ -150,7 +150,9 @@ def _run_case(args: argparse.Namespace, rules: Any) -> int:
         out.append(entry)
         for fam in sorted({f"{m['namespace']}:{m['rule']}" for m in doc["matches"]}):
             seen.setdefault(fam, []).append(b.label)
-    across = [{"rule": k, "bundles": v} for k, v in sorted(seen.items()) if len(v) > 1]
+    across: list[dict[str, Any]] = [
+        {"rule": k, "bundles": v} for k, v in sorted(seen.items()) if len(v) > 1
+    ]
     if args.output_format == "json":
         print_json({"format": "exuvia-case-scan-result", "version": 1, "case": case.case_id,
                     "path": str(case.path), "rules": rules.describe(), "bundles": out,

@@ -1,6 +1,6 @@
 """YARA: the examiner's rules matched captured bytes (files, executables, memory).
 
-Matches come from ``artifacts/yara.jsonl`` (``capture --scan``) and from the scan
+Matches come from the ``yara`` records (``capture --scan``) and from the scan
 results kept beside the bundle (``exuvia scan``, forensics/scan/sidecar.py,
 checked against the bundle's manifest hash). One finding per YARA rule
 (namespace and name), its evidence each match; a rule's ``severity`` metadata
