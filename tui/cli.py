@@ -21,6 +21,7 @@ from tui.commands import (
     inspect_cmd,
     k8s_cmd,
     keygen_cmd,
+    push_cmd,
     replay_cmd,
     report_cmd,
     sbom_cmd,
@@ -52,7 +53,7 @@ def build_parser(prog: str = "exuvia") -> argparse.ArgumentParser:
     sub.required = True
     commands = (capture_cmd, inspect_cmd, findings_cmd, report_cmd, timeline_cmd, sbom_cmd,
                 replay_cmd, triage_cmd)  # fmt: skip
-    for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
+    for module in (*commands, push_cmd, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
         module.register(sub)
     return parser
 
