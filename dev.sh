@@ -68,7 +68,7 @@ setup_store_server() {
     echo "dev.sh: building versitygw v1.8.0 (Go module proxy) into $bin" >&2
     mkdir -p "$bin"
     if GOBIN="$bin" GOFLAGS=-mod=mod GOSUMDB=off CGO_ENABLED=0 GOTOOLCHAIN=local \
-        go install github.com/versity/versitygw/cmd/versitygw@v1.8.0; then
+        "$go" install github.com/versity/versitygw/cmd/versitygw@v1.8.0; then
       touch "$bin/.versitygw-v1.8.0"
     else
       echo "dev.sh: versitygw did not build; the store tests will say why" >&2

@@ -155,3 +155,174 @@ def test_bad_store_input_is_one_line(s3: S3Server, target: Any, tmp_path: Path) 
     )  # fmt: skip
     assert "cannot be reached" in error_line(res)
     assert "x.exv" not in keys(s3, "locked") and uploads(s3, "locked") == []
+
+
+@pytest.fixture(scope="module")
+def big_target(lab: Any) -> Any:
+    """A runc container holding 160 MiB of random data in /tmp (put there through
+    /proc/PID/root by the test, as an attacker's drop would be), so an upload
+    takes long enough to be cut in the middle."""
+    handle = lab.runc()
+    with open(f"/proc/{handle.pid}/root/tmp/drop.bin", "wb") as f:
+        for _ in range(160):
+            f.write(os.urandom(1 << 20))
+    return handle
+
+
+def _start_capture(s3: S3Server, target: Any, url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "capture", target.uri, "-o", url, "-q",
+         "--files", "all", "--max-file-size", "1G", "--compress", "none", "--no-lock",
+         "--endpoint-url", s3.endpoint],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **s3.env(), "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+
+
+def _wait_for_parts(s3: S3Server, bucket: str, key: str, proc: subprocess.Popen[str]) -> None:
+    import time  # noqa: PLC0415
+
+    c = s3.client()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the capture ended before a part was uploaded"
+        for u in c.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            if u["Key"] == key and c.list_parts(Bucket=bucket, Key=key,
+                                                UploadId=u["UploadId"]).get("Parts"):  # fmt: skip
+                return
+        time.sleep(0.02)
+    raise AssertionError("no part was uploaded within 120 s")
+
+
+def test_kill_9_mid_upload_leaves_no_object(s3: S3Server, big_target: Any) -> None:
+    proc = _start_capture(s3, big_target, "s3://plain/killed/web.exv")
+    _wait_for_parts(s3, "plain", "killed/web.exv", proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    c = s3.client()
+    assert keys(s3, "plain", "killed/") == []
+    with pytest.raises(ClientError):
+        c.head_object(Bucket="plain", Key="killed/web.exv")
+    assert "killed/web.exv" in uploads(s3, "plain")  # parts only; a lifecycle rule reaps them
+
+
+def test_the_store_dying_mid_upload_is_one_line_and_no_object(
+    s3: S3Server, big_target: Any
+) -> None:
+    proc = _start_capture(s3, big_target, "s3://plain/dropped/web.exv")
+    _wait_for_parts(s3, "plain", "dropped/web.exv", proc)
+    s3.stop(sig=9)
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        s3.start()  # same directory and port: the rest of the module goes on
+    assert proc.returncode == 2, out + err
+    assert "Traceback" not in err
+    assert "retry 1/3" in err  # retries are visible
+    line = [ln for ln in err.splitlines() if ln.startswith("exuvia: error:")]
+    assert len(line) == 1 and "cannot be reached" in line[0] and "nothing was stored" in line[0]
+    assert keys(s3, "plain", "dropped/") == []
+
+
+def _local_capture(s3: S3Server, target: Any, out: Path) -> None:
+    res = cli(s3, "capture", target.uri, "-o", str(out), "-q")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_push_a_bundle_verified_before_and_checked_after(
+    s3: S3Server, target: Any, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "web.exv"
+    _local_capture(s3, target, bundle)
+    res = cli(s3, "push", str(bundle), "s3://locked/pushed/", "--retain", "2h",
+              "--lock-mode", "compliance")  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "pushed: s3://locked/pushed/web.exv" in res.stdout and "COMPLIANCE" in res.stdout
+    import hashlib  # noqa: PLC0415
+
+    sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    assert f"sha256 {sha} (read back and matched)" in res.stdout
+    c = s3.client()
+    head = c.head_object(Bucket="locked", Key="pushed/web.exv")
+    assert head["Metadata"]["exuvia-file-sha256"] == sha
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    with pytest.raises(ClientError):
+        c.delete_object(Bucket="locked", Key="pushed/web.exv", VersionId=head["VersionId"])
+    side = c.get_object(Bucket="locked", Key="pushed/web.exv.custody.jsonl")["Body"].read()
+    pushed = json.loads(side.splitlines()[-1])
+    assert pushed["action"] == "store.pushed"
+    assert pushed["details"]["version_id"] == head["VersionId"]
+    assert s3.secret_key.encode() not in side
+    res = cli(s3, "verify", "s3://locked/pushed/web.exv")
+    assert res.returncode == 0 and "custody seal:    matches" in res.stdout, res.stdout + res.stderr
+
+    # the timeline of an s3:// bundle: built from a copy under the exuvia cache
+    cache = tmp_path / "cache"
+    res = cli(s3, "timeline", "s3://locked/pushed/web.exv", "--limit", "5",
+              env={"XDG_CACHE_HOME": str(cache)})  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.strip()
+    assert list((cache / "exuvia" / "store").glob("*/web.exv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cache",
+        "web.exv",
+        "web.exv.custody.jsonl",
+    ]
+
+    # pushed twice: refused; an altered bundle: refused before anything goes up
+    assert "already exists" in error_line(cli(s3, "push", str(bundle), "s3://locked/pushed/"))
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    bad = tmp_path / "bad.exv"
+    bad.write_bytes(bytes(data))
+    assert "does not verify" in error_line(cli(s3, "push", str(bad), "s3://locked/pushed/"))
+    assert "pushed/bad.exv" not in keys(s3, "locked", "pushed/")
+
+
+def test_a_local_case_pushed_and_verified_as_a_case(s3: S3Server, lab: Any, tmp_path: Path) -> None:
+    from forensics.bundle.reader import BundleReader  # noqa: PLC0415
+    from forensics.case import CaseWriter, bundle_file_name  # noqa: PLC0415
+
+    targets = [lab.runc(), lab.runc()]
+    d = tmp_path / "case"
+    w = CaseWriter.create(d, case_id="IR-store", examiner="tester",
+                          request={"target": "two runc containers", "workload": None})  # fmt: skip
+    names = [t.container_id[:20].lower() for t in targets]
+    w.resolved(
+        [{"namespace": "local", "name": n, "uid": t.container_id, "node": "this-host",
+          "phase": "Running", "owners": [{"kind": "Lab", "name": "demo"}]}
+         for n, t in zip(names, targets, strict=True)],
+        at_ns=0,
+    )  # fmt: skip
+    for n, t in zip(names, targets, strict=True):
+        file = bundle_file_name("local", n, "app")
+        w.add_bundle("local", n, "app", file=file, uri=t.uri, node="this-host")
+        w.started("local", n, "app")
+        _local_capture(s3, t, d / file)
+        m = BundleReader(d / file).manifest()
+        from forensics.bundle import verify_bundle  # noqa: PLC0415
+
+        w.finished("local", n, "app", status="complete", file=file,
+                   manifest_sha256=verify_bundle(d / file).manifest_sha256,
+                   size=(d / file).stat().st_size)  # fmt: skip
+        assert m["complete"] is True
+    w.seal()
+    res = cli(s3, "push", str(d), "s3://locked/cases/IR-store/", "--retain", "1h")
+    assert res.returncode == 0, res.stdout + res.stderr
+    listed = keys(s3, "locked", "cases/IR-store/")
+    assert "cases/IR-store/case.json" in listed
+    assert sorted(p.name for p in d.iterdir()) == sorted(k.rsplit("/", 1)[1] for k in listed)
+    res = cli(s3, "verify", "s3://locked/cases/IR-store/")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "2 of 2 bundles verify" in res.stdout
+    res = cli(s3, "info", "s3://locked/cases/IR-store/")
+    assert res.returncode == 0 and "state:      complete" in res.stdout, res.stdout
+
+    # one bundle of the case replaced by another in a copy of the prefix: caught
+    c = s3.client()
+    a, b = (k for k in listed if k.endswith(".exv"))
+    for k in listed:
+        body = c.get_object(Bucket="locked", Key=b if k == a else k)["Body"].read()
+        c.put_object(Bucket="plain", Key="copy/" + k.rsplit("/", 1)[1], Body=body)
+    res = cli(s3, "verify", "s3://plain/copy/")
+    assert res.returncode == 1, res.stdout + res.stderr
