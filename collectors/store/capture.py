@@ -29,6 +29,8 @@ from forensics import __version__
 from forensics.errors import CaptureInterrupted, OutputError
 
 CUSTODY_SUFFIX = ".custody.jsonl"
+#: ``exuvia push``'s record when the bundle had no custody sidecar to append it to
+PUSH_RECORD_SUFFIX = ".pushed.jsonl"
 
 
 @dataclass
@@ -63,7 +65,8 @@ def preflight(store: Store, url: S3Url, lock: LockSpec) -> None:
             f"bucket {url.bucket} does not have object lock enabled; evidence there could be "
             "deleted or overwritten (use a bucket created with object lock, or --no-lock)"
         )
-    for key in (url.key, url.key + ".incomplete", url.key + CUSTODY_SUFFIX):
+    for key in (url.key, url.key + ".incomplete", url.key + CUSTODY_SUFFIX,
+                url.key + PUSH_RECORD_SUFFIX):  # fmt: skip
         if store.exists(url.bucket, key):
             raise StoreError(
                 f"s3://{url.bucket}/{key} already exists; refusing to overwrite evidence"
@@ -100,7 +103,7 @@ def capture_to_store(
 
     meta = object_metadata({"exuvia-target": target.uri[:512]})
     writer = MultipartWriter(
-        store, url.bucket, url.key, part_size=part_size, on_retry=retry,
+        store, url.bucket, url.key, part_size=part_size, on_retry=retry, track_sha256=False,
         create_args={"Metadata": meta, "ContentType": "application/x-exuvia-bundle",
                      **lock.put_args(until)},
     )  # fmt: skip

@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.store.capture import CUSTODY_SUFFIX, object_metadata, preflight, put_small
+from collectors.store.capture import (
+    CUSTODY_SUFFIX,
+    PUSH_RECORD_SUFFIX,
+    object_metadata,
+    preflight,
+    put_small,
+)
 from collectors.store.client import Store, StoreError
 from collectors.store.fetch import CASE_FILE, META_FILE_SHA, META_MANIFEST_SHA
 from collectors.store.lock import LockSpec
@@ -68,6 +74,7 @@ def _stream_up(
     except BaseException:
         w.abort()
         raise
+    assert w.sha256 is not None
     return w.sha256.hexdigest(), done
 
 
@@ -128,12 +135,16 @@ def push_bundle(
                     "manifest_sha256": manifest_sha or None, "endpoint": store.endpoint,
                     **retention},
     }  # fmt: skip
-    if side_data and not side_data.endswith(b"\n"):
-        side_data += b"\n"
-    side_data += json.dumps(entry, sort_keys=True).encode() + b"\n"
-    put_small(store, url.sibling(CUSTODY_SUFFIX), side_data, lock, until=until,
+    # the push is recorded after the sealed custody sidecar when there is one (the
+    # seal's own lines stay as they were); without one, in a record of its own
+    record = json.dumps(entry, sort_keys=True).encode() + b"\n"
+    if side_data:
+        target, body = CUSTODY_SUFFIX, side_data.rstrip(b"\n") + b"\n" + record
+    else:
+        target, body = PUSH_RECORD_SUFFIX, record
+    put_small(store, url.sibling(target), body, lock, until=until,
               meta={META_FILE_SHA: sent, META_MANIFEST_SHA: manifest_sha,
-               "exuvia-bundle-version-id": str(version or "")})  # fmt: skip
+                    "exuvia-bundle-version-id": str(version or "")})  # fmt: skip
     return Pushed(str(url), path.stat().st_size, sent, manifest_sha or None, version, retention)
 
 
@@ -167,6 +178,7 @@ def push_case(
             raise StoreError(f"{base.child(f.name)} already exists; refusing to overwrite evidence")
     result = PushResult()
     sidecars = {f.name + CUSTODY_SUFFIX for f in files if f.name in bundles}
+    sidecars |= {f.name + PUSH_RECORD_SUFFIX for f in files if f.name in bundles}
     for f in files:
         if f.name in bundles:
             result.items.append(push_bundle(store, f, base.child(f.name), lock,

@@ -2,9 +2,9 @@
 
 :class:`MultipartWriter` is what a :class:`forensics.bundle.writer.BundleWriter`
 writes to (it needs ``write`` and ``flush`` only). Bytes are cut into parts of
-``part_size``; one thread uploads them while the capture goes on, with at most
-``queue_parts`` parts waiting, so memory stays at a few parts whatever the
-bundle's size. Every part carries its SHA-256, which the store checks. The
+``part_size``; ``workers`` threads upload them while the capture goes on, with
+at most ``queue_parts`` parts waiting, so memory stays at a few parts whatever
+the bundle's size. Every part carries its SHA-256, which the store checks. The
 object exists under its key only after :meth:`complete`; :meth:`abort`
 removes the parts. A part that fails is retried (visibly, through
 ``on_retry``) before the stream gives up with a :class:`StoreError`.
@@ -22,7 +22,7 @@ from typing import Any
 
 from collectors.store.client import Store, StoreError, StoreUnreachable, translate
 
-PART_SIZE = 16 << 20
+PART_SIZE = 8 << 20
 MIN_PART = 5 << 20  # S3's smallest part but the last
 
 
@@ -36,7 +36,9 @@ class MultipartWriter:
         create_args: dict[str, Any] | None = None,
         part_size: int = PART_SIZE,
         queue_parts: int = 2,
+        workers: int = 2,
         part_retries: int = 3,
+        track_sha256: bool = True,
         on_retry: Callable[[str], None] | None = None,
     ) -> None:
         if part_size < MIN_PART:
@@ -48,7 +50,8 @@ class MultipartWriter:
         self.part_retries = part_retries
         self.on_retry = on_retry or (lambda _msg: None)
         self.bytes_written = 0
-        self.sha256 = hashlib.sha256()
+        #: SHA-256 of every byte written (``push`` compares it; a capture's sink has its own)
+        self.sha256 = hashlib.sha256() if track_sha256 else None
         self._buf = bytearray()
         self._parts: list[dict[str, Any]] = []
         self._error: StoreError | None = None
@@ -64,8 +67,12 @@ class MultipartWriter:
             **(create_args or {}),
         )
         self.upload_id: str = resp["UploadId"]
-        self._thread = threading.Thread(target=self._run, name="s3-upload", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"s3-upload-{i}", daemon=True)
+            for i in range(max(1, workers))
+        ]
+        for t in self._threads:
+            t.start()
 
     @property
     def url(self) -> str:
@@ -75,14 +82,30 @@ class MultipartWriter:
     def write(self, data: bytes | memoryview) -> int:
         self._raise_if_failed()
         n = len(data)
-        self._buf += data
-        self.sha256.update(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
         self.bytes_written += n
-        while len(self._buf) >= self.part_size:
-            part = bytes(self._buf[: self.part_size])
-            del self._buf[: self.part_size]
+        size = self._size()
+        if not self._buf and n >= size:
+            view = memoryview(data)
+            while len(view) >= size:
+                self._send(bytes(view[:size]))
+                view = view[size:]
+                size = self._size()
+            self._buf += view
+            return n
+        self._buf += data
+        if len(self._buf) >= size:
+            with memoryview(self._buf) as view:
+                part = bytes(view[:size])
+            del self._buf[:size]
             self._send(part)
         return n
+
+    def _size(self) -> int:
+        """The next part's size: doubled every 2,000 parts, so S3's 10,000-part limit
+        is ~500 GiB at 8 MiB while a usual bundle keeps small parts."""
+        return self.part_size << min(4, (self._next_part - 1) // 2000)
 
     def flush(self) -> None:
         """Nothing is durable before :meth:`complete`; a part below 5 MiB cannot be sent."""
@@ -138,8 +161,10 @@ class MultipartWriter:
             return {"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum}
 
     def _drain(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join()
 
     # -- the end ------------------------------------------------------------
     def complete(self, if_none_match: bool = True) -> dict[str, Any]:
