@@ -115,7 +115,6 @@ class Store:
                 s3={"addressing_style": "path"},
             )
             self.client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
-            self.client.meta.events.register("before-sign.s3.UploadPart", _reuse_part_sha256)
         except StoreError:
             raise
         except Exception as err:  # noqa: BLE001 - a bad profile or endpoint: one line
@@ -188,17 +187,6 @@ class Store:
         out: dict[str, Any] = self.call(f"reading s3://{bucket}/{key}", self.client.head_object,
                                         Bucket=bucket, Key=key)  # fmt: skip
         return out
-
-
-def _reuse_part_sha256(request: Any, **_kwargs: Any) -> None:
-    """Over plain http SigV4 hashes every payload again; a part already carries its
-    SHA-256 (``x-amz-checksum-sha256``), so sign with that instead of a third hash
-    of the same bytes. The store checks both against what it received."""
-    b64 = request.headers.get("x-amz-checksum-sha256")
-    if b64 and "X-Amz-Content-SHA256" not in request.headers:
-        import base64  # noqa: PLC0415
-
-        request.headers["X-Amz-Content-SHA256"] = base64.b64decode(b64).hex()
 
 
 class _TranslatingBody:

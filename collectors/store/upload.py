@@ -4,7 +4,7 @@
 writes to (it needs ``write`` and ``flush`` only). Bytes are cut into parts of
 ``part_size``; ``workers`` threads upload them while the capture goes on, with
 at most ``queue_parts`` parts waiting, so memory stays at a few parts whatever
-the bundle's size. Every part carries its SHA-256, which the store checks. The
+the bundle's size. The store checks every part's SHA-256 (see ``part_checksums``). The
 object exists under its key only after :meth:`complete`; :meth:`abort`
 removes the parts. A part that fails is retried (visibly, through
 ``on_retry``) before the stream gives up with a :class:`StoreError`.
@@ -40,6 +40,7 @@ class MultipartWriter:
         part_retries: int = 3,
         track_sha256: bool = True,
         on_retry: Callable[[str], None] | None = None,
+        part_checksums: bool | None = None,
     ) -> None:
         if part_size < MIN_PART:
             raise ValueError("a part is at least 5 MiB")
@@ -58,12 +59,19 @@ class MultipartWriter:
         self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=queue_parts)
         self._next_part = 1
         self.closed = False
+        # One SHA-256 per part checked by the store: over plain http SigV4 signs the
+        # payload's hash (the store recomputes it), over https SigV4 leaves parts
+        # unsigned and the part's x-amz-checksum-sha256 is what the store checks.
+        if part_checksums is None:
+            part_checksums = not (store.endpoint or "").startswith("http://")
+        self.part_checksums = part_checksums
+        extra = {"ChecksumAlgorithm": "SHA256"} if self.part_checksums else {}
         resp = store.call(
             f"starting the upload of {self.url}",
             store.client.create_multipart_upload,
             Bucket=bucket,
             Key=key,
-            ChecksumAlgorithm="SHA256",
+            **extra,
             **(create_args or {}),
         )
         self.upload_id: str = resp["UploadId"]
@@ -140,14 +148,16 @@ class MultipartWriter:
                 self._error = err
 
     def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
-        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        sums: dict[str, str] = {}
+        if self.part_checksums:
+            sums["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
         what = f"uploading part {number} of {self.url}"
         attempt = 0
         while True:
             try:
                 resp = self.store.client.upload_part(
                     Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
-                    PartNumber=number, Body=data, ChecksumSHA256=checksum,
+                    PartNumber=number, Body=data, **sums,
                 )  # fmt: skip
             except Exception as err:  # noqa: BLE001 - translated below
                 failure = translate(err, what)
@@ -158,7 +168,7 @@ class MultipartWriter:
                 self.on_retry(f"{failure}; retry {attempt}/{self.part_retries} in {delay:.1f}s")
                 time.sleep(delay)
                 continue
-            return {"PartNumber": number, "ETag": resp["ETag"], "ChecksumSHA256": checksum}
+            return {"PartNumber": number, "ETag": resp["ETag"], **sums}
 
     def _drain(self) -> None:
         for _ in self._threads:

@@ -82,7 +82,7 @@ class S3Server:
                "ROOT_ACCESS_KEY": self.access_key, "ROOT_SECRET_KEY": self.secret_key}  # fmt: skip
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [str(self.binary), "--port", f"127.0.0.1:{self.port}", "--quiet",
+            [str(self.binary), "--port", f"127.0.0.1:{self.port}", "--quiet", "--keep-alive",
              "posix", "--versioning-dir", str(versions), str(root)],
             env=env, stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
