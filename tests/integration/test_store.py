@@ -361,3 +361,31 @@ def test_multipart_writer_parts_and_checksums(s3: S3Server, part_checksums: bool
             c.upload_part(Bucket="plain", Key=key + ".bad", UploadId=up, PartNumber=1,
                           Body=data[: 5 << 20], ChecksumSHA256=wrong)  # fmt: skip
         c.abort_multipart_upload(Bucket="plain", Key=key + ".bad", UploadId=up)
+
+
+def test_a_store_answering_500s_is_retried_visibly_and_nothing_is_lost(
+    s3: S3Server, big_target: Any
+) -> None:
+    """Six 500s in a row for part uploads: botocore's own four attempts are not
+    enough for the first part, so exuvia's retry shows (on stderr and in the
+    custody log), and the capture completes and verifies."""
+    from tests.support.s3flaky import FlakyProxy  # noqa: PLC0415
+
+    proxy = FlakyProxy(s3.port, fail_parts=6)
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "tui.cli", "capture", big_target.uri, "-o",
+             "s3://plain/flaky/web.exv", "-q", "--no-lock", "--endpoint-url", proxy.endpoint],
+            capture_output=True, text=True, timeout=600, check=False,
+            env={**os.environ, **s3.env(), "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+    finally:
+        proxy.close()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert proxy.failed == 6
+    assert "the store failed (HTTP 500 InternalError); retry 1/3" in res.stderr
+    side = s3.client().get_object(Bucket="plain", Key="flaky/web.exv.custody.jsonl")
+    actions = [json.loads(x)["action"] for x in side["Body"].read().splitlines()]
+    assert "store.retry" in actions
+    res = cli(s3, "verify", "s3://plain/flaky/web.exv")
+    assert res.returncode == 0, res.stdout + res.stderr
