@@ -345,6 +345,7 @@ def test_multipart_writer_parts_and_checksums(s3: S3Server, part_checksums: bool
     for i in range(0, len(data), 1 << 20):
         w.write(data[i : i + (1 << 20)])
     assert key not in keys(s3, "plain", "writer/")
+    assert w._size() == 5 << 20  # parts double every 2,000 only
     done = w.complete()
     assert done["ETag"].strip('"').endswith("-3")
     assert w.sha256 is not None and w.sha256.hexdigest() == hashlib.sha256(data).hexdigest()
@@ -389,3 +390,18 @@ def test_a_store_answering_500s_is_retried_visibly_and_nothing_is_lost(
     assert "store.retry" in actions
     res = cli(s3, "verify", "s3://plain/flaky/web.exv")
     assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_bucket_we_may_not_write_is_one_line_before_capture(
+    s3: S3Server, target: Any, tmp_path: Path
+) -> None:
+    """Another account of the same store (versitygw's IAM, role "user"): the
+    buckets are not its own, so the store refuses, and nothing is captured."""
+    s3.add_user("EXAMINER2", "examiner-two-secret")
+    env = {"AWS_ACCESS_KEY_ID": "EXAMINER2", "AWS_SECRET_ACCESS_KEY": "examiner-two-secret"}
+    res = cli(s3, "capture", target.uri, "-o", "s3://locked/other/web.exv", "-q",
+              "--retain", "1h", env=env, cwd=tmp_path)  # fmt: skip
+    line = error_line(res)
+    assert "access denied" in line and "examiner-two-secret" not in res.stderr + res.stdout
+    assert list(tmp_path.iterdir()) == []
+    assert keys(s3, "locked", "other/") == [] and "other/web.exv" not in uploads(s3, "locked")

@@ -76,6 +76,8 @@ class S3Server:
         versions = self.workdir / "versions"
         root.mkdir(parents=True, exist_ok=True)
         versions.mkdir(exist_ok=True)
+        iam = self.workdir / "iam"
+        iam.mkdir(exist_ok=True)
         if not self.port:
             self.port = free_port()
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -83,6 +85,7 @@ class S3Server:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [str(self.binary), "--port", f"127.0.0.1:{self.port}", "--quiet", "--keep-alive",
+             "--iam-dir", str(iam),
              "posix", "--versioning-dir", str(versions), str(root)],
             env=env, stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
@@ -130,6 +133,15 @@ class S3Server:
             config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1},
                           request_checksum_calculation="when_required",
                           response_checksum_validation="when_required"),
+        )  # fmt: skip
+
+    def add_user(self, access: str, secret: str, role: str = "user") -> None:
+        """A second account (versitygw's own IAM): it owns none of the buckets."""
+        subprocess.run(
+            [str(self.binary), "admin", "--access", self.access_key, "--secret",
+             self.secret_key, "--endpoint-url", self.endpoint, "create-user",
+             "--access", access, "--secret", secret, "--role", role],
+            check=True, capture_output=True, timeout=30,
         )  # fmt: skip
 
     def make_bucket(self, name: str, lock: bool) -> str:
