@@ -75,12 +75,10 @@ class MultipartWriter:
             **(create_args or {}),
         )
         self.upload_id: str = resp["UploadId"]
-        self._threads = [
-            threading.Thread(target=self._run, name=f"s3-upload-{i}", daemon=True)
-            for i in range(max(1, workers))
-        ]
-        for t in self._threads:
-            t.start()
+        # started with the first part, not here: the capture forks its read-only
+        # view's helper after the upload is created, and a fork should see no threads
+        self._workers = max(1, workers)
+        self._threads: list[threading.Thread] = []
 
     @property
     def url(self) -> str:
@@ -120,6 +118,13 @@ class MultipartWriter:
         self._raise_if_failed()
 
     def _send(self, part: bytes) -> None:
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._run, name=f"s3-upload-{i}", daemon=True)
+                for i in range(self._workers)
+            ]
+            for t in self._threads:
+                t.start()
         number = self._next_part
         self._next_part += 1
         while True:

@@ -405,3 +405,18 @@ def test_a_bucket_we_may_not_write_is_one_line_before_capture(
     assert "access denied" in line and "examiner-two-secret" not in res.stderr + res.stdout
     assert list(tmp_path.iterdir()) == []
     assert keys(s3, "locked", "other/") == [] and "other/web.exv" not in uploads(s3, "locked")
+
+
+def test_ctrl_c_mid_upload_aborts_it_and_says_so(s3: S3Server, big_target: Any) -> None:
+    import signal  # noqa: PLC0415
+
+    proc = _start_capture(s3, big_target, "s3://plain/interrupted/web.exv")
+    _wait_for_parts(s3, "plain", "interrupted/web.exv", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out + err
+    assert "Traceback" not in err
+    line = [ln for ln in err.splitlines() if ln.startswith("exuvia: error:")]
+    assert len(line) == 1 and "INCOMPLETE" in line[0] and "aborted" in line[0], err
+    assert keys(s3, "plain", "interrupted/") == []
+    assert "interrupted/web.exv" not in uploads(s3, "plain")  # the parts are gone too
