@@ -22,6 +22,7 @@ from tui.commands import (
     inspect_cmd,
     k8s_cmd,
     keygen_cmd,
+    push_cmd,
     replay_cmd,
     report_cmd,
     salvage_cmd,
@@ -55,7 +56,7 @@ def build_parser(prog: str = "exuvia") -> argparse.ArgumentParser:
     sub.required = True
     commands = (capture_cmd, inspect_cmd, salvage_cmd, findings_cmd, report_cmd, scan_cmd,
                 timeline_cmd, sbom_cmd, replay_cmd, triage_cmd)  # fmt: skip
-    for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
+    for module in (*commands, push_cmd, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
         module.register(sub)
     return parser
 
