@@ -248,6 +248,11 @@ def run_fleet_capture(args: argparse.Namespace) -> int:
             raise ExuviaError(f"--{name.replace('_', '-')} must be at least 1")
     if args.node_level:
         raise ExuviaError("--node-level is for one pod; a fleet capture uses ephemeral agents")
+    if isinstance(args.output, str):
+        raise ExuviaError("a fleet capture writes a case directory: -o DIR, not an s3:// URL")
+    if getattr(args, "scan", None) is not None:
+        raise ExuviaError("--scan is not supported for k8s:// targets yet: capture, then "
+                          "`exuvia scan BUNDLE --rules RULES`")  # fmt: skip
     opts = capture_cmd.options_from(args, args.output)
     res = fleet_capture(req, opts, k8s_options(args), parallel=args.parallel,
                         per_node=args.per_node, max_pods=args.max_pods,
