@@ -1,11 +1,13 @@
-"""The sibling comparison over real replicas: shell-less runc containers of one image
+"""A case read as one, over real replicas: shell-less runc containers of one image
 captured by the real command line and filed by the real CaseWriter as the pods of
 one Deployment; one of them stages the incident (a binary dropped in /tmp, run and
-deleted; the config changed; a listener added), the others run clean."""
+deleted; the config changed; a listener added), the others run clean. The sibling
+comparison names the staged one first; the case timeline merges all three."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,15 +18,21 @@ from tests.support.replica_case import cli, file_replicas
 pytestmark = pytest.mark.integration
 
 
-def test_the_staged_replica_is_named_first(lab: Lab, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def staged_case(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     boxes = {
         "web-a": lab.runc(env=CLEAN_ENV),
         "web-b": lab.runc(),
         "web-c": lab.runc(env=CLEAN_ENV),
     }
-    d = file_replicas(tmp_path / "case", boxes)
+    d = file_replicas(tmp_path_factory.mktemp("staged") / "case", boxes)
     for box in boxes.values():
         box.stop()
+    yield d
+
+
+def test_the_staged_replica_is_named_first(staged_case: Path) -> None:
+    d = staged_case
     res = cli("case", "diff", str(d), "--output", "json")
     assert res.returncode == 0, res.stderr
     (g,) = json.loads(res.stdout)["groups"]
@@ -56,3 +64,19 @@ def test_identical_replicas_show_no_difference(lab: Lab, tmp_path: Path) -> None
     (g,) = json.loads(res.stdout)["groups"]
     assert g["differences"] == [], g["differences"]
     assert "no differences: the replicas look alike" in cli("case", "diff", str(d)).stdout
+
+
+def test_one_timeline_of_every_replica(staged_case: Path, tmp_path: Path) -> None:
+    out = tmp_path / "case.jsonl"
+    res = cli("timeline", str(staged_case), "-o", str(out))
+    assert res.returncode == 0, res.stderr
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    assert {r["pod"] for r in recs} == {"web-a", "web-b", "web-c"}
+    assert all(r["namespace"] == "local" and r["container"] == "app" for r in recs)
+    assert [r["timestamp_ns"] for r in recs] == sorted(r["timestamp_ns"] for r in recs)
+    implant = [r for r in recs if r["kind"] == "process.started" and "implant" in r["message"]]
+    assert implant and {r["pod"] for r in implant} == {"web-b"}
+    for pod in ("web-a", "web-b", "web-c"):  # each bundle's own timeline, all of it
+        alone = cli("timeline", str(staged_case / f"local_{pod}_app.exv"), "-o", "-", "-q")
+        assert len(alone.stdout.splitlines()) == sum(r["pod"] == pod for r in recs)
+    assert "timeline of case IR-replicas: " in res.stderr

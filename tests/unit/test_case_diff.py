@@ -25,7 +25,15 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _proc(pid: int, exe: str, cmd: list[str], env: dict[str, str]) -> dict[str, Any]:
-    return {"kind": "process", "pid": pid, "ppid": 1, "exe": exe, "cmdline": cmd, "environ": env}
+    return {
+        "kind": "process",
+        "pid": pid,
+        "ppid": 1,
+        "exe": exe,
+        "cmdline": cmd,
+        "environ": env,
+        "start_ns": T0 + pid * 1_000_000,
+    }
 
 
 def _sock(
