@@ -102,7 +102,10 @@ def replica(i: int, *, staged: bool = False, conf: str = "aa") -> dict[str, list
         )
         socks += [
             _sock("tcp", "LISTEN", "0.0.0.0", 4444, "0.0.0.0", 0, 4),
-            _sock("tcp", "SYN_SENT", "10.0.0.5", 51000, "203.0.113.7", 443, 5),
+            {
+                **_sock("tcp", "SYN_SENT", "10.0.0.5", 51000, "203.0.113.7", 443, 5),
+                "owners": [{"pid": 300, "fd": 5, "name": ".x"}],
+            },
         ]
         fs.append(_fs("/tmp/.y", "f0" * 32, mode="0755"))
     return {"processes": procs, "network": socks, "filesystem": fs, "binaries": binaries}

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from forensics.case import is_case
 from forensics.errors import ExuviaError
 from tui.commands.options import tz_arg
 
@@ -21,7 +22,10 @@ def register(sub: Any) -> None:
         "software inventory, bookmarks/tags/notes (kept beside the bundle, never in it) "
         "and playback. The bundle is verified as it opens. Press ? inside for the keys.",
     )
-    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("bundle", type=Path, metavar="BUNDLE|CASE",
+                   help="a bundle, or a case directory: every pod's timeline in one list, "
+                   "with a pod column and filter, a histogram per pod, cross-pod pivots (x) "
+                   "and the sibling comparison (D)")  # fmt: skip
     p.add_argument(
         "--tz",
         type=tz_arg,
@@ -70,7 +74,23 @@ def run_replay(
     return app.return_code or 0
 
 
+def run_case_replay(case_dir: Path, *, tz: str = "UTC") -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ExuviaError(
+            "replay needs a terminal (stdin and stdout); use `exuvia timeline` in scripts"
+        )
+    from tui.replay.case_app import make_case_app  # noqa: PLC0415 - textual only for the UI
+
+    app = make_case_app(case_dir, tz=tz)
+    app.run()
+    return app.return_code or 0
+
+
 def run(args: argparse.Namespace) -> int:
+    if is_case(args.bundle):
+        return run_case_replay(args.bundle, tz=args.tz)
+    if args.bundle.is_dir():
+        raise ExuviaError(f"{args.bundle} is a directory but not a case (it has no case.json)")
     return run_replay(
         args.bundle,
         tz=args.tz,
