@@ -15,6 +15,7 @@ from tests.tui.conftest import answer, wait_for
 from tests.unit.test_case_diff import make_case, replica
 from tui.cli import main
 from tui.replay.case_app import CaseReplayApp, PodHistogram, make_case_app
+from tui.replay.screens.help import CASE_KEYS
 from tui.replay.widgets.histogram import HistogramStrip
 
 pytestmark = pytest.mark.asyncio
@@ -53,6 +54,11 @@ async def test_pod_column_counts_and_a_histogram_per_pod(case: Path) -> None:
             hist = r.query_one(HistogramStrip).hist
             assert hist is not None and sum(n for _s, n in hist.bins) == per[r.label]
         assert "event 1 of" in str(app.query_one("#status").render())
+        detail = app.query_one("#detail-body").render()
+        assert "pod prod/web-a/app  node node-a" in str(detail)
+        await pilot.press("question_mark")
+        assert app.screen.keys is CASE_KEYS  # type: ignore[attr-defined]
+        await pilot.press("escape")
 
 
 async def test_the_pod_filter(case: Path) -> None:

@@ -11,13 +11,14 @@ list holds pages of events fetched with keyset paging, never the whole case.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
 
 from forensics.errors import ExuviaError
@@ -26,8 +27,10 @@ from forensics.timeline.case import CaseEvent, CaseTimeline, open_case_timeline
 from forensics.timeline.case_pivots import CasePivots
 from forensics.timeline.query import Histogram
 from tui.replay.render import fmt_time, safe
+from tui.replay.widgets.detail import DetailPane, describe
 from tui.replay.widgets.histogram import HistogramStrip
 
+W = TypeVar("W", bound=Widget)
 PAGE = 500
 #: the list fetches the next page when the cursor comes this close to its end
 PREFETCH = 20
@@ -63,6 +66,8 @@ class CaseReplayApp(App[None]):
         Binding("x", "pivot", "Other pods"),
         Binding("D", "siblings", "Siblings"),
         Binding("g", "goto", "Go to time"),
+        Binding("d", "toggle_detail", "Detail", show=False),
+        Binding("question_mark", "help", "Help"),
     ]
 
     def __init__(self, case_dir: str | Path, *, tz: str = "UTC") -> None:
@@ -79,17 +84,24 @@ class CaseReplayApp(App[None]):
         self.diff: Any = None  # a CaseDiff, once the sibling comparison ran
         self.error: str | None = None
 
+    def _w(self, selector: str, expect: type[W]) -> W:
+        """A widget of the main screen (App.query_one would look in a modal on top)."""
+        return self.screen_stack[0].query_one(selector, expect)
+
     # -- layout -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Static(id="title")
         yield Vertical(id="pod-histograms")
         yield Static(Text("opening the case's timelines …", style="dim"), id="loading")
-        yield DataTable(id="case-events", cursor_type="row", zebra_stripes=True)
+        with Horizontal(id="main"):
+            yield DataTable(id="case-events", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="side"):
+                yield DetailPane(id="detail")
         yield Static(id="status")
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#case-events", DataTable)
+        table = self._w("#case-events", DataTable)
         for col in ("time (UTC)", "pod", "kind", "source", "message"):
             table.add_column(Text(col), key=col)
         self._title()
@@ -108,22 +120,22 @@ class CaseReplayApp(App[None]):
         self.call_from_thread(self._case_ready, ct)
 
     def _loading(self, msg: str) -> None:
-        self.query_one("#loading", Static).update(safe(msg, "dim"))
+        self._w("#loading", Static).update(safe(msg, "dim"))
 
     def _failed(self, msg: str) -> None:
         self.error = msg
-        self.query_one("#loading", Static).update(safe(f"cannot open the case: {msg}", "bold red"))
+        self._w("#loading", Static).update(safe(f"cannot open the case: {msg}", "bold red"))
 
     def _case_ready(self, ct: CaseTimeline) -> None:
         self.ct = ct
         self.pivots = CasePivots(ct)
-        self.query_one("#loading").display = False
-        box = self.query_one("#pod-histograms", Vertical)
+        self._w("#loading", Static).display = False
+        box = self._w("#pod-histograms", Vertical)
         for w in ct.wheres:
             box.mount(PodHistogram(w.label, w.index))
         self._title()
         self.reload()
-        self.query_one("#case-events", DataTable).focus()
+        self._w("#case-events", DataTable).focus()
 
     # -- what is shown ----------------------------------------------------------------
     def query_now(self) -> Query:
@@ -131,7 +143,7 @@ class CaseReplayApp(App[None]):
 
     def reload(self, after: tuple[int, int, int] | None = None) -> None:
         """Refill the list from the start (or from just after ``after``)."""
-        table = self.query_one("#case-events", DataTable)
+        table = self._w("#case-events", DataTable)
         table.clear()
         self.rows = []
         self.exhausted = False
@@ -148,7 +160,7 @@ class CaseReplayApp(App[None]):
             after = (last.event.ts, last.where.index, last.event.id)
         page = self.ct.events(self.query_now(), pods=self.pods, limit=PAGE, after=after)
         self.exhausted = len(page) < PAGE
-        table = self.query_one("#case-events", DataTable)
+        table = self._w("#case-events", DataTable)
         for ce in page:
             ev = ce.event
             table.add_row(
@@ -184,7 +196,7 @@ class CaseReplayApp(App[None]):
         if self.ct is None:
             return
         for w in self.ct.wheres:
-            row = self.query_one(f"#pod-hist-{w.index}", PodHistogram)
+            row = self._w(f"#pod-hist-{w.index}", PodHistogram)
             shown = not self.pods or w.label in self.pods
             row.set_class(not shown, "filtered-out")
             strip = row.query_one(HistogramStrip)
@@ -192,7 +204,7 @@ class CaseReplayApp(App[None]):
                        span[0], span[1] + 1)  # fmt: skip
 
     def current(self) -> CaseEvent | None:
-        table = self.query_one("#case-events", DataTable)
+        table = self._w("#case-events", DataTable)
         i = table.cursor_row
         return self.rows[i] if 0 <= i < len(self.rows) else None
 
@@ -201,6 +213,28 @@ class CaseReplayApp(App[None]):
         if message.cursor_row >= len(self.rows) - PREFETCH and not self.exhausted:
             self._page()
         self.show_status()
+        self._detail(self.current())
+
+    def _detail(self, ce: CaseEvent | None) -> None:
+        pane = self._w("#detail", DetailPane)
+        if ce is None:
+            pane.show(Text("no events match", style="dim"))
+            return
+        tl = self.ct.timeline_of(ce.where.label) if self.ct is not None else None
+        context = tl.context(ce.event, 3) if tl is not None and ce.event.source == "log" else None
+        text = Text("pod ", style="bold").append_text(safe(ce.where.label))
+        if ce.where.node:
+            text.append("  node ").append_text(safe(ce.where.node))
+        text.append("\n")
+        pane.show(text.append_text(describe(ce.event, context=context)))
+
+    def action_toggle_detail(self) -> None:
+        self._w("#side", Vertical).toggle_class("hidden")
+
+    def action_help(self) -> None:
+        from tui.replay.screens.help import CASE_KEYS, HelpScreen  # noqa: PLC0415
+
+        self.push_screen(HelpScreen(CASE_KEYS))
 
     # -- status -----------------------------------------------------------------------
     def _title(self) -> None:
@@ -214,14 +248,12 @@ class CaseReplayApp(App[None]):
                 t.append(f", {len(self.ct.skipped)} not in the timeline", style="yellow")
         else:
             t.append_text(safe(self.case_dir.name))
-        self.query_one("#title", Static).update(t)
+        self._w("#title", Static).update(t)
 
     def show_status(self) -> None:
         t = Text()
         cur = self.current()
-        pos = (
-            "?" if cur is None else f"{self.query_one('#case-events', DataTable).cursor_row + 1:,}"
-        )
+        pos = "?" if cur is None else f"{self._w('#case-events', DataTable).cursor_row + 1:,}"
         t.append(f"event {pos} of " + ("…" if self.total is None else f"{self.total:,}"))
         t.append("   pods: ")
         t.append_text(safe(", ".join(self.pods) if self.pods else "all"))
@@ -229,7 +261,7 @@ class CaseReplayApp(App[None]):
             t.append("   search: ").append_text(safe(self.search_text))
         if cur is not None:
             t.append("   ").append_text(safe(cur.where.label, "bold"))
-        self.query_one("#status", Static).update(t)
+        self._w("#status", Static).update(t)
 
     # -- actions ----------------------------------------------------------------------
     def set_pods(self, pods: list[str]) -> None:
