@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from forensics.timeline import Query
+from forensics.timeline.case import open_case_timeline
+from forensics.timeline.case_pivots import CasePivots
 from tests.integration.conftest import CLEAN_ENV, Lab
 from tests.support.replica_case import cli, file_replicas
 
@@ -80,3 +83,22 @@ def test_one_timeline_of_every_replica(staged_case: Path, tmp_path: Path) -> Non
         alone = cli("timeline", str(staged_case / f"local_{pod}_app.exv"), "-o", "-", "-q")
         assert len(alone.stdout.splitlines()) == sum(r["pod"] == pod for r in recs)
     assert "timeline of case IR-replicas: " in res.stderr
+
+
+def test_pivots_from_the_implant_find_its_binary_in_the_clean_pods(staged_case: Path) -> None:
+    """The dropped /tmp/.x is a copy of the image's /app/target (target.c copies
+    itself): pivoting on its process start finds that file, by hash, in every
+    other pod, and the same executable path in none."""
+    with open_case_timeline(staged_case) as ct:
+        (start,) = [
+            ce
+            for ce in ct.events(Query(kinds=("process.started",)), pods=["web-b"])
+            if "implant" in ce.event.message
+        ]
+        keys, found = CasePivots(ct).pivots(start)
+        assert keys.exes == ("/tmp/.x",) and len(keys.hashes) == 1
+        same_file = {(p.where.pod, p.detail) for p in found if p.kind == "same file"}
+        assert ("web-a", "/app/target") in same_file and ("web-c", "/app/target") in same_file
+        assert not [p for p in found if p.kind == "same executable"]
+        for p in found:
+            assert p.where.pod in ("web-a", "web-c")
