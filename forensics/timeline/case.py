@@ -257,7 +257,8 @@ def _csv(events: Iterable[CaseEvent], f: IO[str]) -> int:
                 iso_ns(ev.ts), ev.ts, ev.timestamp_desc, ev.kind, ev.source, one_line(ev.entity),
                 ev.macb, "|".join(ev.flag_names), one_line(ev.message), ev.ref.member, ev.ref.line,
                 ev.id, json.dumps(dict(ev.attrs), ensure_ascii=False, sort_keys=True, default=str),
-                where.namespace, where.pod, where.container, where.node or "", where.file,
+                *(one_line(x) for x in (where.namespace, where.pod, where.container,
+                                        where.node or "", where.file)),
             )
         )  # fmt: skip
         n += 1
