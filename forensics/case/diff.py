@@ -238,6 +238,39 @@ class GroupDiff:
         }
 
 
+def coarse_key(kind: str, key: str) -> str | None:
+    """What a key is *about*, when part of it is expected to differ per replica: a
+    listener or a connection without its address (a pod binds its own IP, replicas
+    reach different backends), a process without its arguments (a pod's name in
+    them). None: the whole key matters."""
+    if kind in ("listener", "outbound"):
+        proto, _, addr = key.partition(" ")
+        return f"{kind} {proto} :{addr.rpartition(':')[2]}" if proto != "unix" else None
+    if kind == "process":
+        return f"process {key.partition('  ')[0]}"
+    return None
+
+
+def _drop_per_replica(diffs: list[Difference], n: int) -> tuple[list[Difference], int]:
+    """Leave out ``only`` differences that are one thing with a per-replica value:
+    when every replica of the group has its own variant of the same coarse key
+    (each pod listening on its own IP, every worker given its pod's name), no
+    replica is odd in it. Returns the kept ones and how many keys were dropped."""
+    groups: dict[str, list[Difference]] = {}
+    for d in diffs:
+        ck = coarse_key(d.kind, d.key) if d.change == "only" else None
+        if ck is not None:
+            groups.setdefault(ck, []).append(d)
+    drop: set[int] = set()
+    for members in groups.values():
+        covered = {lab for d in members for lab in d.bundles}
+        if len(members) > 1 and len(covered) == n:
+            drop |= {id(d) for d in members}
+    return [d for d in diffs if id(d) not in drop], len(
+        {coarse_key(d.kind, d.key) for d in diffs if id(d) in drop}
+    )
+
+
 def _majority(sigs: dict[str, frozenset[str]]) -> frozenset[str] | None:
     """The value set more than half of these bundles share (and at least two)."""
     counts: dict[frozenset[str], int] = {}
@@ -307,6 +340,8 @@ def compare(name: str, traits: dict[str, Traits]) -> GroupDiff:
                     name, kind, key, "differs", odd, n, values(odd), refs(odd), sorted(usual)
                 )
             )
+    g.differences, dropped = _drop_per_replica(g.differences, n)
+    g.varying += dropped
     for d in g.differences:
         for lab in d.bundles:
             g.scores[lab] += d.weight

@@ -245,3 +245,25 @@ def test_case_diff_of_a_bad_directory_is_one_line(
     assert "is not valid JSON" in capsys.readouterr().err
     with pytest.raises(BundleError):
         diff_case(tmp_path)
+
+
+def test_per_replica_addresses_and_arguments_are_not_differences(tmp_path: Path) -> None:
+    """In a cluster each pod listens on its own IP, its workers may carry its name
+    and replicas reach different backends of one service: every replica has its
+    own value of the same thing, so none is odd in it. The staged one still is."""
+    reps = {}
+    for i, pod in enumerate(("web-a", "web-b", "web-c", "web-d")):
+        r = replica(i, staged=pod == "web-c")
+        r["network"] += [
+            _sock("tcp", "LISTEN", f"10.244.0.{i}", 9090, "0.0.0.0", 0, 10),
+            _sock("tcp", "ESTABLISHED", f"10.244.0.{i}", 50000, f"10.96.7.{i}", 5432, 11),
+        ]
+        r["processes"].append(_proc(400 + i, "/app/server", ["sidecar", f"--pod={pod}"], {}))
+        reps[pod] = r
+    (g,) = diff_case(make_case(tmp_path / "c", reps)).groups
+    assert g.ranking[0][0] == "prod/web-c/app"
+    assert all(score == 0 for _lab, score in g.ranking[1:]), g.ranking
+    keys = {(d.kind, d.key) for d in g.differences}
+    assert not any(":9090" in k or ":5432" in k or "--pod=" in k for _kind, k in keys)
+    assert ("listener", "tcp 0.0.0.0:4444") in keys  # the staged listener is kept
+    assert g.varying == 1 + 3  # the log, and the listener, the backend, the sidecar
