@@ -23,7 +23,7 @@ import csv
 import heapq
 import itertools
 import json
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -31,11 +31,13 @@ from typing import IO, Any
 from forensics.case import CaseBundle, load_case
 from forensics.errors import BundleError, ExuviaError
 from forensics.timeline.cache import open_timeline
-from forensics.timeline.events import Event
+from forensics.timeline.events import Event, event_key
 from forensics.timeline.export import (
     CSV_COLUMNS,
     FORMATS,
     L2T_COLUMNS,
+    NOTE_COLUMNS,
+    NoteMap,
     bodyfile_line,
     l2t_row,
     timesketch_record,
@@ -238,20 +240,43 @@ def case_timesketch_record(ce: CaseEvent) -> dict[str, Any]:
     return rec
 
 
-def _jsonl(events: Iterable[CaseEvent], f: IO[str]) -> int:
+#: bundle label -> its notes (the examiner's, or findings as tags: FindingTags)
+CaseNotes = Mapping[str, NoteMap]
+
+
+def _note(ce: CaseEvent, notes: CaseNotes | None) -> Any:
+    per = notes.get(ce.where.label) if notes is not None else None
+    return per.get(event_key(ce.event)) if per is not None else None
+
+
+def _jsonl(events: Iterable[CaseEvent], f: IO[str], notes: CaseNotes | None) -> int:
     n = 0
     for ce in events:
-        f.write(json.dumps(case_timesketch_record(ce), ensure_ascii=False, default=str) + "\n")
+        rec = case_timesketch_record(ce)
+        note = _note(ce, notes)
+        if note is not None:  # Timesketch's own fields for labels and comments
+            rec["tag"] = [*note.tags, *(["bookmark"] if note.bookmarked else [])]
+            if note.text:
+                rec["comment"] = [note.text]
+        f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
         n += 1
     return n
 
 
-def _csv(events: Iterable[CaseEvent], f: IO[str]) -> int:
+def _csv(events: Iterable[CaseEvent], f: IO[str], notes: CaseNotes | None) -> int:
     w = csv.writer(f, lineterminator="\n")
-    w.writerow(CASE_CSV_COLUMNS)
+    w.writerow((*CASE_CSV_COLUMNS, *(NOTE_COLUMNS if notes is not None else ())))
     n = 0
     for ce in events:
         ev, where = ce.event, ce.where
+        cells: tuple[Any, ...] = ()
+        if notes is not None:
+            note = _note(ce, notes)
+            cells = (
+                ("", "", "")
+                if note is None
+                else ("yes" if note.bookmarked else "", "|".join(note.tags), one_line(note.text))
+            )
         w.writerow(
             (
                 iso_ns(ev.ts), ev.ts, ev.timestamp_desc, ev.kind, ev.source, one_line(ev.entity),
@@ -259,26 +284,34 @@ def _csv(events: Iterable[CaseEvent], f: IO[str]) -> int:
                 ev.id, json.dumps(dict(ev.attrs), ensure_ascii=False, sort_keys=True, default=str),
                 *(one_line(x) for x in (where.namespace, where.pod, where.container,
                                         where.node or "", where.file)),
+                *cells,
             )
         )  # fmt: skip
         n += 1
     return n
 
 
-def l2t_case_row(ce: CaseEvent) -> tuple[str, ...]:
+def l2t_case_row(ce: CaseEvent, notes: CaseNotes | None = None) -> tuple[str, ...]:
     """plaso's 17 columns; ``host`` is the pod's label, and the pod, container and
-    namespace are in ``extra`` as well."""
+    namespace are in ``extra`` as well; notes (tags) in plaso's notes column."""
     row = l2t_row(ce.event, ce.where.label)
     where = "; ".join(f"{k}: {one_line(str(v or '-'))}" for k, v in ce.where.fields().items())
+    note = _note(ce, notes)
+    if note is not None:
+        parts = (["bookmarked"] if note.bookmarked else []) + [f"tag:{t}" for t in note.tags]
+        if note.text:
+            parts.append(f"note:{note.text}")
+        text = one_line(" ".join(parts))
+        row = (*row[:14], text if row[14] == "-" else f"{row[14]} {text}", *row[15:])
     return (*row[:16], f"{row[16]}; {where}" if row[16] else where)
 
 
-def _l2tcsv(events: Iterable[CaseEvent], f: IO[str]) -> int:
+def _l2tcsv(events: Iterable[CaseEvent], f: IO[str], notes: CaseNotes | None) -> int:
     w = csv.writer(f, lineterminator="\n")
     w.writerow(L2T_COLUMNS)
     n = 0
     for ce in events:
-        w.writerow(l2t_case_row(ce))
+        w.writerow(l2t_case_row(ce, notes))
         n += 1
     return n
 
@@ -307,11 +340,15 @@ def write_case_export(
     *,
     pods: Iterable[str] | None = None,
     limit: int | None = None,
+    notes: CaseNotes | None = None,
 ) -> int:
     """Write the case's merged events in ``fmt`` to ``out`` ('-' = stdout); the count
-    of lines written (events, or file entries for a bodyfile)."""
+    of lines written (events, or file entries for a bodyfile). ``notes``: per bundle
+    label, as for :func:`~forensics.timeline.export.write_export`."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+    if notes is not None and fmt == "bodyfile":
+        raise ValueError("a bodyfile has no place for notes; export jsonl, csv or l2tcsv")
     chosen = list(pods or ())
 
     def body(f: IO[str]) -> int:
@@ -319,10 +356,10 @@ def write_case_export(
             return _bodyfile(ct, q, chosen, f, limit)
         events = ct.iter_events(q, pods=chosen, limit=limit)
         if fmt == "jsonl":
-            return _jsonl(events, f)
+            return _jsonl(events, f, notes)
         if fmt == "csv":
-            return _csv(events, f)
-        return _l2tcsv(events, f)
+            return _csv(events, f, notes)
+        return _l2tcsv(events, f, notes)
 
     return write_atomically(out, body)
 
@@ -331,6 +368,7 @@ __all__ = [
     "CASE_CSV_COLUMNS",
     "WHERE_FIELDS",
     "CaseEvent",
+    "CaseNotes",
     "CaseTimeline",
     "Where",
     "case_timesketch_record",

@@ -155,3 +155,22 @@ def test_a_case_with_a_missing_bundle_names_it(
         assert "prod/web-c/app" in ct.skipped and "no such file" in ct.skipped["prod/web-c/app"]
     assert main(["timeline", str(case), "-n", "1"]) == 0
     assert "not in the timeline: prod/web-c/app" in capsys.readouterr().err
+
+
+def test_findings_tag_each_pods_events(case: Path, tmp_path: Path) -> None:
+    """--with-findings on a case: each bundle's findings (forensics/findings/case.py)
+    tag the events of its own records, not the other pods' records."""
+    out = tmp_path / "f.jsonl"
+    assert main(["timeline", str(case), "-o", str(out), "--with-findings", "-q"]) == 0
+    recs = [json.loads(x) for x in out.read_text().splitlines()]
+    tagged = [r for r in recs if "exuvia-finding" in r.get("tag", [])]
+    ref = ("web-b", "artifacts/processes.jsonl", 3)  # the implant's record
+    implant = [r for r in tagged if (r["pod"], r["ref_member"], r["ref_line"]) == ref]
+    assert implant and "finding:env.preload" in implant[0]["tag"]
+    # web-b's process findings tag none of the other pods' process records
+    assert not [r for r in tagged if r["pod"] != "web-b" and "processes.jsonl" in r["ref_member"]]
+    assert main(["timeline", str(case), "-o", str(tmp_path / "f.l2tcsv"), "--with-findings",
+                 "-q"]) == 0  # fmt: skip
+    rows = list(csv.reader(io.StringIO((tmp_path / "f.l2tcsv").read_text())))
+    assert any(r[8] == "prod/web-b/app" and "tag:finding:env.preload" in r[14] for r in rows)
+    assert main(["timeline", str(case), "-o", str(tmp_path / "f.body"), "--with-findings"]) == 2

@@ -12,7 +12,13 @@ from typing import Any
 from forensics.errors import ExuviaError
 from forensics.textsafe import printable
 from forensics.timeline import Query
-from forensics.timeline.case import CaseEvent, CaseTimeline, open_case_timeline, write_case_export
+from forensics.timeline.case import (
+    CaseEvent,
+    CaseNotes,
+    CaseTimeline,
+    open_case_timeline,
+    write_case_export,
+)
 from forensics.timeline.text import one_line
 from forensics.timeutil import iso_ns
 
@@ -51,12 +57,30 @@ def _progress(quiet: bool) -> Any:
     return note
 
 
+def case_notes(ct: CaseTimeline, with_notes: bool, with_findings: bool) -> CaseNotes | None:
+    """Per bundle: the examiner's notes (from each bundle's notes file) and/or its
+    findings as tags (forensics/findings/case.py)."""
+    if not (with_notes or with_findings):
+        return None
+    from forensics.notes import NotesFile  # noqa: PLC0415 - when asked
+
+    own: dict[str, Any] = {}
+    if with_notes:
+        for w in ct.wheres:
+            own[w.label] = NotesFile.for_bundle(ct.path / w.file).notes
+    if not with_findings:
+        return own
+    from forensics.findings.case import analyze_case  # noqa: PLC0415
+    from forensics.findings.tags import FindingTags  # noqa: PLC0415
+
+    out: dict[str, Any] = {}
+    for b, rep, _err in analyze_case(ct.path).bundles:
+        if rep is not None:
+            out[b.label] = FindingTags(rep.findings, own.get(b.label))
+    return {**own, **out}
+
+
 def run_case(args: argparse.Namespace, q: Query) -> int:
-    if args.with_notes or args.with_findings:
-        raise ExuviaError(
-            "--with-notes and --with-findings are for one bundle; export a case without them "
-            "(or export a bundle of it)"
-        )
     from tui.commands.timeline_cmd import _EXT_FORMATS  # noqa: PLC0415 - no import cycle
 
     progress = _progress(args.quiet)
@@ -72,8 +96,15 @@ def run_case(args: argparse.Namespace, q: Query) -> int:
                 raise ExuviaError(f"--pod {pod!r}: no such pod in the case (it has {names})")
         if args.output:
             fmt = args.format or _EXT_FORMATS.get(Path(args.output).suffix.lower(), "jsonl")
+            if fmt == "bodyfile" and (args.with_notes or args.with_findings):
+                raise ExuviaError(
+                    "a bodyfile has no place for findings (nor notes); export jsonl, csv or "
+                    "l2tcsv with --with-findings or --with-notes"
+                )
+            notes = case_notes(ct, args.with_notes, args.with_findings)
             try:
-                n = write_case_export(ct, q, fmt, args.output, pods=args.pod, limit=args.limit)
+                n = write_case_export(ct, q, fmt, args.output, pods=args.pod, limit=args.limit,
+                                      notes=notes)  # fmt: skip
             except ValueError as err:
                 raise ExuviaError(str(err)) from None
             what = "file entries" if fmt == "bodyfile" else "events"
