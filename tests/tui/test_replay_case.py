@@ -54,8 +54,8 @@ async def test_pod_column_counts_and_a_histogram_per_pod(case: Path) -> None:
             hist = r.query_one(HistogramStrip).hist
             assert hist is not None and sum(n for _s, n in hist.bins) == per[r.label]
         assert "event 1 of" in str(app.query_one("#status").render())
-        detail = app.query_one("#detail-body").render()
-        assert "pod prod/web-a/app  node node-a" in str(detail)
+        await wait_for(pilot, lambda: "pod prod/web-a/app  node node-a"
+                       in str(app.query_one("#detail-body").render()))  # fmt: skip
         await pilot.press("question_mark")
         assert app.screen.keys is CASE_KEYS  # type: ignore[attr-defined]
         await pilot.press("escape")
@@ -141,3 +141,22 @@ async def test_a_bad_case_opens_with_its_error(tmp_path: Path) -> None:
         await wait_for(pilot, lambda: app.error is not None)
         assert "state is not valid" in app.error
     assert main(["replay", str(tmp_path)]) == 2  # a directory without case.json: one line
+
+
+async def test_every_pods_findings(case: Path) -> None:
+    app = make_case_app(case)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        await pilot.press("exclamation_mark")
+        screen = app.screen
+        await wait_for(pilot, lambda: app.case_findings is not None)
+        table = screen.query_one(DataTable)
+        rows = [[str(c) for c in table.get_row_at(i)] for i in range(table.row_count)]
+        assert rows[0][1] == "held in several pods"
+        preload = next(i for i, r in enumerate(rows) if "LD_PRELOAD" in r[1] and r[0])
+        assert rows[preload][2] == "prod/web-b/app, prod/web-d/app"  # in both staged pods
+        table.move_cursor(row=preload)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.screen is not screen and app.rows)
+        cur = app.current()
+        assert cur is not None and cur.where.pod == "web-b" and "implant" in cur.event.message

@@ -65,6 +65,7 @@ class CaseReplayApp(App[None]):
         Binding("a", "all_pods", "All pods", show=False),
         Binding("x", "pivot", "Other pods"),
         Binding("D", "siblings", "Siblings"),
+        Binding("exclamation_mark", "findings", "Findings"),
         Binding("g", "goto", "Go to time"),
         Binding("d", "toggle_detail", "Detail", show=False),
         Binding("question_mark", "help", "Help"),
@@ -82,6 +83,7 @@ class CaseReplayApp(App[None]):
         self.exhausted = False
         self.total: int | None = None
         self.diff: Any = None  # a CaseDiff, once the sibling comparison ran
+        self.case_findings: Any = None  # CaseFindings, once the rules ran
         self.error: str | None = None
 
     def _w(self, selector: str, expect: type[W]) -> W:
@@ -120,13 +122,19 @@ class CaseReplayApp(App[None]):
         self.call_from_thread(self._case_ready, ct)
 
     def _loading(self, msg: str) -> None:
+        if not self.screen_stack:  # the app is closing: nothing to show it on
+            return
         self._w("#loading", Static).update(safe(msg, "dim"))
 
     def _failed(self, msg: str) -> None:
+        if not self.screen_stack:  # the app is closing: nothing to show it on
+            return
         self.error = msg
         self._w("#loading", Static).update(safe(f"cannot open the case: {msg}", "bold red"))
 
     def _case_ready(self, ct: CaseTimeline) -> None:
+        if not self.screen_stack:  # the app is closing: nothing to show it on
+            return
         self.ct = ct
         self.pivots = CasePivots(ct)
         self._w("#loading", Static).display = False
@@ -170,8 +178,11 @@ class CaseReplayApp(App[None]):
                 safe(ev.source),
                 safe(ev.message),
             )
+        first = not self.rows
         self.rows += page
         self.show_status()
+        if first:
+            self._detail(self.current())
 
     @work(thread=True, exclusive=True, group="count")
     def refresh_counts(self) -> None:
@@ -181,6 +192,8 @@ class CaseReplayApp(App[None]):
         self.call_from_thread(self._counted, n)
 
     def _counted(self, n: int) -> None:
+        if not self.screen_stack:  # the app is closing: nothing to show it on
+            return
         self.total = n
         self.show_status()
 
@@ -193,6 +206,8 @@ class CaseReplayApp(App[None]):
         self.call_from_thread(self._histograms, per, span)
 
     def _histograms(self, per: dict[str, Histogram], span: tuple[int, int]) -> None:
+        if not self.screen_stack:  # the app is closing: nothing to show it on
+            return
         if self.ct is None:
             return
         for w in self.ct.wheres:
@@ -331,6 +346,12 @@ class CaseReplayApp(App[None]):
     def _jump_result(self, ce: CaseEvent | None) -> None:
         if ce is not None:
             self.jump_to(ce)
+
+    def action_findings(self) -> None:
+        from tui.replay.screens.case_findings import CaseFindingsScreen  # noqa: PLC0415
+
+        if self.ct is not None:
+            self.push_screen(CaseFindingsScreen(self), self._jump_result)
 
     def action_siblings(self) -> None:
         from tui.replay.screens.case_diff import SiblingScreen  # noqa: PLC0415

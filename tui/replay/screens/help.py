@@ -49,7 +49,10 @@ CASE_KEYS = [
         ("D", "sibling comparison: the replicas ranked, what only some have; Enter opens "
               "the record (sockets and environments: their pods)"),
     ]),
-    ("Looking", [("/", "search every pod (full text)"), ("d", "show / hide the detail pane")]),
+    ("Looking", [
+        ("!", "every pod's findings, those in several pods first; Enter: the evidence"),
+        ("/", "search every pod (full text)"), ("d", "show / hide the detail pane"),
+    ]),
     ("", [("Esc", "back"), ("q", "quit")]),
 ]  # fmt: skip
 
