@@ -1,6 +1,6 @@
 """The sibling comparison (forensics/case/diff.py) over bundles written by the real
 BundleWriter and filed by the real CaseWriter; `exuvia case diff DIR` on them.
-(tests/integration/test_case_diff.py runs it over real captured containers.)"""
+(tests/integration/test_case_read.py runs it over real captured containers.)"""
 
 from __future__ import annotations
 
