@@ -10,6 +10,7 @@ from typing import Any
 from forensics.case import is_case
 from forensics.errors import ExuviaError
 from tui.commands.options import tz_arg
+from tui.commands.store_opts import add_store_options, cached_local, path_or_s3
 
 
 def register(sub: Any) -> None:
@@ -22,10 +23,11 @@ def register(sub: Any) -> None:
         "software inventory, bookmarks/tags/notes (kept beside the bundle, never in it) "
         "and playback. The bundle is verified as it opens. Press ? inside for the keys.",
     )
-    p.add_argument("bundle", type=Path, metavar="BUNDLE|CASE",
-                   help="a bundle, or a case directory: every pod's timeline in one list, "
-                   "with a pod column and filter, a histogram per pod, cross-pod pivots (x) "
-                   "and the sibling comparison (D)")  # fmt: skip
+    p.add_argument("bundle", type=path_or_s3, metavar="BUNDLE|CASE|s3://…",
+                   help="a bundle (a file, or s3://), or a case directory: every pod's "
+                   "timeline in one list, with a pod column and filter, a histogram per pod, "
+                   "cross-pod pivots (x), the sibling comparison (D) and findings (!)")  # fmt: skip
+    add_store_options(p, lock=False)
     p.add_argument(
         "--tz",
         type=tz_arg,
@@ -87,6 +89,7 @@ def run_case_replay(case_dir: Path, *, tz: str = "UTC") -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.bundle = cached_local(args)  # s3://: a kept copy under the exuvia cache
     if is_case(args.bundle):
         return run_case_replay(args.bundle, tz=args.tz)
     if args.bundle.is_dir():
