@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, SelectionList
 
+from forensics.case import CaseWriter, bundle_file_name
 from forensics.timeline.case import open_case_timeline
+from tests.support.incident_bundle import build
 from tests.tui.conftest import answer, wait_for
 from tests.unit.test_case_diff import make_case, replica
 from tui.cli import main
@@ -160,3 +162,28 @@ async def test_every_pods_findings(case: Path) -> None:
         await wait_for(pilot, lambda: app.screen is not screen and app.rows)
         cur = app.current()
         assert cur is not None and cur.where.pod == "web-b" and "implant" in cur.event.message
+
+
+async def test_from_container_start(tmp_path: Path) -> None:
+    """--from-start: the list opens at the first container start of any pod (the
+    image's old file times before it), the strips cover the time from there."""
+
+    d = tmp_path / "inc"
+    w = CaseWriter.create(d, case_id="IR-7", examiner="alice", request={"target": "t"})
+    w.resolved([{"namespace": "prod", "name": p, "owners": [{"kind": "Deployment", "name": "w"}]}
+                for p in ("a", "b")], at_ns=0)  # fmt: skip
+    for p in ("a", "b"):
+        file = bundle_file_name("prod", p, "app")
+        build(d / file)
+        w.add_bundle("prod", p, "app", file=file)
+        w.finished("prod", p, "app", status="complete", file=file)
+    w.seal()
+    app = make_case_app(d, from_container_start=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot, app)
+        cur = app.current()
+        assert cur is not None and cur.event.kind == "container.created" and cur.where.pod == "a"
+        assert app.hist_lo == cur.event.ts
+        strips = [r.query_one(HistogramStrip) for r in app.query(PodHistogram)]
+        await wait_for(pilot, lambda: all(s.hist for s in strips))
+        assert all(s.lo == cur.event.ts for s in strips)

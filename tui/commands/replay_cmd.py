@@ -76,14 +76,14 @@ def run_replay(
     return app.return_code or 0
 
 
-def run_case_replay(case_dir: Path, *, tz: str = "UTC") -> int:
+def run_case_replay(case_dir: Path, *, tz: str = "UTC", from_container_start: bool = False) -> int:
     if not (sys.stdin.isatty() and sys.stdout.isatty()):
         raise ExuviaError(
             "replay needs a terminal (stdin and stdout); use `exuvia timeline` in scripts"
         )
     from tui.replay.case_app import make_case_app  # noqa: PLC0415 - textual only for the UI
 
-    app = make_case_app(case_dir, tz=tz)
+    app = make_case_app(case_dir, tz=tz, from_container_start=from_container_start)
     app.run()
     return app.return_code or 0
 
@@ -91,7 +91,7 @@ def run_case_replay(case_dir: Path, *, tz: str = "UTC") -> int:
 def run(args: argparse.Namespace) -> int:
     args.bundle = cached_local(args)  # s3://: a kept copy under the exuvia cache
     if is_case(args.bundle):
-        return run_case_replay(args.bundle, tz=args.tz)
+        return run_case_replay(args.bundle, tz=args.tz, from_container_start=args.from_start)
     if args.bundle.is_dir():
         raise ExuviaError(f"{args.bundle} is a directory but not a case (it has no case.json)")
     return run_replay(

@@ -31,6 +31,11 @@ from tui.replay.widgets.detail import DetailPane, describe
 from tui.replay.widgets.histogram import HistogramStrip
 
 W = TypeVar("W", bound=Widget)
+#: what `x` finds from an event, by source (the detail pane's hint)
+CASE_PIVOTS = {
+    "proc": "x: its executable, binary hash and remote addresses in the other pods",
+    "fs": "x: this file's content (sha256) in the other pods",
+}
 PAGE = 500
 #: the list fetches the next page when the cursor comes this close to its end
 PREFETCH = 20
@@ -71,8 +76,13 @@ class CaseReplayApp(App[None]):
         Binding("question_mark", "help", "Help"),
     ]
 
-    def __init__(self, case_dir: str | Path, *, tz: str = "UTC") -> None:
+    def __init__(
+        self, case_dir: str | Path, *, tz: str = "UTC", from_container_start: bool = False
+    ) -> None:
         super().__init__()
+        self.from_container_start = from_container_start
+        #: where the histograms begin (the first container start, with --from-start)
+        self.hist_lo: int | None = None
         self.case_dir = Path(case_dir)
         self.tz = tz
         self.ct: CaseTimeline | None = None
@@ -142,7 +152,14 @@ class CaseReplayApp(App[None]):
         for w in ct.wheres:
             box.mount(PodHistogram(w.label, w.index))
         self._title()
-        self.reload()
+        start = None
+        if self.from_container_start:
+            kinds = ("container.created", "container.started")
+            first = ct.events(Query(kinds=kinds), limit=1)
+            if first:
+                start = (first[0].event.ts, -1, -1)
+                self.hist_lo = first[0].event.ts
+        self.reload(after=start)
         self._w("#case-events", DataTable).focus()
 
     # -- what is shown ----------------------------------------------------------------
@@ -201,8 +218,12 @@ class CaseReplayApp(App[None]):
     def refresh_histograms(self) -> None:
         if self.ct is None:
             return
-        _width, per = self.ct.histograms(self.query_now(), buckets=120)
         span = self.ct.span() or (0, 1)
+        if self.hist_lo is not None:
+            span = (self.hist_lo, max(span[1], self.hist_lo))
+        q = Query(start=self.hist_lo, end=span[1] + 1 if self.hist_lo is not None else None,
+                  text=self.search_text)  # fmt: skip
+        _width, per = self.ct.histograms(q, buckets=120)
         self.call_from_thread(self._histograms, per, span)
 
     def _histograms(self, per: dict[str, Histogram], span: tuple[int, int]) -> None:
@@ -241,7 +262,7 @@ class CaseReplayApp(App[None]):
         if ce.where.node:
             text.append("  node ").append_text(safe(ce.where.node))
         text.append("\n")
-        pane.show(text.append_text(describe(ce.event, context=context)))
+        pane.show(text.append_text(describe(ce.event, context=context, pivots=CASE_PIVOTS)))
 
     def action_toggle_detail(self) -> None:
         self._w("#side", Vertical).toggle_class("hidden")
@@ -360,6 +381,10 @@ class CaseReplayApp(App[None]):
             self.push_screen(SiblingScreen(self), self._jump_result)
 
 
-def make_case_app(case_dir: str | Path, *, tz: str = "UTC") -> CaseReplayApp:
-    """The replay app over a case directory (tests build it through here)."""
-    return CaseReplayApp(case_dir, tz=tz)
+def make_case_app(
+    case_dir: str | Path, *, tz: str = "UTC", from_container_start: bool = False
+) -> CaseReplayApp:
+    """The replay app over a case directory (tests build it through here);
+    ``from_container_start``: open at the first container's creation, the
+    histograms from there on."""
+    return CaseReplayApp(case_dir, tz=tz, from_container_start=from_container_start)
