@@ -12,6 +12,7 @@ from typing import Any
 
 from forensics import __version__
 from forensics.bundle.format import CUSTODY_NAME, HEADER_NAME, MANIFEST_NAME
+from forensics.bundle.frameindex import is_content
 from forensics.timeline.bundleio import (
     BundleScan,
     StreamCut,
@@ -74,7 +75,9 @@ Progress = Callable[[str], None]
 
 def scan(bundle: str | Path) -> BundleScan:
     """The first pass: what the timeline needs up front, and the cache key."""
-    return scan_bundle(bundle, lambda n: n in _KEEP)
+    return scan_bundle(
+        bundle, lambda n: n in _KEEP, skip_content=True, content=[USERS_MEMBER, GROUPS_MEMBER]
+    )
 
 
 def reference_time(scan: BundleScan) -> int | None:
@@ -124,8 +127,12 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
         )
 
     lifecycle_done = False
+    # a log file copied from the target is a content member: its frame is read too
+    copied = [name for name in sources if is_content(name)]
+    seen: set[str] = set()
     try:
-        for member in stream_members(bundle, want):
+        for member in stream_members(bundle, want, sc.content_skipped, copied):
+            seen.add(member.name)
             if member.name == PROC_MEMBER:
                 starts = extract_processes(member, sink, users, groups)
                 init = starts.get(init_pid) if init_pid is not None else None
@@ -144,6 +151,16 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
                 extract_log(member, src, sink, clock, ref_ns, dedup=dedup)
     except StreamCut as err:
         sink.warn(f"bundle is cut off or corrupt: {err}; the timeline holds what precedes")
+    if sc.content_skipped and any(name not in seen for name in copied):
+        entries = (sc.manifest or {}).get("members")
+        listed = (
+            {e.get("name") for e in entries if isinstance(e, dict)}
+            if isinstance(entries, list)
+            else set()
+        )
+        for name in copied:
+            if name not in seen and name in listed:
+                sink.warn(f"log {name} was not found where the bundle's frame index puts it")
     if not lifecycle_done:
         extract_lifecycle(target, sink, None)
     extract_custody(sc.kept.get(CUSTODY_NAME), sink)

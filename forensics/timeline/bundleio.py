@@ -20,12 +20,19 @@ import os
 import queue
 import tarfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from forensics.bundle.format import HEADER_NAME, MANIFEST_NAME, SIGNATURE_NAME, check_version
+from forensics.bundle.format import (
+    HEADER_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    ZSTD_MAGIC,
+    check_version,
+)
+from forensics.bundle.frameindex import RangeFile, is_content, manifest_positions, read_plan
 from forensics.bundle.reader import load_json, unsafe_name
 from forensics.bundle.reader import open_stream as bundle_open_stream
 from forensics.bundle.zstdstream import ZstdFeeder
@@ -126,9 +133,42 @@ class _Zstd:
                 self._thread.join(0.01)
 
 
-def open_stream(path: str | Path) -> tuple[BinaryIO, IO[bytes]]:
-    """The bundle file and its decompressed stream (decompressed ahead)."""
+def open_stream(
+    path: str | Path, skip_content: bool = False, content: Iterable[str] = ()
+) -> tuple[BinaryIO, IO[bytes]]:
+    """The bundle file and its decompressed stream (decompressed ahead).
+
+    ``skip_content``: a 1.2 bundle's frames of copied file contents are not read
+    (:mod:`forensics.bundle.frameindex`), except those holding the ``content``
+    members named; the stream then holds every other member.
+    """
+    if skip_content:
+        skipping = _open_skipping(path, list(content))
+        if skipping is not None:
+            return skipping
     return bundle_open_stream(path, _Zstd)
+
+
+def _open_skipping(path: str | Path, content: list[str]) -> tuple[BinaryIO, IO[bytes]] | None:
+    try:
+        raw = Path(path).open("rb")
+    except OSError as err:
+        raise BundleError(f"cannot open {path}: {err.strerror}") from err
+    try:
+        if raw.read(4) == ZSTD_MAGIC:
+            plan = read_plan(raw, os.fstat(raw.fileno()).st_size)
+            if plan is not None:
+                wanted = manifest_positions(plan.tail_bytes(raw), content) if content else []
+                view = RangeFile(raw, plan.ranges(wanted))
+                return view, _Zstd(view)  # type: ignore[return-value, arg-type]
+    except OSError:
+        pass
+    raw.close()
+    return None
+
+
+def skips_content(stream: IO[bytes]) -> bool:
+    return isinstance(stream, _Zstd) and isinstance(stream._raw, RangeFile)
 
 
 def _close(raw: BinaryIO, stream: IO[bytes]) -> None:
@@ -154,6 +194,8 @@ class BundleScan:
     manifest_sha256: str | None = None
     broken: str | None = None
     problems: list[str] = field(default_factory=list)
+    #: copied file contents were not read (their frames skipped; `verify` reads them)
+    content_skipped: bool = False
 
     @property
     def key(self) -> str:
@@ -221,10 +263,63 @@ class _Hasher:
         self.thread.join()
 
 
-def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
-    """Read and hash every member once; keep those ``keep`` names (up to :data:`MAX_KEPT`)."""
+def scan_bundle(
+    path: str | Path,
+    keep: Callable[[str], bool],
+    skip_content: bool = False,
+    content: Iterable[str] = (),
+) -> BundleScan:
+    """Read and hash every member once; keep those ``keep`` names (up to :data:`MAX_KEPT`).
+
+    ``skip_content``: skip the frames of copied file contents when the bundle has
+    a frame index; if what was read then does not account for every other member
+    the manifest lists, the bundle is read again in full (the index is untrusted).
+    ``content``: the copied files to read all the same (those ``keep`` wants).
+    """
+    if skip_content:
+        wanted = list(content)
+        try:
+            scan = _scan(path, keep, True, wanted)
+        except BundleError:  # what was read is not a bundle: let a full read say why
+            return _scan(path, keep, False, [])
+        if not scan.content_skipped:
+            return scan
+        if scan.manifest is None or scan.broken:
+            return _scan(path, keep, False, [])  # damaged: a full read says what and where
+        missing = _unread(scan, wanted)
+        if not missing:
+            return scan
+        full = _scan(path, keep, False, [])
+        full.problems.append(
+            f"the frame index does not account for {missing} members the manifest lists;"
+            " the bundle was read in full"
+        )
+        return full
+    return _scan(path, keep, False, [])
+
+
+def _unread(scan: BundleScan, content: list[str]) -> int:
+    """Members other than copied contents that the manifest lists and the scan missed."""
+    entries = (scan.manifest or {}).get("members")
+    if not isinstance(entries, list):
+        return 0
+    seen = {name for name, _s, _h in scan.members}
+    return sum(
+        1
+        for e in entries
+        if isinstance(e, dict)
+        and isinstance(e.get("name"), str)
+        and (not is_content(e["name"]) or e["name"] in content)
+        and e["name"] not in seen
+    )
+
+
+def _scan(
+    path: str | Path, keep: Callable[[str], bool], skip_content: bool, content: list[str]
+) -> BundleScan:
     scan = BundleScan(Path(path))
-    raw, stream = open_stream(path)
+    raw, stream = open_stream(path, skip_content, content)
+    scan.content_skipped = skips_content(stream)
     hasher = _Hasher()
     seen: set[str] = set()
     try:
@@ -353,12 +448,18 @@ class MemberStream:
         return data
 
 
-def stream_members(path: str | Path, want: Callable[[str], bool]) -> Iterator[MemberStream]:
+def stream_members(
+    path: str | Path,
+    want: Callable[[str], bool],
+    skip_content: bool = False,
+    content: Iterable[str] = (),
+) -> Iterator[MemberStream]:
     """The wanted regular members, in bundle order, as streams (read them before the next).
 
-    Raises :class:`StreamCut` where the stream breaks.
+    Raises :class:`StreamCut` where the stream breaks. ``skip_content`` and
+    ``content``: see :func:`open_stream` (``content`` names the copied files wanted).
     """
-    raw, stream = open_stream(path)
+    raw, stream = open_stream(path, skip_content, content)
     try:
         tar = _open_tar(stream)
         while True:

@@ -4,10 +4,12 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 
 ``records``
     one row per artifact record or log line, in bundle order (``id``). A
-    filesystem record keeps its path (``entity``), its four times and its JSON
-    text (``raw``: type, mode, owner, size... are read from it when shown); any
-    other record keeps its one event's ``ts``, ``kind``, ``message``, ``attrs``
-    (JSON) and, for a log line, the runtime's receive time (``aux_ts``).
+    filesystem record keeps its path (``entity``), its four times, its JSON
+    text (``raw``), and, worked out once when it is extracted, its checked
+    display fields (``attrs``, compact JSON: type, mode, owner, size...) and its
+    events' ``message`` (not in the full-text index: the path is); any other
+    record keeps its one event's ``ts``, ``kind``, ``message``, ``attrs`` (JSON)
+    and, for a log line, the runtime's receive time (``aux_ts``).
     (Entities are found through the full-text index, then compared exactly: an
     index on them would cost more to build than the rest of the records.)
 ``events``
@@ -51,7 +53,7 @@ from forensics.errors import OutputError
 from forensics.timeline.events import SOURCE_BY_NUM
 from forensics.timeline.sink import Sink
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHUNK_RECORDS = 100_000
 #: a recorded time at or after this (2100-01-01) or before 1970 is flagged TIME_SUSPECT
 SUSPECT_AFTER_NS = 4_102_444_800 * 1_000_000_000
@@ -100,8 +102,8 @@ INSERT INTO slots VALUES (0), (1), (2), (3);
 """
 
 _INSERT_FILE = (
-    "INSERT INTO records(source, flags, entity, member, line, raw, mtime, atime, ctime, btime)"
-    " VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO records(source, flags, entity, member, line, raw, mtime, atime, ctime, btime,"
+    " message, attrs) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_EVENT = (
     "INSERT INTO records(source, kind, ts, aux_ts, flags, entity, message, member, line, attrs)"
@@ -143,7 +145,8 @@ FROM (
 """
 _INDEX_TEXT = (
     "INSERT INTO fts(rowid, entity, message)"
-    " SELECT id, entity, message FROM main.records WHERE id > :lo AND id <= :hi"
+    " SELECT id, entity, CASE WHEN source = 1 THEN NULL ELSE message END"
+    " FROM main.records WHERE id > :lo AND id <= :hi"
 )
 
 
