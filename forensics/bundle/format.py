@@ -8,7 +8,7 @@ from forensics.errors import BundleVersionError
 
 FORMAT_NAME = "exuvia-bundle"
 #: major.minor; readers accept any minor of their major and refuse a newer major.
-FORMAT_VERSION = "1.1"
+FORMAT_VERSION = "1.2"
 FORMAT_MAJOR = 1
 
 HEADER_NAME = "exuvia.json"

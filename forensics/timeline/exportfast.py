@@ -147,6 +147,8 @@ def csv_rows(
 
 
 def _l2t_value(v: Any) -> str:
+    if type(v) is int:
+        return str(v)
     return one_line(v if isinstance(v, str) else compact(v))
 
 
