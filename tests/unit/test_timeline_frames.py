@@ -12,8 +12,7 @@ import pytest
 from forensics.bundle import frameindex
 from forensics.bundle.reader import BundleReader
 from forensics.bundle.verify import verify_bundle
-from forensics.timeline import open_timeline
-from forensics.timeline import bundleio
+from forensics.timeline import bundleio, open_timeline
 from forensics.timeline.build import scan
 from tests.unit.test_timeline_support import NS, T0, fs_entry, make_bundle, process
 
