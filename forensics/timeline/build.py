@@ -184,7 +184,7 @@ def build_store(
         note("scanning the bundle")
         sc = scan(bundle)
     t_scan = time.monotonic() - t0
-    sink = StoreSink(Path(out))
+    sink = StoreSink(Path(out), progress)
     # Millions of short-lived tuples and dicts and no cycles: the cyclic collector
     # would only rescan them (a fifth of the build time), so it pauses meanwhile.
     gc_was_enabled = gc.isenabled()

@@ -45,7 +45,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -244,9 +244,10 @@ class Indexer:
 class StoreSink(Sink):
     """Writes rows into chunk files beside ``store`` and hands them to the indexer."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, progress: Callable[[str], None] | None = None) -> None:
         super().__init__()
         self.store = store
+        self._progress = progress
         self.indexer = Indexer(store)
         self.records = 0
         self.by_source: Counter[int] = Counter()  # events of the one-event records
@@ -292,6 +293,8 @@ class StoreSink(Sink):
             for row in self.event_rows:
                 self.by_source[row[0]] += 1
         super().flush()
+        if self._progress is not None:
+            self._progress(f"extracting events: {self.records + self._in_chunk:,} records read")
         if self._in_chunk >= CHUNK_RECORDS:
             self.records += self._in_chunk
             self._hand_over()
