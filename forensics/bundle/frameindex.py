@@ -1,9 +1,9 @@
-"""The frame index of a zstd bundle (format 1.2): where content frames can be skipped.
+"""The frame index of a zstd bundle (format 2.1): where content frames can be skipped.
 
-A 1.2 writer ends the zstd frame wherever copied file contents (``files/...``)
+A 2.1 writer ends the zstd frame wherever copied file contents (``files/...``)
 and other members alternate, so every frame holds whole tar members of one
 kind, and it writes, just before the manifest, a zstd *skippable* frame with
-the list of frames (every zstd decoder, exuvia 1.1 included, passes over it; it
+the list of frames (every zstd decoder, exuvia 2.0 included, passes over it; it
 lies before the manifest's ``file_prefix``, so ``verify`` covers its bytes)::
 
     magic 0x184D2A5E | u32 length | JSON | u32 frame length | b"EXFI"

@@ -138,7 +138,7 @@ def open_stream(
 ) -> tuple[BinaryIO, IO[bytes]]:
     """The bundle file and its decompressed stream (decompressed ahead).
 
-    ``skip_content``: a 1.2 bundle's frames of copied file contents are not read
+    ``skip_content``: a 2.1 bundle's frames of copied file contents are not read
     (:mod:`forensics.bundle.frameindex`), except those holding the ``content``
     members named; the stream then holds every other member.
     """

@@ -1,4 +1,4 @@
-"""Format 1.2's frame index: the timeline skips copied file contents, and loses nothing."""
+"""Format 2.1's frame index: the timeline skips copied file contents, and loses nothing."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ def test_skipping_gives_the_same_timeline(tmp_path: Path, monkeypatch: pytest.Mo
     assert fast.meta["events"] == slow.meta["events"]
 
 
-def test_old_readers_and_verify_read_a_1_2_bundle(tmp_path: Path) -> None:
+def test_old_readers_and_verify_read_a_2_1_bundle(tmp_path: Path) -> None:
     bundle = _bundle(tmp_path / "b.exv")
     names = [m.name for m in BundleReader(bundle).members()]
     assert "files/usr/lib/blob0.so" in names and names[-1] == "manifest.json"
