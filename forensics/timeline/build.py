@@ -202,12 +202,7 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
             + ("; the timeline holds what precedes" if vouched is None else "")
         )
     if sc.content_skipped and any(name not in seen for name in copied):
-        entries = (sc.manifest or {}).get("members")
-        listed = (
-            {e.get("name") for e in entries if isinstance(e, dict)}
-            if isinstance(entries, list)
-            else set()
-        )
+        listed = {e.get("name") for e in sc.manifest_entries() or ()}
         for name in copied:
             if name not in seen and name in listed:
                 sink.warn(f"log {name} was not found where the bundle's frame index puts it")

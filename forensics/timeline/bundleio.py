@@ -16,6 +16,7 @@ what came before is kept and reported.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import queue
 import tarfile
@@ -63,7 +64,7 @@ class _Zstd:
     handed out before the error.
     """
 
-    _AHEAD = 32  # decompressed blocks queued at most
+    _AHEAD = 8  # decompressed blocks (about 1 MiB each) queued at most
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
@@ -196,6 +197,17 @@ class BundleScan:
     problems: list[str] = field(default_factory=list)
     #: copied file contents were not read (their frames skipped; `verify` reads them)
     content_skipped: bool = False
+    #: the manifest's member list, as text (see :func:`_manifest_head`)
+    members_json: bytes | None = None
+
+    def manifest_entries(self) -> Iterator[dict[str, Any]] | None:
+        """The manifest's member entries one by one, or None when it has no list."""
+        if self.members_json is not None:
+            return _entries(self.members_json.decode("utf-8"))
+        entries = (self.manifest or {}).get("members")
+        if not isinstance(entries, list):
+            return None
+        return (e for e in entries if isinstance(e, dict))
 
     @property
     def key(self) -> str:
@@ -244,7 +256,7 @@ class _Hasher:
     hashing overlaps decompression."""
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[bytes | int | None] = queue.Queue(maxsize=32)
+        self.queue: queue.Queue[bytes | int | None] = queue.Queue(maxsize=8)
         self.digests: dict[int, str] = {}
         self.thread = threading.Thread(target=self._run, name="exuvia-hash", daemon=True)
         self.thread.start()
@@ -300,15 +312,14 @@ def scan_bundle(
 
 def _unread(scan: BundleScan, content: list[str]) -> int:
     """Members other than copied contents that the manifest lists and the scan missed."""
-    entries = (scan.manifest or {}).get("members")
-    if not isinstance(entries, list):
+    entries = scan.manifest_entries()
+    if entries is None:
         return 0
     seen = {name for name, _s, _h in scan.members}
     return sum(
         1
         for e in entries
-        if isinstance(e, dict)
-        and isinstance(e.get("name"), str)
+        if isinstance(e.get("name"), str)
         and (not is_content(e["name"]) or e["name"] in content)
         and e["name"] not in seen
     )
@@ -374,7 +385,9 @@ def _scan(
         raise BundleError(f"{path}: not an exuvia bundle (no {HEADER_NAME} header)")
     scan.header = head
     check_version(head.get("version"))
-    manifest = scan.json_member(MANIFEST_NAME)
+    manifest = _manifest_head(scan)
+    if manifest is None:
+        manifest = scan.json_member(MANIFEST_NAME)
     if manifest is not None:
         if not isinstance(manifest, dict):
             scan.problems.append("manifest is not a JSON object; ignored")
@@ -382,6 +395,35 @@ def _scan(
             check_version(manifest.get("version"))
             scan.manifest = manifest
     return scan
+
+
+_MEMBERS_START = b',"members":['
+
+
+def _manifest_head(scan: BundleScan) -> dict[str, Any] | None:
+    """The manifest without its member list, which is kept as text for
+    :meth:`BundleScan.manifest_entries` (parsed one entry at a time: as a whole,
+    the list of a 100,000-file bundle is ~150 MiB of Python objects); None when
+    the manifest is not laid out as the writer lays it out (then it is parsed whole)."""
+    data = scan.kept.get(MANIFEST_NAME)
+    if data is None:
+        return None
+    start = data.find(_MEMBERS_START)
+    end = data.rfind(b'],"self_check":')
+    if end < 0:
+        end = data.rstrip().rfind(b"]}")
+    if start < 0 or end < start:
+        return None
+    try:
+        head = no_surrogates(json.loads(data[:start] + data[end + 1 :]))
+        members = data[start + len(_MEMBERS_START) : end]
+        members.decode("utf-8")  # checked here; decoded again when read
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(head, dict) or "members" in head:
+        return None
+    scan.members_json = members
+    return head
 
 
 #: structural warnings kept per bundle (a crafted bundle may hold millions)
@@ -405,17 +447,36 @@ def _flag(scan: BundleScan, info: tarfile.TarInfo, seen: set[str]) -> None:
             scan.problems.append("crafted bundle? … more structural problems not listed")
 
 
+def _entries(text: str) -> Iterator[dict[str, Any]]:
+    decode = _DECODER.raw_decode
+    pos, n = 0, len(text)
+    while pos < n:
+        try:
+            obj, pos = decode(text, pos)
+        except (ValueError, RecursionError):
+            return  # malformed: the entries before it are checked
+        if isinstance(obj, dict):
+            yield obj
+        while pos < n and text[pos] in ", \n":
+            pos += 1
+
+
+_DECODER = json.JSONDecoder()
+
+
 def check_against_manifest(scan: BundleScan) -> list[str]:
     """Members whose size or hash differ from the manifest, or that it does not list."""
     if scan.manifest is None:
         return []
     listed: dict[str, tuple[object, object]] = {}
-    entries = scan.manifest.get("members")
-    if not isinstance(entries, list):
+    entries = scan.manifest_entries()
+    if entries is None:
         return ["the manifest has no member list"]
+    read = {name for name, _s, _h in scan.members}
     for e in entries:
-        if isinstance(e, dict) and isinstance(e.get("name"), str):
-            listed[e["name"]] = (e.get("size"), e.get("sha256"))
+        name = e.get("name")
+        if isinstance(name, str) and name in read:
+            listed[name] = (e.get("size"), e.get("sha256"))
     out: list[str] = []
     for name, size, sha in scan.members:
         if name in (MANIFEST_NAME, SIGNATURE_NAME):

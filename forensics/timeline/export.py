@@ -38,7 +38,7 @@ from forensics.errors import OutputError
 from forensics.timeline import exportfast as fast
 from forensics.timeline.events import Event, event_key
 from forensics.timeline.exportfast import compact
-from forensics.timeline.query import Query, Timeline
+from forensics.timeline.query import MMAP_SIZE, Query, Timeline
 from forensics.timeline.text import one_line
 from forensics.timeutil import NS_PER_S, iso_ns
 
@@ -358,7 +358,13 @@ def write_export(
         csv.writer(f, lineterminator="\n").writerow(L2T_COLUMNS)
         return fast.l2t_rows(tl, rows, f, host or "-", lambda ev: l2t_row(ev, host or "-"))
 
-    return write_atomically(out, body)
+    # one pass over the whole store: read through SQLite's bounded page cache, not a
+    # memory map whose pages would all count in the process's RSS
+    tl.con.execute("PRAGMA mmap_size = 0")
+    try:
+        return write_atomically(out, body)
+    finally:
+        tl.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
 
 
 def write_atomically(out: str | Path, body: Callable[[IO[str]], int]) -> int:

@@ -31,6 +31,8 @@ from forensics.timeline.store import SCHEMA_VERSION, read_meta
 #: a very common word then come quickly, wherever they are)
 FTS_DIRECT_LIMIT = 100_000
 HOUR_NS = 3600 * 1_000_000_000
+#: the store is read through a memory map of up to this much (the UI's random access)
+MMAP_SIZE = 256 << 20
 _NICE_NS = [
     m * u
     for u, ms in (
@@ -147,7 +149,7 @@ class Timeline:
             raise BundleError(f"timeline store {self.path} is unreadable ({err})") from err
         try:
             self.con.execute("PRAGMA cache_size = -32768")
-            self.con.execute("PRAGMA mmap_size = 268435456")
+            self.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
             self.meta = read_meta(self.con)
         except sqlite3.Error as err:
             self.con.close()
