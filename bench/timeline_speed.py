@@ -19,6 +19,12 @@ best and the median of the runs are both reported. Each build starts clean (the
 previous store removed, dirty pages synced).
 
     .venv/bin/python bench/timeline_speed.py [--entries 600000] [--log-lines 300000]
+
+With ``--real`` it runs on a real input instead (bench/timeline_real.py: the
+tree of bench/realtree.py captured with ``--files all``; mactime, every export
+format, plaso with ``--plaso``); the targets are judged there:
+
+    sudo .venv/bin/python bench/timeline_speed.py --real [--runs 3] [--plaso] [--old-bundle]
 """
 
 from __future__ import annotations
@@ -188,6 +194,10 @@ def queries(tl: Timeline) -> None:
 
 
 def main() -> int:
+    if "--real" in sys.argv[1:]:
+        from bench.timeline_real import main as real_main  # noqa: PLC0415
+
+        return real_main([a for a in sys.argv[1:] if a != "--real"])
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--entries", type=int, default=600_000)
     ap.add_argument("--log-lines", type=int, default=300_000)

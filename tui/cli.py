@@ -16,6 +16,7 @@ from forensics import __version__
 from forensics.errors import ExuviaError
 from tui.commands import (
     capture_cmd,
+    case_cmd,
     completion_cmd,
     demo_cmd,
     findings_cmd,
@@ -55,7 +56,7 @@ def build_parser(prog: str = "exuvia") -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     commands = (capture_cmd, inspect_cmd, salvage_cmd, findings_cmd, report_cmd, scan_cmd,
-                timeline_cmd, sbom_cmd, replay_cmd, triage_cmd)  # fmt: skip
+                timeline_cmd, sbom_cmd, replay_cmd, triage_cmd, case_cmd)  # fmt: skip
     for module in (*commands, push_cmd, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
         module.register(sub)
     return parser

@@ -8,7 +8,7 @@ from forensics.errors import BundleVersionError
 
 FORMAT_NAME = "exuvia-bundle"
 #: major.minor; readers accept any minor of their major and refuse a newer major.
-FORMAT_VERSION = "2.0"
+FORMAT_VERSION = "2.1"
 FORMAT_MAJOR = 2
 
 HEADER_NAME = "exuvia.json"

@@ -7,7 +7,12 @@ from typing import BinaryIO
 
 import zstandard
 
+from forensics.bundle.frameindex import Frame, encode_index
+
 COMPRESSIONS = ("zstd", "none")
+#: a frame of copied contents ends at the first member past this much, so that a
+#: reader wanting one copied file (/etc/passwd, a log) decompresses little else
+CONTENT_FRAME = 2 << 20
 ZSTD_BLOCK = 128 << 10
 
 
@@ -67,6 +72,43 @@ class Sink:
         self._stored_buf = bytearray()
         #: (file bytes, their SHA-256, tar bytes) as of the last sync point
         self.prefix: tuple[int, str, int] = (0, hashlib.sha256().hexdigest(), 0)
+        #: the zstd frames ended so far (see forensics.bundle.frameindex)
+        self.frames: list[Frame] = []
+        self._frame_at = (0, 0, 0)  # file and tar offsets, member number: the open frame's
+        self._frame_content = False
+        self._members = 0
+
+    def member_start(self, content: bool) -> None:
+        """Called before each member's header: a zstd frame ends where members of
+        copied content and other members alternate, so a reader can skip the former."""
+        self._members += 1
+        if self._zw is None or self._stored_left >= 0:
+            return
+        if content == self._frame_content and (
+            not content or self.tar_bytes - self._frame_at[1] < CONTENT_FRAME
+        ):
+            return
+        if self.tar_bytes > self._frame_at[1]:
+            self._end_zstd_frame(self._members - 1)
+        self._frame_content = content
+
+    def _end_zstd_frame(self, members: int) -> None:
+        assert self._zw is not None
+        file_at, tar_at, first = self._frame_at
+        if self.tar_bytes > tar_at or not self.frames:
+            self._zw.flush(zstandard.FLUSH_FRAME)
+        if self.tar_bytes > tar_at:
+            self.frames.append(
+                (
+                    file_at,
+                    self._file.count - file_at,
+                    tar_at,
+                    self.tar_bytes - tar_at,
+                    int(self._frame_content),
+                    first,
+                )
+            )
+        self._frame_at = (self._file.count, self.tar_bytes, members)
 
     def write(self, data: bytes | memoryview) -> None:
         self.tar_bytes += len(data)
@@ -78,9 +120,12 @@ class Sink:
             self._file.write(data)
 
     def end_frame(self) -> None:
-        """Like :meth:`sync_point`, but a zstd stream's frame is ended here."""
+        """Like :meth:`sync_point`, but a zstd stream's frame is ended here, and the
+        frame index (a skippable frame) follows it: the end of the compressed part."""
         if self._zw is not None:
-            self._zw.flush(zstandard.FLUSH_FRAME)
+            self._end_zstd_frame(self._members)
+            if self.frames:
+                self._file.write(encode_index(self.frames))
         self._file.flush()
         self.prefix = (self._file.count, self._file.sha256.copy().hexdigest(), self.tar_bytes)
 

@@ -26,6 +26,7 @@ from forensics.bundle.format import (
     SELF_CHECK_KEY,
     SIGNATURE_NAME,
 )
+from forensics.bundle.frameindex import is_content
 from forensics.bundle.sink import Sink
 from forensics.jsonfast import dumps as _dumps
 from forensics.jsonfast import quote
@@ -228,6 +229,7 @@ class BundleWriter:
 
     # -- members -------------------------------------------------------------
     def _header(self, name: str, size: int) -> bytes:
+        self._sink.member_start(is_content(name))
         return member_header(name, size, self._mtime)
 
     def add_bytes(

@@ -12,6 +12,7 @@ from typing import Any
 
 from forensics import __version__
 from forensics.bundle.format import CUSTODY_NAME, HEADER_NAME, MANIFEST_NAME, record_collector
+from forensics.bundle.frameindex import is_content
 from forensics.scan.sidecar import signature as scan_signature
 from forensics.timeline.bundleio import (
     BundleScan,
@@ -86,7 +87,7 @@ def _kept(name: str) -> bool:
 
 def scan(bundle: str | Path) -> BundleScan:
     """The first pass: what the timeline needs up front, and the cache key."""
-    sc = scan_bundle(bundle, _kept)
+    sc = scan_bundle(bundle, _kept, skip_content=True, content=[USERS_MEMBER, GROUPS_MEMBER])
     # 2.0 writes artifacts/logs/NNNNNN.jsonl chunks: read them as the one 1.x member
     chunks = [
         n for n, _size, _sha in sc.members if n in sc.kept and n.startswith("artifacts/logs/")
@@ -180,8 +181,12 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
             extract_lifecycle(target, sink, init)
             lifecycle_done = True
 
+    # a log file copied from the target is a content member: its frame is read too
+    copied = [name for name in sources if is_content(name)]
+    seen: set[str] = set()
     try:
-        for member in stream_members(bundle, want):
+        for member in stream_members(bundle, want, sc.content_skipped, copied):
+            seen.add(member.name)
             collector = record_collector(member.name)
             if collector == "processes":
                 starts.update(extract_processes(member, sink, users, groups))
@@ -204,6 +209,11 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
             f"bundle is cut off or corrupt: {err}"
             + ("; the timeline holds what precedes" if vouched is None else "")
         )
+    if sc.content_skipped and any(name not in seen for name in copied):
+        listed = {e.get("name") for e in sc.manifest_entries() or ()}
+        for name in copied:
+            if name not in seen and name in listed:
+                sink.warn(f"log {name} was not found where the bundle's frame index puts it")
     if starts:
         lifecycle()
     if not lifecycle_done:
@@ -233,7 +243,7 @@ def build_store(
         note("scanning the bundle")
         sc = scan(bundle)
     t_scan = time.monotonic() - t0
-    sink = StoreSink(Path(out))
+    sink = StoreSink(Path(out), progress)
     # Millions of short-lived tuples and dicts and no cycles: the cyclic collector
     # would only rescan them (a fifth of the build time), so it pauses meanwhile.
     gc_was_enabled = gc.isenabled()

@@ -16,16 +16,24 @@ what came before is kept and reported.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import queue
 import tarfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
-from forensics.bundle.format import HEADER_NAME, MANIFEST_NAME, SIGNATURE_NAME, check_version
+from forensics.bundle.format import (
+    HEADER_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    ZSTD_MAGIC,
+    check_version,
+)
+from forensics.bundle.frameindex import RangeFile, is_content, manifest_positions, read_plan
 from forensics.bundle.reader import load_json, unsafe_name
 from forensics.bundle.reader import open_stream as bundle_open_stream
 from forensics.bundle.zstdstream import ZstdFeeder
@@ -56,7 +64,7 @@ class _Zstd:
     handed out before the error.
     """
 
-    _AHEAD = 32  # decompressed blocks queued at most
+    _AHEAD = 8  # decompressed blocks (about 1 MiB each) queued at most
 
     def __init__(self, raw: BinaryIO) -> None:
         self._raw = raw
@@ -126,9 +134,42 @@ class _Zstd:
                 self._thread.join(0.01)
 
 
-def open_stream(path: str | Path) -> tuple[BinaryIO, IO[bytes]]:
-    """The bundle file and its decompressed stream (decompressed ahead)."""
+def open_stream(
+    path: str | Path, skip_content: bool = False, content: Iterable[str] = ()
+) -> tuple[BinaryIO, IO[bytes]]:
+    """The bundle file and its decompressed stream (decompressed ahead).
+
+    ``skip_content``: a 2.1 bundle's frames of copied file contents are not read
+    (:mod:`forensics.bundle.frameindex`), except those holding the ``content``
+    members named; the stream then holds every other member.
+    """
+    if skip_content:
+        skipping = _open_skipping(path, list(content))
+        if skipping is not None:
+            return skipping
     return bundle_open_stream(path, _Zstd)
+
+
+def _open_skipping(path: str | Path, content: list[str]) -> tuple[BinaryIO, IO[bytes]] | None:
+    try:
+        raw = Path(path).open("rb")
+    except OSError as err:
+        raise BundleError(f"cannot open {path}: {err.strerror}") from err
+    try:
+        if raw.read(4) == ZSTD_MAGIC:
+            plan = read_plan(raw, os.fstat(raw.fileno()).st_size)
+            if plan is not None:
+                wanted = manifest_positions(plan.tail_bytes(raw), content) if content else []
+                view = RangeFile(raw, plan.ranges(wanted))
+                return view, _Zstd(view)  # type: ignore[return-value, arg-type]
+    except OSError:
+        pass
+    raw.close()
+    return None
+
+
+def skips_content(stream: IO[bytes]) -> bool:
+    return isinstance(stream, _Zstd) and isinstance(stream._raw, RangeFile)
 
 
 def _close(raw: BinaryIO, stream: IO[bytes]) -> None:
@@ -154,6 +195,19 @@ class BundleScan:
     manifest_sha256: str | None = None
     broken: str | None = None
     problems: list[str] = field(default_factory=list)
+    #: copied file contents were not read (their frames skipped; `verify` reads them)
+    content_skipped: bool = False
+    #: the manifest's member list, as text (see :func:`_manifest_head`)
+    members_json: bytes | None = None
+
+    def manifest_entries(self) -> Iterator[dict[str, Any]] | None:
+        """The manifest's member entries one by one, or None when it has no list."""
+        if self.members_json is not None:
+            return _entries(self.members_json.decode("utf-8"))
+        entries = (self.manifest or {}).get("members")
+        if not isinstance(entries, list):
+            return None
+        return (e for e in entries if isinstance(e, dict))
 
     @property
     def key(self) -> str:
@@ -202,7 +256,7 @@ class _Hasher:
     hashing overlaps decompression."""
 
     def __init__(self) -> None:
-        self.queue: queue.Queue[bytes | int | None] = queue.Queue(maxsize=32)
+        self.queue: queue.Queue[bytes | int | None] = queue.Queue(maxsize=8)
         self.digests: dict[int, str] = {}
         self.thread = threading.Thread(target=self._run, name="exuvia-hash", daemon=True)
         self.thread.start()
@@ -221,10 +275,62 @@ class _Hasher:
         self.thread.join()
 
 
-def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
-    """Read and hash every member once; keep those ``keep`` names (up to :data:`MAX_KEPT`)."""
+def scan_bundle(
+    path: str | Path,
+    keep: Callable[[str], bool],
+    skip_content: bool = False,
+    content: Iterable[str] = (),
+) -> BundleScan:
+    """Read and hash every member once; keep those ``keep`` names (up to :data:`MAX_KEPT`).
+
+    ``skip_content``: skip the frames of copied file contents when the bundle has
+    a frame index; if what was read then does not account for every other member
+    the manifest lists, the bundle is read again in full (the index is untrusted).
+    ``content``: the copied files to read all the same (those ``keep`` wants).
+    """
+    if skip_content:
+        wanted = list(content)
+        try:
+            scan = _scan(path, keep, True, wanted)
+        except BundleError:  # what was read is not a bundle: let a full read say why
+            return _scan(path, keep, False, [])
+        if not scan.content_skipped:
+            return scan
+        if scan.manifest is None or scan.broken:
+            return _scan(path, keep, False, [])  # damaged: a full read says what and where
+        missing = _unread(scan, wanted)
+        if not missing:
+            return scan
+        full = _scan(path, keep, False, [])
+        full.problems.append(
+            f"the frame index does not account for {missing} members the manifest lists;"
+            " the bundle was read in full"
+        )
+        return full
+    return _scan(path, keep, False, [])
+
+
+def _unread(scan: BundleScan, content: list[str]) -> int:
+    """Members other than copied contents that the manifest lists and the scan missed."""
+    entries = scan.manifest_entries()
+    if entries is None:
+        return 0
+    seen = {name for name, _s, _h in scan.members}
+    return sum(
+        1
+        for e in entries
+        if isinstance(e.get("name"), str)
+        and (not is_content(e["name"]) or e["name"] in content)
+        and e["name"] not in seen
+    )
+
+
+def _scan(
+    path: str | Path, keep: Callable[[str], bool], skip_content: bool, content: list[str]
+) -> BundleScan:
     scan = BundleScan(Path(path))
-    raw, stream = open_stream(path)
+    raw, stream = open_stream(path, skip_content, content)
+    scan.content_skipped = skips_content(stream)
     hasher = _Hasher()
     seen: set[str] = set()
     try:
@@ -279,7 +385,9 @@ def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
         raise BundleError(f"{path}: not an exuvia bundle (no {HEADER_NAME} header)")
     scan.header = head
     check_version(head.get("version"))
-    manifest = scan.json_member(MANIFEST_NAME)
+    manifest = _manifest_head(scan)
+    if manifest is None:
+        manifest = scan.json_member(MANIFEST_NAME)
     if manifest is not None:
         if not isinstance(manifest, dict):
             scan.problems.append("manifest is not a JSON object; ignored")
@@ -287,6 +395,35 @@ def scan_bundle(path: str | Path, keep: Callable[[str], bool]) -> BundleScan:
             check_version(manifest.get("version"))
             scan.manifest = manifest
     return scan
+
+
+_MEMBERS_START = b',"members":['
+
+
+def _manifest_head(scan: BundleScan) -> dict[str, Any] | None:
+    """The manifest without its member list, which is kept as text for
+    :meth:`BundleScan.manifest_entries` (parsed one entry at a time: as a whole,
+    the list of a 100,000-file bundle is ~150 MiB of Python objects); None when
+    the manifest is not laid out as the writer lays it out (then it is parsed whole)."""
+    data = scan.kept.get(MANIFEST_NAME)
+    if data is None:
+        return None
+    start = data.find(_MEMBERS_START)
+    end = data.rfind(b'],"self_check":')
+    if end < 0:
+        end = data.rstrip().rfind(b"]}")
+    if start < 0 or end < start:
+        return None
+    try:
+        head = no_surrogates(json.loads(data[:start] + data[end + 1 :]))
+        members = data[start + len(_MEMBERS_START) : end]
+        members.decode("utf-8")  # checked here; decoded again when read
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(head, dict) or "members" in head:
+        return None
+    scan.members_json = members
+    return head
 
 
 #: structural warnings kept per bundle (a crafted bundle may hold millions)
@@ -310,17 +447,36 @@ def _flag(scan: BundleScan, info: tarfile.TarInfo, seen: set[str]) -> None:
             scan.problems.append("crafted bundle? … more structural problems not listed")
 
 
+def _entries(text: str) -> Iterator[dict[str, Any]]:
+    decode = _DECODER.raw_decode
+    pos, n = 0, len(text)
+    while pos < n:
+        try:
+            obj, pos = decode(text, pos)
+        except (ValueError, RecursionError):
+            return  # malformed: the entries before it are checked
+        if isinstance(obj, dict):
+            yield obj
+        while pos < n and text[pos] in ", \n":
+            pos += 1
+
+
+_DECODER = json.JSONDecoder()
+
+
 def check_against_manifest(scan: BundleScan) -> list[str]:
     """Members whose size or hash differ from the manifest, or that it does not list."""
     if scan.manifest is None:
         return []
     listed: dict[str, tuple[object, object]] = {}
-    entries = scan.manifest.get("members")
-    if not isinstance(entries, list):
+    entries = scan.manifest_entries()
+    if entries is None:
         return ["the manifest has no member list"]
+    read = {name for name, _s, _h in scan.members}
     for e in entries:
-        if isinstance(e, dict) and isinstance(e.get("name"), str):
-            listed[e["name"]] = (e.get("size"), e.get("sha256"))
+        name = e.get("name")
+        if isinstance(name, str) and name in read:
+            listed[name] = (e.get("size"), e.get("sha256"))
     out: list[str] = []
     for name, size, sha in scan.members:
         if name in (MANIFEST_NAME, SIGNATURE_NAME):
@@ -353,12 +509,18 @@ class MemberStream:
         return data
 
 
-def stream_members(path: str | Path, want: Callable[[str], bool]) -> Iterator[MemberStream]:
+def stream_members(
+    path: str | Path,
+    want: Callable[[str], bool],
+    skip_content: bool = False,
+    content: Iterable[str] = (),
+) -> Iterator[MemberStream]:
     """The wanted regular members, in bundle order, as streams (read them before the next).
 
-    Raises :class:`StreamCut` where the stream breaks.
+    Raises :class:`StreamCut` where the stream breaks. ``skip_content`` and
+    ``content``: see :func:`open_stream` (``content`` names the copied files wanted).
     """
-    raw, stream = open_stream(path)
+    raw, stream = open_stream(path, skip_content, content)
     try:
         tar = _open_tar(stream)
         while True:

@@ -22,8 +22,10 @@ import base64
 import binascii
 import contextlib
 import csv
+import functools
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -33,8 +35,10 @@ from typing import IO, Any, Protocol
 
 from forensics.bundle.format import decode_path
 from forensics.errors import OutputError
+from forensics.timeline import exportfast as fast
 from forensics.timeline.events import Event, event_key
-from forensics.timeline.query import Query, Timeline
+from forensics.timeline.exportfast import compact
+from forensics.timeline.query import MMAP_SIZE, Query, Timeline
 from forensics.timeline.text import one_line
 from forensics.timeutil import NS_PER_S, iso_ns
 
@@ -129,17 +133,21 @@ def _note_text(ev: Event, notes: NoteMap | None) -> str:
     return one_line(" ".join(parts))
 
 
+def _jsonl_line(ev: Event, notes: NoteMap | None = None) -> str:
+    rec = timesketch_record(ev)
+    note = notes.get(event_key(ev)) if notes is not None else None
+    if note is not None:
+        # Timesketch's own fields for labels and comments
+        rec["tag"] = [*note.tags, *(["bookmark"] if note.bookmarked else [])]
+        if note.text:
+            rec["comment"] = [note.text]
+    return compact(rec) + "\n"
+
+
 def _jsonl(events: Iterable[Event], f: IO[str], notes: NoteMap | None) -> int:
     n = 0
     for ev in events:
-        rec = timesketch_record(ev)
-        note = notes.get(event_key(ev)) if notes is not None else None
-        if note is not None:
-            # Timesketch's own fields for labels and comments
-            rec["tag"] = [*note.tags, *(["bookmark"] if note.bookmarked else [])]
-            if note.text:
-                rec["comment"] = [note.text]
-        f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        f.write(_jsonl_line(ev, notes))
         n += 1
     return n
 
@@ -149,16 +157,18 @@ def _csv(events: Iterable[Event], f: IO[str], notes: NoteMap | None) -> int:
     w.writerow((*CSV_COLUMNS, *(NOTE_COLUMNS if notes is not None else ())))
     n = 0
     for ev in events:
-        w.writerow(
-            (
-                iso_ns(ev.ts), ev.ts, ev.timestamp_desc, ev.kind, ev.source, one_line(ev.entity),
-                ev.macb, "|".join(ev.flag_names), one_line(ev.message), ev.ref.member, ev.ref.line,
-                ev.id, json.dumps(dict(ev.attrs), ensure_ascii=False, sort_keys=True, default=str),
-                *_note_cells(ev, notes),
-            )
-        )  # fmt: skip
+        w.writerow((*csv_row(ev), *_note_cells(ev, notes)))
         n += 1
     return n
+
+
+def csv_row(ev: Event) -> tuple[Any, ...]:
+    """One event's CSV cells (:data:`CSV_COLUMNS`); attributes as compact JSON, keys sorted."""
+    return (
+        iso_ns(ev.ts), ev.ts, ev.timestamp_desc, ev.kind, ev.source, one_line(ev.entity),
+        ev.macb, "|".join(ev.flag_names), one_line(ev.message), ev.ref.member, ev.ref.line,
+        ev.id, _sorted_json(dict(ev.attrs)),
+    )  # fmt: skip
 
 
 def l2t_row(ev: Event, host: str) -> tuple[str, ...]:
@@ -198,7 +208,12 @@ def l2t_row(ev: Event, host: str) -> tuple[str, ...]:
 
 
 def _text(v: Any) -> str:
-    return v if isinstance(v, str) else json.dumps(v, ensure_ascii=False, default=str)
+    return v if isinstance(v, str) else compact(v)
+
+
+_sorted_json = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, default=str
+).encode
 
 
 def _l2tcsv(events: Iterable[Event], f: IO[str], host: str, notes: NoteMap | None) -> int:
@@ -215,6 +230,7 @@ def _l2tcsv(events: Iterable[Event], f: IO[str], host: str, notes: NoteMap | Non
     return n
 
 
+@functools.lru_cache(maxsize=4096)
 def mode_string(ftype: str | None, mode: str | None) -> str:
     """TSK's mode_as_string, e.g. ``r/rrw-r--r--``, ``d/drwxr-xr-x``, ``l/lrwxrwxrwx``."""
     t = _TYPE_CHAR.get(ftype or "", "-")
@@ -234,6 +250,8 @@ def mode_string(ftype: str | None, mode: str | None) -> str:
 
 def bodyfile_name(path: str, path_b64: str | None = None, link: str | None = None) -> str:
     """A path as a bodyfile name (see the module doc for the escaping)."""
+    if not path_b64 and not _ESCAPED.search(path):  # the common case: nothing to escape
+        return path + (" -> " + bodyfile_name(link) if link else "")
     raw = decode_path_b64(path_b64) if path_b64 else path.encode("utf-8", "surrogateescape")
     out: list[str] = []
     text = raw.decode("utf-8", "surrogateescape")
@@ -253,6 +271,9 @@ def bodyfile_name(path: str, path_b64: str | None = None, link: str | None = Non
     if link:
         name += " -> " + bodyfile_name(link)
     return name
+
+
+_ESCAPED = re.compile("[%|\x00-\x1f\x7f\udc80-\udcff]")
 
 
 def decode_path_b64(b64: str) -> bytes:
@@ -320,16 +341,31 @@ def write_export(
         host = str(tl.meta.get("container") or "").removeprefix("container:")
 
     def body(f: IO[str]) -> int:
-        events = tl.iter_events(q, limit=limit)
-        if fmt == "jsonl":
-            return _jsonl(events, f, notes)
-        if fmt == "csv":
-            return _csv(events, f, notes)
-        if fmt == "l2tcsv":
+        if fmt == "bodyfile":
+            return _bodyfile(tl, q, f, limit)
+        if notes is not None:  # the general path, an event at a time
+            events = tl.iter_events(q, limit=limit)
+            if fmt == "jsonl":
+                return _jsonl(events, f, notes)
+            if fmt == "csv":
+                return _csv(events, f, notes)
             return _l2tcsv(events, f, host or "-", notes)
-        return _bodyfile(tl, q, f, limit)
+        rows = tl.iter_rows(q, limit=limit)
+        if fmt == "jsonl":
+            return fast.jsonl(tl, rows, f, _jsonl_line)
+        if fmt == "csv":
+            csv.writer(f, lineterminator="\n").writerow(CSV_COLUMNS)
+            return fast.csv_rows(tl, rows, f, csv_row)
+        csv.writer(f, lineterminator="\n").writerow(L2T_COLUMNS)
+        return fast.l2t_rows(tl, rows, f, host or "-", lambda ev: l2t_row(ev, host or "-"))
 
-    return write_atomically(out, body)
+    # one pass over the whole store: read through SQLite's bounded page cache, not a
+    # memory map whose pages would all count in the process's RSS
+    tl.con.execute("PRAGMA mmap_size = 0")
+    try:
+        return write_atomically(out, body)
+    finally:
+        tl.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
 
 
 def write_atomically(out: str | Path, body: Callable[[IO[str]], int]) -> int:

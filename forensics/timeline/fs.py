@@ -142,13 +142,25 @@ def extract_fs(stream: MemberStream, sink: Sink) -> None:
             flags |= _CHANGED_DELETED
         if "\\ud" in text or "\\uD" in text:  # a lone surrogate (crafted) cannot be stored
             path = no_surrogates(path)
-        # the record itself is kept: its other fields are read (and checked) when shown
-        append((flags, path, mid, lineno, text, m, a, c, b))
+            rec = no_surrogates(rec)
+        # the record itself is kept; its checked display fields and message too, so
+        # showing or exporting an event parses nothing
+        fields = display_fields(rec)
+        append(
+            (flags, path, mid, lineno, text, m, a, c, b,
+             file_message(path, fields, flags), dumps(fields))
+        )  # fmt: skip
         if len(rows) >= BATCH:
             flush()
 
 
 FILE_FIELDS = ("type", "mode", "uid", "gid", "size", "inode", "link_target", "sha256", "path_b64")
+
+
+_STR_FIELDS = ("type", "mode", "link_target", "sha256", "path_b64", "note", "read_error")
+_INT_FIELDS = ("uid", "gid", "size", "inode", "nlink")
+#: compact JSON, keys sorted, non-ASCII kept (what the exports write)
+dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode
 
 
 def file_fields(raw: str | None) -> dict[str, Any]:
@@ -161,13 +173,38 @@ def file_fields(raw: str | None) -> dict[str, Any]:
         return {}
     if not isinstance(rec, dict):
         return {}
+    return display_fields(rec)
+
+
+def display_fields(rec: dict[str, Any]) -> dict[str, Any]:
+    """:func:`file_fields` of a parsed record."""
     out: dict[str, Any] = {}
-    for key in ("type", "mode", "link_target", "sha256", "path_b64", "note", "read_error"):
-        v = rec.get(key)
+    g = rec.get
+    for key in _STR_FIELDS:
+        v = g(key)
         if type(v) is str:
             out[key] = v
-    for key in ("uid", "gid", "size", "inode", "nlink"):
-        v = _int(rec.get(key))
-        if v is not None:
+    for key in _INT_FIELDS:
+        v = g(key)
+        if type(v) is int and -I64 <= v < I64:
             out[key] = v
     return out
+
+
+def file_message(path: str, f: dict[str, Any], flags: int) -> str:
+    """The message of a filesystem event, e.g. '/etc/passwd (file, 148 bytes, 0644, 0:0)'."""
+    ftype = f.get("type")
+    parts = [ftype or "?"]
+    if f.get("size") is not None and ftype not in ("dir", "whiteout"):
+        parts.append(f"{f['size']} bytes")
+    if f.get("mode") is not None:
+        parts.append(f["mode"])
+    uid, gid = f.get("uid"), f.get("gid")
+    parts.append(f"{'?' if uid is None else uid}:{'?' if gid is None else gid}")
+    link = f.get("link_target")
+    text = path + (f" -> {link}" if link else "") + f" ({', '.join(parts)})"
+    if flags & _DELETED:
+        text += " [deleted since start]"
+    elif flags & _CHANGED:
+        text += " [changed since start]"
+    return text

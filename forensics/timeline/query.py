@@ -23,7 +23,7 @@ from forensics.timeline.events import (
     Ref,
     kind_names,
 )
-from forensics.timeline.fs import file_fields
+from forensics.timeline.fs import file_fields, file_message
 from forensics.timeline.store import SCHEMA_VERSION, read_meta
 
 #: up to this many full-text matches, fetch their events and sort them; above, walk
@@ -31,6 +31,8 @@ from forensics.timeline.store import SCHEMA_VERSION, read_meta
 #: a very common word then come quickly, wherever they are)
 FTS_DIRECT_LIMIT = 100_000
 HOUR_NS = 3600 * 1_000_000_000
+#: the store is read through a memory map of up to this much (the UI's random access)
+MMAP_SIZE = 256 << 20
 _NICE_NS = [
     m * u
     for u, ms in (
@@ -62,9 +64,10 @@ class Histogram:
     bins: list[tuple[int, int]]
 
 
+# a filesystem record's raw JSON is needed only when its display fields were not stored
 _EVENT_COLS = (
     "e.id, e.ts, e.kinds, e.source, e.flags, r.entity, r.message, r.member, r.line, r.attrs,"
-    " r.aux_ts, r.raw"
+    " r.aux_ts, CASE WHEN r.source = 1 AND r.message IS NOT NULL THEN NULL ELSE r.raw END"
 )
 
 
@@ -92,6 +95,17 @@ class Query:
         for k in self.kinds:
             if k not in KIND_NAMES:
                 raise ValueError(f"unknown kind {k!r}; use one of {', '.join(KIND_NAMES)}")
+
+
+def _fields(attrs: str | None) -> dict[str, Any]:
+    """A filesystem record's display fields, as stored (:func:`file_fields`' output)."""
+    if not attrs:
+        return {}
+    try:
+        out = json.loads(attrs)
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
 
 
 def _phrase(text: str) -> str:
@@ -135,7 +149,7 @@ class Timeline:
             raise BundleError(f"timeline store {self.path} is unreadable ({err})") from err
         try:
             self.con.execute("PRAGMA cache_size = -32768")
-            self.con.execute("PRAGMA mmap_size = 268435456")
+            self.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
             self.meta = read_meta(self.con)
         except sqlite3.Error as err:
             self.con.close()
@@ -239,6 +253,20 @@ class Timeline:
         limit: int | None = None,
         after: tuple[int, int] | None = None,
     ) -> Iterator[Event]:
+        for row in self.iter_rows(q, offset=offset, limit=limit, after=after):
+            yield self._event(row)
+
+    def iter_rows(
+        self,
+        q: Query | None = None,
+        *,
+        offset: int = 0,
+        limit: int | None = None,
+        after: tuple[int, int] | None = None,
+    ) -> Iterator[tuple[Any, ...]]:
+        """:meth:`iter_events`' rows before they become events (:meth:`event_of`
+        makes one): id, ts, kinds, source, flags, entity, message, member id, line,
+        attrs, aux_ts, raw — for a fast exporter."""
         s = self._sql(q or Query())
         if after is not None:
             # a row value, not "ts > x OR (ts = x AND id > y)": SQLite searches the
@@ -252,8 +280,7 @@ class Timeline:
         if limit is not None or offset:
             sql += " LIMIT :limit OFFSET :offset"
             s.params.update(limit=-1 if limit is None else limit, offset=offset)
-        for row in self.con.execute(sql, s.params):
-            yield self._event(row)
+        yield from self.con.execute(sql, s.params)
 
     def events_before(
         self, q: Query | None, before: tuple[int, int] | None, limit: int
@@ -333,11 +360,11 @@ class Timeline:
         s = self._sql(q or Query(sources=("fs",)))
         s.where.append("e.source = 1")
         sql = (
-            "SELECT r.id, r.entity, r.atime, r.mtime, r.ctime, r.btime, r.raw FROM records r"
+            "SELECT r.id, r.entity, r.atime, r.mtime, r.ctime, r.btime, r.attrs FROM records r"
             f" WHERE r.id IN (SELECT e.id >> 2 FROM {self._from(s)}{self._where(s)}) ORDER BY r.id"
         )
-        for rid, path, atime, mtime, ctime, btime, raw in self.con.execute(sql, s.params):
-            rec = file_fields(raw)
+        for rid, path, atime, mtime, ctime, btime, attrs in self.con.execute(sql, s.params):
+            rec = _fields(attrs)
             rec.update(id=rid, path=path, atime=atime, mtime=mtime, ctime=ctime, btime=btime)
             yield rec
 
@@ -358,11 +385,19 @@ class Timeline:
         ).fetchall()
 
     # -- rows to events --------------------------------------------------------------
+    def member_name(self, member: int) -> str:
+        name: str = self._members.get(member, "?")
+        return name
+
+    def event_of(self, row: tuple[Any, ...]) -> Event:
+        """The event of a row from :meth:`iter_rows`."""
+        return self._event(row)
+
     def _event(self, row: tuple[Any, ...]) -> Event:
         (eid, ts, kinds, source, flags, entity, message, member, line, attrs_json, aux_ts,
          raw) = row  # fmt: skip
         attrs: dict[str, Any] = {}
-        if source == 1:
+        if source == 1 and message is None:  # not worked out at extraction
             attrs = file_fields(raw)
             message = file_message(entity, attrs, flags)
         elif attrs_json:
@@ -385,25 +420,6 @@ class Timeline:
             ref=Ref(self._members.get(member, "?"), line),
             attrs=attrs,
         )
-
-
-def file_message(path: str, f: dict[str, Any], flags: int) -> str:
-    """The message of a filesystem event, e.g. '/etc/passwd (file, 148 bytes, 0644, 0:0)'."""
-    ftype = f.get("type")
-    parts = [ftype or "?"]
-    if f.get("size") is not None and ftype not in ("dir", "whiteout"):
-        parts.append(f"{f['size']} bytes")
-    if f.get("mode") is not None:
-        parts.append(f["mode"])
-    uid, gid = f.get("uid"), f.get("gid")
-    parts.append(f"{'?' if uid is None else uid}:{'?' if gid is None else gid}")
-    link = f.get("link_target")
-    text = path + (f" -> {link}" if link else "") + f" ({', '.join(parts)})"
-    if flags & Flag.DELETED:
-        text += " [deleted since start]"
-    elif flags & Flag.CHANGED:
-        text += " [changed since start]"
-    return text
 
 
 __all__ = [

@@ -4,10 +4,12 @@ Tables (schema version :data:`SCHEMA_VERSION`):
 
 ``records``
     one row per artifact record or log line, in bundle order (``id``). A
-    filesystem record keeps its path (``entity``), its four times and its JSON
-    text (``raw``: type, mode, owner, size... are read from it when shown); any
-    other record keeps its one event's ``ts``, ``kind``, ``message``, ``attrs``
-    (JSON) and, for a log line, the runtime's receive time (``aux_ts``).
+    filesystem record keeps its path (``entity``), its four times, its JSON
+    text (``raw``), and, worked out once when it is extracted, its checked
+    display fields (``attrs``, compact JSON: type, mode, owner, size...) and its
+    events' ``message`` (not in the full-text index: the path is); any other
+    record keeps its one event's ``ts``, ``kind``, ``message``, ``attrs`` (JSON)
+    and, for a log line, the runtime's receive time (``aux_ts``).
     (Entities are found through the full-text index, then compared exactly: an
     index on them would cost more to build than the rest of the records.)
 ``events``
@@ -43,7 +45,7 @@ import sqlite3
 import subprocess
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,7 @@ from forensics.errors import OutputError
 from forensics.timeline.events import SOURCE_BY_NUM
 from forensics.timeline.sink import Sink
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 CHUNK_RECORDS = 100_000
 #: a recorded time at or after this (2100-01-01) or before 1970 is flagged TIME_SUSPECT
 SUSPECT_AFTER_NS = 4_102_444_800 * 1_000_000_000
@@ -100,8 +102,8 @@ INSERT INTO slots VALUES (0), (1), (2), (3);
 """
 
 _INSERT_FILE = (
-    "INSERT INTO records(source, flags, entity, member, line, raw, mtime, atime, ctime, btime)"
-    " VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "INSERT INTO records(source, flags, entity, member, line, raw, mtime, atime, ctime, btime,"
+    " message, attrs) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _INSERT_EVENT = (
     "INSERT INTO records(source, kind, ts, aux_ts, flags, entity, message, member, line, attrs)"
@@ -143,7 +145,8 @@ FROM (
 """
 _INDEX_TEXT = (
     "INSERT INTO fts(rowid, entity, message)"
-    " SELECT id, entity, message FROM main.records WHERE id > :lo AND id <= :hi"
+    " SELECT id, entity, CASE WHEN source = 1 THEN NULL ELSE message END"
+    " FROM main.records WHERE id > :lo AND id <= :hi"
 )
 
 
@@ -241,9 +244,10 @@ class Indexer:
 class StoreSink(Sink):
     """Writes rows into chunk files beside ``store`` and hands them to the indexer."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, progress: Callable[[str], None] | None = None) -> None:
         super().__init__()
         self.store = store
+        self._progress = progress
         self.indexer = Indexer(store)
         self.records = 0
         self.by_source: Counter[int] = Counter()  # events of the one-event records
@@ -289,6 +293,8 @@ class StoreSink(Sink):
             for row in self.event_rows:
                 self.by_source[row[0]] += 1
         super().flush()
+        if self._progress is not None:
+            self._progress(f"extracting events: {self.records + self._in_chunk:,} records read")
         if self._in_chunk >= CHUNK_RECORDS:
             self.records += self._in_chunk
             self._hand_over()

@@ -8,4 +8,6 @@ _ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t", 0x2028: "\\u2028", 0x202
 
 def one_line(text: str) -> str:
     """Control characters (newlines, escapes, C1) written as visible escapes."""
+    if text.isprintable():  # every character escaped below is non-printable
+        return text
     return text.translate(_ESCAPES)

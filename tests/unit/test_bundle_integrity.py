@@ -290,8 +290,8 @@ def test_found_by_flipping_version_downgrade_and_signature_slack(
     write_real_bundle(p, compress=compress, signer=signer)
     assert verify_bundle(p).ok
     cases = {
-        # "1.1" -> "1.0" in the manifest used to select the lenient 1.0 checks
-        "downgrade": (b'"version":"1.1","members"', len(b'"version":"1.'), 0x01),
+        # "2.1" -> "1.1" in the manifest: an older version must not select laxer checks
+        "downgrade": (b'"version":"2.1","members"', len(b'"version":"'), 0x03),
         # the signature document's version 1 -> 0 and signed_member were not checked
         "sig-version": (b'"version":1}\n', len(b'"version":'), 0x01),
         "sig-member": (b'"signed_member":"manifest.json"', 4, 0x01),

@@ -207,3 +207,41 @@ def test_export_to_stdout(tl: Timeline, capsys: pytest.CaptureFixture[str]) -> N
     out = capsys.readouterr().out
     assert n == 1
     assert json.load(io.StringIO(out))["kind"] == "process.started"
+
+
+def test_the_fast_path_writes_what_the_general_code_writes(tmp_path: Path) -> None:
+    """Filesystem events are written from stored fields (exportfast); every field must
+    equal what the general, event-at-a-time code makes of the same event."""
+    from forensics.timeline.export import _jsonl_line, csv_row, l2t_row  # noqa: PLC0415
+
+    weird = [
+        fs_entry('/with|pipe, and "quotes"', T0, T0, T0, inode=11, size=3),
+        fs_entry("/new\nline\ttab\x7f\x85", T0 - NS, T0, T0 + 5 * NS, T0 - NS, inode=13),
+        fs_entry("/caf\u00e9 \u2603 \u2028", T0, T0 + 3 * NS, T0 + 3 * NS, T0, inode=14),
+        fs_entry("/raw\ufffd", T0, T0, T0, path_b64=base64.b64encode(b"/raw\xff").decode()),
+        fs_entry("/link", T0, T0, T0, type="symlink", mode="0777", link_target="/etc/x y"),
+        fs_entry("/old", -1_500_000_000, None, 0, inode=17),
+        fs_entry("/gone", T0 + 9 * NS, None, T0 + 9 * NS, None, type="whiteout"),
+        {**fs_entry("/changed", T0, T0, T0), "changed": True, "uid": "x", "size": 1 << 70},
+    ]
+    bundle = make_bundle(
+        tmp_path / "w.exv",
+        fs=weird,
+        processes=[process(4931, 1, "target", T0 + 3 * NS, cmdline=["/app/t"])],
+        runtime_logs=[("raw", b"2026-11-23T15:55:04Z said hi\n")],
+    )
+    tl = open_timeline(bundle, cache_dir=tmp_path / "cache")
+    events = tl.events()
+    assert sum(1 for e in events if e.source == "fs") >= 12
+    out = tmp_path / "x"
+    write_export(tl, Query(), "jsonl", out)
+    lines = out.read_text(encoding="utf-8").split("\n")[:-1]  # U+2028 stays in its line
+    assert [json.loads(x) for x in lines] == [json.loads(_jsonl_line(e)) for e in events]
+    write_export(tl, Query(), "csv", out)
+    rows = list(csv.reader(io.StringIO(out.read_text(), newline="")))[1:]
+    general = [[str(c) for c in csv_row(e)] for e in events]
+    assert [r[:12] for r in rows] == [g[:12] for g in general]
+    assert [json.loads(r[12]) for r in rows] == [json.loads(g[12]) for g in general]
+    write_export(tl, Query(), "l2tcsv", out, host="web")
+    rows = list(csv.reader(io.StringIO(out.read_text(), newline="")))[1:]
+    assert rows == [list(l2t_row(e, "web")) for e in events]

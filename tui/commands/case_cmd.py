@@ -1,6 +1,6 @@
-"""A case directory on the command line: `exuvia verify DIR`, `exuvia info DIR`.
-
-tui/commands/inspect_cmd.py hands a directory holding case.json here.
+"""A case directory on the command line: `exuvia verify DIR`, `exuvia info DIR`
+(tui/commands/inspect_cmd.py hands a directory holding case.json here) and
+`exuvia case diff DIR` (the sibling comparison, forensics/case/diff.py).
 """
 
 from __future__ import annotations
@@ -11,8 +11,105 @@ from pathlib import Path
 from typing import Any
 
 from forensics.case import Case, CaseBundle, load_case, verify_case
+from forensics.case.diff import CaseDiff, Difference, diff_case
 from forensics.textsafe import printable as safe
 from forensics.timeutil import iso_ns
+from tui.commands.options import add_output_format, print_json
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser(
+        "case",
+        help="read a case directory (many bundles of one incident) as one",
+        description="Commands over a case directory (docs/case-format.md). `exuvia verify "
+        "DIR`, `info DIR`, `findings DIR`, `timeline DIR` and `replay DIR` read a case too.",
+    )
+    cs = p.add_subparsers(dest="case_command", metavar="SUBCOMMAND")
+    cs.required = True
+    d = cs.add_parser(
+        "diff",
+        help="the sibling comparison: what only some replicas of a workload have",
+        description="Compare the replicas of every workload of the case (pods whose owner "
+        "chain ends in the same Deployment, StatefulSet...; one group per container): files "
+        "added or changed since start, executables (path and SHA-256), processes "
+        "(executable and command line), listening sockets, outbound connections, "
+        "environment variables (names and value hashes, never values). Lists what only "
+        "some replicas have, or lack, or hold differently, each with the bundles and their "
+        "records (member:line), and ranks the replicas so the odd one comes first. Exit 0 "
+        "(differences or not), 2 when DIR is not a readable case.",
+    )
+    d.add_argument("case", type=Path, metavar="DIR", help="a case directory (holding case.json)")
+    add_output_format(d)
+    d.add_argument(
+        "--limit",
+        type=int,
+        default=30,
+        metavar="N",
+        help="differences listed per group in text (default 30; json has all)",
+    )
+    d.set_defaults(handler=run_diff)
+
+
+def run_diff(args: argparse.Namespace) -> int:
+    def progress(msg: str) -> None:
+        if sys.stderr.isatty():
+            sys.stderr.write(f"\r\x1b[2K{safe(msg)}")
+            sys.stderr.flush()
+
+    result = diff_case(args.case, progress=progress)
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[2K")
+    if args.output_format == "json":
+        print_json({**result.to_dict(), "exit_status": 0})
+    else:
+        print_diff(result, limit=args.limit)
+    return 0
+
+
+#: values that only say the key is there
+MARKERS = ("running", "listening", "connected")
+
+
+def difference_lines(d: Difference) -> list[str]:
+    """One difference for a terminal: its title, the odd bundles and their records."""
+    lines = [f"  {d.weight:5.2f}  {safe(d.title())}"]
+    for label in d.bundles:
+        shown = [v for v in d.values.get(label, []) if v not in MARKERS][:3]
+        vals = ", ".join(safe(v) for v in shown)
+        lines.append(f"         {safe(label)}" + (f": {vals}" if vals else ""))
+    if d.usual:
+        lines.append("         the others: " + ", ".join(safe(v) for v in d.usual[:3]))
+    for label, refs in d.refs.items():
+        where = " ".join(safe(r) for r in refs[:4]) + (" …" if len(refs) > 4 else "")
+        lines.append(f"         > {safe(label)} {where}")
+    return lines
+
+
+def print_diff(result: CaseDiff, *, limit: int = 30) -> None:
+    case = result.case
+    print(f"sibling comparison of case {safe(case.case_id)} ({safe(str(case.path))})")
+    if not result.groups:
+        print("no workload has two captured replicas here: nothing to compare")
+    for g in result.groups:
+        print()
+        print(f"== {safe(g.name)}: {len(g.labels)} replicas, {len(g.differences)} differences")
+        for label, score in g.ranking:
+            n = len(g.of_bundle(label))
+            print(f"  {score:7.2f}  {safe(label)}  ({n} differences)")
+        for label, why in g.errors.items():
+            print(f"  not compared: {safe(label)}: {safe(why)}")
+        if not g.differences:
+            print("  no differences: the replicas look alike")
+        for d in g.differences[:limit]:
+            for line in difference_lines(d):
+                print(line)
+        if len(g.differences) > limit:
+            print(f"  … {len(g.differences) - limit} more (--limit, or --output json)")
+        if g.varying:
+            print(f"  {g.varying} key(s) differ in every replica (logs, per-pod ids): not listed")
+    if result.alone:
+        print()
+        print("not compared (no sibling captured): " + ", ".join(safe(x) for x in result.alone))
 
 
 def _t(ns: int | None) -> str:

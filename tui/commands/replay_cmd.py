@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from forensics.case import is_case
 from forensics.errors import ExuviaError
 from tui.commands.options import tz_arg
 from tui.commands.store_opts import add_store_options, cached_local, path_or_s3
@@ -22,7 +23,10 @@ def register(sub: Any) -> None:
         "software inventory, bookmarks/tags/notes (kept beside the bundle, never in it) "
         "and playback. The bundle is verified as it opens. Press ? inside for the keys.",
     )
-    p.add_argument("bundle", type=path_or_s3, metavar="BUNDLE|s3://…")
+    p.add_argument("bundle", type=path_or_s3, metavar="BUNDLE|CASE|s3://…",
+                   help="a bundle (a file, or s3://), or a case directory: every pod's "
+                   "timeline in one list, with a pod column and filter, a histogram per pod, "
+                   "cross-pod pivots (x), the sibling comparison (D) and findings (!)")  # fmt: skip
     add_store_options(p, lock=False)
     p.add_argument(
         "--tz",
@@ -72,8 +76,24 @@ def run_replay(
     return app.return_code or 0
 
 
+def run_case_replay(case_dir: Path, *, tz: str = "UTC", from_container_start: bool = False) -> int:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise ExuviaError(
+            "replay needs a terminal (stdin and stdout); use `exuvia timeline` in scripts"
+        )
+    from tui.replay.case_app import make_case_app  # noqa: PLC0415 - textual only for the UI
+
+    app = make_case_app(case_dir, tz=tz, from_container_start=from_container_start)
+    app.run()
+    return app.return_code or 0
+
+
 def run(args: argparse.Namespace) -> int:
     args.bundle = cached_local(args)  # s3://: a kept copy under the exuvia cache
+    if is_case(args.bundle):
+        return run_case_replay(args.bundle, tz=args.tz, from_container_start=args.from_start)
+    if args.bundle.is_dir():
+        raise ExuviaError(f"{args.bundle} is a directory but not a case (it has no case.json)")
     return run_replay(
         args.bundle,
         tz=args.tz,

@@ -1,4 +1,5 @@
-"""`exuvia timeline BUNDLE`: the super-timeline, listed or exported."""
+"""`exuvia timeline BUNDLE|CASE`: the super-timeline, listed or exported (a case
+directory: every bundle's, merged, each event with its pod and container)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from forensics.errors import ExuviaError
+from forensics.case import is_case
+from forensics.errors import BundleError, ExuviaError
 from forensics.notes import NotesFile
 from forensics.timeline import FORMATS, Query, format_event, open_timeline, write_export
 from forensics.timeline.events import KIND_NAMES, SOURCE_NAMES
@@ -62,7 +64,9 @@ def register(sub: Any) -> None:
         "bodyfile (TSK 3.x, for mactime -b). A summary, with the count of what could not be "
         "parsed, goes to stderr.",
     )
-    p.add_argument("bundle", type=path_or_s3, metavar="BUNDLE|s3://…")
+    p.add_argument("bundle", type=path_or_s3, metavar="BUNDLE|CASE|s3://…",
+                   help="a bundle (a file, or s3://), or a case directory (one timeline of "
+                   "every bundle, each event with its namespace, pod and container)")  # fmt: skip
     add_store_options(p, lock=False)
     p.add_argument("-o", "--output", metavar="FILE", help="write an export to FILE ('-' = stdout)")
     p.add_argument(
@@ -120,6 +124,14 @@ def register(sub: Any) -> None:
         "exuvia-finding, finding:RULE and severity:LEVEL and the finding's title as a note "
         "(Timesketch tag/comment in jsonl, the tags/note columns of csv, plaso's notes column "
         "of l2tcsv; a bodyfile has no place for them)",
+    )
+    p.add_argument(
+        "--pod",
+        action="append",
+        default=[],
+        metavar="POD",
+        help="for a case: only this pod's events (its name, NS/POD or NS/POD/CONTAINER; "
+        "repeat for several)",
     )
     p.add_argument("--rebuild", action="store_true", help="rebuild the cached timeline")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
@@ -197,6 +209,14 @@ def _progress(quiet: bool) -> Any:
 def run(args: argparse.Namespace) -> int:
     args.bundle = cached_local(args)  # s3://: a kept copy under the exuvia cache
     q = build_query(args)
+    if is_case(args.bundle):
+        from tui.commands.timeline_case import run_case  # noqa: PLC0415 - for a case only
+
+        return run_case(args, q)
+    if args.bundle.is_dir():
+        raise BundleError(f"{args.bundle} is a directory but not a case (it has no case.json)")
+    if args.pod:
+        raise ExuviaError("--pod is for a case directory; this is one bundle")
     progress = _progress(args.quiet)
     tl = open_timeline(args.bundle, tz=args.tz, rebuild=args.rebuild, progress=progress)
     if progress is not None:

@@ -37,14 +37,39 @@ KEYS = [
 ]  # fmt: skip
 
 
+#: the keys of a case (tui/replay/case_app.py)
+CASE_KEYS = [
+    ("Moving", [
+        ("↑ ↓, PgUp PgDn, wheel", "one event / one screen (more load as you go)"),
+        ("g", "go to a time"),
+    ]),
+    ("Pods", [
+        ("p", "which pods to show (space toggles, Enter applies)"), ("a", "every pod again"),
+        ("x", "the event's file (sha256), executable or remote address in the other pods; "
+              "Enter opens it there"),
+        ("D", "sibling comparison: the replicas ranked, what only some have; Enter opens "
+              "the record (sockets and environments: their pods)"),
+    ]),
+    ("Looking", [
+        ("!", "every pod's findings, those in several pods first; Enter: the evidence"),
+        ("/", "search every pod (full text)"), ("d", "show / hide the detail pane"),
+    ]),
+    ("", [("Esc", "back"), ("q", "quit")]),
+]  # fmt: skip
+
+
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,question_mark,q", "dismiss", "Close")]
+
+    def __init__(self, keys: list[tuple[str, list[tuple[str, str]]]] | None = None) -> None:
+        super().__init__()
+        self.keys = keys if keys is not None else KEYS
 
     def compose(self) -> ComposeResult:
         table = Table(show_header=False, box=None, padding=(0, 2))
         table.add_column(style="bold cyan", no_wrap=True)
         table.add_column()
-        for section, rows in KEYS:
+        for section, rows in self.keys:
             if section:
                 table.add_row("", "")
                 table.add_row(f"[b]{section}[/b]", "")

@@ -32,6 +32,7 @@ def describe(
     zone: tzinfo | None = None,
     raw: Any = None,
     context: list[tuple[int, str, bool]] | None = None,
+    pivots: dict[str, str] | None = None,
 ) -> Text:
     """The detail text of ``ev``; every value from the bundle made literal."""
     t = Text()
@@ -62,8 +63,9 @@ def describe(
         if note.text:
             t.append("\nnote: ", style="bold")
             t.append_text(safe_block(note.text))
-    if ev.source in PIVOTS:
-        t.append("\n\n" + PIVOTS[ev.source], style="dim")
+    hints = PIVOTS if pivots is None else pivots
+    if ev.source in hints:
+        t.append("\n\n" + hints[ev.source], style="dim")
     if context:
         t.append("\n\nsurrounding lines\n", style="bold")
         for line, text, this in context:
