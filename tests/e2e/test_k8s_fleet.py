@@ -273,8 +273,17 @@ def test_one_command_captures_twenty_pods_with_faults_recorded(
     loaded = load_case(case)
     groups = loaded.siblings()
     assert len(groups["Deployment/web:app"]) == 6 and len(groups["Deployment/api:app"]) == 6
-    # the staged replica has what its siblings lack (the sibling comparison, `exuvia
-    # case diff`, is another engineer's; until it lands, check the evidence is there)
+    # the sibling comparison, through the real command line: the staged replica first
+    r = lab.cli("case", "diff", str(case), "--output", "json", kubeconfig="")
+    assert r.returncode == 0, r.stdout + r.stderr
+    web_group = next(
+        g for g in json.loads(r.stdout)["groups"] if g["group"] == "Deployment/web:app"
+    )
+    ranking = web_group["ranking"]
+    assert ranking[0]["bundle"] == f"{web}/{staged}/app", ranking
+    assert ranking[0]["score"] > 0 and all(x["score"] < ranking[0]["score"] for x in ranking[1:])
+    assert len(ranking) == 6 and not web_group["not_compared"]
+    # and the evidence behind it is there: the implant's deleted executable
     staged_bundle = case / _bundle(doc, web, staged)["file"]
     procs = _processes(staged_bundle)
     assert any(p.get("exe_deleted") for p in procs), "the staged replica's implant"
