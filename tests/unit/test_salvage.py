@@ -123,3 +123,18 @@ def test_killed_while_sealing_keeps_the_captures_custody_log(tmp_path: Path) -> 
         "capture.started", "collector.finished", "salvage.started", "salvage.finished"]  # fmt: skip
     assert [e["seq"] for e in entries] == [1, 2, 3, 4]
     assert BundleReader(res.path).manifest()["skips"]["member"] == "artifacts/skips.jsonl"
+
+
+def test_findings_of_a_partial_say_how_far_they_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cut = _cut_bundle(tmp_path)
+    r = verify_bundle(cut)
+    capsys.readouterr()
+    assert main(["findings", str(cut)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (
+        f"CUT OFF: this capture was interrupted; read up to checkpoint {r.last_checkpoint}: "
+        f"{r.members_verified} members, {r.records_vouched} records"
+    )
+    assert "read up to its last checkpoint" in out[2]
