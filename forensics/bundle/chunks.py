@@ -68,6 +68,7 @@ class RecordChunks:
             or (n % _CLOCK_EVERY == 0 and time.monotonic() - self._since >= self._max_s)
         ):
             self.flush()
+        self._w.record_added()
 
     def flush(self) -> None:
         """Write what is pending as the next chunk (nothing when nothing is)."""

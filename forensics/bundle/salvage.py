@@ -13,6 +13,7 @@ its checkpoint entry again, so a source that changed meanwhile aborts it.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tarfile
@@ -29,6 +30,7 @@ from forensics.bundle.format import (
     HEADER_NAME,
     MANIFEST_NAME,
     SIGNATURE_NAME,
+    SKIPS_NAME,
 )
 from forensics.bundle.reader import MAX_JSON_MEMBER, open_stream
 from forensics.bundle.verify import VerifyReport, cut_off_banner, verify_bundle
@@ -170,6 +172,8 @@ def _write(
     target: dict[str, Any] = {}
     last_cp_ns: int | None = None
     checkpoints = 0
+    prior: list[dict[str, Any]] = []  # the original's custody log, if it got that far
+    skips_member = False
     writer: BundleWriter | None = None
     src_raw, stream = open_stream(source)
     try:
@@ -203,9 +207,16 @@ def _write(
                 data = f.read(MAX_JSON_MEMBER)
                 target = _json(data)
                 entry = writer.add_bytes(name, data)
-            elif name in (MANIFEST_NAME, SIGNATURE_NAME, CUSTODY_NAME):
-                continue  # not in a .partial; the copy writes its own
+            elif name == CUSTODY_NAME:  # killed while sealing: the log so far
+                data = f.read(MAX_JSON_MEMBER)
+                prior = [e for e in map(_json, data.splitlines()) if e]
+                copied[name] = (len(data), hashlib.sha256(data).hexdigest())
+                continue  # it heads the copy's own log, written last
+            elif name in (MANIFEST_NAME, SIGNATURE_NAME):
+                continue
             else:
+                if name == SKIPS_NAME:
+                    skips_member = True
                 entry = writer.add_stream(name, info.size, f.read)
             copied[name] = (entry.size, entry.sha256)
     except _READ_ERRORS as err:
@@ -231,6 +242,10 @@ def _write(
         records=report.records_vouched,
         dropped=len(report.unverifiable) + len(report.truncated),
     )
+    if prior:  # the capture's own entries first, then the salvage's, in one sequence
+        for n, entry in enumerate(custody.entries, len(prior) + 1):
+            entry["seq"] = n
+        custody.entries[:0] = prior
     writer.add_bytes(CUSTODY_NAME, custody.to_jsonl())
     end = now_ns()
     created = header.get("created_ns") if isinstance(header.get("created_ns"), int) else None
@@ -261,12 +276,16 @@ def _write(
         "filesystem_view": None,
         "filesystem": None,
         "skips": {
-            "total": 0,
+            "total": None,
             "by_collector": {},
-            "member": None,
+            "member": SKIPS_NAME if skips_member else None,
             "listed": [],
             "listed_all": False,
-            "note": "a cut-off capture's skip list is written at sealing: it was lost",
+            "note": (
+                f"the capture's skip list, as it was when cut off, is in {SKIPS_NAME}"
+                if skips_member
+                else "a cut-off capture's skip list is written at sealing: it was lost"
+            ),
         },
         "salvage": {"started_ns": start, "sealed_by": f"exuvia {__version__}"},
     }

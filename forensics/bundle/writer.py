@@ -217,6 +217,7 @@ class BundleWriter:
         #: called before each checkpoint (record chunks write what they hold)
         self._hooks: list[Callable[[], None]] = []
         self._in_hooks = False
+        self._due = False  # a checkpoint waits for the next record (record_added)
         # Entries are spooled, not held, so memory stays flat whatever the count.
         self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         self.member_count = 0
@@ -330,6 +331,25 @@ class BundleWriter:
             or self._pending_bytes >= self._every_bytes
             or time.monotonic() - self._last_cp >= self._every_s
         ):
+            if self._hooks and not self._in_hooks and not self._overdue():
+                # records are being written: wait for the record of what was just
+                # added (a copied file's fs_entry follows its member), so both land
+                # behind the same checkpoint (see record_added)
+                self._due = True
+            else:
+                self.checkpoint()
+
+    def _overdue(self) -> bool:
+        """A deferred checkpoint waits at most one more interval (or threshold)."""
+        return (
+            len(self._pending) >= 2 * self._every_members
+            or self._pending_bytes >= 2 * self._every_bytes
+            or time.monotonic() - self._last_cp >= 2 * self._every_s
+        )
+
+    def record_added(self) -> None:
+        """A record stream took a record: write the checkpoint that was waiting for it."""
+        if self._due:
             self.checkpoint()
 
     @property
@@ -347,6 +367,7 @@ class BundleWriter:
 
     def checkpoint(self) -> None:
         """Write a checkpoint member for the members since the last one, and flush."""
+        self._due = False
         if not self._in_hooks and self._hooks:
             self._in_hooks = True
             try:

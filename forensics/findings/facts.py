@@ -112,6 +112,8 @@ class Facts:
     problems: list[str] = field(default_factory=list)
     #: why the stream ended early, when it did
     cut: str | None = None
+    #: a bundle with no manifest: the one line saying what its checkpoints vouch for
+    cut_off_banner: str | None = None
     _resolver: PathResolver | None = field(default=None, repr=False)
 
     # -- processes ---------------------------------------------------------------

@@ -233,8 +233,12 @@ def load_facts(
     *,
     inventory: bool = True,
     progress: Callable[[str], None] | None = None,
+    only: set[str] | None = None,
 ) -> Facts:
-    """Everything the rules read from ``bundle``. BundleError when it is not a bundle."""
+    """Everything the rules read from ``bundle``. BundleError when it is not a bundle.
+
+    A bundle with no manifest (a killed capture) is read again, only the members
+    its checkpoints vouch for (``only``), when it has any."""
     facts = Facts(bundle=str(bundle))
     p = _Pass(facts, inventory)
     note = progress or (lambda _m: None)
@@ -252,7 +256,7 @@ def load_facts(
         try:
             for info in tar:
                 members += 1
-                if not info.isreg():
+                if not info.isreg() or (only is not None and info.name not in only):
                     continue
                 f = tar.extractfile(info)
                 if f is not None:
@@ -269,6 +273,18 @@ def load_facts(
         raw.close()
     if not facts.header:
         raise BundleError(f"{bundle}: not an exuvia bundle (no {HEADER_NAME} header)")
+    if not facts.manifest and only is None:
+        from forensics.bundle.verify import cut_off_banner, verify_bundle  # noqa: PLC0415
+
+        report = verify_bundle(bundle)
+        if report.checkpoints_valid:
+            vouched = load_facts(
+                bundle, inventory=inventory, progress=progress, only=set(report.vouched_names)
+            )
+            vouched.cut = vouched.cut or facts.cut
+            vouched.cut_off_banner = cut_off_banner(report)
+            return vouched
+        facts.cut_off_banner = cut_off_banner(report)
     note("analysing executables")
     p.finish()
     return facts

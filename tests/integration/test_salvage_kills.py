@@ -76,7 +76,7 @@ def test_kill_9_at_20_moments_keeps_the_records_behind_the_checkpoints(
     with lab.runc() as box:
         data = Path(f"{box.root}/data")
         data.mkdir()
-        for d in range(40):
+        for d in range(24):
             sub = data / f"d{d:02d}"
             sub.mkdir()
             for i in range(250):
@@ -94,7 +94,7 @@ def test_kill_9_at_20_moments_keeps_the_records_behind_the_checkpoints(
         whole = verify_bundle(full)
         assert whole.ok and whole.complete
         complete_paths = {r["path"] for r in artifacts(full)["filesystem"]}
-        assert len(complete_paths) > 10_000
+        assert len(complete_paths) > 6000
         print(f"complete capture: {duration:.2f}s after its .partial appeared, "
               f"{whole.records_vouched} records")  # fmt: skip
 

@@ -325,3 +325,32 @@ def test_records_go_in_chunks_behind_each_checkpoint(tmp_path: Path) -> None:
     assert record_collector("artifacts/k8s/events.jsonl") is None  # not a chunk
     assert record_collector("artifacts/target.json") is None
     assert record_collector("artifacts/a/b/000001.jsonl") is None
+
+
+def test_a_files_record_lands_behind_the_same_checkpoint_as_its_member(tmp_path: Path) -> None:
+    """A copied file's member is written, then its fs_entry record: a checkpoint the
+    member makes due waits for that record, so a kill never keeps one without the other."""
+    from forensics.bundle.chunks import RecordChunks  # noqa: PLC0415
+
+    p = tmp_path / "b.exv"
+    with p.open("wb") as f:
+        w = BundleWriter(f, compress="none", checkpoint_every_members=3)
+        chunks = RecordChunks(w, "filesystem", max_records=1000)
+        for i in range(50):
+            w.add_bytes(f"files/f{i}", b"x" * 10)
+            chunks.add(b'{"kind":"fs_entry","path":"/f%d"}\n' % i)
+        chunks.close()
+        w.finish({"complete": True, "incomplete_reason": ""})
+    cps = BundleReader(p).read_members(lambda n: n.startswith(CHECKPOINT_DIR))
+    members = BundleReader(p).read_members(lambda n: n.startswith("artifacts/"))
+    assert len(cps) > 10
+    for body in cps.values():
+        names = [m["name"] for m in json.loads(body)["members"]]
+        files = {n.removeprefix("files/") for n in names if n.startswith("files/")}
+        recorded = {
+            json.loads(line)["path"][1:]
+            for n in names
+            if n.startswith("artifacts/")
+            for line in members[n].splitlines()
+        }
+        assert files <= recorded, (files, recorded)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from forensics.bundle import verify_bundle
+from forensics.bundle import BundleWriter, verify_bundle
 from forensics.bundle.format import record_collector
 from forensics.bundle.reader import BundleReader
 from forensics.bundle.salvage import default_output, salvage
@@ -94,3 +94,47 @@ def test_salvage_cli_signs_like_capture(tmp_path: Path, capsys: pytest.CaptureFi
     assert main(["verify", str(out)]) == 0
     assert main(["salvage", str(cut), "-o", str(out)]) == 2  # exists: refused
     assert "refusing to overwrite" in capsys.readouterr().err
+
+
+def test_killed_while_sealing_keeps_the_captures_custody_log(tmp_path: Path) -> None:
+    """Killed after the skip list and custody log were written, before the manifest:
+    the copy's custody log is the capture's, continued by the salvage's."""
+    whole = tmp_path / "whole.exv"
+    log = [{"seq": 1, "action": "capture.started"}, {"seq": 2, "action": "collector.finished"}]
+    with whole.open("wb") as f:
+        w = BundleWriter(f, header={"tool": "exuvia test"})
+        w.add_bytes("artifacts/target.json", b'{"uri":"runc://x"}\n')
+        w.add_bytes("artifacts/processes/000001.jsonl", b'{"kind":"process","pid":1}\n')
+        w.add_bytes("artifacts/skips.jsonl", b'{"collector":"fs","subject":"/x","reason":"r"}\n')
+        w.add_bytes("custody.jsonl", b"".join(json.dumps(e).encode() + b"\n" for e in log))
+        w.finish({"complete": True, "incomplete_reason": ""})
+    prefix = BundleReader(whole).manifest()["file_prefix"]["bytes"]
+    cut = tmp_path / "s.exv.partial"
+    cut.write_bytes(whole.read_bytes()[:prefix])  # the manifest never reached the disk
+    assert verify_bundle(cut).cut_off
+    res = salvage(cut, examiner="t")
+    r = verify_bundle(res.path)
+    assert r.ok and not r.complete, r.failures()
+    got = BundleReader(res.path).read_members(
+        lambda n: n in ("custody.jsonl", "artifacts/skips.jsonl")
+    )
+    entries = [json.loads(x) for x in got["custody.jsonl"].splitlines()]
+    assert [e["action"] for e in entries] == [
+        "capture.started", "collector.finished", "salvage.started", "salvage.finished"]  # fmt: skip
+    assert [e["seq"] for e in entries] == [1, 2, 3, 4]
+    assert BundleReader(res.path).manifest()["skips"]["member"] == "artifacts/skips.jsonl"
+
+
+def test_findings_of_a_partial_say_how_far_they_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cut = _cut_bundle(tmp_path)
+    r = verify_bundle(cut)
+    capsys.readouterr()
+    assert main(["findings", str(cut)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (
+        f"CUT OFF: this capture was interrupted; read up to checkpoint {r.last_checkpoint}: "
+        f"{r.members_verified} members, {r.records_vouched} records"
+    )
+    assert "read up to its last checkpoint" in out[2]
