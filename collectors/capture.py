@@ -51,6 +51,8 @@ if TYPE_CHECKING:  # the in-pod agent never signs and need not load cryptography
     from forensics.signing import Signer
 
 MAX_SKIPS_IN_MANIFEST = 10_000
+#: the bundle's zstd level unless --zstd-level says otherwise
+ZSTD_LEVEL = 3
 
 
 @dataclass
@@ -61,6 +63,8 @@ class CaptureOptions:
     files: str = "changed"
     max_file_size: int = 64 << 20
     compress: str = "zstd"
+    #: zstd level of the bundle (docs/performance.md: why 1)
+    level: int = ZSTD_LEVEL
     redact: bool = True
     procfs: str = "/proc"
     argv: list[str] = field(default_factory=list)
@@ -224,6 +228,7 @@ class Capture:
                 writer = BundleWriter(
                     raw,
                     compress=self.opts.compress,
+                    level=self.opts.level,
                     threads=self.opts.threads,
                     header={"tool": f"exuvia {__version__}", "target": self.target.uri},
                 )

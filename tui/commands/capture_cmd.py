@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collectors.capture import CaptureOptions, CaptureResult, capture
+from collectors.capture import ZSTD_LEVEL, CaptureOptions, CaptureResult, capture
 from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
 from tui.commands import k8s_cmd
@@ -37,9 +37,26 @@ def register(sub: Any) -> None:
         "`exuvia keygen` or `openssl genpkey -algorithm ed25519` makes one). Only the "
         "public key's fingerprint is recorded; check with `exuvia verify FILE --key PUB`",
     )
+    p.add_argument(
+        "--zstd-level",
+        type=_zstd_level,
+        default=ZSTD_LEVEL,
+        metavar="N",
+        help=f"zstd compression level, 1-19 (default {ZSTD_LEVEL}; higher is smaller and slower)",
+    )
     k8s_cmd.add_k8s_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler=run)
+
+
+def _zstd_level(text: str) -> int:
+    try:
+        level = int(text)
+    except ValueError:
+        level = 0
+    if not 1 <= level <= 19:
+        raise argparse.ArgumentTypeError(f"expected a level from 1 to 19, got {text!r}")
+    return level
 
 
 class _Progress:
@@ -82,6 +99,7 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         files=args.files,
         max_file_size=args.max_file_size,
         compress=args.compress,
+        level=getattr(args, "zstd_level", ZSTD_LEVEL),
         redact=args.redact,
         argv=list(sys.argv),
         # zstd in the writing process itself: the filesystem reader process already
