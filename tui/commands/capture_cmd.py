@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collectors.capture import ZSTD_LEVEL, CaptureOptions, CaptureResult, capture
+from collectors.capture import ZSTD_LEVEL, ZSTD_THREADS, CaptureOptions, CaptureResult, capture
 from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
 from tui.commands import k8s_cmd
@@ -43,6 +43,14 @@ def register(sub: Any) -> None:
         default=ZSTD_LEVEL,
         metavar="N",
         help=f"zstd compression level, 1-19 (default {ZSTD_LEVEL}; higher is smaller and slower)",
+    )
+    p.add_argument(
+        "--zstd-threads",
+        type=int,
+        choices=range(9),
+        default=ZSTD_THREADS,
+        metavar="N",
+        help=f"zstd worker threads, 0-8 (default {ZSTD_THREADS}: compress on the writing thread)",
     )
     k8s_cmd.add_k8s_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
@@ -105,7 +113,7 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         # zstd in the writing process itself: the filesystem reader process already
         # takes the other core, and zstd's worker threads doubled its CPU time
         # for no gain in wall time (docs/performance.md)
-        threads=0,
+        threads=getattr(args, "zstd_threads", ZSTD_THREADS),
         signer=signer,
     )
 
