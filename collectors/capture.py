@@ -33,6 +33,7 @@ from collectors.processes import collect_processes
 from collectors.runtime_logs import copy_process_binary, copy_runtime_logs
 from collectors.targets.base import TargetInfo
 from forensics import __version__
+from forensics.bundle.chunks import RecordChunks
 from forensics.bundle.format import ARTIFACT_DIR, CUSTODY_NAME, SKIPS_NAME
 from forensics.bundle.writer import BundleWriter
 from forensics.custody import CustodyLog
@@ -48,6 +49,7 @@ from forensics.records import Record, Skip
 from forensics.timeutil import CLOCK_SOURCE, iso_ns, now_ns
 
 if TYPE_CHECKING:  # the in-pod agent never signs and need not load cryptography
+    from forensics.scan.capture_hook import CaptureScan
     from forensics.signing import Signer
 
 MAX_SKIPS_IN_MANIFEST = 10_000
@@ -75,6 +77,8 @@ class CaptureOptions:
     threads: int = 2
     #: sign the manifest with this key (loaded by the caller; never written anywhere)
     signer: Signer | None = None
+    #: ``--scan RULES``: the compiled rules' hook, made before anything is captured
+    scan: CaptureScan | None = None
 
 
 @dataclass
@@ -162,39 +166,43 @@ class Capture:
     def _jsonl(
         self, writer: BundleWriter, collector: str, items: Iterable[Record | Skip]
     ) -> list[Record]:
-        """Spool a collector's records to ``artifacts/<collector>.jsonl``; returns
-        the records when the caller needs them (processes), else an empty list."""
+        """Write a collector's records as chunk members ``artifacts/<collector>/NNNNNN.jsonl``
+        (each written before the next checkpoint, so a kill loses none it covers);
+        returns the records when the caller needs them (processes), else an empty list."""
         keep = collector == "processes"
         kept: list[Record] = []
-        with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
-            try:
-                for item in items:
-                    if isinstance(item, Skip):
-                        self.skips.add(item)
-                        continue
-                    spool.write(_dumps({"kind": item.kind, **item.data}) + b"\n")
-                    self.counts[collector] += 1
-                    if keep:
-                        kept.append(item)
-            except TargetGone as err:
-                self._incomplete(f"target exited during the {collector} collector: {err}")
-            except (CaptureInterrupted, OutputError):
+        chunks = RecordChunks(writer, collector)
+        try:
+            for item in items:
+                if isinstance(item, Skip):
+                    self.skips.add(item)
+                    continue
+                chunks.add(_dumps({"kind": item.kind, **item.data}) + b"\n")
+                self.counts[collector] += 1
+                if keep:
+                    kept.append(item)
+        except TargetGone as err:
+            self._incomplete(f"target exited during the {collector} collector: {err}")
+        except CaptureInterrupted:
+            chunks.close()  # the records so far go in before the bundle is sealed
+            raise
+        except OutputError:
+            raise
+        except OSError as err:
+            if err.errno == 28:  # ENOSPC from a file member
                 raise
-            except OSError as err:
-                if err.errno == 28:  # ENOSPC from a file member
-                    raise
-                self._collector_failed(collector, err)
-            except Exception as err:  # noqa: BLE001 - one collector's bug must not lose the rest
-                self._collector_failed(collector, err)
-            size = spool.tell()
-            spool.seek(0)
-            entry = writer.add_stream(f"{ARTIFACT_DIR}{collector}.jsonl", size, spool.read)
+            self._collector_failed(collector, err)
+        except Exception as err:  # noqa: BLE001 - one collector's bug must not lose the rest
+            self._collector_failed(collector, err)
+        entries = chunks.close()
+        last = entries[-1]
         self.custody.record(
             "collector.finished",
             collector=collector,
             records=self.counts[collector],
-            member=entry.name,
-            sha256=entry.sha256,
+            chunks=len(entries),
+            member=last.name,
+            sha256=last.sha256,
         )
         return kept
 
@@ -332,13 +340,26 @@ class Capture:
                 progress=self._fs_progress,
                 reader_process=True,
             )
+            scan = self.opts.scan
+            yara: list[Record] = []
+            if scan is not None:
+                acq.scan = scan
+                self.custody.record("scan.rules", sha256=scan.rules.sha256,
+                                    rules=scan.rules.count, source=scan.rules.source)  # fmt: skip
+                yara.append(Record("yara_rules", {k: v for k, v in scan.header().items()
+                                                  if k != "kind"}))  # fmt: skip
             no_descend = frozenset(pseudo_mount_points(mounts)) | frozenset(PSEUDO_DIRS)
             upper_fd = self._upper_fd(mounts)
             try:
-                self._jsonl(writer, "filesystem", acq.run(root_fd, no_descend, upper_fd))
+                items = acq.run(root_fd, no_descend, upper_fd)
+                if scan is not None:
+                    items = _split_yara(items, yara)
+                self._jsonl(writer, "filesystem", items)
             finally:
                 if upper_fd is not None:
                     os.close(upper_fd)
+            if scan is not None:
+                self._jsonl(writer, "yara", yara)  # matches of --scan, with their rules
             self.progress("filesystem", acq.stats)  # the walk's final numbers
             self._jsonl(writer, "elf", acq.elf.records())  # ELF extracts (sbom)
             if acq.stats.noatime_refused:
@@ -473,6 +494,7 @@ class Capture:
                 "compress": self.opts.compress,
                 **({"zstd_level": self.opts.level} if self.opts.compress == "zstd" else {}),
                 "redact": self.opts.redact,
+                "scan_rules_sha256": self.opts.scan.rules.sha256 if self.opts.scan else None,
             },
             "complete": not self.incomplete,
             "incomplete_reason": "; ".join(self.incomplete),
@@ -525,6 +547,17 @@ def _open_root(path: str) -> int:
         return os.open(path, flags | O_NOATIME)
     except PermissionError:
         return os.open(path, flags)
+
+
+def _split_yara(items: Iterable[Record | Skip], out: list[Record]) -> Iterator[Record | Skip]:
+    """The filesystem's records, with the ``--scan`` records each file's record carries
+    (``yara``) moved to ``out`` (the yara collector's records)."""
+    for item in items:
+        if isinstance(item, Record) and "yara" in item.data:
+            for rec in item.data.pop("yara"):
+                data = {k: v for k, v in rec.items() if k != "kind"}
+                out.append(Record(str(rec.get("kind", "yara_match")), data))
+        yield item
 
 
 def _target_summary(t: TargetInfo) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from forensics.bundle.verify import VerifyReport
+from forensics.bundle.verify import VerifyReport, cut_off_banner
 from forensics.errors import ExuviaError
 from forensics.notes import NotesFile
 from forensics.snapshot import Snapshot
@@ -40,7 +40,7 @@ from tui.replay.widgets.detail import DetailPane, describe
 from tui.replay.widgets.event_list import EventList
 from tui.replay.widgets.histogram import HistogramStrip
 
-SOURCES = tuple(SOURCE_NAMES)  # the order of the 1..7 toggles
+SOURCES = tuple(SOURCE_NAMES)  # the order of the 1..8 toggles
 
 
 def background_priority() -> None:
@@ -81,6 +81,7 @@ class ReplayApp(App[None]):
         Binding("M", "view('manifest')", "Manifest", show=False),
         Binding("I", "view('inventory')", "Inventory", show=False),
         Binding("B", "view('notes')", "Notes", show=False),
+        Binding("Y", "view('yara')", "YARA", show=False),
         Binding("d", "toggle_detail", "Detail", show=False),
         *(
             Binding(str(i + 1), f"toggle_source('{s}')", s, show=False)
@@ -203,7 +204,10 @@ class ReplayApp(App[None]):
     def _verified(self, report: VerifyReport) -> None:
         self.report = report
         banner = self.query_one("#banner", Static)
-        if not report.ok:
+        if report.cut_off:  # a killed capture: what its checkpoints vouch for, read
+            banner.update(Text(cut_off_banner(report), style="bold"))
+            banner.set_classes("incomplete")
+        elif not report.ok:
             lines = report.failures() or ["the bundle has no manifest"]
             text = Text("VERIFICATION FAILED — this bundle does not match its manifest:\n",
                         style="bold")  # fmt: skip
@@ -305,6 +309,8 @@ class ReplayApp(App[None]):
         t.append("  ")
         if self.report is None:
             t.append("verifying …", style="yellow")
+        elif self.report.cut_off:
+            t.append("CUT OFF, read up to its last checkpoint", style="bold black on yellow")
         elif not self.report.ok:
             t.append("VERIFY FAILED", style="bold white on red")
         elif not self.report.complete:
