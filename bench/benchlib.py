@@ -249,6 +249,21 @@ class Result:
     def ratio(self, name: str) -> float:
         return statistics.median(self.ratios(name))
 
+    def ratios_between(self, name: str, base: str) -> list[float]:
+        """Per-run wall time of ``name`` over ``base``'s in the same run."""
+        pairs = zip(self.runs[name], self.runs[base], strict=True)
+        return [r.wall / b.wall for r, b in pairs]
+
+    def ratio_line(self, name: str, base: str, target: float | None = None) -> str:
+        """``ratio NAME / BASE: median (min, max); cpu ratio`` for any two commands."""
+        rs = self.ratios_between(name, base)
+        cpu_ratio = self.cpu(name) / self.cpu(base) if self.cpu(base) else float("nan")
+        tail = f"; target <= {target:.2f}" if target is not None else ""
+        return (
+            f"ratio {name} / {base}: median {statistics.median(rs):.2f} "
+            f"(min {min(rs):.2f}, max {max(rs):.2f}{tail}); cpu ratio {cpu_ratio:.2f}"
+        )
+
     def cpu(self, name: str) -> float:
         return statistics.median(r.cpu for r in self.runs[name])
 
@@ -277,13 +292,7 @@ class Result:
             )
             lines.append(line)
         for name in self.names[1:]:
-            rs = self.ratios(name)
-            cpu_ratio = self.cpu(name) / self.cpu(base) if self.cpu(base) else float("nan")
-            tail = f"; target <= {target:.2f}" if target is not None else ""
-            lines.append(
-                f"ratio {name} / {base}: median {statistics.median(rs):.2f} "
-                f"(min {min(rs):.2f}, max {max(rs):.2f}{tail}); cpu ratio {cpu_ratio:.2f}"
-            )
+            lines.append(self.ratio_line(name, base, target))
         return "\n".join(lines)
 
 

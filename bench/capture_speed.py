@@ -1,18 +1,29 @@
-"""Benchmark: `exuvia capture --files all` against `tar | sha256sum` on the same root.
+"""Benchmark: `exuvia capture --files all` against tar on the same container root.
 
-Builds a target root of >= 50,000 files and >= 1 GiB, starts a process chrooted
-into it in its own mount and PID namespaces, then times, in the same run:
+Inputs (``--input``):
 
-  baseline: tar -cf - -C /proc/PID/root . | sha256sum
-  exuvia:   exuvia capture pid://PID --files all -o OUT
+  real       the real tree of bench/realtree.py (this machine's libraries, docs,
+             Python stdlib and more of /usr: >= 100,000 files, >= 2 GiB, cached
+             under /var/cache/exuvia-bench/) run under runc; the targets are
+             judged on it (the default)
+  synthetic  >= 50,000 generated files and >= 1 GiB (``--files``, ``--gib``)
+             chrooted by unshare in its own mount and PID namespaces (extra rows)
 
-Both read the same warm page cache. The two alternate which goes first; each run
-prints both wall times, their ratio and the CPU time (user + system, children
-included) each used. At the end: medians (ratio target <= 1.0), the load average,
-and exuvia's peak RSS summed over its processes (it forks a reader process;
-target <= 200 MiB). Needs root, gcc, unshare.
+Commands timed in the same runs, alternating order (bench/benchlib.py):
 
-    sudo .venv/bin/python bench/capture_speed.py [--files 50000] [--gib 1.0] [--runs 5]
+  tar|sha256sum    tar --one-file-system -cf - -C /proc/PID/root . | sha256sum
+  exuvia           exuvia capture URI --files all -o OUT            (zstd, the default)
+  exuvia-none      exuvia capture URI --files all --compress none -o OUT
+  tar|zstd|tee     tar ... | zstd -3 -T0 | tee >(sha256sum) > OUT
+
+Printed: every run, medians, CPU (user + system of the whole process tree),
+peak RSS and PSS over all processes of each tree, the load before and after,
+and the ratios exuvia / tar|sha256sum (target <= 1.00, peak RSS <= 200 MiB),
+exuvia-none / tar|sha256sum and exuvia / tar|zstd|tee. The machine is shared:
+read the printed load with the figures. Needs root, runc, gcc, tar, zstd.
+
+    sudo .venv/bin/python bench/capture_speed.py [--input real|synthetic|both] [--runs 5]
+        [--commands tar|sha256sum,exuvia,...] [--compare-with CHECKOUT]
 """
 
 from __future__ import annotations
@@ -23,13 +34,19 @@ import os
 import random
 import shutil
 import signal
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import benchlib
+import realtree
+
+REPO = Path(__file__).resolve().parent.parent
+COMMANDS = ("tar|sha256sum", "exuvia", "exuvia-none", "tar|zstd|tee")
 
 SLEEPER_C = r"""
 #include <unistd.h>
@@ -86,56 +103,132 @@ def init_pid(wrapper: subprocess.Popen[bytes]) -> int:
     raise SystemExit("target did not start")
 
 
-def _tree_rss_kib(pid: int) -> int:
-    """VmRSS of ``pid`` and all its descendants, in KiB (shared pages count twice)."""
-    total, todo = 0, [pid]
-    while todo:
-        p = todo.pop()
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-            for task in os.listdir(f"/proc/{p}/task"):
-                todo += [
-                    int(c) for c in Path(f"/proc/{p}/task/{task}/children").read_text().split()
-                ]
-        except (OSError, ValueError):
-            continue
-    return total
+@contextlib.contextmanager
+def synthetic_target(work: Path, nfiles: int, gib: float) -> Iterator[tuple[int, str, str]]:
+    """(pid, URI, description) of the synthetic root's chrooted process."""
+    root = work / "root"
+    if not root.exists():
+        print(f"building {nfiles} files, {gib} GiB under {root} ...", flush=True)
+        root.mkdir(parents=True)
+        build_root(root, nfiles, int(gib * (1 << 30)))
+    wrapper = start_target(root)
+    pid = 0
+    try:
+        pid = init_pid(wrapper)
+        yield pid, f"pid://{pid}", f"synthetic tree: {nfiles:,} files, {gib} GiB"
+    finally:
+        # the target is PID 1 of its namespace and ignores SIGTERM: kill it, and
+        # unshare (waiting for it) follows
+        with contextlib.suppress(ProcessLookupError):
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+        wrapper.kill()
+        wrapper.wait()
 
 
-def timed(
-    cmd: list[str] | str, shell: bool = False, cwd: Path | None = None
-) -> tuple[float, float, int]:
-    """Wall seconds, CPU seconds (user + system, waited-for children included) and
-    the peak of the process tree's summed RSS in MiB (sampled every 10 ms)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL, cwd=cwd)
-    peak = [0]
-    done = threading.Event()
+@contextlib.contextmanager
+def real_target() -> Iterator[tuple[int, str, str]]:
+    tree = realtree.build()
+    with realtree.start_container(tree.root) as c:
+        yield c.pid, c.uri, tree.describe() + " under runc"
 
-    def sample() -> None:
-        while not done.wait(0.01):
-            peak[0] = max(peak[0], _tree_rss_kib(proc.pid))
 
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - t0
-    done.set()
-    sampler.join()
-    if os.waitstatus_to_exitcode(status) not in (0, 3):
-        raise SystemExit(f"{cmd} failed with {status}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return elapsed, cpu, max(peak[0], usage.ru_maxrss) // 1024
+def commands(  # noqa: PLR0917 - one call site
+    pid: int,
+    uri: str,
+    out_dir: Path,
+    names: list[str],
+    other: Path | None,
+    variants: list[str],
+) -> list[benchlib.Command]:
+    out = out_dir / "out.exv"
+
+    def clean() -> None:
+        for p in out_dir.iterdir():
+            p.unlink()
+
+    tar = f"tar --one-file-system -cf - -C /proc/{pid}/root ."
+
+    def exuvia(name: str, checkout: Path, *extra: str) -> benchlib.Command:
+        return benchlib.Command(
+            name,
+            realtree.exuvia_capture_argv(uri, out, *extra),
+            cwd=checkout,
+            env={"PYTHONPATH": str(checkout)},
+            before=clean,
+            after=clean,
+            ok_codes=(0, 3),  # 3: sealed, with skips recorded
+        )
+
+    made = {
+        "tar|sha256sum": benchlib.Command("tar|sha256sum", f"{tar} | sha256sum", shell=True),
+        "exuvia": exuvia("exuvia", REPO),
+        "exuvia-none": exuvia("exuvia-none", REPO, "--compress", "none"),
+        "tar|zstd|tee": benchlib.Command(
+            "tar|zstd|tee",
+            # $! is the process substitution: waited for, so its time is counted
+            f"{tar} | zstd -q -3 -T0 | tee >(sha256sum >/dev/null) > {out}; wait $!",
+            shell=True,
+            before=clean,
+            after=clean,
+        ),
+    }
+    cmds = [made[n] for n in names]
+    if other is not None:
+        cmds.append(exuvia(f"exuvia@{other.name}", other.resolve()))
+    for v in variants:
+        cmds.append(exuvia(f"exuvia {v}", REPO, *v.split()))
+    return cmds
+
+
+def bench(
+    target: contextlib.AbstractContextManager[tuple[int, str, str]], args: argparse.Namespace
+) -> None:
+    out_dir = Path(tempfile.mkdtemp(prefix="capture-out-", dir=realtree.CACHE))
+    try:
+        with target as (pid, uri, what):
+            print(f"== {what}", flush=True)
+            cmds = commands(pid, uri, out_dir, args.commands, args.compare_with, args.variant)
+            # one untimed tar warms the page cache for every command
+            benchlib.measure(
+                benchlib.Command(
+                    "warm-up",
+                    f"tar --one-file-system -cf - -C /proc/{pid}/root . >/dev/null",
+                    shell=True,
+                )
+            )
+            res = benchlib.compare(cmds, runs=args.runs, warmup=False)
+            names = [c.name for c in cmds]
+            print(f"-- {what}")
+            if "tar|sha256sum" in names:
+                for n in names:
+                    if n.startswith("exuvia"):
+                        goal = 1.0 if n == "exuvia" else None
+                        print(res.ratio_line(n, "tar|sha256sum", goal))
+            if "exuvia" in names and "tar|zstd|tee" in names:
+                print(res.ratio_line("exuvia", "tar|zstd|tee"))
+            if "exuvia" in names:
+                print(
+                    f"exuvia peak RSS over all its processes: {res.peak_rss('exuvia'):.0f} MiB "
+                    f"(PSS {res.peak_pss('exuvia'):.0f} MiB; target <= 200)"
+                )
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--files", type=int, default=50_000)
-    ap.add_argument("--gib", type=float, default=1.0)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--input", choices=("real", "synthetic", "both"), default="real")
+    ap.add_argument("--files", type=int, default=50_000, help="synthetic: file count")
+    ap.add_argument("--gib", type=float, default=1.0, help="synthetic: total size")
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--workdir", type=Path, default=None, help="synthetic: keep the root here")
+    ap.add_argument(
+        "--commands",
+        type=lambda s: s.split(","),
+        default=list(COMMANDS),
+        help=f"comma-separated subset of {','.join(COMMANDS)} (the first is the baseline)",
+    )
     ap.add_argument(
         "--compare-with",
         type=Path,
@@ -144,88 +237,28 @@ def main() -> None:
         help="also time the exuvia of another source checkout (e.g. a worktree of main) "
         "in every run, for an A/B under the same load",
     )
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="ARGS",
+        help="also time exuvia with these extra arguments (repeatable), e.g. '--zstd-level 3'",
+    )
     args = ap.parse_args()
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="exuvia-bench-"))
-    root = work / "root"
-    if not root.exists():
-        print(f"building {args.files} files, {args.gib} GiB under {root} ...", flush=True)
-        root.mkdir(parents=True)
-        build_root(root, args.files, int(args.gib * (1 << 30)))
-    wrapper = start_target(root)
-    pid = 0
-    try:
-        pid = init_pid(wrapper)
-        exuvia = [
-            sys.executable,
-            "-m",
-            "tui.cli",
-            "capture",
-            f"pid://{pid}",
-            "--files",
-            "all",
-            "--max-file-size",
-            "1G",
-            "-q",
-        ]
-        baseline = f"tar -cf - -C /proc/{pid}/root . | sha256sum"
-        timed(baseline, shell=True)  # warm the page cache
-        load0 = os.getloadavg()
-        bases, exs, ratios, others, rss = [], [], [], [], 0
-        for i in range(args.runs):
-            out = work / f"out{i}.exv"
-            runs: list[tuple[str, list[str] | str, Path | None]] = [
-                ("base", baseline, None),
-                ("exuvia", [*exuvia, "-o", str(out)], Path.cwd()),
-            ]
-            if args.compare_with:
-                other = [*exuvia, "-o", str(work / f"other{i}.exv")]
-                runs.append(("other", other, args.compare_with.resolve()))
-            got: dict[str, tuple[float, float, int]] = {}
-            for name, cmd, cwd in runs if i % 2 == 0 else runs[::-1]:
-                got[name] = timed(cmd, shell=name == "base", cwd=cwd)
-            for p in work.glob(f"other{i}.exv*"):
-                p.unlink()
-            for p in work.glob(f"out{i}.exv*"):
-                p.unlink()
-            (tb, cb, _), (te, ce, r) = got["base"], got["exuvia"]
-            bases.append(tb)
-            exs.append(te)
-            ratios.append(te / tb)
-            rss = max(rss, r)
-            print(
-                f"run {i}: baseline {tb:.2f}s (cpu {cb:.2f}s)  exuvia {te:.2f}s "
-                f"(cpu {ce:.2f}s)  ratio {te / tb:.2f}  peak RSS {r} MiB",
-                flush=True,
-            )
-            if "other" in got:
-                to, co, ro = got["other"]
-                others.append(to / tb)
-                print(
-                    f"       {args.compare_with}: {to:.2f}s (cpu {co:.2f}s)  "
-                    f"ratio {to / tb:.2f}  peak RSS {ro} MiB",
-                    flush=True,
-                )
-        load1 = os.getloadavg()
-        print(f"files={args.files} size={args.gib} GiB cores={os.cpu_count()} runs={args.runs}")
-        print(f"load average (1 min) before {load0[0]:.2f}, after {load1[0]:.2f}")
-        print(f"baseline (tar | sha256sum): median {statistics.median(bases):.2f}s")
-        print(f"exuvia capture --files all: median {statistics.median(exs):.2f}s")
-        print(
-            f"ratio exuvia/baseline: median {statistics.median(ratios):.2f} "
-            f"(min {min(ratios):.2f}, max {max(ratios):.2f}; target <= 1.00)"
-        )
-        print(f"exuvia peak RSS, all its processes: {rss} MiB (target <= 200)")
-        if others:
-            print(f"{args.compare_with}: ratio median {statistics.median(others):.2f}")
-    finally:
-        # the target is PID 1 of its namespace and ignores SIGTERM: kill it, and
-        # unshare (waiting for it) follows
-        with contextlib.suppress(NameError, ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        wrapper.kill()
-        wrapper.wait()
-        if args.workdir is None:
-            shutil.rmtree(work, ignore_errors=True)
+    bad = [c for c in args.commands if c not in COMMANDS]
+    if bad:
+        ap.error(f"unknown command {bad[0]!r}; choose from {','.join(COMMANDS)}")
+    if os.geteuid() != 0:
+        ap.error("needs root (runc, unshare, reading the target's files)")
+    if args.input in ("real", "both"):
+        bench(real_target(), args)
+    if args.input in ("synthetic", "both"):
+        work = Path(args.workdir or tempfile.mkdtemp(prefix="exuvia-bench-"))
+        try:
+            bench(synthetic_target(work, args.files, args.gib), args)
+        finally:
+            if args.workdir is None:
+                shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,12 @@ if TYPE_CHECKING:  # the in-pod agent never signs and need not load cryptography
     from forensics.signing import Signer
 
 MAX_SKIPS_IN_MANIFEST = 10_000
+#: the bundle's zstd level unless --zstd-level says otherwise: level 1 compresses
+#: twice as fast as 3 for ~14% more bytes, and zstd was most of the writing
+#: process's CPU time (docs/performance.md)
+ZSTD_LEVEL = 1
+#: zstd worker threads of `exuvia capture` unless --zstd-threads says otherwise
+ZSTD_THREADS = 0
 
 
 @dataclass
@@ -63,6 +69,8 @@ class CaptureOptions:
     files: str = "changed"
     max_file_size: int = 64 << 20
     compress: str = "zstd"
+    #: zstd level of the bundle (docs/performance.md: why 1)
+    level: int = ZSTD_LEVEL
     redact: bool = True
     procfs: str = "/proc"
     argv: list[str] = field(default_factory=list)
@@ -232,6 +240,7 @@ class Capture:
                 writer = BundleWriter(
                     raw,
                     compress=self.opts.compress,
+                    level=self.opts.level,
                     threads=self.opts.threads,
                     header={"tool": f"exuvia {__version__}", "target": self.target.uri},
                 )
@@ -483,6 +492,7 @@ class Capture:
                 "files": self.opts.files,
                 "max_file_size": self.opts.max_file_size,
                 "compress": self.opts.compress,
+                **({"zstd_level": self.opts.level} if self.opts.compress == "zstd" else {}),
                 "redact": self.opts.redact,
                 "scan_rules_sha256": self.opts.scan.rules.sha256 if self.opts.scan else None,
             },

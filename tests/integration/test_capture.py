@@ -409,3 +409,28 @@ def test_capture_output_json_for_scripts(runc_target: LabContainer, tmp_path: Pa
     verify = json.loads(exuvia("verify", str(out), "--output", "json").stdout)
     assert verify["ok"] and verify["manifest_sha256"] == doc["manifest_sha256"]
     assert verify["file_sha256"] == doc["file_sha256"]
+
+
+def test_zstd_level_and_threads_are_chosen_and_recorded(
+    runc_target: LabContainer, tmp_path: Path
+) -> None:
+    """--zstd-level changes what is written (19 packs tighter than 1) and is recorded
+    in the manifest; worker threads give a bundle that verifies the same way."""
+    sizes = {}
+    for level, threads in (("1", "0"), ("19", "0"), ("1", "2")):
+        out = tmp_path / f"l{level}t{threads}.exv"
+        res = exuvia(
+            "capture", runc_target.uri, "-o", str(out), "--files", "all",
+            "--zstd-level", level, "--zstd-threads", threads,
+        )  # fmt: skip
+        assert res.returncode == 0, res.stderr
+        assert json.loads(member(out, "manifest.json"))["options"]["zstd_level"] == int(level)
+        verify = json.loads(exuvia("verify", str(out), "--output", "json").stdout)
+        assert verify["ok"], verify
+        sizes[level, threads] = out.stat().st_size
+    assert sizes["19", "0"] < sizes["1", "0"]
+    plain = tmp_path / "plain.exv"
+    res = exuvia("capture", runc_target.uri, "-o", str(plain), "--files", "none",
+                 "--compress", "none")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "zstd_level" not in json.loads(member(plain, "manifest.json"))["options"]

@@ -48,6 +48,8 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
         (["verify", "/nonexistent/bundle.exv"], "cannot open"),
         (["info", "/nonexistent/bundle.exv"], "cannot open"),
         (["capture", "pid://1", "-o", "/tmp/x.exv", "--max-file-size", "lots"], "not a size"),
+        (["capture", "pid://1", "-o", "/tmp/x.exv", "--zstd-level", "0"], "level from 1 to 19"),
+        (["capture", "pid://1", "-o", "/tmp/x.exv", "--zstd-level", "x"], "level from 1 to 19"),
     ],
 )
 def test_errors_are_one_line_without_traceback(args: list[str], message: str) -> None:

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from collectors.capture import CaptureOptions, CaptureResult, capture
+from collectors.capture import ZSTD_LEVEL, ZSTD_THREADS, CaptureOptions, CaptureResult, capture
 from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
 from forensics.errors import ExuviaError, TargetError
@@ -42,6 +42,21 @@ def register(sub: Any) -> None:
         "public key's fingerprint is recorded; check with `exuvia verify FILE --key PUB`",
     )
     p.add_argument(
+        "--zstd-level",
+        type=_zstd_level,
+        default=ZSTD_LEVEL,
+        metavar="N",
+        help=f"zstd compression level, 1-19 (default {ZSTD_LEVEL}; higher is smaller and slower)",
+    )
+    p.add_argument(
+        "--zstd-threads",
+        type=int,
+        choices=range(9),
+        default=ZSTD_THREADS,
+        metavar="N",
+        help=f"zstd worker threads, 0-8 (default {ZSTD_THREADS}: compress on the writing thread)",
+    )
+    p.add_argument(
         "--scan",
         type=Path,
         metavar="RULES",
@@ -55,6 +70,16 @@ def register(sub: Any) -> None:
     add_store_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler=run)
+
+
+def _zstd_level(text: str) -> int:
+    try:
+        level = int(text)
+    except ValueError:
+        level = 0
+    if not 1 <= level <= 19:
+        raise argparse.ArgumentTypeError(f"expected a level from 1 to 19, got {text!r}")
+    return level
 
 
 class _Progress:
@@ -97,12 +122,13 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         files=args.files,
         max_file_size=args.max_file_size,
         compress=args.compress,
+        level=getattr(args, "zstd_level", ZSTD_LEVEL),
         redact=args.redact,
         argv=list(sys.argv),
         # zstd in the writing process itself: the filesystem reader process already
         # takes the other core, and zstd's worker threads doubled its CPU time
         # for no gain in wall time (docs/performance.md)
-        threads=0,
+        threads=getattr(args, "zstd_threads", ZSTD_THREADS),
         signer=signer,
     )
 
