@@ -28,6 +28,7 @@ from collectors.fs.mounts import PSEUDO_DIRS, parse_mountinfo, pseudo_mount_poin
 from collectors.fs.policy import CopyPolicy
 from collectors.fs.readonly_view import ReadOnlyView, open_readonly_view
 from collectors.fs.walk import O_NOATIME
+from collectors.memory.acquire import MemoryCollector, MemoryOptions
 from collectors.network import collect_network
 from collectors.processes import collect_processes
 from collectors.runtime_logs import copy_process_binary, copy_runtime_logs
@@ -51,6 +52,7 @@ if TYPE_CHECKING:  # the in-pod agent never signs and need not load cryptography
     from forensics.signing import Signer
 
 MAX_SKIPS_IN_MANIFEST = 10_000
+_MEMORY_CUSTODY = ("pid", "member", "sha256", "stored_bytes", "read_start", "read_end")
 
 
 @dataclass
@@ -67,6 +69,8 @@ class CaptureOptions:
     threads: int = 2
     #: sign the manifest with this key (loaded by the caller; never written anywhere)
     signer: Signer | None = None
+    #: process memory as ELF cores (None: not captured; docs/memory.md)
+    memory: MemoryOptions | None = None
 
 
 @dataclass
@@ -81,6 +85,8 @@ class CaptureResult:
     skips: int
     custody_path: Path
     signed_by: str | None = None
+    #: one line each: what was asked for and not done (memory of a process not read)
+    warnings: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[str, FsStats | None], None]
@@ -149,6 +155,8 @@ class Capture:
         self.ctx = CollectContext(pid=target.pid, procfs=opts.procfs, redact=opts.redact)
         self.policy = CopyPolicy(opts.files, opts.max_file_size, redact=opts.redact)
         self.view: ReadOnlyView | str = "not opened"
+        self.warnings: list[str] = []
+        self.memory: MemoryCollector | None = None
 
     # -- helpers -----------------------------------------------------------------
     def _jsonl(
@@ -290,6 +298,7 @@ class Capture:
             skips=self.skips.total,
             custody_path=custody_path,
             signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
+            warnings=list(self.warnings),
         )
 
     def _collect(self, writer: BundleWriter) -> None:
@@ -312,6 +321,9 @@ class Capture:
             procs = self._jsonl(writer, "processes", collect_processes(self.ctx))
             self.progress("network", None)
             self._jsonl(writer, "network", collect_network(self.ctx))
+            if self.opts.memory is not None:
+                self.progress("memory", None)
+                self._memory(writer, self.opts.memory)
             self.progress("binaries", None)
             self._jsonl(writer, "binaries", self._binaries(writer, procs))
             mounts = self._mounts()
@@ -347,6 +359,19 @@ class Capture:
             self._jsonl(writer, "logs", self._logs(writer, acq.stats))
         finally:
             os.close(root_fd)
+
+    def _memory(self, writer: BundleWriter, opts: MemoryOptions) -> None:
+        """Cores of the target's processes, right after the process table (volatile)."""
+
+        def done(summary: dict[str, Any]) -> None:
+            self.custody.record("memory.read", **{k: summary[k] for k in _MEMORY_CUSTODY})
+
+        self.memory = MemoryCollector(self.ctx, writer, opts, on_done=done)
+        self._jsonl(writer, "memory", self.memory.run())
+        for item in self.memory.stats.not_captured:
+            self.warnings.append(f"memory of pid {item['pid']} not captured: {item['reason']}")
+        if not self.memory.stats.processes:
+            self.warnings.append("--memory was asked but no process memory was captured")
 
     def _root_fd(self) -> int:
         """The read-only view's root when we have one, else /proc/<pid>/root."""
@@ -463,7 +488,9 @@ class Capture:
                 "max_file_size": self.opts.max_file_size,
                 "compress": self.opts.compress,
                 "redact": self.opts.redact,
+                "memory": self.opts.memory.mode if self.opts.memory else None,
             },
+            "memory": self._memory_manifest(),
             "complete": not self.incomplete,
             "incomplete_reason": "; ".join(self.incomplete),
             "counts": dict(self.counts),
@@ -481,6 +508,22 @@ class Capture:
         }
         manifest_sha, _size = writer.finish(manifest, signer=self.opts.signer)
         return manifest_sha, writer.file_sha256, writer.file_bytes
+
+    def _memory_manifest(self) -> dict[str, Any] | None:
+        """Per process: its core member and its smear window (start/end of its read)."""
+        opts = self.opts.memory
+        if opts is None:
+            return None
+        stats = self.memory.stats if self.memory is not None else None
+        return {
+            "mode": opts.mode,
+            "max_size": opts.max_size,
+            "pids": list(opts.pids) if opts.pids is not None else None,
+            "atomic": False,
+            "processes": stats.processes if stats else [],
+            "not_captured": stats.not_captured if stats else [],
+            "stored_bytes": stats.stored_bytes if stats else 0,
+        }
 
 
 def signed_details(signer: Signer | None) -> dict[str, Any]:

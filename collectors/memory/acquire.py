@@ -24,7 +24,8 @@ from collectors.context import CollectContext
 from collectors.memory.maps import Mapping, parse_maps, why_not
 from collectors.memory.read import MemReader, RegionRead
 from collectors.processes import namespace_members
-from forensics.bundle.writer import BundleWriter
+from forensics.bundle.writer import BundleWriter, MemberStream, padded
+from forensics.errors import CaptureInterrupted
 from forensics.memory.core import (
     MACHINES,
     MAX_SEGMENTS,
@@ -119,6 +120,17 @@ def plan(maps: list[Mapping], mode: str, budget: int | None) -> _Plan:
     return _Plan(maps, segs, reasons)
 
 
+@dataclass
+class _CoreWrite:
+    """One core being written: where its bytes and skips go."""
+
+    pid: int
+    reader: MemReader
+    stream: MemberStream
+    member_h: Any
+    skips: list[Skip]
+
+
 class MemoryCollector:
     """Cores of the target's processes into ``writer``; yields records and skips."""
 
@@ -202,37 +214,14 @@ class MemoryCollector:
         regions: list[dict[str, Any]] = []
         skips: list[Skip] = []
         start = now_ns()
-        for m, seg, off, why in zip(maps, p.segments, lay.offsets, p.reasons, strict=True):
-            region: dict[str, Any] = {
-                "start": m.start,
-                "end": m.end,
-                "perms": m.perms,
-                "kind": m.kind,
-                "path": fsdecode_safe(m.path) if m.path else None,
-                "offset": m.offset,
-                "core_offset": off,
-                "stored": seg.filesz,
-            }
-            if why:
-                region["not_stored"] = why
-                if not by_choice(why):
-                    skips.append(Skip(COLLECTOR, f"pid {pid} {m.start:#x}-{m.end:#x}", why))
-            if seg.filesz:
-                h = hashlib.sha256()
-
-                def out(data: bytes | memoryview, h: Any = h) -> None:
-                    h.update(data)
-                    member_h.update(data)
-                    stream.write(data)
-
-                got = reader.read_region(m, seg.filesz, out)
-                region.update(
-                    sha256=h.hexdigest(), read=got.read_bytes, untouched=got.untouched_bytes
-                )
-                if got.unreadable:
-                    region["unreadable"] = [[a, n, r] for a, n, r in got.unreadable]
-                    skips.extend(_holes(pid, got))
-            regions.append(region)
+        w = _CoreWrite(pid, reader, stream, member_h, skips)
+        try:
+            for m, seg, off, why in zip(maps, p.segments, lay.offsets, p.reasons, strict=True):
+                regions.append(self._region(w, m, seg, off, why))
+        except CaptureInterrupted:
+            # keep the tar stream whole: the rest of the member is zeros
+            stream.finish(padded(member_h, stream.remaining).hexdigest())
+            raise
         end = now_ns()
         entry = stream.finish(member_h.hexdigest())
         stored = sum(s.filesz for s in p.segments)
@@ -255,6 +244,42 @@ class MemoryCollector:
         self.on_done(summary)
         yield from skips
         yield Record("memory", {**summary, "comm": fsdecode_safe(facts.comm), "regions": regions})
+
+    @staticmethod
+    def _region(
+        w: _CoreWrite, m: Mapping, seg: Segment, core_offset: int, why: str | None
+    ) -> dict[str, Any]:
+        """Stream one mapping's stored bytes; its entry in the record."""
+        pid, stream, member_h, skips = w.pid, w.stream, w.member_h, w.skips
+        region: dict[str, Any] = {
+            "start": m.start,
+            "end": m.end,
+            "perms": m.perms,
+            "kind": m.kind,
+            "path": fsdecode_safe(m.path) if m.path else None,
+            "offset": m.offset,
+            "core_offset": core_offset,
+            "stored": seg.filesz,
+        }
+        if why:
+            region["not_stored"] = why
+            if not by_choice(why):
+                skips.append(Skip(COLLECTOR, f"pid {pid} {m.start:#x}-{m.end:#x}", why))
+        if not seg.filesz:
+            return region
+        h = hashlib.sha256()
+
+        def out(data: bytes | memoryview) -> None:
+            h.update(data)
+            member_h.update(data)
+            stream.write(data)
+
+        got = w.reader.read_region(m, seg.filesz, out)
+        region.update(sha256=h.hexdigest(), read=got.read_bytes, untouched=got.untouched_bytes)
+        if got.unreadable:
+            region["unreadable"] = [[a, n, r] for a, n, r in got.unreadable]
+            skips.extend(_holes(pid, got))
+        return region
 
     def _budget(self) -> int | None:
         per = self.opts.max_size

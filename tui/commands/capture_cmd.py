@@ -11,7 +11,9 @@ from typing import Any
 from collectors.capture import CaptureOptions, CaptureResult, capture
 from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
+from forensics.errors import ExuviaError
 from tui.commands import k8s_cmd
+from tui.commands.memory_options import add_memory_options, memory_from_args
 from tui.commands.options import add_capture_options, add_output_format, print_json
 
 
@@ -29,6 +31,7 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     add_output_format(p)
     add_capture_options(p)
+    add_memory_options(p)
     p.add_argument(
         "--sign",
         type=Path,
@@ -75,6 +78,10 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         from forensics.signing import Signer  # noqa: PLC0415 - cryptography only when signing
 
         signer = Signer.from_file(args.sign)
+    try:
+        memory = memory_from_args(args)
+    except argparse.ArgumentTypeError as err:
+        raise ExuviaError(str(err)) from None
     return CaptureOptions(
         output=output,
         examiner=args.examiner or default_operator(),
@@ -89,6 +96,7 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         # for no gain in wall time (docs/performance.md)
         threads=0,
         signer=signer,
+        memory=memory,
     )
 
 
@@ -107,6 +115,7 @@ def result_doc(res: CaptureResult) -> dict[str, Any]:
         "skipped": res.skips,
         "custody_log": str(res.custody_path),
         "signed_by": res.signed_by,
+        "warnings": res.warnings,
         "exit_status": 0 if res.complete else 3,
     }
 
@@ -130,6 +139,11 @@ def print_result(res: CaptureResult, output_format: str = "text") -> None:
 
 def run(args: argparse.Namespace) -> int:
     if parse_uri(args.target)[0] == "k8s":
+        if getattr(args, "memory", None) is not None:
+            raise ExuviaError(
+                "--memory is not available for k8s:// targets yet (the in-pod agent does "
+                "not read memory); capture from the node with runc:// or containerd://"
+            )
         return k8s_cmd.run_capture(args)
     opts = options_from(args, args.output)  # a bad signing key fails before anything runs
     target = resolve(args.target)
@@ -138,5 +152,7 @@ def run(args: argparse.Namespace) -> int:
         res = capture(target, opts, progress)
     finally:
         progress.done()
+    for line in res.warnings:  # never silently without what was asked for
+        sys.stderr.write(f"exuvia: warning: {line}\n")
     print_result(res, args.output_format)
     return 0 if res.complete else 3
