@@ -37,6 +37,7 @@ from forensics.timeline.logs import (
     runtime_source,
 )
 from forensics.timeline.logtime import LogClock, tz_name
+from forensics.timeline.memory import extract_memory
 from forensics.timeline.proc import extract_processes, parse_passwd
 from forensics.timeline.runtime import (
     TARGET_MEMBER,
@@ -49,6 +50,7 @@ from forensics.timeline.store import StoreSink
 
 FS_MEMBER = "artifacts/filesystem.jsonl"
 PROC_MEMBER = "artifacts/processes.jsonl"
+MEMORY_MEMBER = "artifacts/memory.jsonl"
 LOGS_MEMBER = "artifacts/logs.jsonl"
 USERS_MEMBER = "files/etc/passwd"
 GROUPS_MEMBER = "files/etc/group"
@@ -118,7 +120,7 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
 
     def want(name: str) -> bool:
         return (
-            name in (FS_MEMBER, PROC_MEMBER)
+            name in (FS_MEMBER, PROC_MEMBER, MEMORY_MEMBER)
             or name in sources
             or name.startswith((RUNTIME_LOGS, K8S_LOGS))
         )
@@ -133,6 +135,8 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
                 lifecycle_done = True
             elif member.name == FS_MEMBER:
                 extract_fs(member, sink)
+            elif member.name == MEMORY_MEMBER:
+                extract_memory(member, sink)
             else:
                 src = sources.get(member.name)
                 if src is None:

@@ -34,6 +34,7 @@ from elftools.elf.elffile import ELFFile
 
 from forensics.bundle import verify_bundle
 from forensics.bundle.reader import BundleReader
+from forensics.timeline import Query, open_timeline
 from forensics.timeline.bundleio import stream_members
 from tests.support.bundles import artifacts
 from tests.support.memtarget import IN_CONTAINER, build_memtarget, run_memtarget
@@ -345,3 +346,27 @@ def test_memory_flags_need_memory_and_reject_bad_pids(tmp_path: Path) -> None:
         )
         assert res.returncode == 2 and needle in res.stderr and "Traceback" not in res.stderr
         assert not list(tmp_path.iterdir())
+
+
+def test_info_and_timeline_show_the_memory(
+    captured: Captured, programs: dict[str, Program], tmp_path: Path
+) -> None:
+    res = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "info", str(captured.bundle)],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert res.returncode == 0, res.stderr
+    assert "memory:     2 process cores (mode anon" in res.stdout
+    for p in programs.values():
+        assert f"memory/{p.pid}.core  pid {p.pid}" in res.stdout
+    tl = open_timeline(captured.bundle, cache_dir=tmp_path / "cache")
+    evs = tl.events(Query(kinds=("memory.read",)), limit=50)
+    assert sorted(e.entity for e in evs) == sorted([f"pid:{p.pid}" for p in programs.values()] * 2)
+    recs = _records(captured)
+    for e in evs:
+        pid = e.attrs["pid"]
+        assert e.ts in (recs[pid]["read_start_ns"], recs[pid]["read_end_ns"])

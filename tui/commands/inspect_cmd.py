@@ -13,6 +13,7 @@ from forensics.bundle.verify import VerifyReport
 from forensics.case import CaseReport, is_case, load_case, verify_case
 from forensics.timeutil import iso_ns
 from tui.commands import case_cmd
+from tui.commands.memory_info import memory_lines
 from tui.commands.options import add_output_format, print_json
 
 
@@ -165,6 +166,7 @@ def info_doc(path: Path, m: dict[str, Any], warnings: list[str]) -> dict[str, An
         "counts": _d(m.get("counts")),
         "filesystem": _d(m.get("filesystem")),
         "members": len(members) if isinstance(members, list) else None,
+        "memory": m.get("memory") if isinstance(m.get("memory"), dict) else None,
         "skips": {
             "total": skips.get("total", 0),
             "by_collector": _d(skips.get("by_collector")),
@@ -238,6 +240,8 @@ def run_info(args: argparse.Namespace) -> int:
         )
     members = m.get("members")
     print(f"members:    {len(members) if isinstance(members, list) else '?'} + manifest")
+    for line in memory_lines(m, _v):
+        print(line)
     skips = _d(m.get("skips"))
     by = _d(skips.get("by_collector"))
     total = skips.get("total", 0)
