@@ -21,6 +21,7 @@ from typing import Any
 
 from collectors import procfs
 from collectors.context import CollectContext
+from collectors.memory.hashing import BackgroundHash
 from collectors.memory.maps import Mapping, parse_maps, why_not
 from collectors.memory.read import MemReader, RegionRead
 from collectors.processes import namespace_members
@@ -129,6 +130,8 @@ class _CoreWrite:
     stream: MemberStream
     member_h: Any
     skips: list[Skip]
+    #: (region hasher, member hasher): two threads, so hashing uses the other CPUs
+    hashers: tuple[BackgroundHash, BackgroundHash]
 
 
 class MemoryCollector:
@@ -150,6 +153,14 @@ class MemoryCollector:
         self.on_done = on_done or (lambda _d: None)
 
     def run(self) -> Iterator[Record | Skip]:
+        self._hashers = (BackgroundHash(), BackgroundHash())
+        try:
+            yield from self._run()
+        finally:
+            for hasher in self._hashers:
+                hasher.close()
+
+    def _run(self) -> Iterator[Record | Skip]:
         pids, skips = namespace_members(self.ctx, COLLECTOR)
         yield from skips
         if self.opts.pids is not None:
@@ -211,18 +222,21 @@ class MemoryCollector:
         member_h = hashlib.sha256()
         member_h.update(lay.head)
         stream.write(lay.head)
+        hashers = self._hashers
         regions: list[dict[str, Any]] = []
         skips: list[Skip] = []
         start = now_ns()
-        w = _CoreWrite(pid, reader, stream, member_h, skips)
+        w = _CoreWrite(pid, reader, stream, member_h, skips, hashers)
         try:
             for m, seg, off, why in zip(maps, p.segments, lay.offsets, p.reasons, strict=True):
                 regions.append(self._region(w, m, seg, off, why))
         except CaptureInterrupted:
             # keep the tar stream whole: the rest of the member is zeros
+            hashers[1].wait()
             stream.finish(padded(member_h, stream.remaining).hexdigest())
             raise
         end = now_ns()
+        hashers[1].wait()
         entry = stream.finish(member_h.hexdigest())
         stored = sum(s.filesz for s in p.segments)
         self.stats.stored_bytes += stored
@@ -268,13 +282,16 @@ class MemoryCollector:
         if not seg.filesz:
             return region
         h = hashlib.sha256()
+        region_hash, member_hash = w.hashers
+        mine, whole = (h,), (member_h,)
 
         def out(data: bytes | memoryview) -> None:
-            h.update(data)
-            member_h.update(data)
+            region_hash.update(mine, data)
+            member_hash.update(whole, data)
             stream.write(data)
 
         got = w.reader.read_region(m, seg.filesz, out)
+        region_hash.wait()
         region.update(sha256=h.hexdigest(), read=got.read_bytes, untouched=got.untouched_bytes)
         if got.unreadable:
             region["unreadable"] = [[a, n, r] for a, n, r in got.unreadable]
