@@ -93,7 +93,34 @@ def _facts(proc_dir: str, pid: int) -> ProcessFacts:
     with contextlib.suppress(OSError):
         tids = (int(t) for t in os.listdir(f"{proc_dir}/task") if t.isdigit())
         kw["threads"] = tuple(sorted(tids))
+    kw["syscalls"] = {
+        tid: sc
+        for tid in kw.get("threads", (pid,))
+        if (sc := _syscall(f"{proc_dir}/task/{tid}/syscall")) is not None
+    }
     return ProcessFacts(pid=pid, **kw)
+
+
+def parse_syscall(raw: bytes) -> tuple[int, ...] | None:
+    """/proc/PID/task/TID/syscall: "NR a1..a6 SP PC" (in a syscall), "-1 SP PC"
+    (blocked elsewhere) or "running" -> (nr, a1..a6, sp, pc), or None."""
+    parts = raw.split()
+    try:
+        if len(parts) == 9:
+            return (int(parts[0]), *(int(x, 16) for x in parts[1:]))
+        if len(parts) == 3 and parts[0] == b"-1":
+            return (-1, 0, 0, 0, 0, 0, 0, int(parts[1], 16), int(parts[2], 16))
+    except ValueError:
+        return None
+    return None
+
+
+def _syscall(path: str) -> tuple[int, ...] | None:
+    """Reading it waits for the thread to be off-CPU; it never stops the thread."""
+    try:
+        return parse_syscall(_read(path, 512))
+    except OSError:
+        return None
 
 
 @dataclass

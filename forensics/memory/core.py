@@ -77,6 +77,9 @@ class ProcessFacts:
     comm: bytes = b""
     args: bytes = b""
     threads: tuple[int, ...] = ()
+    #: per thread, from /proc/PID/task/TID/syscall (readable without ptrace while
+    #: the thread is blocked): (syscall nr or -1, arg1..arg6, sp, pc)
+    syscalls: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -132,10 +135,28 @@ def prpsinfo(p: ProcessFacts) -> bytes:
     )
 
 
+# user_regs_struct (x86-64) slots of what /proc/PID/task/TID/syscall gives
+_ORIG_RAX, _RIP, _CS, _RSP, _SS = 15, 16, 17, 19, 20
+_ARG_SLOTS = (14, 13, 12, 7, 9, 8)  # rdi, rsi, rdx, r10, r8, r9
+_NREGS = 27
+
+
 def prstatus(p: ProcessFacts, tid: int) -> bytes:
-    """One thread's prstatus: ids only; registers are zero (no ptrace, no stop)."""
+    """One thread's prstatus: ids, and of the registers only the stack pointer,
+    program counter and syscall arguments /proc gives for a blocked thread (the
+    rest are zero: no ptrace, no stop)."""
     head = _PRSTATUS_HEAD.pack(0, 0, 0, 0, 0, 0, tid, p.ppid, p.pgrp, p.sid)
-    return head + b"\0" * (_PRSTATUS_SIZE - len(head))
+    regs = [0] * _NREGS
+    sc = p.syscalls.get(tid)
+    if sc is not None and len(sc) == 9:
+        regs[_ORIG_RAX] = sc[0] & 0xFFFFFFFFFFFFFFFF
+        for slot, value in zip(_ARG_SLOTS, sc[1:7], strict=True):
+            regs[slot] = value & 0xFFFFFFFFFFFFFFFF
+        regs[_RSP], regs[_RIP] = sc[7] & 0xFFFFFFFFFFFFFFFF, sc[8] & 0xFFFFFFFFFFFFFFFF
+        regs[_CS], regs[_SS] = 0x33, 0x2B  # the x86-64 user code and stack segments
+    times = b"\0" * 64  # pr_utime, pr_stime, pr_cutime, pr_cstime (struct timeval)
+    body = head + times + struct.pack(f"<{_NREGS}Q", *regs)
+    return body + b"\0" * (_PRSTATUS_SIZE - len(body))
 
 
 def nt_file(files: list[FileMapping], page: int = PAGE) -> bytes:

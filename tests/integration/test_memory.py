@@ -252,6 +252,10 @@ def test_gdb_prints_the_heap_marker_and_the_mmap_secret(
         )
         assert f'"{p.marker}"' in out, f"{key}: {out}"
         assert f'"{p.secret}"' in out, f"{key}: {out}"
+        # the pc and sp /proc/PID/task/TID/syscall gives for a blocked thread: gdb unwinds
+        # from the sleep the heartbeat loop is in back to main
+        bt = _gdb(memtarget_bin, core, "bt")
+        assert "nanosleep" in bt and "main" in bt, f"{key}: {bt}"
 
 
 def test_the_secret_is_in_its_anonymous_region(

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from elftools.elf.elffile import ELFFile
 
-from collectors.memory.acquire import plan
+from collectors.memory.acquire import parse_syscall, plan
 from collectors.memory.maps import parse_maps, why_not
 from forensics.memory.core import FileMapping, ProcessFacts, Segment, layout
 
@@ -86,7 +86,9 @@ def _core(tmp_path: Path) -> tuple[bytes, list[int]]:
         Segment(0x600000, 0x601000, "rw-p", 0),
         Segment(0x7F0000000000, 0x7F0000003000, "rw-p", 0x1000),
     ]
+    sc = (230, 0, 0, 0x7FFC0000, 0, 13, 0, 0x7FFD1000, 0x45E5F3)  # blocked in clock_nanosleep
     facts = ProcessFacts(
+        syscalls={4243: sc},
         pid=4242,
         ppid=1,
         pgrp=4242,
@@ -125,6 +127,28 @@ def test_layout_reads_back_with_pyelftools(tmp_path: Path) -> None:
     assert notes[1]["n_desc"]["pr_pid"] == 4242
     assert notes[4]["n_desc"]["filename"] == [b"/victim"]
     assert notes[4]["n_desc"]["Elf_Nt_File_Entry"][0]["page_offset"] == 1
+    # pr_reg (user_regs_struct) starts at 112: rip is slot 16, rsp 19, orig_rax 15
+    regs = struct.unpack("<27Q", notes[2]["n_descdata"][112 : 112 + 216])
+    assert notes[2]["n_descdata"][32:36] == struct.pack("<i", 4243)  # pr_pid
+    assert (regs[16], regs[19], regs[15], regs[12]) == (0x45E5F3, 0x7FFD1000, 230, 0x7FFC0000)
+    assert struct.unpack("<27Q", notes[0]["n_descdata"][112 : 112 + 216]) == (0,) * 27
+
+
+def test_parse_syscall() -> None:
+    assert parse_syscall(b"230 0x0 0x0 0x7ffc 0x0 0xd 0x7ffb 0x7ffd 0x45e5f3\n") == (
+        230,
+        0,
+        0,
+        0x7FFC,
+        0,
+        13,
+        0x7FFB,
+        0x7FFD,
+        0x45E5F3,
+    )
+    assert parse_syscall(b"-1 0x7ffd 0x401000\n") == (-1, 0, 0, 0, 0, 0, 0, 0x7FFD, 0x401000)
+    assert parse_syscall(b"running\n") is None
+    assert parse_syscall(b"1 2 zz") is None
 
 
 @pytest.mark.skipif(shutil.which("readelf") is None, reason="binutils readelf not installed")
