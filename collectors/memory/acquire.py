@@ -22,7 +22,7 @@ from typing import Any
 from collectors import procfs
 from collectors.context import CollectContext
 from collectors.memory.hashing import BackgroundHash
-from collectors.memory.maps import Mapping, parse_maps, why_not
+from collectors.memory.maps import UNTOUCHED, Mapping, parse_maps, split_untouched, why_not
 from collectors.memory.read import MemReader, RegionRead
 from collectors.processes import namespace_members
 from forensics.bundle.writer import BundleWriter, MemberStream, padded
@@ -42,6 +42,8 @@ from forensics.timeutil import iso_ns, now_ns
 COLLECTOR = "memory"
 MEMBER_DIR = "memory/"
 MAPS_CAP = 64 << 20
+#: untouched runs at least this long are left out of the core (shorter: zeros)
+UNTOUCHED_MIN = 1 << 20
 
 
 def member_name(pid: int) -> str:
@@ -221,6 +223,7 @@ class MemoryCollector:
             except OSError as err:
                 yield self._not_captured(pid, "cannot read /proc/PID/maps", err)
                 return
+            maps = self._split(reader, maps)
             if len(maps) > MAX_SEGMENTS:
                 extra = len(maps) - MAX_SEGMENTS
                 yield Skip(
@@ -232,6 +235,24 @@ class MemoryCollector:
             except OSError:
                 auxv = None
             yield from self._core(pid, reader, maps, auxv, _facts(proc_dir, pid))
+
+    def _split(self, reader: MemReader, maps: list[Mapping]) -> list[Mapping]:
+        """Private anonymous mappings cut around their untouched runs of >= 1 MiB,
+        so a huge, mostly unused mapping costs no core bytes (pagemap, before the
+        read: pages touched after this are in the smear, not in the core)."""
+        out: list[Mapping] = []
+        for m in maps:
+            if (
+                m.private_anonymous
+                and m.size >= UNTOUCHED_MIN
+                and why_not(m, self.opts.mode) is None
+            ):
+                spans = reader.untouched_spans(m.start, m.size, UNTOUCHED_MIN)
+                if spans:
+                    out.extend(split_untouched(m, spans))
+                    continue
+            out.append(m)
+        return out if len(out) <= MAX_SEGMENTS else maps
 
     def _core(
         self,
@@ -334,7 +355,7 @@ class MemoryCollector:
 
 def by_choice(why: str) -> bool:
     """A mapping left out because of the mode (not a loss: no skip recorded)."""
-    return why.startswith(("file-backed", "pseudo mapping"))
+    return why == UNTOUCHED or why.startswith(("file-backed", "pseudo mapping"))
 
 
 def _holes(pid: int, got: RegionRead) -> Iterator[Skip]:

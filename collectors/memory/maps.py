@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 DELETED = b" (deleted)"
 MODES = ("anon", "all")
+UNTOUCHED = "never touched (zero pages): not stored"
 #: pseudo mappings the kernel refuses to /proc/PID/mem (vvar: EIO) or that are
 #: not the process's (vsyscall: a fixed kernel page)
 UNREADABLE = {
@@ -25,6 +27,8 @@ class Mapping:
     inode: int
     path: bytes  # without " (deleted)"
     deleted: bool
+    #: a piece of a private anonymous mapping whose pages were never touched
+    untouched: bool = False
 
     @property
     def size(self) -> int:
@@ -59,6 +63,27 @@ class Mapping:
     def private_anonymous(self) -> bool:
         """Private memory with no file behind it: a page never touched is zero."""
         return self.kind in ("anon", "heap", "stack") and self.perms[3:4] == "p"
+
+
+def split_untouched(m: Mapping, spans: list[tuple[int, int]]) -> list[Mapping]:
+    """``m`` cut at its untouched ``spans`` (address, length; sorted, inside ``m``),
+    which become pieces marked ``untouched``."""
+    out: list[Mapping] = []
+    pos = m.start
+
+    def piece(lo: int, hi: int, untouched: bool) -> Mapping:
+        return dataclasses.replace(
+            m, start=lo, end=hi, offset=m.offset + lo - m.start, untouched=untouched
+        )
+
+    for addr, n in spans:
+        if addr > pos:
+            out.append(piece(pos, addr, False))
+        out.append(piece(addr, addr + n, True))
+        pos = addr + n
+    if pos < m.end:
+        out.append(piece(pos, m.end, False))
+    return out
 
 
 def parse_line(line: bytes) -> Mapping | None:
@@ -106,6 +131,8 @@ def why_not(m: Mapping, mode: str) -> str | None:
     """
     if m.path in UNREADABLE:
         return UNREADABLE[m.path]
+    if m.untouched:
+        return UNTOUCHED
     if m.perms[:1] != "r":
         return "no read permission (guard or reserved region)"
     if mode == "all":

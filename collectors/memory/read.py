@@ -93,6 +93,11 @@ class MemReader:
             yield run_start, pos + n - run_start, bool(run_t)
             pos += n
 
+    def untouched_spans(self, start: int, length: int, min_len: int) -> list[tuple[int, int]]:
+        """Runs of never-touched pages at least ``min_len`` long (none when
+        pagemap cannot tell)."""
+        return [(a, n) for a, n, t in self._touched(start, length) if not t and n >= min_len]
+
     def read_region(
         self, m: Mapping, length: int, out: Callable[[bytes | memoryview], None]
     ) -> RegionRead:

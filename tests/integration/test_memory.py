@@ -252,6 +252,8 @@ def test_gdb_prints_the_heap_marker_and_the_mmap_secret(
         )
         assert f'"{p.marker}"' in out, f"{key}: {out}"
         assert f'"{p.secret}"' in out, f"{key}: {out}"
+        sparse = _gdb(memtarget_bin, core, f"print (char*)(*(long*)&sparse_ptr + {512 << 20})")
+        assert f'"SPARSE-{p.marker}"' in sparse, f"{key}: {sparse}"
         # the pc and sp /proc/PID/task/TID/syscall gives for a blocked thread: gdb unwinds
         # from the sleep the heartbeat loop is in back to main
         bt = _gdb(memtarget_bin, core, "bt")
@@ -374,3 +376,18 @@ def test_info_and_timeline_show_the_memory(
     for e in evs:
         pid = e.attrs["pid"]
         assert e.ts in (recs[pid]["read_start_ns"], recs[pid]["read_end_ns"])
+
+
+def test_a_huge_untouched_mapping_costs_no_core_bytes(
+    captured: Captured, programs: dict[str, Program]
+) -> None:
+    """The 1 GiB reservation with one touched page: its untouched runs are left out
+    of the core (listed, not stored), the touched page is stored."""
+    for p in programs.values():
+        rec = _records(captured)[p.pid]
+        pieces = [r for r in rec["regions"] if r["kind"] == "anon" and r["perms"] == "rw-p"]
+        untouched = [r for r in pieces if r.get("not_stored", "").startswith("never touched")]
+        assert sum(r["end"] - r["start"] for r in untouched) > (1 << 30) - (2 << 20)
+        assert all(r["stored"] == 0 for r in untouched)
+        expected = TOUCH_MB << 20 if p is programs["plain"] else 0
+        assert rec["size"] < expected + (64 << 20), rec["size"]

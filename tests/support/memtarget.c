@@ -4,7 +4,8 @@
  *
  * Keeps MARKER in a heap buffer reached through the global `marker_ptr`, and
  * SECRET in an anonymous mmap'd region reached through `secret_ptr`; touches
- * `TOUCH_MB` (env, default 0) MiB of anonymous memory; then writes a heartbeat
+ * `TOUCH_MB` (env, default 0) MiB of anonymous memory; reserves 1 GiB read-write
+ * through `sparse_ptr` and touches one page in its middle; then writes a heartbeat
  * line (CLOCK_MONOTONIC ns) every 10 ms to the path given (outside the target,
  * e.g. standard output inherited from the host) forever.
  *   memtarget --memfd MARKER : re-executes itself from a memfd holding its own
@@ -22,6 +23,7 @@
 
 char *marker_ptr;
 char *secret_ptr;
+char *sparse_ptr; /* 1 GiB reserved read-write, one page touched in its middle */
 volatile unsigned long touched_sum;
 
 static long long mono_ns(void) {
@@ -56,6 +58,11 @@ int main(int argc, char **argv) {
     secret_ptr = mmap(NULL, 1 << 20, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (secret_ptr == MAP_FAILED) return 1;
     strcpy(secret_ptr + 12345, argv[2]);
+    sparse_ptr = mmap(NULL, 1UL << 30, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (sparse_ptr == MAP_FAILED) return 1;
+    strcpy(sparse_ptr + (512UL << 20), "SPARSE-");
+    strcat(sparse_ptr + (512UL << 20), argv[1]);
     const char *mb = getenv("TOUCH_MB");
     size_t touch = mb ? (size_t)strtoul(mb, NULL, 10) << 20 : 0;
     if (touch) {

@@ -17,7 +17,7 @@ import pytest
 from elftools.elf.elffile import ELFFile
 
 from collectors.memory.acquire import parse_syscall, plan
-from collectors.memory.maps import parse_maps, why_not
+from collectors.memory.maps import parse_maps, split_untouched, why_not
 from forensics.memory.core import FileMapping, ProcessFacts, Segment, layout
 
 MAPS = b"""\
@@ -170,3 +170,15 @@ def test_too_many_segments_refused() -> None:
     segs = [Segment(i * 4096, i * 4096 + 4096, "r--p", 0) for i in range(0xFFFF)]
     with pytest.raises(ValueError, match="more than an ELF core"):
         layout(segs, ProcessFacts(pid=1))
+
+
+def test_split_untouched_keeps_addresses_and_offsets() -> None:
+    (m,) = parse_maps(b"7f0000000000-7f0000400000 rw-p 00000000 00:00 0\n")
+    pieces = split_untouched(m, [(0x7F0000000000, 0x100000), (0x7F0000200000, 0x200000)])
+    assert [(p.start, p.end, p.untouched) for p in pieces] == [
+        (0x7F0000000000, 0x7F0000100000, True),
+        (0x7F0000100000, 0x7F0000200000, False),
+        (0x7F0000200000, 0x7F0000400000, True),
+    ]
+    assert [why_not(p, "anon") is None for p in pieces] == [False, True, False]
+    assert pieces[1].offset == 0x100000
