@@ -34,6 +34,7 @@ from collectors.processes import collect_processes
 from collectors.runtime_logs import copy_process_binary, copy_runtime_logs
 from collectors.targets.base import TargetInfo
 from forensics import __version__
+from forensics.bundle.chunks import RecordChunks
 from forensics.bundle.format import ARTIFACT_DIR, CUSTODY_NAME, SKIPS_NAME
 from forensics.bundle.writer import BundleWriter
 from forensics.custody import CustodyLog
@@ -162,39 +163,43 @@ class Capture:
     def _jsonl(
         self, writer: BundleWriter, collector: str, items: Iterable[Record | Skip]
     ) -> list[Record]:
-        """Spool a collector's records to ``artifacts/<collector>.jsonl``; returns
-        the records when the caller needs them (processes), else an empty list."""
+        """Write a collector's records as chunk members ``artifacts/<collector>/NNNNNN.jsonl``
+        (each written before the next checkpoint, so a kill loses none it covers);
+        returns the records when the caller needs them (processes), else an empty list."""
         keep = collector == "processes"
         kept: list[Record] = []
-        with tempfile.SpooledTemporaryFile(max_size=16 << 20) as spool:
-            try:
-                for item in items:
-                    if isinstance(item, Skip):
-                        self.skips.add(item)
-                        continue
-                    spool.write(_dumps({"kind": item.kind, **item.data}) + b"\n")
-                    self.counts[collector] += 1
-                    if keep:
-                        kept.append(item)
-            except TargetGone as err:
-                self._incomplete(f"target exited during the {collector} collector: {err}")
-            except (CaptureInterrupted, OutputError):
+        chunks = RecordChunks(writer, collector)
+        try:
+            for item in items:
+                if isinstance(item, Skip):
+                    self.skips.add(item)
+                    continue
+                chunks.add(_dumps({"kind": item.kind, **item.data}) + b"\n")
+                self.counts[collector] += 1
+                if keep:
+                    kept.append(item)
+        except TargetGone as err:
+            self._incomplete(f"target exited during the {collector} collector: {err}")
+        except CaptureInterrupted:
+            chunks.close()  # the records so far go in before the bundle is sealed
+            raise
+        except OutputError:
+            raise
+        except OSError as err:
+            if err.errno == 28:  # ENOSPC from a file member
                 raise
-            except OSError as err:
-                if err.errno == 28:  # ENOSPC from a file member
-                    raise
-                self._collector_failed(collector, err)
-            except Exception as err:  # noqa: BLE001 - one collector's bug must not lose the rest
-                self._collector_failed(collector, err)
-            size = spool.tell()
-            spool.seek(0)
-            entry = writer.add_stream(f"{ARTIFACT_DIR}{collector}.jsonl", size, spool.read)
+            self._collector_failed(collector, err)
+        except Exception as err:  # noqa: BLE001 - one collector's bug must not lose the rest
+            self._collector_failed(collector, err)
+        entries = chunks.close()
+        last = entries[-1]
         self.custody.record(
             "collector.finished",
             collector=collector,
             records=self.counts[collector],
-            member=entry.name,
-            sha256=entry.sha256,
+            chunks=len(entries),
+            member=last.name,
+            sha256=last.sha256,
         )
         return kept
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics.bundle.format import CUSTODY_NAME, MANIFEST_NAME, SKIPS_NAME
+from forensics.bundle.format import CUSTODY_NAME, MANIFEST_NAME, SKIPS_NAME, record_collector
 from forensics.bundle.reader import BundleReader, load_json
 from forensics.errors import BundleError
 
@@ -99,7 +99,16 @@ def _jsonl(data: bytes, what: str, problems: list[str]) -> list[dict[str, Any]]:
 def load_snapshot(bundle: str | Path) -> Snapshot:
     """Read the small artifact members of ``bundle`` (one pass over the file)."""
     snap = Snapshot()
-    found = BundleReader(bundle).read_members(lambda n: n in _WANTED)
+    chunked = {record_collector(n): n for n in (PROCESSES, NETWORK)}
+
+    def wanted(name: str) -> bool:
+        return name in _WANTED or record_collector(name) in chunked
+
+    found: dict[str, bytes] = {}
+    for name, data in BundleReader(bundle).read_members(wanted).items():
+        # 2.0 chunks artifacts/<c>/NNNNNN.jsonl, in bundle order, as the 1.x member
+        key = chunked.get(record_collector(name), name)
+        found[key] = found.get(key, b"") + data
     for name in sorted(_WANTED - found.keys()):
         snap.problems.append(f"{name}: not in the bundle")
     for name, attr in ((MANIFEST_NAME, "manifest"), (TARGET, "target")):

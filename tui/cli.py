@@ -1,7 +1,8 @@
 """The `exuvia` command line: parse, call the library, print. Nothing more.
 
 Every error the library raises is an ExuviaError and is printed as one line on
-stderr (exit 2); `verify` exits 1 when a bundle fails. No traceback reaches a user.
+stderr (exit 2); `verify` exits 1 when a bundle fails, 3 when it is cut off. No
+traceback reaches a user.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from tui.commands import (
     keygen_cmd,
     replay_cmd,
     report_cmd,
+    salvage_cmd,
     sbom_cmd,
     timeline_cmd,
     triage_cmd,
@@ -50,8 +52,8 @@ def build_parser(prog: str = "exuvia") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"exuvia {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    commands = (capture_cmd, inspect_cmd, findings_cmd, report_cmd, timeline_cmd, sbom_cmd,
-                replay_cmd, triage_cmd)  # fmt: skip
+    commands = (capture_cmd, inspect_cmd, salvage_cmd, findings_cmd, report_cmd, timeline_cmd,
+                sbom_cmd, replay_cmd, triage_cmd)  # fmt: skip
     for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
         module.register(sub)
     return parser

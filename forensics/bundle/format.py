@@ -8,8 +8,8 @@ from forensics.errors import BundleVersionError
 
 FORMAT_NAME = "exuvia-bundle"
 #: major.minor; readers accept any minor of their major and refuse a newer major.
-FORMAT_VERSION = "1.1"
-FORMAT_MAJOR = 1
+FORMAT_VERSION = "2.0"
+FORMAT_MAJOR = 2
 
 HEADER_NAME = "exuvia.json"
 MANIFEST_NAME = "manifest.json"
@@ -25,6 +25,28 @@ FILES_DIR = "files"
 LOGS_DIR = "logs/"
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+_CHUNK_DIGITS = 6
+
+
+def record_collector(name: str) -> str | None:
+    """The collector whose records a member holds: ``artifacts/<c>.jsonl`` (1.x,
+    one member) or a chunk ``artifacts/<c>/NNNNNN.jsonl`` (2.0); else None."""
+    if not name.startswith(ARTIFACT_DIR) or not name.endswith(".jsonl"):
+        return None
+    rest = name[len(ARTIFACT_DIR) : -len(".jsonl")]
+    head, sep, tail = rest.rpartition("/")
+    if sep and len(tail) == _CHUNK_DIGITS and tail.isdigit() and head and "/" not in head:
+        return head
+    return rest if "/" not in rest else None
+
+
+def is_record_member(name: str) -> bool:
+    """A JSON Lines member of collector records (``artifacts/<c>.jsonl`` or a chunk
+    ``artifacts/<c>/NNNNNN.jsonl``); the skip list is not counted as records."""
+    return name.startswith(ARTIFACT_DIR) and name.endswith(".jsonl") and name != SKIPS_NAME
+
 
 # Bytes kept literally in member names; everything else (non-UTF-8 bytes, control
 # characters, '%', '\\') is percent-encoded so names are valid UTF-8 for any tar

@@ -45,6 +45,8 @@ class Member:
     content: bytes | None = None  # kept only when asked for
     mtime: int = 0
     offset: int = 0  # where its header starts in the (decompressed) tar stream
+    lines: int = 0  # newlines in its content, when counting was asked for
+    end: int = 0  # where its content's block padding ends in the tar stream
 
     @property
     def truncated(self) -> bool:
@@ -79,9 +81,12 @@ def open_stream(
 
 
 def iter_members(
-    stream: IO[bytes], keep: Callable[[str], bool] = lambda _n: False
+    stream: IO[bytes],
+    keep: Callable[[str], bool] = lambda _n: False,
+    count_lines: Callable[[str], bool] = lambda _n: False,
 ) -> Iterator[Member]:
-    """Yield every member in order, hashing its content as it is read.
+    """Yield every member in order, hashing its content as it is read
+    (and counting its lines when ``count_lines`` names it).
 
     Raises :class:`StreamBroken` when the stream ends early or cannot be decoded;
     the member that was being read (if any) is attached with what it held.
@@ -101,8 +106,10 @@ def iter_members(
             current = Member(info.name, info.size if regular else 0, 0, "", regular, type_name)
             current.mtime = _int_mtime(info.mtime)
             current.offset = info.offset
+            current.end = info.offset_data + current.size + (-current.size) % tarfile.BLOCKSIZE
             digest = hashlib.sha256()
             want = regular and keep(info.name) and info.size <= MAX_JSON_MEMBER
+            count = regular and count_lines(info.name)
             parts: list[bytes] = []
             if regular:
                 fobj = tar.extractfile(info)
@@ -113,6 +120,8 @@ def iter_members(
                         break
                     digest.update(chunk)
                     current.read_bytes += len(chunk)
+                    if count:
+                        current.lines += chunk.count(b"\n")
                     if want:
                         parts.append(chunk)
                 if current.read_bytes < current.size:

@@ -19,6 +19,8 @@ from forensics.bundle.format import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
     check_version,
+    is_record_member,
+    record_collector,
 )
 from forensics.bundle.reader import (
     Member,
@@ -34,6 +36,10 @@ from forensics.errors import BundleError
 MAX_LISTED = 10_000
 #: the custody log and signature members are held for cross-checks up to this size
 MAX_KEPT = 64 << 20
+#: `exuvia verify`'s exit status for a cut-off bundle (docs/bundle-format.md)
+EXIT_CUT_OFF = 3
+#: what a stream that was merely cut short (not corrupted) breaks with
+_CUT_REASONS = ("truncated", "unexpected end of data", "ends inside a member", "empty file")
 
 
 @dataclass
@@ -59,6 +65,19 @@ class VerifyReport:
     signed_by: str | None = None
     sidecar_checked: bool = False
     notes: list[str] = field(default_factory=list)
+    #: checkpoints read whose chain holds and whose every entry matches, in order
+    checkpoints_valid: int = 0
+    #: ``seq`` of the last of those (0: none)
+    last_checkpoint: int = 0
+    #: records (lines of artifacts/*.jsonl members) in the members vouched for:
+    #: by the manifest when there is one, else by the checkpoints
+    records_vouched: int = 0
+    #: the stream ended cleanly (no decoding error) before a manifest was read
+    ends_early: bool = False
+    #: without a manifest: the members the checkpoints vouch for, in stream order
+    vouched_names: list[str] = field(default_factory=list)
+    #: records per collector in the members vouched for
+    records_by_collector: dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -66,6 +85,24 @@ class VerifyReport:
         return self.has_manifest and not (
             self.missing or self.extra or self.altered or self.truncated or self.problems
         )
+
+    @property
+    def cut_off(self) -> bool:
+        """A killed capture: no manifest, the stream simply ends, and every member
+        a checkpoint lists matches it (nothing altered, nothing else wrong)."""
+        return (
+            not self.has_manifest
+            and self.ends_early
+            and not (self.missing or self.extra or self.altered)
+            and all(p.startswith("stream broken") for p in self.problems)
+        )
+
+    @property
+    def exit_status(self) -> int:
+        """0 verified, 3 cut off (what the checkpoints vouch for matches), 1 failed."""
+        if self.ok:
+            return 0
+        return EXIT_CUT_OFF if self.cut_off else 1
 
     def failures(self) -> list[str]:
         lines = [f"missing: {n}" for n in self.missing]
@@ -105,6 +142,7 @@ class _Pass:
 
     observed: dict[str, tuple[int, str]] = field(default_factory=dict)
     order: list[str] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)  # records per record member
     checkpoints: list[tuple[Member, Any]] = field(default_factory=list)
     manifest: Member | None = None
     signature: Member | None = None
@@ -112,6 +150,7 @@ class _Pass:
     after_manifest: list[str] = field(default_factory=list)
     broken: StreamBroken | None = None
     tar_total: int = 0
+    last_end: int = 0  # where the last member read ends in the tar stream
 
 
 def _keep(name: str) -> bool:
@@ -122,7 +161,7 @@ def _read(report: VerifyReport, stream: IO[bytes]) -> _Pass:
     got = _Pass()
     counted = _Counting(stream)
     try:
-        for m in iter_members(counted, _keep):  # type: ignore[arg-type]
+        for m in iter_members(counted, _keep, is_record_member):  # type: ignore[arg-type]
             report.members_read += 1
             why = unsafe_name(m.name)
             if why:
@@ -139,6 +178,9 @@ def _read(report: VerifyReport, stream: IO[bytes]) -> _Pass:
                 got.after_manifest.append(m.name)
             got.observed[m.name] = (m.read_bytes, m.sha256)
             got.order.append(m.name)
+            if m.lines:
+                got.lines[m.name] = m.lines
+            got.last_end = m.end
             if m.name == MANIFEST_NAME:
                 got.manifest = m
                 if m.content is None and m.regular:
@@ -184,13 +226,19 @@ def verify_bundle(path: str | Path, public_key: bytes | None = None) -> VerifyRe
         if got.broken.member is not None:
             _add(report.truncated, got.broken.member.name)
         report.problems.append(f"stream broken: {got.broken.reason}")
+        report.ends_early = any(r in got.broken.reason for r in _CUT_REASONS)
 
     cp_listed, cp_mismatched = _check_checkpoints(report, got.checkpoints, got.observed)
 
     if got.manifest is None or got.manifest.content is None:
         report.incomplete_reason = "no manifest: the capture was cut off before it finished"
+        report.vouched_names = [n for n in got.order if n in cp_listed]
+        for name in report.vouched_names:
+            _count_records(report, name, got.lines.get(name, 0))
         if got.broken is None:
             report.problems.append("stream broken: it ends before the manifest (truncated)")
+            # cut at a member's end, not closed by the two end-of-archive blocks
+            report.ends_early = got.manifest is None and got.tar_total < got.last_end + 1024
         for name in cp_mismatched:
             _add(report.altered, name)
         verified = 0
@@ -239,6 +287,33 @@ def verify_bundle(path: str | Path, public_key: bytes | None = None) -> VerifyRe
     )
     report.problems += side
     return report
+
+
+def _count_records(report: VerifyReport, name: str, lines: int) -> None:
+    if not lines:
+        return
+    report.records_vouched += lines
+    collector = record_collector(name) or name
+    report.records_by_collector[collector] = report.records_by_collector.get(collector, 0) + lines
+
+
+def cut_off_banner(r: VerifyReport) -> str:
+    """The one line every reader of a cut-off bundle shows."""
+    if r.checkpoints_valid == 0:
+        return (
+            "CUT OFF: this capture was interrupted before its first checkpoint: nothing in it "
+            "is vouched for; what precedes the cut is read unverified"
+        )
+    if r.cut_off:
+        return (
+            f"CUT OFF: this capture was interrupted; read up to checkpoint {r.last_checkpoint}: "
+            f"{r.members_verified} members, {r.records_vouched} records"
+        )
+    return (
+        f"DAMAGED: no manifest and the bundle does not verify; read only what its "
+        f"checkpoints vouch for (up to checkpoint {r.last_checkpoint}: "
+        f"{r.members_verified} members, {r.records_vouched} records)"
+    )
 
 
 def _newer_than_1_0(manifest: dict[str, Any]) -> bool:
@@ -311,6 +386,7 @@ def _check_members(report: VerifyReport, manifest: dict[str, Any], got: _Pass) -
             _add(report.altered, name)
         else:
             report.members_verified += 1
+            _count_records(report, name, got.lines.get(name, 0))
     for name in got.order:
         if name not in listed and name != MANIFEST_NAME and name not in got.after_manifest:
             _add(report.extra, name)
@@ -356,13 +432,17 @@ def _check_checkpoints(
     vouched: set[str] = set()
     mismatched: list[str] = []
     prev = ""
+    intact = True  # every checkpoint so far chains and matches
     for member, body in checkpoints:
         if not isinstance(body, dict) or not isinstance(body.get("members"), list):
             report.problems.append(f"checkpoint {member.name} is malformed")
+            intact = False
             continue
         if body.get("prev_sha256", "") != prev:
             report.problems.append(f"checkpoint {member.name} does not chain to the previous one")
+            intact = False
         prev = member.sha256
+        before = len(mismatched)
         for entry in body["members"]:
             if not isinstance(entry, dict):
                 continue
@@ -374,4 +454,9 @@ def _check_checkpoints(
                 vouched.add(name)
             else:
                 mismatched.append(name)
+        intact = intact and len(mismatched) == before
+        if intact:
+            report.checkpoints_valid += 1
+            seq = body.get("seq")
+            report.last_checkpoint = seq if isinstance(seq, int) else report.checkpoints_valid
     return vouched, mismatched

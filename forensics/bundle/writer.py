@@ -199,7 +199,7 @@ class BundleWriter:
         threads: int = 0,
         checkpoint_every_bytes: int = 64 << 20,
         checkpoint_every_members: int = 4096,
-        checkpoint_every_seconds: float = 2.0,
+        checkpoint_every_seconds: float = 1.0,
         header: dict[str, Any] | None = None,
     ) -> None:
         self._sink = Sink(raw, compress, level, threads)
@@ -213,6 +213,9 @@ class BundleWriter:
         self._every_bytes = checkpoint_every_bytes
         self._every_members = checkpoint_every_members
         self._every_s = checkpoint_every_seconds
+        #: called before each checkpoint (record chunks write what they hold)
+        self._hooks: list[Callable[[], None]] = []
+        self._in_hooks = False
         # Entries are spooled, not held, so memory stays flat whatever the count.
         self._spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 << 20)
         self.member_count = 0
@@ -327,8 +330,28 @@ class BundleWriter:
         ):
             self.checkpoint()
 
+    @property
+    def checkpoint_seconds(self) -> float:
+        return self._every_s
+
+    def before_checkpoint(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` before every checkpoint (it may add members, which that
+        checkpoint then covers)."""
+        self._hooks.append(hook)
+
+    def forget_checkpoint_hook(self, hook: Callable[[], None]) -> None:
+        if hook in self._hooks:
+            self._hooks.remove(hook)
+
     def checkpoint(self) -> None:
         """Write a checkpoint member for the members since the last one, and flush."""
+        if not self._in_hooks and self._hooks:
+            self._in_hooks = True
+            try:
+                for hook in list(self._hooks):
+                    hook()
+            finally:
+                self._in_hooks = False
         if not self._pending:
             return
         self._cp_seq += 1

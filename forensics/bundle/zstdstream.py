@@ -137,22 +137,37 @@ class ZstdReader:
         self._outputs: Iterator[bytes] = iter(())
         self._buf = bytearray()
         self._eof = False
+        self._error: BundleError | None = None
 
     def readable(self) -> bool:
         return True
 
     def _fill(self) -> None:
+        """Decompress up to :data:`MAX_BUFFERED`; an error waits in ``_error`` until
+        what precedes it has been read (a cut-off stream keeps its readable start)."""
         while len(self._buf) < MAX_BUFFERED and not self._eof:
-            out = next(self._outputs, None)
+            try:
+                out = next(self._outputs, None)
+            except BundleError as err:
+                self._eof, self._error = True, err
+                return
             if out is not None:
                 self._buf += out
                 continue
             data = self._raw.read(RAW_CHUNK)
             if not data:
                 self._eof = True
-                self._feeder.end()
+                try:
+                    self._feeder.end()
+                except ZstdTruncated as err:
+                    self._error = err
                 return
             self._outputs = self._feeder.feed(data)
+
+    def _raise_pending(self) -> None:
+        err, self._error = self._error, None
+        if err is not None:
+            raise err
 
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
@@ -164,6 +179,8 @@ class ZstdReader:
                 parts.append(chunk)
         if len(self._buf) < n:
             self._fill()
+        if not self._buf:
+            self._raise_pending()
         out = bytes(self._buf[:n])
         del self._buf[:n]
         return out

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from forensics.bundle.format import MANIFEST_NAME, decode_path
+from forensics.bundle.format import MANIFEST_NAME, decode_path, record_collector
 from forensics.bundle.reader import open_stream
 from forensics.errors import BundleError
 from forensics.inventory import java
@@ -127,9 +127,11 @@ class MemberLoader:
             if isinstance(doc, dict):
                 snap.manifest = doc
         elif name.startswith("artifacts/"):
-            key = name[10:].removesuffix(".jsonl").removesuffix(".json")
+            # artifacts/<c>.jsonl (1.x) or its chunks artifacts/<c>/NNNNNN.jsonl (2.0)
+            key = record_collector(name) or name[10:].removesuffix(".json")
             if key in ARTIFACTS:
-                snap.artifacts[key] = _jsonl(_read_all(f, MAX_JSON), name, snap.problems)
+                records = _jsonl(_read_all(f, MAX_JSON), name, snap.problems)
+                snap.artifacts.setdefault(key, []).extend(records)
         elif name.startswith("elf/"):
             path = decode_path(name[3:]).decode("utf-8", "replace")
             if size > MAX_BLOB:

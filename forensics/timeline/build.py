@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics import __version__
-from forensics.bundle.format import CUSTODY_NAME, HEADER_NAME, MANIFEST_NAME
+from forensics.bundle.format import CUSTODY_NAME, HEADER_NAME, MANIFEST_NAME, record_collector
 from forensics.timeline.bundleio import (
     BundleScan,
     StreamCut,
@@ -50,7 +50,6 @@ from forensics.timeline.store import StoreSink
 
 FS_MEMBER = "artifacts/filesystem.jsonl"
 PROC_MEMBER = "artifacts/processes.jsonl"
-MEMORY_MEMBER = "artifacts/memory.jsonl"
 LOGS_MEMBER = "artifacts/logs.jsonl"
 USERS_MEMBER = "files/etc/passwd"
 GROUPS_MEMBER = "files/etc/group"
@@ -74,9 +73,20 @@ _KEEP = frozenset(
 Progress = Callable[[str], None]
 
 
+def _kept(name: str) -> bool:
+    return name in _KEEP or record_collector(name) == "logs"
+
+
 def scan(bundle: str | Path) -> BundleScan:
     """The first pass: what the timeline needs up front, and the cache key."""
-    return scan_bundle(bundle, lambda n: n in _KEEP)
+    sc = scan_bundle(bundle, _kept)
+    # 2.0 writes artifacts/logs/NNNNNN.jsonl chunks: read them as the one 1.x member
+    chunks = [
+        n for n, _size, _sha in sc.members if n in sc.kept and n.startswith("artifacts/logs/")
+    ]
+    if chunks and LOGS_MEMBER not in sc.kept:
+        sc.kept[LOGS_MEMBER] = b"".join(sc.kept.pop(n) for n in chunks)
+    return sc
 
 
 def reference_time(scan: BundleScan) -> int | None:
@@ -108,34 +118,72 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
     for problem in sc.problems:
         sink.warn(problem)
     if sc.broken:
-        sink.warn(f"bundle is cut off or corrupt: {sc.broken}; the timeline holds what precedes")
+        sink.warn(
+            f"bundle is cut off or corrupt: {sc.broken}; the timeline holds what precedes"
+            if sc.manifest is not None
+            else f"bundle is cut off or corrupt: {sc.broken}"
+        )
     for name in sc.too_big:
         sink.problem("member_too_big", name, 0, "too large to read for the timeline")
     for mismatch in check_against_manifest(sc):
         sink.warn(f"integrity: {mismatch}")
+    vouched: set[str] | None = None
     if sc.manifest is None:
-        sink.warn("bundle has no manifest (capture cut off): members are not verified")
+        # read what the checkpoints vouch for, and say so first
+        from forensics.bundle.verify import cut_off_banner, verify_bundle  # noqa: PLC0415
+
+        report = verify_bundle(bundle)
+        if report.checkpoints_valid:
+            vouched = set(report.vouched_names)
+            sink.warn(
+                "bundle has no manifest (capture cut off): only the members its checkpoints "
+                f"vouch for are read; {len(report.unverifiable)} after the last one are not"
+            )
+        else:  # nothing is vouched for: what precedes the cut, unverified
+            sink.warn("bundle has no manifest (capture cut off): members are not verified")
+        sink.cut_off = {
+            "banner": cut_off_banner(report),
+            "cut_off": report.cut_off,
+            "checkpoint": report.last_checkpoint,
+            "members": report.members_verified,
+            "records": report.records_vouched,
+            "unverified_members": len(report.unverifiable),
+        }
     elif sc.manifest.get("complete") is False:
         sink.warn(f"capture incomplete: {sc.manifest.get('incomplete_reason') or '?'}")
 
     def want(name: str) -> bool:
+        if vouched is not None and name not in vouched:
+            return False  # after the last checkpoint of a cut-off bundle: unverified
         return (
-            name in (FS_MEMBER, PROC_MEMBER, MEMORY_MEMBER)
+            record_collector(name) in ("filesystem", "processes", "memory")
             or name in sources
             or name.startswith((RUNTIME_LOGS, K8S_LOGS))
         )
 
+    # processes come in one member (1.x) or in chunks (2.0): the container's
+    # lifecycle needs the init process's start, so it follows the last of them
     lifecycle_done = False
+    starts: dict[int, int] = {}
+
+    def lifecycle() -> None:
+        nonlocal lifecycle_done
+        if not lifecycle_done:
+            init = starts.get(init_pid) if init_pid is not None else None
+            extract_lifecycle(target, sink, init)
+            lifecycle_done = True
+
     try:
         for member in stream_members(bundle, want):
-            if member.name == PROC_MEMBER:
-                starts = extract_processes(member, sink, users, groups)
-                init = starts.get(init_pid) if init_pid is not None else None
-                extract_lifecycle(target, sink, init)
-                lifecycle_done = True
-            elif member.name == FS_MEMBER:
+            collector = record_collector(member.name)
+            if collector == "processes":
+                starts.update(extract_processes(member, sink, users, groups))
+                continue
+            if starts:
+                lifecycle()
+            if collector == "filesystem":
                 extract_fs(member, sink)
-            elif member.name == MEMORY_MEMBER:
+            elif collector == "memory":
                 extract_memory(member, sink)
             else:
                 src = sources.get(member.name)
@@ -147,7 +195,12 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
                 clock = LogClock(tz, ref_ns=src.mtime_ns or ref_ns)
                 extract_log(member, src, sink, clock, ref_ns, dedup=dedup)
     except StreamCut as err:
-        sink.warn(f"bundle is cut off or corrupt: {err}; the timeline holds what precedes")
+        sink.warn(
+            f"bundle is cut off or corrupt: {err}"
+            + ("; the timeline holds what precedes" if vouched is None else "")
+        )
+    if starts:
+        lifecycle()
     if not lifecycle_done:
         extract_lifecycle(target, sink, None)
     extract_custody(sc.kept.get(CUSTODY_NAME), sink)
@@ -194,6 +247,7 @@ def build_store(
             "container": container_entity(target if isinstance(target, dict) else None),
             "tool": f"exuvia {__version__}",
             "complete": bool(sc.manifest and sc.manifest.get("complete")),
+            "cut_off": sink.cut_off,
             "build_seconds": {"scan": round(t_scan, 3), "extract": round(t_extract, 3)},
         }
         return sink.finish(meta)

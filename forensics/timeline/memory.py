@@ -1,4 +1,4 @@
-"""Memory records (``artifacts/memory.jsonl``) into ``memory.read`` events.
+"""Memory records (``artifacts/memory/NNNNNN.jsonl``) into ``memory.read`` events.
 
 Two events per process core: when its read began and when it ended (the smear
 window: the core is not an atomic snapshot; docs/memory.md). Entity ``pid:N``,

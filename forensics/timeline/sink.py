@@ -37,6 +37,8 @@ class Sink:
         self.file_rows: list[FileRow] = []
         self.event_rows: list[EventRow] = []
         self.warnings: list[str] = []
+        #: what a bundle cut off before its manifest was read up to (build.py)
+        self.cut_off: dict[str, Any] | None = None
 
     def member(self, name: str) -> int:
         mid = self.members.get(name)

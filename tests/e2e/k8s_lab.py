@@ -148,7 +148,10 @@ def capture_argv(uri: str, out: Path, *extra: str) -> list[str]:
 
 
 def members(path: Path) -> dict[str, bytes]:
-    return BundleReader(path).read_members(lambda _n: True)
+    """Every member; chunked records (2.0) also joined under their 1.x name."""
+    from tests.support.bundles import joined_records  # noqa: PLC0415
+
+    return joined_records(BundleReader(path).read_members(lambda _n: True))
 
 
 def jsonl(data: bytes) -> list[dict[str, Any]]:

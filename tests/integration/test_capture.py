@@ -254,7 +254,7 @@ def test_interrupted_capture_is_sealed_incomplete_and_verifies(
     assert res.path == tmp_path / "i.exv.incomplete"
     report = verify_bundle(res.path)
     assert report.ok and not report.complete
-    assert "artifacts/processes.jsonl" in member_names(res.path)
+    assert "artifacts/processes/000001.jsonl" in member_names(res.path)  # records in chunks
     v = exuvia("verify", str(res.path))
     assert v.returncode == 0 and "INCOMPLETE" in v.stdout
 

@@ -152,9 +152,11 @@ def test_short_stream_member_is_zero_padded_and_reported(tmp_path: Path) -> None
 
 
 def test_newer_major_version_is_refused_with_a_clear_message() -> None:
-    with pytest.raises(BundleVersionError, match="newer than this exuvia"):
-        check_version("2.0")
-    check_version("1.7")
+    with pytest.raises(BundleVersionError, match=r"bundle format 3\.0 is newer than this exuvia"):
+        check_version("3.0")
+    check_version("2.0")  # record chunks (this writer)
+    check_version("2.9")
+    check_version("1.7")  # 1.x: one record member per collector, still read
     check_version("1.0")
     with pytest.raises(BundleVersionError):
         check_version(None)
@@ -200,3 +202,126 @@ def test_checkpoints_chain(tmp_path: Path) -> None:
     assert len(cps) >= 5
     assert cps[0]["prev_sha256"] == ""
     assert all(c["prev_sha256"] for c in cps[1:])
+
+
+def _records_bundle(path: Path, compress: str) -> list[bytes]:
+    """Record members of 10 lines each; every 3 members a checkpoint."""
+    lines = [b'{"kind":"fs_entry","path":"/f%d"}\n' % i for i in range(300)]
+    with path.open("wb") as f:
+        w = BundleWriter(f, compress=compress, checkpoint_every_members=3)
+        for i in range(30):
+            chunk = b"".join(lines[i * 10 : i * 10 + 10])
+            w.add_bytes(f"artifacts/filesystem/{i + 1:06d}.jsonl", chunk)
+            w.add_bytes(f"files/blob{i}", os.urandom(3000))
+        w.finish({"complete": True, "incomplete_reason": ""})
+    return lines
+
+
+@pytest.mark.parametrize("compress", ["zstd", "none"])
+def test_cut_off_bundle_reports_what_its_checkpoints_vouch_for(
+    tmp_path: Path, compress: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    p = tmp_path / "b.exv"
+    _records_bundle(p, compress)
+    whole = verify_bundle(p)
+    assert whole.ok and whole.exit_status == 0 and not whole.cut_off
+    assert whole.records_vouched == 300
+    data = p.read_bytes()
+    seen = set()
+    for frac in (0.2, 0.5, 0.8):
+        cut = tmp_path / "cut.exv.partial"
+        cut.write_bytes(data[: int(len(data) * frac)])
+        r = verify_bundle(cut)
+        assert not r.ok and r.cut_off, r.failures()
+        assert r.exit_status == 3
+        assert r.checkpoints_valid >= 1 and r.last_checkpoint == r.checkpoints_valid
+        # 10 records per record member the checkpoints vouch for, none of the others
+        vouched = {n for n in _checkpoint_names(cut) if n.startswith("artifacts/")}
+        assert r.records_vouched == 10 * len(vouched) > 0
+        assert r.records_vouched < 300
+        seen.add(r.records_vouched)
+        # the CLI: exit 3, one JSON document saying so
+        doc = _verify_json(cut, capsys)
+        assert doc["exit_status"] == 3 and doc["cut_off"] is True
+        assert doc["records_vouched"] == r.records_vouched
+        assert doc["checkpoints_valid"] == r.checkpoints_valid
+    assert len(seen) == 3  # more is vouched for the later the cut
+
+
+def _checkpoint_names(path: Path) -> set[str]:
+    out: set[str] = set()
+    for body in BundleReader(path).read_members(lambda n: n.startswith(CHECKPOINT_DIR)).values():
+        out |= {m["name"] for m in json.loads(body)["members"]}
+    return out
+
+
+def _verify_json(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, object]:
+    from tui.cli import main  # noqa: PLC0415
+
+    status = main(["verify", str(path), "--output", "json"])
+    doc: dict[str, object] = json.loads(capsys.readouterr().out)
+    assert doc["exit_status"] == status
+    return doc
+
+
+def test_altered_partial_is_not_cut_off(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    p = tmp_path / "b.exv"
+    _records_bundle(p, "none")
+    data = bytearray(p.read_bytes()[: len(p.read_bytes()) // 2])
+    # flip a byte inside the first record member's content (after its 512-byte header)
+    first = data.find(b'{"kind":"fs_entry"')
+    data[first + 5] ^= 0x01
+    cut = tmp_path / "cut.exv.partial"
+    cut.write_bytes(bytes(data))
+    r = verify_bundle(cut)
+    assert not r.cut_off and r.exit_status == 1
+    assert r.altered
+    doc = _verify_json(cut, capsys)
+    assert doc["exit_status"] == 1 and doc["cut_off"] is False
+
+
+def test_corrupt_zstd_partial_is_a_failure_not_a_cut(tmp_path: Path) -> None:
+    p = tmp_path / "b.exv"
+    _records_bundle(p, "zstd")
+    data = bytearray(p.read_bytes())
+    data = data[: len(data) * 3 // 4]
+    data[len(data) // 2] ^= 0xFF
+    cut = tmp_path / "cut.exv.partial"
+    cut.write_bytes(bytes(data))
+    r = verify_bundle(cut)
+    assert r.exit_status == 1 and not r.cut_off, (r.problems, r.altered)
+
+
+def test_records_go_in_chunks_behind_each_checkpoint(tmp_path: Path) -> None:
+    """Every record added before a checkpoint is in a member that checkpoint lists;
+    chunks roll by count; a 2.0 bundle is what this writer writes."""
+    from forensics.bundle.chunks import RecordChunks  # noqa: PLC0415
+    from forensics.bundle.format import FORMAT_VERSION, record_collector  # noqa: PLC0415
+
+    p = tmp_path / "b.exv"
+    with p.open("wb") as f:
+        w = BundleWriter(f, compress="none", checkpoint_every_members=5)
+        chunks = RecordChunks(w, "filesystem", max_records=7)
+        for i in range(100):
+            chunks.add(b'{"kind":"fs_entry","path":"/f%d"}\n' % i)
+            if i % 9 == 0:
+                w.add_bytes(f"files/f{i}", b"x" * i)
+        cut_at = f.tell()  # everything a kill here keeps
+        chunks.close()
+        w.finish({"complete": True, "incomplete_reason": ""})
+    assert FORMAT_VERSION == "2.0"
+    r = verify_bundle(p)
+    assert r.ok and r.records_vouched == 100
+    names = [m["name"] for m in BundleReader(p).manifest()["members"]]
+    chunk_names = [n for n in names if record_collector(n) == "filesystem"]
+    assert chunk_names[0] == "artifacts/filesystem/000001.jsonl" and len(chunk_names) >= 100 // 7
+    # a kill before close(): what the checkpoints vouch for is every record but
+    # those added after the last checkpoint
+    cut = tmp_path / "cut.exv.partial"
+    cut.write_bytes(p.read_bytes()[:cut_at])
+    rc = verify_bundle(cut)
+    assert rc.cut_off and rc.records_vouched >= 90, rc.records_vouched
+    assert record_collector("artifacts/filesystem.jsonl") == "filesystem"
+    assert record_collector("artifacts/k8s/events.jsonl") is None  # not a chunk
+    assert record_collector("artifacts/target.json") is None
+    assert record_collector("artifacts/a/b/000001.jsonl") is None

@@ -17,6 +17,8 @@ ENV = {**os.environ, "PATH": f"{BIN}:{os.environ.get('PATH', '')}"}
 
 CASES = [
     (["exuvia", "ver"], {"verify"}),
+    (["exuvia", "sal"], {"salvage"}),
+    (["exuvia", "salvage", "x.exv.partial", "--si"], {"--sign"}),
     (["exuvia", "f"], {"findings"}),
     (["exuvia", "capture", "runc://x", "--files", ""], {"none", "changed", "small", "all"}),
     (["exuvia", "findings", "b.exv", "--output", ""], {"text", "json"}),

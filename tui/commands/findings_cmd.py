@@ -67,7 +67,10 @@ def _print(report: FindingsReport, shown: list[Finding], explain: bool) -> None:
     print(f"findings of {printable(str(report.bundle))}: {printable(str(name))}"
           + (f"  image {printable(str(t.get('image')))}" if t.get("image") else ""))  # fmt: skip
     state = "complete" if report.complete else "INCOMPLETE"
-    if report.facts.cut:
+    if report.facts.cut or not report.facts.manifest:
+        from forensics.bundle.verify import cut_off_banner, verify_bundle  # noqa: PLC0415
+
+        print(cut_off_banner(verify_bundle(report.bundle)))  # a .partial: say how far first
         state = "CUT OFF (read up to where the stream ends)"
     print(f"capture: {state}; {len(report.findings)} findings" + (f" ({counts})" if counts else ""))
     if not shown:

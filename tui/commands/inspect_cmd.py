@@ -8,9 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from forensics.bundle import verify_bundle
+from forensics.bundle.format import HEADER_NAME
 from forensics.bundle.reader import BundleReader
-from forensics.bundle.verify import VerifyReport
+from forensics.bundle.verify import VerifyReport, cut_off_banner
 from forensics.case import CaseReport, is_case, load_case, verify_case
+from forensics.errors import BundleError
+from forensics.timeline.runtime import TARGET_MEMBER
 from forensics.timeutil import iso_ns
 from tui.commands import case_cmd
 from tui.commands.memory_info import memory_lines
@@ -23,8 +26,10 @@ def register(sub: Any) -> None:
         help="check every member of a bundle (or every bundle of a case) against its manifest",
         description="Read the whole bundle and check every member's size and SHA-256 "
         "against the manifest. Exit 0 and say OK, or exit 1 and name every member that "
-        "is missing, extra, altered or truncated. Given a case directory (holding "
-        "case.json), check case.json's seal and signature and every bundle it names: each "
+        "is missing, extra, altered or truncated, or exit 3 for a capture that was cut off "
+        "(killed: no manifest) whose every member its checkpoints vouch for matches. Given "
+        "a case directory (holding case.json), check case.json's seal and signature and "
+        "every bundle it names: each "
         "must verify and be the one case.json names (same manifest and file SHA-256, "
         "target, completeness).",
     )
@@ -66,7 +71,7 @@ def run_verify(args: argparse.Namespace) -> int:
     report = verify_bundle(args.bundle, public_key=key)
     if args.output_format == "json":
         print_json(verify_doc(report))
-        return 0 if report.ok else 1
+        return report.exit_status
     if report.ok:
         note = "" if report.complete else f" — INCOMPLETE capture: {report.incomplete_reason}"
         print(f"OK: {args.bundle}: {report.members_verified} members match the manifest{note}")
@@ -82,6 +87,14 @@ def run_verify(args: argparse.Namespace) -> int:
         for note in report.notes:
             print(f"note: {note}")
         return 0
+    if report.cut_off:
+        print(f"CUT OFF: {_safe(str(args.bundle))}: the capture was interrupted (no manifest)")
+        print(f"  {cut_off_line(report)}")
+        print(f"  {len(report.unverifiable)} members after the last checkpoint cannot be verified")
+        for line in report.failures():
+            print(f"  {_safe(line)}")
+        print(f"  `exuvia salvage {_safe(str(args.bundle))}` seals a copy of what they vouch for")
+        return report.exit_status
     print(f"FAILED: {_safe(str(args.bundle))}")
     if not report.has_manifest:
         print(f"  {report.incomplete_reason}")
@@ -94,6 +107,14 @@ def run_verify(args: argparse.Namespace) -> int:
     for line in report.failures():
         print(f"  {_safe(line)}")
     return 1
+
+
+def cut_off_line(r: VerifyReport) -> str:
+    """What the checkpoints of a cut-off bundle vouch for, in one line."""
+    return (
+        f"read up to checkpoint {r.last_checkpoint} ({r.checkpoints_valid} valid): "
+        f"{r.members_verified} members, {r.records_vouched} records, all matching"
+    )
 
 
 def verify_doc(r: VerifyReport) -> dict[str, Any]:
@@ -119,7 +140,11 @@ def verify_doc(r: VerifyReport) -> dict[str, Any]:
         "unverifiable": r.unverifiable,
         "problems": r.problems,
         "notes": r.notes,
-        "exit_status": 0 if r.ok else 1,
+        "cut_off": r.cut_off,
+        "checkpoints_valid": r.checkpoints_valid,
+        "last_checkpoint": r.last_checkpoint,
+        "records_vouched": r.records_vouched,
+        "exit_status": r.exit_status,
     }
 
 
@@ -209,7 +234,13 @@ def run_info(args: argparse.Namespace) -> int:
                         **case_cmd.summary(load_case(args.bundle))})  # fmt: skip
             return 0
         return case_cmd.run_info(args)
-    m, warnings = BundleReader(args.bundle).manifest_and_warnings()
+    try:
+        m, warnings = BundleReader(args.bundle).manifest_and_warnings()
+    except BundleError:
+        report = verify_bundle(args.bundle)  # no manifest read: a killed capture?
+        if report.has_manifest or not report.vouched_names:
+            raise
+        return _info_cut_off(args, report)
     if args.output_format == "json":
         print_json(info_doc(args.bundle, m, warnings))
         return 1 if warnings else 0
@@ -257,3 +288,51 @@ def run_info(args: argparse.Namespace) -> int:
     for w in warnings:
         print(f"warning:    {_safe(w)}")
     return 1 if warnings else 0
+
+
+def _info_cut_off(args: argparse.Namespace, report: VerifyReport) -> int:
+    """``info`` of a bundle with no manifest (a killed capture): what its checkpoints
+    vouch for, under a CUT OFF banner. Exit 3 when it is merely cut off, else 1."""
+    small = BundleReader(args.bundle).read_members(
+        lambda n: n in (HEADER_NAME, TARGET_MEMBER) and n in set(report.vouched_names)
+    )
+    head, target = _json_of(small.get(HEADER_NAME)), _json_of(small.get(TARGET_MEMBER))
+    status = report.exit_status if report.exit_status else 1
+    if args.output_format == "json":
+        print_json({
+            "format": "exuvia-info", "version": 1, "bundle": str(args.bundle),
+            "bundle_format": head.get("format"), "bundle_version": head.get("version"),
+            "tool": head.get("tool"), "complete": False, "cut_off": report.cut_off,
+            "banner": cut_off_banner(report), "incomplete_reason": report.incomplete_reason,
+            "target": target, "checkpoint": report.last_checkpoint,
+            "members": report.members_verified, "records_vouched": report.records_vouched,
+            "counts": report.records_by_collector,
+            "unverified_members": len(report.unverifiable), "warnings": [],
+            "exit_status": status,
+        })  # fmt: skip
+        return status
+    print(_safe(cut_off_banner(report)))
+    print(f"bundle:     {_safe(str(args.bundle))}")
+    fmt = f"{_v(head.get('format'))} {_v(head.get('version'))}"
+    print(f"format:     {fmt}  (by {_v(head.get('tool'))})")
+    print(f"state:      CUT OFF: {_v(report.incomplete_reason)}")
+    print(f"target:     {_v(target.get('uri'))}  runtime {_v(target.get('runtime'))}")
+    print(f"container:  {_v(target.get('container_id'))}  name {_v(target.get('name'))}")
+    print(f"image:      {_v(target.get('image'))}  digest {_v(target.get('image_digest'))}")
+    print(f"started:    {_t(head.get('created_ns'))} (UTC); never sealed")
+    per = ", ".join(f"{_v(k)} {_v(v)}" for k, v in sorted(report.records_by_collector.items()))
+    print(f"records:    {per or 'none'} (behind the checkpoints)")
+    print(
+        f"members:    {report.members_verified} vouched for by {report.checkpoints_valid} "
+        f"checkpoints; {len(report.unverifiable)} after the last one, unverified"
+    )
+    print(f"salvage:    `exuvia salvage {_safe(str(args.bundle))}` seals a copy of what is vouched")
+    return status
+
+
+def _json_of(data: bytes | None) -> dict[str, Any]:
+    try:
+        doc = json.loads(data) if data else {}
+    except (ValueError, RecursionError):
+        return {}
+    return doc if isinstance(doc, dict) else {}

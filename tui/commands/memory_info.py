@@ -33,7 +33,7 @@ def memory_lines(m: dict[str, Any], safe: Callable[[Any], str]) -> list[str]:
             f"bytes  read in {window}  sha256 {safe(p.get('sha256'))}"
         )
     if len(procs) > MAX_LISTED:
-        out.append(f"  … {len(procs) - MAX_LISTED} more (artifacts/memory.jsonl)")
+        out.append(f"  … {len(procs) - MAX_LISTED} more (artifacts/memory/)")
     for p in missing[:MAX_LISTED]:
         out.append(f"  - NOT CAPTURED: pid {safe(p.get('pid'))}: {safe(p.get('reason'))}")
     return out

@@ -175,6 +175,9 @@ def summary(tl: Timeline) -> list[str]:
         if counts.get(key):
             lines.append(f"{label}: {counts[key]}")
     lines += [f"warning: {one_line(w)}" for w in m.get("warnings") or []]
+    cut = m.get("cut_off")
+    if isinstance(cut, dict):  # a .partial: what it was read up to, first
+        lines.insert(0, one_line(str(cut.get("banner"))))
     return lines
 
 
@@ -223,6 +226,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.quiet:
             for line in summary(tl):
                 print(line, file=sys.stderr)
+        elif isinstance(tl.meta.get("cut_off"), dict):  # never hidden, even with -q
+            print(one_line(str(tl.meta["cut_off"].get("banner"))), file=sys.stderr)
     finally:
         tl.close()
     return 0

@@ -22,7 +22,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from forensics.bundle.verify import VerifyReport
+from forensics.bundle.verify import VerifyReport, cut_off_banner
 from forensics.errors import ExuviaError
 from forensics.notes import NotesFile
 from forensics.snapshot import Snapshot
@@ -203,7 +203,10 @@ class ReplayApp(App[None]):
     def _verified(self, report: VerifyReport) -> None:
         self.report = report
         banner = self.query_one("#banner", Static)
-        if not report.ok:
+        if report.cut_off:  # a killed capture: what its checkpoints vouch for, read
+            banner.update(Text(cut_off_banner(report), style="bold"))
+            banner.set_classes("incomplete")
+        elif not report.ok:
             lines = report.failures() or ["the bundle has no manifest"]
             text = Text("VERIFICATION FAILED — this bundle does not match its manifest:\n",
                         style="bold")  # fmt: skip
@@ -305,6 +308,8 @@ class ReplayApp(App[None]):
         t.append("  ")
         if self.report is None:
             t.append("verifying …", style="yellow")
+        elif self.report.cut_off:
+            t.append("CUT OFF, read up to its last checkpoint", style="bold black on yellow")
         elif not self.report.ok:
             t.append("VERIFY FAILED", style="bold white on red")
         elif not self.report.complete:
