@@ -159,7 +159,8 @@ def captured(
     stop = threading.Event()
     watcher = threading.Thread(target=_watch_state, args=(plain.pid, stop, states), daemon=True)
     before = _tree(mem_box.root)
-    pids = ",".join(str(p.pid) for p in programs.values())
+    # and one pid that is not the target's (this test's own): a warning, never silence
+    pids = ",".join(str(p.pid) for p in programs.values()) + f",{os.getpid()}"
     watcher.start()
     t0 = time.monotonic_ns()
     proc = subprocess.run(
@@ -222,6 +223,10 @@ def _core(c: Captured, pid: int, tmp: Path) -> Path:
 def test_capture_succeeds_and_verifies(captured: Captured, programs: dict[str, Program]) -> None:
     assert captured.returncode == 0, captured.stderr
     assert "Traceback" not in captured.stderr
+    assert captured.stderr.splitlines() == [
+        f"exuvia: warning: memory of pid {os.getpid()} not captured: not a process of the "
+        "target's PID namespace"
+    ]
     report = verify_bundle(captured.bundle)
     assert report.ok, report
     recs = _records(captured)
@@ -232,6 +237,7 @@ def test_capture_succeeds_and_verifies(captured: Captured, programs: dict[str, P
     manifest = BundleReader(captured.bundle).manifest_and_warnings()[0]
     mem = manifest["memory"]
     assert mem["mode"] == "anon" and mem["atomic"] is False
+    assert [x["pid"] for x in mem["not_captured"]] == [os.getpid()]
     windows = {p["pid"]: (p["read_start_ns"], p["read_end_ns"]) for p in mem["processes"]}
     assert windows == {pid: (r["read_start_ns"], r["read_end_ns"]) for pid, r in recs.items()}
     names = {m["name"]: m for m in manifest["members"]}
@@ -369,6 +375,7 @@ def test_info_and_timeline_show_the_memory(
     assert "memory:     2 process cores (mode anon" in res.stdout
     for p in programs.values():
         assert f"memory/{p.pid}.core  pid {p.pid}" in res.stdout
+    assert f"NOT CAPTURED: pid {os.getpid()}: not a process" in res.stdout
     tl = open_timeline(captured.bundle, cache_dir=tmp_path / "cache")
     evs = tl.events(Query(kinds=("memory.read",)), limit=50)
     assert sorted(e.entity for e in evs) == sorted([f"pid:{p.pid}" for p in programs.values()] * 2)
