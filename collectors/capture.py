@@ -372,11 +372,16 @@ class Capture:
             self.custody.record("memory.read", **{k: summary[k] for k in _MEMORY_CUSTODY})
 
         self.memory = MemoryCollector(self.ctx, writer, opts, on_done=done)
-        self._jsonl(writer, "memory", self.memory.run())
-        for item in self.memory.stats.not_captured:
-            self.warnings.append(f"memory of pid {item['pid']} not captured: {item['reason']}")
-        if not self.memory.stats.processes:
-            self.warnings.append("--memory was asked but no process memory was captured")
+        try:
+            self._jsonl(writer, "memory", self.memory.run())
+        finally:  # an interruption too: what was not captured is said
+            stats = self.memory.stats
+            for item in stats.not_captured:
+                self.warnings.append(f"memory of pid {item['pid']} not captured: {item['reason']}")
+                if "member" in item:  # cut short (the others are skips already)
+                    self.skips.add(Skip("memory", f"pid {item['pid']}", item["reason"]))
+            if not stats.processes:
+                self.warnings.append("--memory was asked but no process memory was captured")
 
     def _root_fd(self) -> int:
         """The read-only view's root when we have one, else /proc/<pid>/root."""

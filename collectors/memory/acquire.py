@@ -279,9 +279,18 @@ class MemoryCollector:
             for m, seg, off, why in zip(maps, p.segments, lay.offsets, p.reasons, strict=True):
                 regions.append(self._region(w, m, seg, off, why))
         except CaptureInterrupted:
-            # keep the tar stream whole: the rest of the member is zeros
+            # keep the tar stream whole: the rest of the member is zeros, and say so
             hashers[1].wait()
-            stream.finish(padded(member_h, stream.remaining).hexdigest())
+            entry = stream.finish(padded(member_h, stream.remaining).hexdigest())
+            self.stats.not_captured.append(
+                {
+                    "pid": pid,
+                    "member": name,
+                    "sha256": entry.sha256,
+                    "reason": f"capture interrupted during the read: {name} is zeros from "
+                    f"byte {entry.size - entry.short_by}",
+                }
+            )
             raise
         end = now_ns()
         hashers[1].wait()

@@ -398,3 +398,61 @@ def test_a_huge_untouched_mapping_costs_no_core_bytes(
         assert all(r["stored"] == 0 for r in untouched)
         expected = TOUCH_MB << 20 if p is programs["plain"] else 0
         assert rec["size"] < expected + (64 << 20), rec["size"]
+
+
+def test_interrupted_during_a_core_seals_a_bundle_that_verifies(
+    mem_box: LabContainer, tmp_path: Path
+) -> None:
+    """SIGINT while a big core streams: the core is closed with zeros (the tar stays
+    whole), the bundle is sealed .incomplete and verifies, and the cut is said."""
+    log = tmp_path / "big.log"
+    pid = run_memtarget(mem_box, "MARKER-big", "SECRET-big", "-", log=log, env=("TOUCH_MB=768",))
+    prog = Program(pid, "MARKER-big", "SECRET-big", log)
+    _wait_ready(prog)
+    out = tmp_path / "cut.exv"
+    partial = out.with_name(out.name + ".partial")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tui.cli",
+            "capture",
+            mem_box.uri,
+            "-o",
+            str(out),
+            "-q",
+            "--files",
+            "none",
+            "--compress",
+            "none",
+            "--memory",
+            "--memory-pids",
+            str(pid),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=REPO,
+    )
+    deadline = time.monotonic() + 300
+    while proc.poll() is None and time.monotonic() < deadline:
+        if partial.exists() and partial.stat().st_size > 64 << 20:  # well into the core
+            proc.send_signal(2)
+            break
+        time.sleep(0.005)
+    _stdout, stderr = proc.communicate(timeout=300)
+    os.kill(pid, 9)  # the big program has served
+    if proc.returncode == 0:
+        pytest.skip("the capture finished before it could be interrupted")
+    assert proc.returncode == 3, stderr
+    assert "Traceback" not in stderr
+    assert f"memory of pid {pid} not captured: capture interrupted during the read" in stderr
+    cut = out.with_name(out.name + ".incomplete")
+    report = verify_bundle(cut)
+    assert report.ok, report
+    manifest = BundleReader(cut).manifest_and_warnings()[0]
+    assert manifest["complete"] is False
+    (missing,) = manifest["memory"]["not_captured"]
+    assert missing["pid"] == pid and missing["member"] == f"memory/{pid}.core"
+    listed = {m["name"]: m for m in manifest["members"]}
+    assert listed[f"memory/{pid}.core"]["sha256"] == missing["sha256"]
