@@ -24,12 +24,14 @@ from collectors.context import CollectContext
 from collectors.memory.hashing import BackgroundHash
 from collectors.memory.maps import UNTOUCHED, Mapping, parse_maps, split_untouched, why_not
 from collectors.memory.read import MemReader, RegionRead
+from collectors.memory.signals import DeferredSignals, Interrupted
 from collectors.processes import namespace_members
 from forensics.bundle.writer import BundleWriter, MemberStream, padded
 from forensics.errors import CaptureInterrupted
 from forensics.memory.core import (
     MACHINES,
     MAX_SEGMENTS,
+    CoreLayout,
     FileMapping,
     ProcessFacts,
     Segment,
@@ -161,6 +163,7 @@ class _CoreWrite:
     skips: list[Skip]
     #: (region hasher, member hasher): two threads, so hashing uses the other CPUs
     hashers: tuple[BackgroundHash, BackgroundHash]
+    signals: DeferredSignals
 
 
 class MemoryCollector:
@@ -262,23 +265,48 @@ class MemoryCollector:
         auxv: bytes | None,
         facts: ProcessFacts,
     ) -> Iterator[Record | Skip]:
+        self._reader = reader
+        regions: list[dict[str, Any]] = []
+        skips: list[Skip] = []
         p = plan(maps, self.opts.mode, self._budget())
         files = [FileMapping(m.start, m.end, m.offset, m.path) for m in maps if m.file_backed]
         lay = layout(p.segments, facts, machine=self.machine or 62, auxv=auxv, files=files)
         name = member_name(pid)
+        signals = DeferredSignals()
+        with signals:  # from the member's header to its end (signals.py)
+            interrupted, summary = self._stream_core(
+                pid=pid, name=name, p=p, lay=lay, signals=signals, regions=regions, skips=skips
+            )
+        # the pending signal was delivered when the block above ended; if its
+        # handler did not raise (not the capture's), stop anyway: the core is cut
+        if interrupted or summary is None:
+            raise CaptureInterrupted(f"interrupted while reading the memory of pid {pid}")
+        yield from skips
+        yield Record("memory", {**summary, "comm": fsdecode_safe(facts.comm), "regions": regions})
+
+    def _stream_core(
+        self,
+        *,
+        pid: int,
+        name: str,
+        p: _Plan,
+        lay: CoreLayout,
+        signals: DeferredSignals,
+        regions: list[dict[str, Any]],
+        skips: list[Skip],
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """Write the core member; (interrupted, summary when whole)."""
         stream = self.writer.begin_member(name, lay.size)
         member_h = hashlib.sha256()
         member_h.update(lay.head)
         stream.write(lay.head)
         hashers = self._hashers
-        regions: list[dict[str, Any]] = []
-        skips: list[Skip] = []
         start = now_ns()
-        w = _CoreWrite(pid, reader, stream, member_h, skips, hashers)
+        w = _CoreWrite(pid, self._reader, stream, member_h, skips, hashers, signals)
         try:
-            for m, seg, off, why in zip(maps, p.segments, lay.offsets, p.reasons, strict=True):
+            for m, seg, off, why in zip(p.maps, p.segments, lay.offsets, p.reasons, strict=True):
                 regions.append(self._region(w, m, seg, off, why))
-        except CaptureInterrupted:
+        except Interrupted:
             # keep the tar stream whole: the rest of the member is zeros, and say so
             hashers[1].wait()
             entry = stream.finish(padded(member_h, stream.remaining).hexdigest())
@@ -287,14 +315,18 @@ class MemoryCollector:
                     "pid": pid,
                     "member": name,
                     "sha256": entry.sha256,
-                    "reason": f"capture interrupted during the read: {name} is zeros from "
-                    f"byte {entry.size - entry.short_by}",
+                    "reason": f"capture interrupted during the read: {name} is zeros "
+                    f"from byte {entry.size - entry.short_by}",
                 }
             )
-            raise
+            return True, None
+        return False, self._finish(pid, name, p, w, start)
+
+    def _finish(self, pid: int, name: str, p: _Plan, w: _CoreWrite, start: int) -> dict[str, Any]:
+        """Close a whole core; its summary (manifest, custody, record)."""
         end = now_ns()
-        hashers[1].wait()
-        entry = stream.finish(member_h.hexdigest())
+        w.hashers[1].wait()
+        entry = w.stream.finish(w.member_h.hexdigest())
         stored = sum(s.filesz for s in p.segments)
         self.stats.stored_bytes += stored
         if self.left is not None:
@@ -313,8 +345,7 @@ class MemoryCollector:
         }
         self.stats.processes.append(summary)
         self.on_done(summary)
-        yield from skips
-        yield Record("memory", {**summary, "comm": fsdecode_safe(facts.comm), "regions": regions})
+        return summary
 
     @staticmethod
     def _region(
@@ -342,7 +373,10 @@ class MemoryCollector:
         region_hash, member_hash = w.hashers
         mine, whole = (h,), (member_h,)
 
+        check = w.signals.check
+
         def out(data: bytes | memoryview) -> None:
+            check()  # before anything of this chunk is hashed or written
             region_hash.update(mine, data)
             member_hash.update(whole, data)
             stream.write(data)

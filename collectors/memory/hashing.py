@@ -6,8 +6,11 @@ most ``depth`` wait, so memory stays bounded (depth x 1 MiB)."""
 from __future__ import annotations
 
 import queue
+import signal
 import threading
 from typing import Any
+
+from collectors.memory.signals import STOP_SIGNALS
 
 _STOP = object()
 
@@ -19,7 +22,14 @@ class BackgroundHash:
         self._q: queue.Queue[Any] = queue.Queue(maxsize=depth)
         self._err: BaseException | None = None
         self._t = threading.Thread(target=self._run, name="exuvia-memory-hash", daemon=True)
-        self._t.start()
+        # started with SIGINT/SIGTERM blocked, which it inherits: the kernel must
+        # not hand a stop signal to this thread while the main thread holds them
+        # back (signals.py)
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self._t.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
 
     def _run(self) -> None:
         while True:
