@@ -34,11 +34,13 @@ from elftools.elf.elffile import ELFFile
 
 from forensics.bundle import verify_bundle
 from forensics.bundle.reader import BundleReader
+from forensics.snapshot import load_snapshot
 from forensics.timeline import Query, open_timeline
 from forensics.timeline.bundleio import stream_members
 from tests.support.bundles import artifacts
 from tests.support.memtarget import IN_CONTAINER, build_memtarget, run_memtarget
 from tui.demo.launch import LabContainer
+from tui.replay.screens.processes import process_text
 
 REPO = Path(__file__).parents[2]
 TOUCH_MB = 256
@@ -376,6 +378,11 @@ def test_info_and_timeline_show_the_memory(
     for p in programs.values():
         assert f"memory/{p.pid}.core  pid {p.pid}" in res.stdout
     assert f"NOT CAPTURED: pid {os.getpid()}: not a process" in res.stdout
+    snap = load_snapshot(captured.bundle)
+    assert {m["pid"] for m in snap.memory} == {p.pid for p in programs.values()}
+    proc = next(x for x in snap.processes if x.get("pid") == programs["plain"].pid)
+    view = process_text(snap, proc).plain
+    assert f"memory/{programs['plain'].pid}.core" in view and " anon " in view
     tl = open_timeline(captured.bundle, cache_dir=tmp_path / "cache")
     evs = tl.events(Query(kinds=("memory.read",)), limit=50)
     assert sorted(e.entity for e in evs) == sorted([f"pid:{p.pid}" for p in programs.values()] * 2)
