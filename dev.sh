@@ -58,6 +58,24 @@ setup_python() {
   fi
 }
 
+setup_store_server() {
+  # the evidence-store tests run a real S3 server: versitygw, built from the Go module
+  # proxy once and cached (tests/support/s3server.py builds it too, if this did not)
+  local bin=${EXUVIA_STORE_BIN:-/var/cache/exuvia-store/bin}
+  local go
+  go=$(command -v go || echo /usr/local/go/bin/go)
+  if [ ! -f "$bin/.versitygw-v1.8.0" ] && [ -x "$go" ]; then
+    echo "dev.sh: building versitygw v1.8.0 (Go module proxy) into $bin" >&2
+    mkdir -p "$bin"
+    if GOBIN="$bin" GOFLAGS=-mod=mod GOSUMDB=off CGO_ENABLED=0 GOTOOLCHAIN=local \
+        "$go" install github.com/versity/versitygw/cmd/versitygw@v1.8.0; then
+      touch "$bin/.versitygw-v1.8.0"
+    else
+      echo "dev.sh: versitygw did not build; the store tests will say why" >&2
+    fi
+  fi
+}
+
 cmd=${1:-}
 shift || true
 case "$cmd" in
@@ -71,6 +89,7 @@ case "$cmd" in
     need_root test
     setup_system
     setup_rust_tools
+    setup_store_server
     setup_python
     "$VENV/bin/ruff" check .
     "$VENV/bin/ruff" format --check .

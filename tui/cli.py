@@ -22,10 +22,12 @@ from tui.commands import (
     inspect_cmd,
     k8s_cmd,
     keygen_cmd,
+    push_cmd,
     replay_cmd,
     report_cmd,
     salvage_cmd,
     sbom_cmd,
+    scan_cmd,
     timeline_cmd,
     triage_cmd,
 )
@@ -52,9 +54,9 @@ def build_parser(prog: str = "exuvia") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"exuvia {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    commands = (capture_cmd, inspect_cmd, salvage_cmd, findings_cmd, report_cmd, timeline_cmd,
-                sbom_cmd, replay_cmd, triage_cmd)  # fmt: skip
-    for module in (*commands, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
+    commands = (capture_cmd, inspect_cmd, salvage_cmd, findings_cmd, report_cmd, scan_cmd,
+                timeline_cmd, sbom_cmd, replay_cmd, triage_cmd)  # fmt: skip
+    for module in (*commands, push_cmd, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
         module.register(sub)
     return parser
 

@@ -78,7 +78,8 @@ class Kind(enum.IntFlag):
     CONTAINER_EXITED = 256
     CAPTURE_ACTION = 512
     K8S_EVENT = 1024
-    MEMORY_READ = 2048
+    YARA_MATCH = 2048
+    MEMORY_READ = 4096
 
 
 KIND_NAMES: dict[str, Kind] = {
@@ -93,6 +94,7 @@ KIND_NAMES: dict[str, Kind] = {
     "container.exited": Kind.CONTAINER_EXITED,
     "capture.action": Kind.CAPTURE_ACTION,
     "k8s.event": Kind.K8S_EVENT,
+    "yara.match": Kind.YARA_MATCH,
     "memory.read": Kind.MEMORY_READ,
 }
 KIND_BY_BIT: dict[int, str] = {int(bit): name for name, bit in KIND_NAMES.items()}
@@ -111,6 +113,7 @@ KIND_DESCRIPTIONS: dict[str, str] = {
     "container.exited": "End Time",
     "capture.action": "Recorded Time",
     "k8s.event": "Recorded Time",
+    "yara.match": "Capture Time",
     "memory.read": "Acquisition Time",
 }
 
@@ -142,7 +145,8 @@ class Source(enum.IntEnum):
     RUNTIME = 5
     CUSTODY = 6
     K8S = 7
-    MEMORY = 8
+    SCAN = 8
+    MEMORY = 9
 
 
 SOURCE_NAMES: dict[str, Source] = {s.name.lower(): s for s in Source}

@@ -15,6 +15,7 @@ from forensics.errors import ExuviaError
 from tui.commands import k8s_cmd
 from tui.commands.memory_options import add_memory_options, memory_from_args
 from tui.commands.options import add_capture_options, add_output_format, print_json
+from tui.commands.store_opts import add_store_options, lock_from, path_or_s3, store_from
 
 
 def register(sub: Any) -> None:
@@ -26,8 +27,9 @@ def register(sub: Any) -> None:
     )
     p.add_argument("target", metavar="TARGET", help="e.g. podman://web, runc://ID, pid://1234")
     p.add_argument(
-        "-o", "--out", dest="output", required=True, type=Path, metavar="FILE",
-        help="the bundle file (written as FILE.partial, renamed when sealed)",
+        "-o", "--out", dest="output", required=True, type=path_or_s3, metavar="FILE",
+        help="the bundle file (written as FILE.partial, renamed when sealed), or "
+        "s3://BUCKET/PREFIX/NAME.exv to stream it into an evidence store",
     )  # fmt: skip
     add_output_format(p)
     add_capture_options(p)
@@ -40,7 +42,17 @@ def register(sub: Any) -> None:
         "`exuvia keygen` or `openssl genpkey -algorithm ed25519` makes one). Only the "
         "public key's fingerprint is recorded; check with `exuvia verify FILE --key PUB`",
     )
+    p.add_argument(
+        "--scan",
+        type=Path,
+        metavar="RULES",
+        help="scan every regular file the capture reads for its hash (copied or not) with "
+        "these YARA rules (a file or a directory of *.yar/*.yara), in the same read; "
+        "matches go to artifacts/yara/ in the bundle. The rules are compiled before "
+        "anything is captured (docs/scan.md)",
+    )
     k8s_cmd.add_k8s_options(p)
+    add_store_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler=run)
 
@@ -137,15 +149,32 @@ def print_result(res: CaptureResult, output_format: str = "text") -> None:
         print(f"signed by:       {res.signed_by}")
 
 
+def scan_hook(args: argparse.Namespace) -> Any:
+    """``--scan RULES`` compiled (RulesError, file:line, before anything is captured)."""
+    if getattr(args, "scan", None) is None:
+        return None
+    from forensics.scan.capture_hook import CaptureScan  # noqa: PLC0415 - the engine on demand
+    from forensics.scan.rules import compile_rules  # noqa: PLC0415
+
+    return CaptureScan(compile_rules(args.scan))
+
+
 def run(args: argparse.Namespace) -> int:
+    if isinstance(args.output, str):
+        return run_to_store(args)
     if parse_uri(args.target)[0] == "k8s":
         if getattr(args, "memory", None) is not None:
             raise ExuviaError(
                 "--memory is not available for k8s:// targets yet (the in-pod agent does "
                 "not read memory); capture from the node with runc:// or containerd://"
             )
+        if getattr(args, "scan", None) is not None:
+            raise ExuviaError("--scan is not supported for k8s:// targets yet: capture, then "
+                              "`exuvia scan BUNDLE --rules RULES`")  # fmt: skip
         return k8s_cmd.run_capture(args)
+    hook = scan_hook(args)  # bad rules fail before anything runs
     opts = options_from(args, args.output)  # a bad signing key fails before anything runs
+    opts.scan = hook
     target = resolve(args.target)
     progress = _Progress(args.quiet)
     try:
@@ -156,3 +185,57 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"exuvia: warning: {line}\n")
     print_result(res, args.output_format)
     return 0 if res.complete else 3
+
+
+def run_to_store(args: argparse.Namespace) -> int:
+    """``-o s3://…``: stream the bundle into the evidence store (docs/evidence-store.md)."""
+    from collectors.store.capture import capture_to_store  # noqa: PLC0415 - boto3 only here
+    from collectors.store.uri import parse_s3  # noqa: PLC0415
+    from forensics.errors import OutputError  # noqa: PLC0415
+
+    url = parse_s3(args.output)
+    if parse_uri(args.target)[0] == "k8s":
+        raise OutputError("capturing a k8s:// target straight into a store is not supported yet; "
+                          "capture to a file and `exuvia push` it")  # fmt: skip
+    lock = lock_from(args)
+    # boto3's import and client take ~0.5-2 s: build it while the target is resolved
+    # (the thread is done before the capture forks anything)
+    from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(store_from, args)
+        opts = options_from(args, Path(url.name))
+        target = resolve(args.target)
+        store = pending.result()
+    progress = _Progress(args.quiet)
+    try:
+        res = capture_to_store(target, opts, store, url, lock, progress=progress)
+    finally:
+        progress.done()
+    for line in res.warnings:  # never silently without what was asked for
+        sys.stderr.write(f"exuvia: warning: {line}\n")
+    if args.output_format == "json":
+        print_json({
+            "format": "exuvia-capture-result", "version": 1, "bundle": res.url,
+            "complete": res.complete, "incomplete_reason": None,
+            "manifest_sha256": res.manifest_sha256, "file_sha256": res.file_sha256,
+            "bytes": res.file_bytes, "records": dict(sorted(res.counts.items())),
+            "skipped": res.skips, "custody_log": res.custody_url, "signed_by": res.signed_by,
+            "version_id": res.version_id, "retention": res.retention, "exit_status": 0,
+        })  # fmt: skip
+        return 0
+    print(f"bundle:          {res.url} (complete)")
+    print(f"version id:      {res.version_id or '-'}")
+    r = res.retention
+    lock_text = f"{r['mode']} until {r['retain_until']}" if r["retain_until"] else "no retention"
+    print(f"object lock:     {lock_text}{', legal hold' if r['legal_hold'] else ''}")
+    print(f"manifest sha256: {res.manifest_sha256}")
+    print(f"file sha256:     {res.file_sha256}")
+    print(f"size:            {res.file_bytes} bytes")
+    counts = ", ".join(f"{k} {v}" for k, v in sorted(res.counts.items()))
+    print(f"records:         {counts}")
+    print(f"skipped:         {res.skips} (see `exuvia info {res.url}`)")
+    print(f"custody log:     {res.custody_url}")
+    if res.signed_by:
+        print(f"signed by:       {res.signed_by}")
+    return 0

@@ -18,6 +18,7 @@ from forensics.timeutil import iso_ns
 from tui.commands import case_cmd
 from tui.commands.memory_info import memory_lines
 from tui.commands.options import add_output_format, print_json
+from tui.commands.store_opts import add_store_options, path_or_s3, store_from
 
 
 def register(sub: Any) -> None:
@@ -33,7 +34,7 @@ def register(sub: Any) -> None:
         "must verify and be the one case.json names (same manifest and file SHA-256, "
         "target, completeness).",
     )
-    p.add_argument("bundle", type=Path, metavar="FILE|DIR")
+    p.add_argument("bundle", type=path_or_s3, metavar="FILE|DIR|s3://…")
     p.add_argument(
         "--key",
         type=Path,
@@ -43,6 +44,7 @@ def register(sub: Any) -> None:
         "another. For a case: case.json and every bundle",
     )
     add_output_format(p)
+    add_store_options(p, lock=False)
     p.set_defaults(handler=run_verify)
     p = sub.add_parser(
         "info",
@@ -51,12 +53,15 @@ def register(sub: Any) -> None:
         "Given a case directory: what was asked for, the pods and nodes, and each bundle's "
         "state, size, time and reason.",
     )
-    p.add_argument("bundle", type=Path, metavar="FILE|DIR")
+    p.add_argument("bundle", type=path_or_s3, metavar="FILE|DIR|s3://…")
     add_output_format(p)
+    add_store_options(p, lock=False)
     p.set_defaults(handler=run_info)
 
 
 def run_verify(args: argparse.Namespace) -> int:
+    if isinstance(args.bundle, str):
+        return run_store("verify", args)
     key = None
     if args.key is not None:
         from forensics.signing import load_public_key  # noqa: PLC0415 - only when asked
@@ -69,12 +74,17 @@ def run_verify(args: argparse.Namespace) -> int:
             return 0 if report_c.ok else 1
         return case_cmd.run_verify(args, key)
     report = verify_bundle(args.bundle, public_key=key)
+    return print_verify(args, report, key)
+
+
+def print_verify(args: argparse.Namespace, report: VerifyReport, key: bytes | None) -> int:
+    shown = getattr(args, "shown", None) or args.bundle
     if args.output_format == "json":
         print_json(verify_doc(report))
         return report.exit_status
     if report.ok:
         note = "" if report.complete else f" — INCOMPLETE capture: {report.incomplete_reason}"
-        print(f"OK: {args.bundle}: {report.members_verified} members match the manifest{note}")
+        print(f"OK: {shown}: {report.members_verified} members match the manifest{note}")
         print(f"manifest sha256: {report.manifest_sha256}")
         print(f"file sha256:     {report.file_sha256}")
         if report.signed_by:
@@ -88,14 +98,14 @@ def run_verify(args: argparse.Namespace) -> int:
             print(f"note: {note}")
         return 0
     if report.cut_off:
-        print(f"CUT OFF: {_safe(str(args.bundle))}: the capture was interrupted (no manifest)")
+        print(f"CUT OFF: {_safe(str(shown))}: the capture was interrupted (no manifest)")
         print(f"  {cut_off_line(report)}")
         print(f"  {len(report.unverifiable)} members after the last checkpoint cannot be verified")
         for line in report.failures():
             print(f"  {_safe(line)}")
-        print(f"  `exuvia salvage {_safe(str(args.bundle))}` seals a copy of what they vouch for")
+        print(f"  `exuvia salvage {_safe(str(shown))}` seals a copy of what they vouch for")
         return report.exit_status
-    print(f"FAILED: {_safe(str(args.bundle))}")
+    print(f"FAILED: {_safe(str(shown))}")
     if not report.has_manifest:
         print(f"  {report.incomplete_reason}")
         print(
@@ -228,6 +238,8 @@ def _v(value: Any) -> str:
 
 
 def run_info(args: argparse.Namespace) -> int:
+    if isinstance(args.bundle, str):
+        return run_store("info", args)
     if is_case(args.bundle):
         if args.output_format == "json":
             print_json({"format": "exuvia-case-info", "version": 1,
@@ -242,13 +254,13 @@ def run_info(args: argparse.Namespace) -> int:
             raise
         return _info_cut_off(args, report)
     if args.output_format == "json":
-        print_json(info_doc(args.bundle, m, warnings))
+        print_json(info_doc(getattr(args, "shown", None) or args.bundle, m, warnings))
         return 1 if warnings else 0
     t = _d(m.get("target"))
     acq = _d(m.get("acquisition"))
     tool = _d(m.get("tool")).get("version")
     done = m.get("complete") is True
-    print(f"bundle:     {_safe(str(args.bundle))}")
+    print(f"bundle:     {_safe(str(getattr(args, 'shown', None) or args.bundle))}")
     print(f"format:     {_v(m.get('format'))} {_v(m.get('version'))}  (by exuvia {_v(tool)})")
     print(f"state:      {'complete' if done else 'INCOMPLETE: ' + _v(m.get('incomplete_reason'))}")
     print(f"case:       {_v(m.get('case'))}   examiner: {_v(m.get('examiner'))}")
@@ -336,3 +348,50 @@ def _json_of(data: bytes | None) -> dict[str, Any]:
     except (ValueError, RecursionError):
         return {}
     return doc if isinstance(doc, dict) else {}
+
+
+def run_store(command: str, args: argparse.Namespace) -> int:
+    """``verify``/``info`` of an s3:// bundle or case prefix: copied, streamed, into a
+    private directory under the exuvia cache (removed afterwards), then read as a
+    local one; the object's metadata must agree with its bytes."""
+    from collectors.store.fetch import (  # noqa: PLC0415 - boto3 only for s3://
+        fetch_bundle,
+        fetch_case,
+        is_case_prefix,
+        scratch_dir,
+    )
+    from collectors.store.uri import parse_s3  # noqa: PLC0415
+
+    url = parse_s3(args.bundle)
+    store = store_from(args)
+    local = argparse.Namespace(**vars(args))
+    with scratch_dir() as d:
+        if url.is_prefix or is_case_prefix(store, url):
+            local.bundle = fetch_case(store, url, d / "case")
+            if not is_case(local.bundle):
+                from forensics.errors import BundleError  # noqa: PLC0415
+
+                raise BundleError(f"{url}: no such bundle object, and no case.json under it")
+            print(f"store: {url} (a case; copied into the exuvia cache to check)")
+            return run_verify(local) if command == "verify" else run_info(local)
+        fetched = fetch_bundle(store, url, d)
+        local.bundle = fetched.local
+        local.shown = str(url)
+        if command == "info":
+            return run_info(local)
+        key = None
+        if args.key is not None:
+            from forensics.signing import load_public_key  # noqa: PLC0415
+
+            key = load_public_key(args.key)
+        report = verify_bundle(fetched.local, public_key=key)
+        report.path = str(url)
+        report.problems += fetched.store_problems()
+        if args.output_format == "text":
+            version = fetched.head.get("VersionId") or "-"
+            mode = fetched.head.get("ObjectLockMode")
+            until = fetched.head.get("ObjectLockRetainUntilDate")
+            hold = fetched.head.get("ObjectLockLegalHoldStatus") == "ON"
+            lock = f"{mode} until {until}" if mode else "no retention"
+            print(f"store: {url} version {version}, {lock}{', legal hold' if hold else ''}")
+        return print_verify(local, report, key)

@@ -9,6 +9,7 @@ from typing import Any
 
 from forensics.errors import ExuviaError
 from tui.commands.options import tz_arg
+from tui.commands.store_opts import add_store_options, cached_local, path_or_s3
 
 
 def register(sub: Any) -> None:
@@ -21,7 +22,8 @@ def register(sub: Any) -> None:
         "software inventory, bookmarks/tags/notes (kept beside the bundle, never in it) "
         "and playback. The bundle is verified as it opens. Press ? inside for the keys.",
     )
-    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("bundle", type=path_or_s3, metavar="BUNDLE|s3://…")
+    add_store_options(p, lock=False)
     p.add_argument(
         "--tz",
         type=tz_arg,
@@ -71,6 +73,7 @@ def run_replay(
 
 
 def run(args: argparse.Namespace) -> int:
+    args.bundle = cached_local(args)  # s3://: a kept copy under the exuvia cache
     return run_replay(
         args.bundle,
         tz=args.tz,

@@ -16,6 +16,7 @@ from forensics.timeline.logtime import parse_user_time, resolve_tz
 from forensics.timeline.query import Timeline
 from forensics.timeline.text import one_line
 from tui.commands.options import tz_arg
+from tui.commands.store_opts import add_store_options, cached_local, path_or_s3
 
 #: counters that mean "something could not be parsed or used"
 UNPARSED = (
@@ -61,7 +62,8 @@ def register(sub: Any) -> None:
         "bodyfile (TSK 3.x, for mactime -b). A summary, with the count of what could not be "
         "parsed, goes to stderr.",
     )
-    p.add_argument("bundle", type=Path, metavar="BUNDLE")
+    p.add_argument("bundle", type=path_or_s3, metavar="BUNDLE|s3://…")
+    add_store_options(p, lock=False)
     p.add_argument("-o", "--output", metavar="FILE", help="write an export to FILE ('-' = stdout)")
     p.add_argument(
         "--format",
@@ -193,6 +195,7 @@ def _progress(quiet: bool) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    args.bundle = cached_local(args)  # s3://: a kept copy under the exuvia cache
     q = build_query(args)
     progress = _progress(args.quiet)
     tl = open_timeline(args.bundle, tz=args.tz, rebuild=args.rebuild, progress=progress)

@@ -1,0 +1,223 @@
+"""A write-only byte stream that becomes one object through a multipart upload.
+
+:class:`MultipartWriter` is what a :class:`forensics.bundle.writer.BundleWriter`
+writes to (it needs ``write`` and ``flush`` only). Bytes are cut into parts of
+``part_size``; ``workers`` threads upload them while the capture goes on, with
+at most ``queue_parts`` parts waiting, so memory stays at a few parts whatever
+the bundle's size. The store checks every part's SHA-256 (see ``part_checksums``). The
+object exists under its key only after :meth:`complete`; :meth:`abort`
+removes the parts. A part that fails is retried (visibly, through
+``on_retry``) before the stream gives up with a :class:`StoreError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from collectors.store.client import Store, StoreError, StoreUnreachable, translate
+
+PART_SIZE = 8 << 20
+MIN_PART = 5 << 20  # S3's smallest part but the last
+
+
+class MultipartWriter:
+    def __init__(
+        self,
+        store: Store,
+        bucket: str,
+        key: str,
+        *,
+        create_args: dict[str, Any] | None = None,
+        part_size: int = PART_SIZE,
+        queue_parts: int = 2,
+        workers: int = 2,
+        part_retries: int = 3,
+        track_sha256: bool = True,
+        on_retry: Callable[[str], None] | None = None,
+        part_checksums: bool | None = None,
+    ) -> None:
+        if part_size < MIN_PART:
+            raise ValueError("a part is at least 5 MiB")
+        self.store = store
+        self.bucket = bucket
+        self.key = key
+        self.part_size = part_size
+        self.part_retries = part_retries
+        self.on_retry = on_retry or (lambda _msg: None)
+        self.bytes_written = 0
+        #: SHA-256 of every byte written (``push`` compares it; a capture's sink has its own)
+        self.sha256 = hashlib.sha256() if track_sha256 else None
+        self._buf = bytearray()
+        self._parts: list[dict[str, Any]] = []
+        self._error: StoreError | None = None
+        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=queue_parts)
+        self._next_part = 1
+        self.closed = False
+        # One SHA-256 per part checked by the store: over plain http SigV4 signs the
+        # payload's hash (the store recomputes it), over https SigV4 leaves parts
+        # unsigned and the part's x-amz-checksum-sha256 is what the store checks.
+        if part_checksums is None:
+            part_checksums = not (store.endpoint or "").startswith("http://")
+        self.part_checksums = part_checksums
+        extra = {"ChecksumAlgorithm": "SHA256"} if self.part_checksums else {}
+        resp = store.call(
+            f"starting the upload of {self.url}",
+            store.client.create_multipart_upload,
+            Bucket=bucket,
+            Key=key,
+            **extra,
+            **(create_args or {}),
+        )
+        self.upload_id: str = resp["UploadId"]
+        # started with the first part, not here: the capture forks its read-only
+        # view's helper after the upload is created, and a fork should see no threads
+        self._workers = max(1, workers)
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def url(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    # -- the stream -----------------------------------------------------------
+    def write(self, data: bytes | memoryview) -> int:
+        self._raise_if_failed()
+        n = len(data)
+        if self.sha256 is not None:
+            self.sha256.update(data)
+        self.bytes_written += n
+        size = self._size()
+        if not self._buf and n >= size:
+            view = memoryview(data)
+            while len(view) >= size:
+                self._send(bytes(view[:size]))
+                view = view[size:]
+                size = self._size()
+            self._buf += view
+            return n
+        self._buf += data
+        if len(self._buf) >= size:
+            with memoryview(self._buf) as view:
+                part = bytes(view[:size])
+            del self._buf[:size]
+            self._send(part)
+        return n
+
+    def _size(self) -> int:
+        """The next part's size: doubled every 2,000 parts, so S3's 10,000-part limit
+        is ~500 GiB at 8 MiB while a usual bundle keeps small parts."""
+        return self.part_size << min(4, (self._next_part - 1) // 2000)
+
+    def flush(self) -> None:
+        """Nothing is durable before :meth:`complete`; a part below 5 MiB cannot be sent."""
+        self._raise_if_failed()
+
+    def _send(self, part: bytes) -> None:
+        if not self._threads:
+            self._threads = [
+                threading.Thread(target=self._run, name=f"s3-upload-{i}", daemon=True)
+                for i in range(self._workers)
+            ]
+            for t in self._threads:
+                t.start()
+        number = self._next_part
+        self._next_part += 1
+        while True:
+            try:
+                self._queue.put((number, part), timeout=0.5)
+                return
+            except queue.Full:
+                self._raise_if_failed()
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    # -- the uploading thread ---------------------------------------------------
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue  # drain, so the writer never blocks on a dead upload
+            number, data = item
+            try:
+                self._parts.append(self._upload_part(number, data))
+            except StoreError as err:
+                self._error = err
+
+    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+        sums: dict[str, str] = {}
+        if self.part_checksums:
+            sums["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        what = f"uploading part {number} of {self.url}"
+        attempt = 0
+        while True:
+            try:
+                resp = self.store.client.upload_part(
+                    Bucket=self.bucket, Key=self.key, UploadId=self.upload_id,
+                    PartNumber=number, Body=data, **sums,
+                )  # fmt: skip
+            except Exception as err:  # noqa: BLE001 - translated below
+                failure = translate(err, what)
+                if not isinstance(failure, StoreUnreachable) or attempt >= self.part_retries:
+                    raise failure from None
+                attempt += 1
+                delay = min(8.0, 0.5 * 2**attempt)
+                self.on_retry(f"{failure}; retry {attempt}/{self.part_retries} in {delay:.1f}s")
+                time.sleep(delay)
+                continue
+            return {"PartNumber": number, "ETag": resp["ETag"], **sums}
+
+    def _drain(self) -> None:
+        for _ in self._threads:
+            self._queue.put(None)
+        for t in self._threads:
+            t.join()
+
+    # -- the end ------------------------------------------------------------
+    def complete(self, if_none_match: bool = True) -> dict[str, Any]:
+        """Send the last part and create the object; returns the store's answer
+        (``VersionId``, ``ETag``). The key existing by now is an error."""
+        if self._buf or self._next_part == 1:
+            part = bytes(self._buf)
+            self._buf.clear()
+            self._send(part)
+        self._drain()
+        self.closed = True
+        self._raise_if_failed()
+        parts = sorted(self._parts, key=lambda p: int(p["PartNumber"]))
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": self.key,
+            "UploadId": self.upload_id,
+            "MultipartUpload": {"Parts": parts},
+        }
+        if if_none_match:
+            args["IfNoneMatch"] = "*"
+        out: dict[str, Any] = self.store.call(
+            f"completing the upload of {self.url}",
+            self.store.client.complete_multipart_upload,
+            **args,
+        )
+        return out
+
+    def abort(self) -> bool:
+        """Drop the parts; True if the store confirmed. Never raises."""
+        if not self.closed:
+            self._error = self._error or StoreError("aborted")
+            self._drain()
+            self.closed = True
+        try:
+            self.store.client.abort_multipart_upload(
+                Bucket=self.bucket, Key=self.key, UploadId=self.upload_id
+            )
+        except Exception:  # noqa: BLE001 - the store may be the thing that failed
+            return False
+        return True

@@ -1,0 +1,422 @@
+"""The evidence store against a real S3 server (versitygw, posix backend with
+object lock) on 127.0.0.1, and real shell-less runc containers captured by the
+real `exuvia` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from tests.support.s3server import S3Server, s3_fixture
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    yield from s3_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def target(lab: Any) -> Any:
+    return lab.runc()
+
+
+def cli(s3: S3Server, *args: str, env: dict[str, str] | None = None,
+        cwd: Path | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+    full = {**os.environ, **s3.env(), "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args, "--endpoint-url", s3.endpoint],
+        capture_output=True, text=True, env=full, cwd=cwd or REPO, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def error_line(res: subprocess.CompletedProcess[str]) -> str:
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "Traceback" not in res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("exuvia: error:")]
+    assert len(lines) == 1, res.stderr
+    return lines[0]
+
+
+def keys(s3: S3Server, bucket: str, prefix: str = "") -> list[str]:
+    page = s3.client().list_objects_v2(Bucket=bucket, Prefix=prefix)
+    return sorted(o["Key"] for o in page.get("Contents", []))
+
+
+def uploads(s3: S3Server, bucket: str) -> list[str]:
+    return [u["Key"] for u in s3.client().list_multipart_uploads(Bucket=bucket).get("Uploads", [])]
+
+
+def test_capture_of_a_real_container_into_a_locked_bucket(
+    s3: S3Server, target: Any, tmp_path: Path
+) -> None:
+    url = "s3://locked/cases/IR-1/web.exv"
+    res = cli(s3, "capture", target.uri, "-o", url, "-q", "--retain", "1h",
+              "--lock-mode", "governance", "--legal-hold", cwd=tmp_path)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"bundle:          {url} (complete)" in res.stdout
+    assert list(tmp_path.iterdir()) == []  # nothing written locally, not even a .partial
+    c = s3.client()
+    head = c.head_object(Bucket="locked", Key="cases/IR-1/web.exv")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["ObjectLockLegalHoldStatus"] == "ON"
+    assert head["Metadata"]["exuvia-target"] == target.uri
+    side = c.get_object(Bucket="locked", Key="cases/IR-1/web.exv.custody.jsonl")
+    log = [json.loads(line) for line in side["Body"].read().splitlines()]
+    sealed = next(e for e in log if e["action"] == "bundle.sealed")["details"]
+    assert sealed["bucket"] == "locked" and sealed["key"] == "cases/IR-1/web.exv"
+    assert sealed["version_id"] == head["VersionId"]
+    assert sealed["mode"] == "GOVERNANCE" and sealed["retain_until"] and sealed["legal_hold"]
+    assert side["Metadata"]["exuvia-manifest-sha256"] == sealed["manifest_sha256"]
+    assert f"manifest sha256: {sealed['manifest_sha256']}" in res.stdout
+    side_head = c.head_object(Bucket="locked", Key="cases/IR-1/web.exv.custody.jsonl")
+    assert side_head["ObjectLockMode"] == "GOVERNANCE"
+
+    # verify straight from the bucket
+    res = cli(s3, "verify", url)
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert f"OK: {url}:" in res.stdout and "custody seal:    matches" in res.stdout
+    res = cli(s3, "info", url)
+    assert res.returncode == 0 and f"target:     {target.uri}" in res.stdout, res.stdout
+
+    # the server refuses to delete or replace the locked version
+    with pytest.raises(ClientError):
+        c.delete_object(Bucket="locked", Key="cases/IR-1/web.exv", VersionId=head["VersionId"])
+    with pytest.raises(ClientError):
+        c.put_object(Bucket="locked", Key="cases/IR-1/web.exv", Body=b"x", IfNoneMatch="*")
+    c.put_object_legal_hold(Bucket="locked", Key="cases/IR-1/web.exv",
+                            VersionId=head["VersionId"], LegalHold={"Status": "OFF"})  # fmt: skip
+    with pytest.raises(ClientError):  # retention still holds it without the legal hold
+        c.delete_object(Bucket="locked", Key="cases/IR-1/web.exv", VersionId=head["VersionId"])
+    assert (
+        c.head_object(Bucket="locked", Key="cases/IR-1/web.exv")["VersionId"] == head["VersionId"]
+    )
+
+    # and exuvia itself refuses an existing key, before capturing anything
+    res = cli(s3, "capture", target.uri, "-o", url, "-q", "--retain", "1h")
+    assert "already exists; refusing to overwrite evidence" in error_line(res)
+
+    # a copy with one changed byte (elsewhere) fails verification
+    data = bytearray(c.get_object(Bucket="locked", Key="cases/IR-1/web.exv")["Body"].read())
+    data[len(data) // 2] ^= 0x01
+    c.put_object(Bucket="plain", Key="copies/web.exv", Body=bytes(data))
+    res = cli(s3, "verify", "s3://plain/copies/web.exv")
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "FAILED: s3://plain/copies/web.exv" in res.stdout
+
+    # the secret never appears in any output, the bundle or the custody log
+    blob = bytes(c.get_object(Bucket="locked", Key="cases/IR-1/web.exv")["Body"].read())
+    import zstandard  # noqa: PLC0415
+
+    plain = zstandard.ZstdDecompressor().stream_reader(blob).read()
+    for text in (res.stdout, res.stderr, plain.decode("latin-1"), json.dumps(log)):
+        assert s3.secret_key not in text
+        assert s3.access_key not in text
+
+
+def test_a_bucket_without_object_lock_is_refused_before_capture_unless_no_lock(
+    s3: S3Server, target: Any
+) -> None:
+    res = cli(s3, "capture", target.uri, "-o", "s3://plain/a/web.exv", "-q", "--retain", "1h")
+    assert "does not have object lock enabled" in error_line(res)
+    assert keys(s3, "plain", "a/") == [] and "a/web.exv" not in uploads(s3, "plain")
+    res = cli(s3, "capture", target.uri, "-o", "s3://plain/a/web.exv", "-q", "--no-lock")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert keys(s3, "plain", "a/") == ["a/web.exv", "a/web.exv.custody.jsonl"]
+    res = cli(s3, "verify", "s3://plain/a/web.exv")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_bad_store_input_is_one_line(s3: S3Server, target: Any, tmp_path: Path) -> None:
+    line = error_line(cli(s3, "capture", target.uri, "-o", "s3://nosuch/x.exv", "-q"))
+    assert "does not exist" in line
+    line = error_line(cli(s3, "capture", target.uri, "-o", "s3://locked/x.exv", "-q",
+                          env={"AWS_SECRET_ACCESS_KEY": "wrong-secret"}))  # fmt: skip
+    assert "secret key does not match" in line and "wrong-secret" not in line
+    line = error_line(cli(s3, "capture", target.uri, "-o", "s3://locked/x.exv", "-q",
+                          env={"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}))  # fmt: skip
+    assert "no AWS credentials" in line
+    line = error_line(cli(s3, "verify", "s3://locked/missing.exv"))
+    assert "missing.exv" in line
+    res = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "capture", target.uri, "-o", "s3://locked/x.exv",
+         "-q", "--endpoint-url", "http://127.0.0.1:9"],
+        capture_output=True, text=True, env={**os.environ, **s3.env()}, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert "cannot be reached" in error_line(res)
+    assert "x.exv" not in keys(s3, "locked") and uploads(s3, "locked") == []
+
+
+@pytest.fixture(scope="module")
+def big_target(lab: Any) -> Any:
+    """A runc container holding 160 MiB of random data in /tmp (put there through
+    /proc/PID/root by the test, as an attacker's drop would be), so an upload
+    takes long enough to be cut in the middle."""
+    handle = lab.runc()
+    with open(f"/proc/{handle.pid}/root/tmp/drop.bin", "wb") as f:
+        for _ in range(160):
+            f.write(os.urandom(1 << 20))
+    return handle
+
+
+def _start_capture(s3: S3Server, target: Any, url: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "capture", target.uri, "-o", url, "-q",
+         "--files", "all", "--max-file-size", "1G", "--compress", "none", "--no-lock",
+         "--endpoint-url", s3.endpoint],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, **s3.env(), "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+
+
+def _wait_for_parts(s3: S3Server, bucket: str, key: str, proc: subprocess.Popen[str]) -> None:
+    import time  # noqa: PLC0415
+
+    c = s3.client()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "the capture ended before a part was uploaded"
+        for u in c.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            if u["Key"] == key and c.list_parts(Bucket=bucket, Key=key,
+                                                UploadId=u["UploadId"]).get("Parts"):  # fmt: skip
+                return
+        time.sleep(0.02)
+    raise AssertionError("no part was uploaded within 120 s")
+
+
+def test_kill_9_mid_upload_leaves_no_object(s3: S3Server, big_target: Any) -> None:
+    proc = _start_capture(s3, big_target, "s3://plain/killed/web.exv")
+    _wait_for_parts(s3, "plain", "killed/web.exv", proc)
+    proc.kill()
+    proc.communicate(timeout=60)
+    c = s3.client()
+    assert keys(s3, "plain", "killed/") == []
+    with pytest.raises(ClientError):
+        c.head_object(Bucket="plain", Key="killed/web.exv")
+    assert "killed/web.exv" in uploads(s3, "plain")  # parts only; a lifecycle rule reaps them
+
+
+def test_the_store_dying_mid_upload_is_one_line_and_no_object(
+    s3: S3Server, big_target: Any
+) -> None:
+    proc = _start_capture(s3, big_target, "s3://plain/dropped/web.exv")
+    _wait_for_parts(s3, "plain", "dropped/web.exv", proc)
+    s3.stop(sig=9)
+    try:
+        out, err = proc.communicate(timeout=240)
+    finally:
+        s3.start()  # same directory and port: the rest of the module goes on
+    assert proc.returncode == 2, out + err
+    assert "Traceback" not in err
+    assert "retry 1/3" in err  # retries are visible
+    line = [ln for ln in err.splitlines() if ln.startswith("exuvia: error:")]
+    assert len(line) == 1 and "cannot be reached" in line[0] and "nothing was stored" in line[0]
+    assert keys(s3, "plain", "dropped/") == []
+
+
+def _local_capture(s3: S3Server, target: Any, out: Path) -> None:
+    res = cli(s3, "capture", target.uri, "-o", str(out), "-q")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_push_a_bundle_verified_before_and_checked_after(
+    s3: S3Server, target: Any, tmp_path: Path
+) -> None:
+    bundle = tmp_path / "web.exv"
+    _local_capture(s3, target, bundle)
+    res = cli(s3, "push", str(bundle), "s3://locked/pushed/", "--retain", "2h",
+              "--lock-mode", "compliance")  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "pushed: s3://locked/pushed/web.exv" in res.stdout and "COMPLIANCE" in res.stdout
+    import hashlib  # noqa: PLC0415
+
+    sha = hashlib.sha256(bundle.read_bytes()).hexdigest()
+    assert f"sha256 {sha} (read back and matched)" in res.stdout
+    c = s3.client()
+    head = c.head_object(Bucket="locked", Key="pushed/web.exv")
+    assert head["Metadata"]["exuvia-file-sha256"] == sha
+    assert head["ObjectLockMode"] == "COMPLIANCE"
+    with pytest.raises(ClientError):
+        c.delete_object(Bucket="locked", Key="pushed/web.exv", VersionId=head["VersionId"])
+    side = c.get_object(Bucket="locked", Key="pushed/web.exv.custody.jsonl")["Body"].read()
+    pushed = json.loads(side.splitlines()[-1])
+    assert pushed["action"] == "store.pushed"
+    assert pushed["details"]["version_id"] == head["VersionId"]
+    assert s3.secret_key.encode() not in side
+    res = cli(s3, "verify", "s3://locked/pushed/web.exv")
+    assert res.returncode == 0 and "custody seal:    matches" in res.stdout, res.stdout + res.stderr
+
+    # the timeline of an s3:// bundle: built from a copy under the exuvia cache
+    cache = tmp_path / "cache"
+    res = cli(s3, "timeline", "s3://locked/pushed/web.exv", "--limit", "5",
+              env={"XDG_CACHE_HOME": str(cache)})  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.strip()
+    assert list((cache / "exuvia" / "store").glob("*/web.exv"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "cache",
+        "web.exv",
+        "web.exv.custody.jsonl",
+    ]
+
+    # pushed twice: refused; an altered bundle: refused before anything goes up
+    assert "already exists" in error_line(cli(s3, "push", str(bundle), "s3://locked/pushed/"))
+    data = bytearray(bundle.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    bad = tmp_path / "bad.exv"
+    bad.write_bytes(bytes(data))
+    assert "does not verify" in error_line(cli(s3, "push", str(bad), "s3://locked/pushed/"))
+    assert "pushed/bad.exv" not in keys(s3, "locked", "pushed/")
+
+
+def test_a_local_case_pushed_and_verified_as_a_case(s3: S3Server, lab: Any, tmp_path: Path) -> None:
+    from forensics.bundle.reader import BundleReader  # noqa: PLC0415
+    from forensics.case import CaseWriter, bundle_file_name  # noqa: PLC0415
+
+    targets = [lab.runc(), lab.runc()]
+    d = tmp_path / "case"
+    w = CaseWriter.create(d, case_id="IR-store", examiner="tester",
+                          request={"target": "two runc containers", "workload": None})  # fmt: skip
+    names = [t.container_id[:20].lower() for t in targets]
+    w.resolved(
+        [{"namespace": "local", "name": n, "uid": t.container_id, "node": "this-host",
+          "phase": "Running", "owners": [{"kind": "Lab", "name": "demo"}]}
+         for n, t in zip(names, targets, strict=True)],
+        at_ns=0,
+    )  # fmt: skip
+    for n, t in zip(names, targets, strict=True):
+        file = bundle_file_name("local", n, "app")
+        w.add_bundle("local", n, "app", file=file, uri=t.uri, node="this-host")
+        w.started("local", n, "app")
+        _local_capture(s3, t, d / file)
+        m = BundleReader(d / file).manifest()
+        from forensics.bundle import verify_bundle  # noqa: PLC0415
+
+        w.finished("local", n, "app", status="complete", file=file,
+                   manifest_sha256=verify_bundle(d / file).manifest_sha256,
+                   size=(d / file).stat().st_size)  # fmt: skip
+        assert m["complete"] is True
+    w.seal()
+    res = cli(s3, "push", str(d), "s3://locked/cases/IR-store/", "--retain", "1h")
+    assert res.returncode == 0, res.stdout + res.stderr
+    listed = keys(s3, "locked", "cases/IR-store/")
+    assert "cases/IR-store/case.json" in listed
+    assert sorted(p.name for p in d.iterdir()) == sorted(k.rsplit("/", 1)[1] for k in listed)
+    res = cli(s3, "verify", "s3://locked/cases/IR-store/")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "2 of 2 bundles verify" in res.stdout
+    res = cli(s3, "info", "s3://locked/cases/IR-store/")
+    assert res.returncode == 0 and "state:      complete" in res.stdout, res.stdout
+
+    # one bundle of the case replaced by another in a copy of the prefix: caught
+    c = s3.client()
+    a, b = (k for k in listed if k.endswith(".exv"))
+    for k in listed:
+        body = c.get_object(Bucket="locked", Key=b if k == a else k)["Body"].read()
+        c.put_object(Bucket="plain", Key="copy/" + k.rsplit("/", 1)[1], Body=body)
+    res = cli(s3, "verify", "s3://plain/copy/")
+    assert res.returncode == 1, res.stdout + res.stderr
+
+
+@pytest.mark.parametrize("part_checksums", [True, False])
+def test_multipart_writer_parts_and_checksums(s3: S3Server, part_checksums: bool) -> None:
+    """The writer alone against the real server: parts of 5 MiB, both checksum
+    modes (https sends x-amz-checksum-sha256; http relies on SigV4's payload hash),
+    a wrong part checksum refused by the store, nothing visible before complete."""
+    import hashlib  # noqa: PLC0415
+
+    from collectors.store.client import Store  # noqa: PLC0415
+    from collectors.store.upload import MultipartWriter  # noqa: PLC0415
+
+    store = Store(endpoint_url=s3.endpoint)
+    key = f"writer/{part_checksums}.bin"
+    w = MultipartWriter(store, "plain", key, part_size=5 << 20, part_checksums=part_checksums)
+    data = os.urandom((5 << 20) * 2 + 12345)
+    for i in range(0, len(data), 1 << 20):
+        w.write(data[i : i + (1 << 20)])
+    assert key not in keys(s3, "plain", "writer/")
+    assert w._size() == 5 << 20  # parts double every 2,000 only
+    done = w.complete()
+    assert done["ETag"].strip('"').endswith("-3")
+    assert w.sha256 is not None and w.sha256.hexdigest() == hashlib.sha256(data).hexdigest()
+    body = s3.client().get_object(Bucket="plain", Key=key)["Body"].read()
+    assert body == data
+    if part_checksums:  # the store does check the SHA-256 a part carries
+        import base64  # noqa: PLC0415
+
+        c = s3.client()
+        up = c.create_multipart_upload(Bucket="plain", Key=key + ".bad",
+                                       ChecksumAlgorithm="SHA256")["UploadId"]  # fmt: skip
+        wrong = base64.b64encode(hashlib.sha256(data[1:]).digest()).decode()
+        with pytest.raises(ClientError):
+            c.upload_part(Bucket="plain", Key=key + ".bad", UploadId=up, PartNumber=1,
+                          Body=data[: 5 << 20], ChecksumSHA256=wrong)  # fmt: skip
+        c.abort_multipart_upload(Bucket="plain", Key=key + ".bad", UploadId=up)
+
+
+def test_a_store_answering_500s_is_retried_visibly_and_nothing_is_lost(
+    s3: S3Server, big_target: Any
+) -> None:
+    """Six 500s in a row for part uploads: botocore's own four attempts are not
+    enough for the first part, so exuvia's retry shows (on stderr and in the
+    custody log), and the capture completes and verifies."""
+    from tests.support.s3flaky import FlakyProxy  # noqa: PLC0415
+
+    proxy = FlakyProxy(s3.port, fail_parts=6)
+    try:
+        res = subprocess.run(
+            [sys.executable, "-m", "tui.cli", "capture", big_target.uri, "-o",
+             "s3://plain/flaky/web.exv", "-q", "--no-lock", "--endpoint-url", proxy.endpoint],
+            capture_output=True, text=True, timeout=600, check=False,
+            env={**os.environ, **s3.env(), "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+    finally:
+        proxy.close()
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert proxy.failed == 6
+    assert "the store failed (HTTP 500 InternalError); retry 1/3" in res.stderr
+    side = s3.client().get_object(Bucket="plain", Key="flaky/web.exv.custody.jsonl")
+    actions = [json.loads(x)["action"] for x in side["Body"].read().splitlines()]
+    assert "store.retry" in actions
+    res = cli(s3, "verify", "s3://plain/flaky/web.exv")
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_a_bucket_we_may_not_write_is_one_line_before_capture(
+    s3: S3Server, target: Any, tmp_path: Path
+) -> None:
+    """Another account of the same store (versitygw's IAM, role "user"): the
+    buckets are not its own, so the store refuses, and nothing is captured."""
+    s3.add_user("EXAMINER2", "examiner-two-secret")
+    env = {"AWS_ACCESS_KEY_ID": "EXAMINER2", "AWS_SECRET_ACCESS_KEY": "examiner-two-secret"}
+    res = cli(s3, "capture", target.uri, "-o", "s3://locked/other/web.exv", "-q",
+              "--retain", "1h", env=env, cwd=tmp_path)  # fmt: skip
+    line = error_line(res)
+    assert "access denied" in line and "examiner-two-secret" not in res.stderr + res.stdout
+    assert list(tmp_path.iterdir()) == []
+    assert keys(s3, "locked", "other/") == [] and "other/web.exv" not in uploads(s3, "locked")
+
+
+def test_ctrl_c_mid_upload_aborts_it_and_says_so(s3: S3Server, big_target: Any) -> None:
+    import signal  # noqa: PLC0415
+
+    proc = _start_capture(s3, big_target, "s3://plain/interrupted/web.exv")
+    _wait_for_parts(s3, "plain", "interrupted/web.exv", proc)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 2, out + err
+    assert "Traceback" not in err
+    line = [ln for ln in err.splitlines() if ln.startswith("exuvia: error:")]
+    assert len(line) == 1 and "INCOMPLETE" in line[0] and "aborted" in line[0], err
+    assert keys(s3, "plain", "interrupted/") == []
+    assert "interrupted/web.exv" not in uploads(s3, "plain")  # the parts are gone too
