@@ -10,7 +10,7 @@ cd "$(dirname "$0")"
 
 # chromium, poppler-utils (pdftotext) and a Java runtime (the HTML validator) test `exuvia report`;
 # zsh and fish test `exuvia completion`
-APT_PACKAGES=(runc podman containerd sleuthkit rpm gcc libc6-dev zstd tmux binutils iproute2 util-linux debootstrap
+APT_PACKAGES=(runc podman containerd sleuthkit rpm gcc libc6-dev zstd tmux binutils gdb iproute2 util-linux debootstrap
               chromium poppler-utils default-jre-headless zsh fish)
 VENV=.venv
 

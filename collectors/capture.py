@@ -28,6 +28,7 @@ from collectors.fs.mounts import PSEUDO_DIRS, parse_mountinfo, pseudo_mount_poin
 from collectors.fs.policy import CopyPolicy
 from collectors.fs.readonly_view import ReadOnlyView, open_readonly_view
 from collectors.fs.walk import O_NOATIME
+from collectors.memory.acquire import MemoryCollector, MemoryOptions
 from collectors.network import collect_network
 from collectors.processes import collect_processes
 from collectors.runtime_logs import copy_process_binary, copy_runtime_logs
@@ -59,6 +60,7 @@ MAX_SKIPS_IN_MANIFEST = 10_000
 ZSTD_LEVEL = 1
 #: zstd worker threads of `exuvia capture` unless --zstd-threads says otherwise
 ZSTD_THREADS = 0
+_MEMORY_CUSTODY = ("pid", "member", "sha256", "stored_bytes", "read_start", "read_end")
 
 
 @dataclass
@@ -77,6 +79,8 @@ class CaptureOptions:
     threads: int = 2
     #: sign the manifest with this key (loaded by the caller; never written anywhere)
     signer: Signer | None = None
+    #: process memory as ELF cores (None: not captured; docs/memory.md)
+    memory: MemoryOptions | None = None
     #: ``--scan RULES``: the compiled rules' hook, made before anything is captured
     scan: CaptureScan | None = None
 
@@ -93,6 +97,8 @@ class CaptureResult:
     skips: int
     custody_path: Path
     signed_by: str | None = None
+    #: one line each: what was asked for and not done (memory of a process not read)
+    warnings: list[str] = field(default_factory=list)
 
 
 Progress = Callable[[str, FsStats | None], None]
@@ -161,6 +167,8 @@ class Capture:
         self.ctx = CollectContext(pid=target.pid, procfs=opts.procfs, redact=opts.redact)
         self.policy = CopyPolicy(opts.files, opts.max_file_size, redact=opts.redact)
         self.view: ReadOnlyView | str = "not opened"
+        self.warnings: list[str] = []
+        self.memory: MemoryCollector | None = None
 
     # -- helpers -----------------------------------------------------------------
     def _jsonl(
@@ -307,6 +315,7 @@ class Capture:
             skips=self.skips.total,
             custody_path=custody_path,
             signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
+            warnings=list(self.warnings),
         )
 
     def _collect(self, writer: BundleWriter) -> None:
@@ -329,6 +338,9 @@ class Capture:
             procs = self._jsonl(writer, "processes", collect_processes(self.ctx))
             self.progress("network", None)
             self._jsonl(writer, "network", collect_network(self.ctx))
+            if self.opts.memory is not None:
+                self.progress("memory", None)
+                self._memory(writer, self.opts.memory)
             self.progress("binaries", None)
             self._jsonl(writer, "binaries", self._binaries(writer, procs))
             mounts = self._mounts()
@@ -377,6 +389,24 @@ class Capture:
             self._jsonl(writer, "logs", self._logs(writer, acq.stats))
         finally:
             os.close(root_fd)
+
+    def _memory(self, writer: BundleWriter, opts: MemoryOptions) -> None:
+        """Cores of the target's processes, right after the process table (volatile)."""
+
+        def done(summary: dict[str, Any]) -> None:
+            self.custody.record("memory.read", **{k: summary[k] for k in _MEMORY_CUSTODY})
+
+        self.memory = MemoryCollector(self.ctx, writer, opts, on_done=done)
+        try:
+            self._jsonl(writer, "memory", self.memory.run())
+        finally:  # an interruption too: what was not captured is said
+            stats = self.memory.stats
+            for item in stats.not_captured:
+                self.warnings.append(f"memory of pid {item['pid']} not captured: {item['reason']}")
+                if "member" in item:  # cut short (the others are skips already)
+                    self.skips.add(Skip("memory", f"pid {item['pid']}", item["reason"]))
+            if not stats.processes:
+                self.warnings.append("--memory was asked but no process memory was captured")
 
     def _root_fd(self) -> int:
         """The read-only view's root when we have one, else /proc/<pid>/root."""
@@ -494,8 +524,10 @@ class Capture:
                 "compress": self.opts.compress,
                 **({"zstd_level": self.opts.level} if self.opts.compress == "zstd" else {}),
                 "redact": self.opts.redact,
+                "memory": self.opts.memory.mode if self.opts.memory else None,
                 "scan_rules_sha256": self.opts.scan.rules.sha256 if self.opts.scan else None,
             },
+            "memory": self._memory_manifest(),
             "complete": not self.incomplete,
             "incomplete_reason": "; ".join(self.incomplete),
             "counts": dict(self.counts),
@@ -513,6 +545,22 @@ class Capture:
         }
         manifest_sha, _size = writer.finish(manifest, signer=self.opts.signer)
         return manifest_sha, writer.file_sha256, writer.file_bytes
+
+    def _memory_manifest(self) -> dict[str, Any] | None:
+        """Per process: its core member and its smear window (start/end of its read)."""
+        opts = self.opts.memory
+        if opts is None:
+            return None
+        stats = self.memory.stats if self.memory is not None else None
+        return {
+            "mode": opts.mode,
+            "max_size": opts.max_size,
+            "pids": list(opts.pids) if opts.pids is not None else None,
+            "atomic": False,
+            "processes": stats.processes if stats else [],
+            "not_captured": stats.not_captured if stats else [],
+            "stored_bytes": stats.stored_bytes if stats else 0,
+        }
 
 
 def signed_details(signer: Signer | None) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from forensics.errors import BundleError
 
 PROCESSES = "artifacts/processes.jsonl"
 NETWORK = "artifacts/network.jsonl"
+MEMORY = "artifacts/memory.jsonl"  # only with capture --memory
 TARGET = "artifacts/target.json"
 _WANTED = {PROCESSES, NETWORK, TARGET, MANIFEST_NAME, CUSTODY_NAME, SKIPS_NAME}
 
@@ -31,6 +32,8 @@ class Snapshot:
     sockets: list[dict[str, Any]] = field(default_factory=list)
     custody: list[dict[str, Any]] = field(default_factory=list)
     skips: list[dict[str, Any]] = field(default_factory=list)
+    #: ``memory`` records (capture --memory): one per process core, with its regions
+    memory: list[dict[str, Any]] = field(default_factory=list)
     #: what could not be read (member absent or malformed lines), one line each
     problems: list[str] = field(default_factory=list)
 
@@ -67,6 +70,10 @@ class Snapshot:
             and p["start_ns"] <= ts
         }  # fmt: skip
 
+    def memory_of(self, pid: int) -> dict[str, Any] | None:
+        """The memory record of host pid ``pid``'s core, if one was captured."""
+        return next((m for m in self.memory if m.get("pid") == pid), None)
+
     def sockets_of(self, pid: int) -> list[dict[str, Any]]:
         return [s for s in self.sockets if any(o.get("pid") == pid for o in s.get("owners") or [])]
 
@@ -99,7 +106,7 @@ def _jsonl(data: bytes, what: str, problems: list[str]) -> list[dict[str, Any]]:
 def load_snapshot(bundle: str | Path) -> Snapshot:
     """Read the small artifact members of ``bundle`` (one pass over the file)."""
     snap = Snapshot()
-    chunked = {record_collector(n): n for n in (PROCESSES, NETWORK)}
+    chunked = {record_collector(n): n for n in (PROCESSES, NETWORK, MEMORY)}
 
     def wanted(name: str) -> bool:
         return name in _WANTED or record_collector(name) in chunked
@@ -129,6 +136,7 @@ def load_snapshot(bundle: str | Path) -> Snapshot:
         (NETWORK, "sockets"),
         (CUSTODY_NAME, "custody"),
         (SKIPS_NAME, "skips"),
+        (MEMORY, "memory"),
     ):
         if name in found:
             setattr(snap, attr, _jsonl(found[name], name, snap.problems))

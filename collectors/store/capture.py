@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from collectors.capture import Capture, CaptureOptions, Progress, signed_details
@@ -47,6 +47,8 @@ class StoreCaptureResult:
     version_id: str | None
     retention: dict[str, Any]
     signed_by: str | None = None
+    #: one line each: what was asked for and not done (--memory of a process)
+    warnings: list[str] = field(default_factory=list)
 
 
 def stderr_retry(msg: str) -> None:
@@ -161,6 +163,7 @@ def capture_to_store(
         version_id=version,
         retention=retention,
         signed_by=opts.signer.fingerprint if opts.signer else None,
+        warnings=list(cap.warnings),
     )
 
 

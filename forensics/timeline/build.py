@@ -39,6 +39,7 @@ from forensics.timeline.logs import (
     runtime_source,
 )
 from forensics.timeline.logtime import LogClock, tz_name
+from forensics.timeline.memory import extract_memory
 from forensics.timeline.proc import extract_processes, parse_passwd
 from forensics.timeline.runtime import (
     TARGET_MEMBER,
@@ -164,7 +165,7 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
         if vouched is not None and name not in vouched:
             return False  # after the last checkpoint of a cut-off bundle: unverified
         return (
-            record_collector(name) in ("filesystem", "processes")
+            record_collector(name) in ("filesystem", "processes", "memory")
             or name in sources
             or name.startswith((RUNTIME_LOGS, K8S_LOGS))
         )
@@ -195,6 +196,8 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
                 lifecycle()
             if collector == "filesystem":
                 extract_fs(member, sink)
+            elif collector == "memory":
+                extract_memory(member, sink)
             else:
                 src = sources.get(member.name)
                 if src is None:

@@ -79,6 +79,7 @@ class Kind(enum.IntFlag):
     CAPTURE_ACTION = 512
     K8S_EVENT = 1024
     YARA_MATCH = 2048
+    MEMORY_READ = 4096
 
 
 KIND_NAMES: dict[str, Kind] = {
@@ -94,6 +95,7 @@ KIND_NAMES: dict[str, Kind] = {
     "capture.action": Kind.CAPTURE_ACTION,
     "k8s.event": Kind.K8S_EVENT,
     "yara.match": Kind.YARA_MATCH,
+    "memory.read": Kind.MEMORY_READ,
 }
 KIND_BY_BIT: dict[int, str] = {int(bit): name for name, bit in KIND_NAMES.items()}
 FILE_KINDS = Kind.FILE_MODIFIED | Kind.FILE_ACCESSED | Kind.FILE_CHANGED | Kind.FILE_BORN
@@ -112,6 +114,7 @@ KIND_DESCRIPTIONS: dict[str, str] = {
     "capture.action": "Recorded Time",
     "k8s.event": "Recorded Time",
     "yara.match": "Capture Time",
+    "memory.read": "Acquisition Time",
 }
 
 
@@ -143,6 +146,7 @@ class Source(enum.IntEnum):
     CUSTODY = 6
     K8S = 7
     SCAN = 8
+    MEMORY = 9
 
 
 SOURCE_NAMES: dict[str, Source] = {s.name.lower(): s for s in Source}

@@ -13,6 +13,7 @@ from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
 from forensics.errors import ExuviaError, TargetError
 from tui.commands import k8s_cmd
+from tui.commands.memory_options import add_memory_options, memory_from_args
 from tui.commands.options import add_capture_options, add_output_format, print_json
 from tui.commands.store_opts import add_store_options, lock_from, path_or_s3, store_from
 
@@ -33,6 +34,7 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     add_output_format(p)
     add_capture_options(p)
+    add_memory_options(p)
     p.add_argument(
         "--sign",
         type=Path,
@@ -115,6 +117,10 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         from forensics.signing import Signer  # noqa: PLC0415 - cryptography only when signing
 
         signer = Signer.from_file(args.sign)
+    try:
+        memory = memory_from_args(args)
+    except argparse.ArgumentTypeError as err:
+        raise ExuviaError(str(err)) from None
     return CaptureOptions(
         output=output,
         examiner=args.examiner or default_operator(),
@@ -130,6 +136,7 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         # for no gain in wall time (docs/performance.md)
         threads=getattr(args, "zstd_threads", ZSTD_THREADS),
         signer=signer,
+        memory=memory,
     )
 
 
@@ -148,6 +155,7 @@ def result_doc(res: CaptureResult) -> dict[str, Any]:
         "skipped": res.skips,
         "custody_log": str(res.custody_path),
         "signed_by": res.signed_by,
+        "warnings": res.warnings,
         "exit_status": 0 if res.complete else 3,
     }
 
@@ -187,6 +195,11 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(args.output, str):
         return run_to_store(args)
     if parse_uri(args.target)[0] == "k8s":
+        if getattr(args, "memory", None) is not None:
+            raise ExuviaError(
+                "--memory is not available for k8s:// targets yet (the in-pod agent does "
+                "not read memory); capture from the node with runc:// or containerd://"
+            )
         if getattr(args, "scan", None) is not None:
             raise ExuviaError("--scan is not supported for k8s:// targets yet: capture, then "
                               "`exuvia scan BUNDLE --rules RULES`")  # fmt: skip
@@ -200,6 +213,8 @@ def run(args: argparse.Namespace) -> int:
         res = capture(target, opts, progress)
     finally:
         progress.done()
+    for line in res.warnings:  # never silently without what was asked for
+        sys.stderr.write(f"exuvia: warning: {line}\n")
     print_result(res, args.output_format)
     return 0 if res.complete else 3
 
@@ -229,6 +244,8 @@ def run_to_store(args: argparse.Namespace) -> int:
         res = capture_to_store(target, opts, store, url, lock, progress=progress)
     finally:
         progress.done()
+    for line in res.warnings:  # never silently without what was asked for
+        sys.stderr.write(f"exuvia: warning: {line}\n")
     if args.output_format == "json":
         print_json({
             "format": "exuvia-capture-result", "version": 1, "bundle": res.url,

@@ -16,6 +16,7 @@ from forensics.errors import BundleError
 from forensics.timeline.runtime import TARGET_MEMBER
 from forensics.timeutil import iso_ns
 from tui.commands import case_cmd
+from tui.commands.memory_info import memory_lines
 from tui.commands.options import add_output_format, print_json
 from tui.commands.store_opts import add_store_options, path_or_s3, store_from
 
@@ -200,6 +201,7 @@ def info_doc(path: Path, m: dict[str, Any], warnings: list[str]) -> dict[str, An
         "counts": _d(m.get("counts")),
         "filesystem": _d(m.get("filesystem")),
         "members": len(members) if isinstance(members, list) else None,
+        "memory": m.get("memory") if isinstance(m.get("memory"), dict) else None,
         "skips": {
             "total": skips.get("total", 0),
             "by_collector": _d(skips.get("by_collector")),
@@ -281,6 +283,8 @@ def run_info(args: argparse.Namespace) -> int:
         )
     members = m.get("members")
     print(f"members:    {len(members) if isinstance(members, list) else '?'} + manifest")
+    for line in memory_lines(m, _v):
+        print(line)
     skips = _d(m.get("skips"))
     by = _d(skips.get("by_collector"))
     total = skips.get("total", 0)

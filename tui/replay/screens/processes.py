@@ -69,10 +69,53 @@ def process_text(snap: Snapshot, proc: dict[str, Any]) -> Text:
     t.append(f"\nmapped files ({len(maps)})\n", style="bold")
     for m in maps:
         t.append("  ").append_text(safe(m)).append("\n")
+    mem = snap.memory_of(int(pid)) if isinstance(pid, int) else None
+    if mem is not None:
+        t.append_text(memory_text(mem))
     env = proc.get("environ")
     if isinstance(env, list) and env:
         t.append("\nenvironment\n", style="bold")
         t.append_text(safe_block("\n".join(map(str, env))))
+    return t
+
+
+MAX_REGIONS_SHOWN = 300
+
+
+def memory_text(mem: dict[str, Any]) -> Text:
+    """The process's core (capture --memory): member, size, hash, smear window, and
+    each mapping: range, permissions, kind, bytes stored and their SHA-256."""
+    regions = [r for r in mem.get("regions") or [] if isinstance(r, dict)]
+    start, end = mem.get("read_start_ns"), mem.get("read_end_ns")
+    window = (
+        f"{(end - start) / 1e6:.1f} ms from {iso_ns(start)}"
+        if type(start) is int and type(end) is int
+        else "?"
+    )
+    t = Text(f"\nmemory ({len(regions)} mappings)\n", style="bold")
+    for name, value in (
+        ("core", mem.get("member")),
+        ("size", mem.get("size")),
+        ("sha256", mem.get("sha256")),
+        ("read", f"{window} (live: not an atomic snapshot)"),
+    ):
+        t.append(f"  {name:<8}", style="bold").append_text(safe(value)).append("\n")
+    for r in regions[:MAX_REGIONS_SHOWN]:
+        lo, hi = r.get("start"), r.get("end")
+        span = f"{lo:#014x}-{hi:#014x}" if type(lo) is int and type(hi) is int else "?"
+        line = f"  {span} {r.get('perms', '?')} {r.get('kind', '?'):<7} stored {r.get('stored', 0)}"
+        if r.get("sha256"):
+            line += f" sha256 {str(r['sha256'])[:16]}…"
+        if r.get("unreadable"):
+            line += f" unreadable ranges {len(r['unreadable'])}"
+        t.append_text(safe(line))
+        if r.get("path"):
+            t.append(" ").append_text(safe(r["path"], "dim"))
+        if r.get("not_stored"):
+            t.append(" ").append_text(safe(f"(not stored: {r['not_stored']})", "dim"))
+        t.append("\n")
+    if len(regions) > MAX_REGIONS_SHOWN:
+        t.append(f"  … {len(regions) - MAX_REGIONS_SHOWN} more in the memory records\n")
     return t
 
 

@@ -1,0 +1,5 @@
+"""Process memory acquisition: /proc/PID/maps and /proc/PID/mem, read live.
+
+Never ptrace-attached, never signalled, never stopped: pages are read with
+pread(2) on /proc/PID/mem while the process runs (docs/memory.md).
+"""
