@@ -243,8 +243,8 @@ def _write(
         dropped=len(report.unverifiable) + len(report.truncated),
     )
     if prior:  # the capture's own entries first, then the salvage's, in one sequence
-        for n, entry in enumerate(custody.entries, len(prior) + 1):
-            entry["seq"] = n
+        for n, logged in enumerate(custody.entries, len(prior) + 1):
+            logged["seq"] = n
         custody.entries[:0] = prior
     writer.add_bytes(CUSTODY_NAME, custody.to_jsonl())
     end = now_ns()
