@@ -93,6 +93,7 @@ class VerifyReport:
         return (
             not self.has_manifest
             and self.ends_early
+            and self.members_read > 0  # an empty or foreign file is no capture at all
             and not (self.missing or self.extra or self.altered)
             and all(p.startswith("stream broken") for p in self.problems)
         )
