@@ -15,19 +15,25 @@ SOURCE = Path(__file__).with_name("hostile.c")
 IN_CONTAINER = "/hostile"
 
 
-def build_hostile(out_dir: Path) -> Path:
-    """Compile hostile.c statically (like the demo target) into ``out_dir/hostile``."""
+def build_static(source: Path, out_dir: Path) -> Path:
+    """Compile a C test program statically (like the demo target) into
+    ``out_dir/<its stem>``, once; the binary appears under its name only when whole."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    binary = out_dir / "hostile"
+    binary = out_dir / source.stem
     if not binary.exists():
-        tmp = out_dir / "hostile.partial"
+        tmp = out_dir / f"{source.stem}.partial"
         subprocess.run(
-            [find_compiler(), "-static", "-O2", "-Wall", "-o", str(tmp), str(SOURCE)],
+            [find_compiler(), "-static", "-O2", "-Wall", "-o", str(tmp), str(source)],
             check=True,
             capture_output=True,
         )
         tmp.replace(binary)
     return binary
+
+
+def build_hostile(out_dir: Path) -> Path:
+    """Compile hostile.c into ``out_dir/hostile``."""
+    return build_static(SOURCE, out_dir)
 
 
 def install(box: LabContainer, binary: Path) -> None:

@@ -6,8 +6,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.support.hostile import build_static
 from tui.demo.launch import LabContainer
-from tui.demo.rootfs import find_compiler
 
 SOURCE = Path(__file__).with_name("memtarget.c")
 IN_CONTAINER = "/memtarget"
@@ -15,17 +15,7 @@ IN_CONTAINER = "/memtarget"
 
 def build_memtarget(out_dir: Path) -> Path:
     """Compile memtarget.c statically (like hostile.c) into ``out_dir/memtarget``."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    binary = out_dir / "memtarget"
-    if not binary.exists():
-        tmp = out_dir / "memtarget.partial"
-        subprocess.run(
-            [find_compiler(), "-static", "-O2", "-Wall", "-o", str(tmp), str(SOURCE)],
-            check=True,
-            capture_output=True,
-        )
-        tmp.replace(binary)
-    return binary
+    return build_static(SOURCE, out_dir)
 
 
 def run_memtarget(box: LabContainer, *args: str, log: Path, env: tuple[str, ...] = ()) -> int:
