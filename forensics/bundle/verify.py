@@ -93,7 +93,9 @@ class VerifyReport:
         return (
             not self.has_manifest
             and self.ends_early
-            and self.members_read > 0  # an empty or foreign file is no capture at all
+            # nothing read: a capture killed before its first member leaves that only
+            # under the writer's in-progress name; anywhere else it is no bundle at all
+            and (self.members_read > 0 or self.path.endswith(".partial"))
             and not (self.missing or self.extra or self.altered)
             and all(p.startswith("stream broken") for p in self.problems)
         )
