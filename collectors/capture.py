@@ -49,6 +49,7 @@ from forensics.records import Record, Skip
 from forensics.timeutil import CLOCK_SOURCE, iso_ns, now_ns
 
 if TYPE_CHECKING:  # the in-pod agent never signs and need not load cryptography
+    from forensics.scan.capture_hook import CaptureScan
     from forensics.signing import Signer
 
 MAX_SKIPS_IN_MANIFEST = 10_000
@@ -68,6 +69,8 @@ class CaptureOptions:
     threads: int = 2
     #: sign the manifest with this key (loaded by the caller; never written anywhere)
     signer: Signer | None = None
+    #: ``--scan RULES``: the compiled rules' hook, made before anything is captured
+    scan: CaptureScan | None = None
 
 
 @dataclass
@@ -328,13 +331,26 @@ class Capture:
                 progress=self._fs_progress,
                 reader_process=True,
             )
+            scan = self.opts.scan
+            yara: list[Record] = []
+            if scan is not None:
+                acq.scan = scan
+                self.custody.record("scan.rules", sha256=scan.rules.sha256,
+                                    rules=scan.rules.count, source=scan.rules.source)  # fmt: skip
+                yara.append(Record("yara_rules", {k: v for k, v in scan.header().items()
+                                                  if k != "kind"}))  # fmt: skip
             no_descend = frozenset(pseudo_mount_points(mounts)) | frozenset(PSEUDO_DIRS)
             upper_fd = self._upper_fd(mounts)
             try:
-                self._jsonl(writer, "filesystem", acq.run(root_fd, no_descend, upper_fd))
+                items = acq.run(root_fd, no_descend, upper_fd)
+                if scan is not None:
+                    items = _split_yara(items, yara)
+                self._jsonl(writer, "filesystem", items)
             finally:
                 if upper_fd is not None:
                     os.close(upper_fd)
+            if scan is not None:
+                self._jsonl(writer, "yara", yara)  # matches of --scan, with their rules
             self.progress("filesystem", acq.stats)  # the walk's final numbers
             self._jsonl(writer, "elf", acq.elf.records())  # ELF extracts (sbom)
             if acq.stats.noatime_refused:
@@ -468,6 +484,7 @@ class Capture:
                 "max_file_size": self.opts.max_file_size,
                 "compress": self.opts.compress,
                 "redact": self.opts.redact,
+                "scan_rules_sha256": self.opts.scan.rules.sha256 if self.opts.scan else None,
             },
             "complete": not self.incomplete,
             "incomplete_reason": "; ".join(self.incomplete),
@@ -520,6 +537,17 @@ def _open_root(path: str) -> int:
         return os.open(path, flags | O_NOATIME)
     except PermissionError:
         return os.open(path, flags)
+
+
+def _split_yara(items: Iterable[Record | Skip], out: list[Record]) -> Iterator[Record | Skip]:
+    """The filesystem's records, with the ``--scan`` records each file's record carries
+    (``yara``) moved to ``out`` (the yara collector's records)."""
+    for item in items:
+        if isinstance(item, Record) and "yara" in item.data:
+            for rec in item.data.pop("yara"):
+                data = {k: v for k, v in rec.items() if k != "kind"}
+                out.append(Record(str(rec.get("kind", "yara_match")), data))
+        yield item
 
 
 def _target_summary(t: TargetInfo) -> dict[str, Any]:

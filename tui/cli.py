@@ -27,6 +27,7 @@ from tui.commands import (
     report_cmd,
     salvage_cmd,
     sbom_cmd,
+    scan_cmd,
     timeline_cmd,
     triage_cmd,
 )
@@ -53,8 +54,8 @@ def build_parser(prog: str = "exuvia") -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"exuvia {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    commands = (capture_cmd, inspect_cmd, salvage_cmd, findings_cmd, report_cmd, timeline_cmd,
-                sbom_cmd, replay_cmd, triage_cmd)  # fmt: skip
+    commands = (capture_cmd, inspect_cmd, salvage_cmd, findings_cmd, report_cmd, scan_cmd,
+                timeline_cmd, sbom_cmd, replay_cmd, triage_cmd)  # fmt: skip
     for module in (*commands, push_cmd, demo_cmd, k8s_cmd, keygen_cmd, completion_cmd):
         module.register(sub)
     return parser

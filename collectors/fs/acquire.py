@@ -14,7 +14,7 @@ import os
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from collectors.fs.elf_extract import ElfExtractor
 from collectors.fs.policy import CopyPolicy
@@ -84,6 +84,15 @@ def _meta(path: bytes, st: Stat) -> dict[str, Any]:
     return data
 
 
+class ContentScan(Protocol):
+    """``capture --scan``: sees each regular file's bytes as they are read for its hash
+    (forensics.scan.capture_hook.CaptureScan)."""
+
+    def begin(self, path: bytes, member: str | None = None) -> None: ...
+    def feed(self, chunk: bytes | memoryview) -> None: ...
+    def end(self, sha256: str, member: str | None = None) -> list[dict[str, Any]]: ...
+
+
 class FilesystemAcquirer:
     """Walks, hashes and copies. Yields records and skips; writes file members."""
 
@@ -109,6 +118,11 @@ class FilesystemAcquirer:
         self._hardlinks: dict[tuple[tuple[int, int], int], tuple[bytes, str, str | None, int]] = {}
         self._noatime = bool(O_NOATIME)
         self.elf = ElfExtractor(writer)  # extracts of ELF files not copied (artifacts/elf.jsonl)
+        #: ``capture --scan``: every chunk of file data read for its hash is also given
+        #: to this hook (forensics/scan/capture_hook.py); its records ride on the
+        #: file's record as ``yara`` and the capture writes them to its yara records
+        self.scan: ContentScan | None = None
+        self._feed: Callable[[bytes | memoryview], None] | None = None
 
     def run(
         self, root_fd: int, no_descend: frozenset[bytes], upper_fd: int | None
@@ -236,6 +250,10 @@ class FilesystemAcquirer:
                         f"{self.policy.max_file_size} (hashed only)",
                     )
                 )
+            hook = self.scan
+            if hook is not None:
+                hook.begin(e.path, file_member_name(e.path) if copy else None)
+                self._feed = hook.feed
             try:
                 if size <= SMALL:
                     sha, member, read = self._read_small(fd, e.path, size, copy)
@@ -258,6 +276,11 @@ class FilesystemAcquirer:
                 )
             data["sha256"] = sha
             data["hashed_bytes"] = read
+            if hook is not None:
+                self._feed = None
+                found = hook.end(sha, member)
+                if found:
+                    data["yara"] = found
             if member:
                 data["member"] = member
                 if self.policy.is_log(e.path):
@@ -282,7 +305,7 @@ class FilesystemAcquirer:
         """
         if copy and self.ring is not None:
             member = file_member_name(path)
-            sha, read, entry = self.ring.read_member(fd, member, size)
+            sha, read, entry = self.ring.read_member(fd, member, size, on_chunk=self._feed)
             self.stats.hashed_bytes += read
             self.stats.copied_files += 1
             self.stats.copied_bytes += entry.size
@@ -297,6 +320,8 @@ class FilesystemAcquirer:
             buf = b"".join(parts)
         read = len(buf)
         sha = hashlib.sha256(buf).hexdigest()
+        if self._feed is not None:
+            self._feed(buf)
         self.stats.hashed_bytes += read
         if not copy:
             return sha, None, read
@@ -321,7 +346,7 @@ class FilesystemAcquirer:
         """
         if copy and self.ring is not None:
             member = file_member_name(path)
-            sha, read, entry = self.ring.read_stream(fd, member, size)
+            sha, read, entry = self.ring.read_stream(fd, member, size, on_chunk=self._feed)
             self.stats.copied_files += 1
             self.stats.copied_bytes += entry.size
             self.stats.hashed_bytes += read
@@ -331,9 +356,13 @@ class FilesystemAcquirer:
             member = file_member_name(path)
             total = [0]
 
+            feed = self._feed
+
             def reader(n: int) -> bytes:
                 chunk = os.read(fd, n)
                 total[0] += len(chunk)
+                if feed is not None:
+                    feed(chunk)
                 return chunk
 
             entry = self.writer.add_stream(member, size, reader, digest=digest)
@@ -345,8 +374,11 @@ class FilesystemAcquirer:
             self.stats.hashed_bytes += read
             return digest.hexdigest(), member, read
         read = 0
+        feed = self._feed
         while read < size and (chunk := os.read(fd, min(CHUNK, size - read))):
             digest.update(chunk)
             read += len(chunk)
+            if feed is not None:
+                feed(chunk)
         self.stats.hashed_bytes += read
         return digest.hexdigest(), None, read

@@ -48,6 +48,10 @@ PR_SET_PDEATHSIG = 1
 _WHOLE = SLOT // 2
 
 
+#: ``capture --scan``'s hook: given each chunk of file data as it is read (it copies it)
+OnChunk = Callable[[memoryview], None]
+
+
 class ReaderFailed(RuntimeError):
     """The reader process stopped without finishing; the message says why."""
 
@@ -118,7 +122,9 @@ class ProxyWriter:
         self.chan.op(("m", name, sha256, off, len(data)))
         return MemberEntry(name, len(data), sha256)
 
-    def read_member(self, fd: int, name: str, size: int) -> tuple[str, int, MemberEntry]:
+    def read_member(
+        self, fd: int, name: str, size: int, on_chunk: OnChunk | None = None
+    ) -> tuple[str, int, MemberEntry]:
         """Read a file's first ``size`` (< SLOT) bytes straight into the ring as a member.
 
         Same rules as the acquirer's in-process read: never past the size at
@@ -132,6 +138,8 @@ class ProxyWriter:
         while got < size and (n := os.readv(fd, [view[got:]])):  # short read, or shrank
             got += n
         sha = hashlib.sha256(view[:got]).hexdigest()
+        if on_chunk is not None:
+            on_chunk(view[:got])
         member_sha = sha
         if got < size:
             view[got:size] = bytes(size - got)
@@ -141,7 +149,9 @@ class ProxyWriter:
         chan.op(("m", name, member_sha, off, size))
         return sha, got, MemberEntry(name, size, member_sha, size - got)
 
-    def read_stream(self, fd: int, name: str, size: int) -> tuple[str, int, MemberEntry]:
+    def read_stream(
+        self, fd: int, name: str, size: int, on_chunk: OnChunk | None = None
+    ) -> tuple[str, int, MemberEntry]:
         """Like :meth:`read_member` for a file of any size, in ring-sized chunks.
 
         The member is the first ``size`` bytes (zero-padded if the file shrank);
@@ -158,6 +168,8 @@ class ProxyWriter:
             got = os.readv(fd, [view])
             if got:
                 h.update(view[:got])
+                if on_chunk is not None:
+                    on_chunk(view[:got])
             view.release()
             if not got:
                 break

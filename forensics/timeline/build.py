@@ -12,6 +12,7 @@ from typing import Any
 
 from forensics import __version__
 from forensics.bundle.format import CUSTODY_NAME, HEADER_NAME, MANIFEST_NAME, record_collector
+from forensics.scan.sidecar import signature as scan_signature
 from forensics.timeline.bundleio import (
     BundleScan,
     StreamCut,
@@ -46,6 +47,12 @@ from forensics.timeline.runtime import (
 )
 from forensics.timeline.sink import Sink
 from forensics.timeline.store import StoreSink
+from forensics.timeline.yara import (
+    YARA_COLLECTOR,
+    YARA_MEMBER,
+    extract_capture_matches,
+    extract_sidecar_matches,
+)
 
 FS_MEMBER = "artifacts/filesystem.jsonl"
 PROC_MEMBER = "artifacts/processes.jsonl"
@@ -66,6 +73,7 @@ _KEEP = frozenset(
         EVENTS_MEMBER,
         TRANSITIONS_MEMBER,
         K8S_LOGS_MEMBER,
+        YARA_MEMBER,
     }
 )
 
@@ -73,7 +81,7 @@ Progress = Callable[[str], None]
 
 
 def _kept(name: str) -> bool:
-    return name in _KEEP or record_collector(name) == "logs"
+    return name in _KEEP or record_collector(name) in ("logs", YARA_COLLECTOR)
 
 
 def scan(bundle: str | Path) -> BundleScan:
@@ -203,6 +211,10 @@ def extract_all(bundle: Path, sc: BundleScan, sink: Sink, tz: tzinfo) -> None:
     extract_custody(sc.kept.get(CUSTODY_NAME), sink)
     extract_k8s_events(sc.kept.get(EVENTS_MEMBER), sink)
     extract_k8s_transitions(sc.kept.get(TRANSITIONS_MEMBER), sink)
+    yara = [(n, sc.kept[n]) for n, _size, _sha in sc.members
+            if n in sc.kept and record_collector(n) == YARA_COLLECTOR]  # fmt: skip
+    extract_capture_matches(yara, sink, ref_ns)
+    extract_sidecar_matches(bundle, sc.manifest_sha256, sink, ref_ns)
 
 
 def build_store(
@@ -239,6 +251,7 @@ def build_store(
             "manifest_sha256": sc.manifest_sha256,
             "bundle": os.path.abspath(bundle),
             "bundle_sig": sig,
+            "scan_sig": scan_signature(bundle, sc.manifest_sha256),
             "tz": tz_name(tz),
             "reference_ns": reference_time(sc),
             "container": container_entity(target if isinstance(target, dict) else None),

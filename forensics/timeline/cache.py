@@ -24,6 +24,7 @@ import time
 from pathlib import Path
 
 from forensics.errors import BundleError, OutputError
+from forensics.scan.sidecar import signature as scan_signature
 from forensics.timeline.build import Progress, build_store, scan
 from forensics.timeline.bundleio import bundle_signature
 from forensics.timeline.logtime import resolve_tz, tz_name
@@ -75,6 +76,14 @@ def _sweep(d: Path) -> None:
                 shutil.rmtree(work, ignore_errors=True)
 
 
+def _same_scan(tl: Timeline, bundle: Path) -> bool:
+    """Whether the store was built with the scan results that are beside the bundle now
+    (`exuvia scan` adds or replaces them without touching the bundle)."""
+    manifest = tl.meta.get("manifest_sha256")
+    now = scan_signature(bundle, manifest if isinstance(manifest, str) else None)
+    return (tl.meta.get("scan_sig") or "") == now
+
+
 def find_cached(bundle: Path, tz: str, dirs: list[Path]) -> Timeline | None:
     """A store built for this very bundle file (same signature), without reading it."""
     sig = bundle_signature(bundle)
@@ -86,7 +95,7 @@ def find_cached(bundle: Path, tz: str, dirs: list[Path]) -> Timeline | None:
             tl = _try_open(f)
             if tl is None:
                 continue
-            if tl.meta.get("bundle_sig") == sig:
+            if tl.meta.get("bundle_sig") == sig and _same_scan(tl, bundle):
                 return tl
             tl.close()
     return None
@@ -123,7 +132,7 @@ def open_timeline(
     if not rebuild:
         for d in dirs:
             tl = _try_open(d / name)
-            if tl is not None and tl.meta.get("key") == sc.key:
+            if tl is not None and tl.meta.get("key") == sc.key and _same_scan(tl, path):
                 tl.close()
                 _remember_signature(d / name, bundle_signature(path))
                 return Timeline(d / name)

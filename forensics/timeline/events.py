@@ -78,6 +78,7 @@ class Kind(enum.IntFlag):
     CONTAINER_EXITED = 256
     CAPTURE_ACTION = 512
     K8S_EVENT = 1024
+    YARA_MATCH = 2048
 
 
 KIND_NAMES: dict[str, Kind] = {
@@ -92,6 +93,7 @@ KIND_NAMES: dict[str, Kind] = {
     "container.exited": Kind.CONTAINER_EXITED,
     "capture.action": Kind.CAPTURE_ACTION,
     "k8s.event": Kind.K8S_EVENT,
+    "yara.match": Kind.YARA_MATCH,
 }
 KIND_BY_BIT: dict[int, str] = {int(bit): name for name, bit in KIND_NAMES.items()}
 FILE_KINDS = Kind.FILE_MODIFIED | Kind.FILE_ACCESSED | Kind.FILE_CHANGED | Kind.FILE_BORN
@@ -109,6 +111,7 @@ KIND_DESCRIPTIONS: dict[str, str] = {
     "container.exited": "End Time",
     "capture.action": "Recorded Time",
     "k8s.event": "Recorded Time",
+    "yara.match": "Capture Time",
 }
 
 
@@ -139,6 +142,7 @@ class Source(enum.IntEnum):
     RUNTIME = 5
     CUSTODY = 6
     K8S = 7
+    SCAN = 8
 
 
 SOURCE_NAMES: dict[str, Source] = {s.name.lower(): s for s in Source}

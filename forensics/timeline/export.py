@@ -55,6 +55,7 @@ _L2T_SOURCE = {
     "runtime": ("RUNTIME", "Container runtime (exuvia)"),
     "custody": ("CUSTODY", "exuvia chain of custody"),
     "k8s": ("K8S", "Kubernetes (exuvia)"),
+    "scan": ("YARA", "YARA scan of the capture (exuvia)"),
 }
 _TIMESKETCH_RESERVED = {"message", "datetime", "timestamp", "timestamp_desc", "tag", "label"}
 _TYPE_CHAR = {

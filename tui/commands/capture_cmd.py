@@ -11,6 +11,7 @@ from typing import Any
 from collectors.capture import CaptureOptions, CaptureResult, capture
 from collectors.targets import SCHEMES, parse_uri, resolve
 from forensics.custody import default_operator
+from forensics.errors import ExuviaError
 from tui.commands import k8s_cmd
 from tui.commands.options import add_capture_options, add_output_format, print_json
 from tui.commands.store_opts import add_store_options, lock_from, path_or_s3, store_from
@@ -38,6 +39,15 @@ def register(sub: Any) -> None:
         help="sign the manifest with this Ed25519 private key (PEM or OpenSSH, unencrypted; "
         "`exuvia keygen` or `openssl genpkey -algorithm ed25519` makes one). Only the "
         "public key's fingerprint is recorded; check with `exuvia verify FILE --key PUB`",
+    )
+    p.add_argument(
+        "--scan",
+        type=Path,
+        metavar="RULES",
+        help="scan every regular file the capture reads for its hash (copied or not) with "
+        "these YARA rules (a file or a directory of *.yar/*.yara), in the same read; "
+        "matches go to artifacts/yara/ in the bundle. The rules are compiled before "
+        "anything is captured (docs/scan.md)",
     )
     k8s_cmd.add_k8s_options(p)
     add_store_options(p)
@@ -131,12 +141,27 @@ def print_result(res: CaptureResult, output_format: str = "text") -> None:
         print(f"signed by:       {res.signed_by}")
 
 
+def scan_hook(args: argparse.Namespace) -> Any:
+    """``--scan RULES`` compiled (RulesError, file:line, before anything is captured)."""
+    if getattr(args, "scan", None) is None:
+        return None
+    from forensics.scan.capture_hook import CaptureScan  # noqa: PLC0415 - the engine on demand
+    from forensics.scan.rules import compile_rules  # noqa: PLC0415
+
+    return CaptureScan(compile_rules(args.scan))
+
+
 def run(args: argparse.Namespace) -> int:
     if isinstance(args.output, str):
         return run_to_store(args)
     if parse_uri(args.target)[0] == "k8s":
+        if getattr(args, "scan", None) is not None:
+            raise ExuviaError("--scan is not supported for k8s:// targets yet: capture, then "
+                              "`exuvia scan BUNDLE --rules RULES`")  # fmt: skip
         return k8s_cmd.run_capture(args)
+    hook = scan_hook(args)  # bad rules fail before anything runs
     opts = options_from(args, args.output)  # a bad signing key fails before anything runs
+    opts.scan = hook
     target = resolve(args.target)
     progress = _Progress(args.quiet)
     try:

@@ -40,7 +40,7 @@ from tui.replay.widgets.detail import DetailPane, describe
 from tui.replay.widgets.event_list import EventList
 from tui.replay.widgets.histogram import HistogramStrip
 
-SOURCES = tuple(SOURCE_NAMES)  # the order of the 1..7 toggles
+SOURCES = tuple(SOURCE_NAMES)  # the order of the 1..8 toggles
 
 
 def background_priority() -> None:
@@ -81,6 +81,7 @@ class ReplayApp(App[None]):
         Binding("M", "view('manifest')", "Manifest", show=False),
         Binding("I", "view('inventory')", "Inventory", show=False),
         Binding("B", "view('notes')", "Notes", show=False),
+        Binding("Y", "view('yara')", "YARA", show=False),
         Binding("d", "toggle_detail", "Detail", show=False),
         *(
             Binding(str(i + 1), f"toggle_source('{s}')", s, show=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from forensics.timeline import Event
+from tui.replay.filters import Filters
 
 if TYPE_CHECKING:
     from tui.replay.app import ReplayApp
@@ -22,6 +23,21 @@ def open_view(app: ReplayApp, name: str) -> None:
             from tui.replay.screens.files import FileScreen
 
             app.push_screen(FileScreen(app.tl, str(app.bundle)))
+        return
+    if name == "yara":
+        if app.tl is not None:
+            from tui.replay.screens.yara import YaraScreen
+
+            def chosen(ev: Event | None) -> None:
+                lst = app.events_list
+                if ev is not None and lst is not None:
+                    if app.filters.active or app.search_text:
+                        app.search_text = None
+                        app.set_filters(Filters())
+                    lst.goto_event(ev)
+                    lst.focus()
+
+            app.push_screen(YaraScreen(app.tl), chosen)
         return
     if name == "notes":
         if app.notes is not None:

@@ -18,7 +18,7 @@ KEYS = [
     ("Narrowing", [
         ("/", "search (full text); n N next / previous hit"),
         ("f", "filters: sources, kinds, entity, time, text"),
-        ("1-7", "toggle a source: fs proc log net runtime custody k8s"),
+        ("1-8", "toggle a source: fs proc log net runtime custody k8s scan"),
         ("c", "clear every filter"), ("click a chip", "remove that filter"),
     ]),
     ("Looking", [
@@ -27,6 +27,7 @@ KEYS = [
         ("d", "show / hide the detail pane"), ("z", "UTC / local time"),
         ("P F S", "process tree / file tree / sockets"), ("M", "manifest and custody log"),
         ("I", "software inventory (SBOM)"), ("B", "bookmarks and notes"),
+        ("Y", "YARA matches (exuvia scan); Enter: the match's event"),
     ]),
     ("Case notes (kept beside the bundle, never in it)", [
         ("b", "bookmark"), ("t", "tag"), ("a", "write a note"), ("e", "export the view"),
