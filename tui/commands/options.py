@@ -79,5 +79,6 @@ def add_output_format(p: argparse.ArgumentParser) -> None:
 
 def print_json(doc: object) -> None:
     """One JSON document on stdout, pure ASCII: every string from a bundle reaches the
-    terminal escaped (control, bidirectional and other non-ASCII characters as \\uXXXX)."""
+    terminal escaped (control, bidirectional and other non-ASCII characters as JSON
+    \\u escapes of four hex digits)."""
     print(json.dumps(doc, ensure_ascii=True, indent=2, default=str))
