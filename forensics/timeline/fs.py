@@ -13,6 +13,7 @@ from the kept JSON, with the same checks, when an event is shown or exported
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from typing import Any
 
 from forensics.textsafe import no_surrogates
@@ -30,6 +31,28 @@ _CHANGED_DELETED = _CHANGED | _DELETED
 
 def _int(v: Any) -> int | None:
     return v if type(v) is int and -I64 <= v < I64 else None
+
+
+def kind_records(
+    stream: MemberStream, sink: Any, kind: str
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) for each JSON object of ``kind`` in a JSONL member; too
+    long and malformed lines are recorded on ``sink`` as problems and skipped."""
+    name = stream.name
+    lineno = 0
+    for raw in iter_lines(stream, MAX_RECORD):
+        lineno += 1
+        if type(raw) is not bytes:
+            sink.problem("record_too_long", name, lineno, f"{getattr(raw, 'full', '?')} bytes")
+            continue
+        if not raw or raw.isspace():
+            continue
+        rec, why = parse_json_line(raw)
+        if not isinstance(rec, dict):
+            sink.problem("record_malformed", name, lineno, why or "not a JSON object")
+            continue
+        if rec.get("kind") == kind:
+            yield lineno, rec
 
 
 def parse_json_line(raw: bytes) -> tuple[Any, str | None]:

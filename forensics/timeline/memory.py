@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from forensics.timeline.bundleio import MemberStream, iter_lines
+from forensics.timeline.bundleio import MemberStream
 from forensics.timeline.events import Kind, Source
-from forensics.timeline.fs import MAX_RECORD, _int, parse_json_line
+from forensics.timeline.fs import _int, kind_records
 from forensics.timeline.sink import Sink
 
 _SOURCE = int(Source.MEMORY)
@@ -39,20 +39,7 @@ def _unreadable(regions: Any) -> int:
 def extract_memory(stream: MemberStream, sink: Sink) -> None:
     name = stream.name
     mid = sink.member(name)
-    lineno = 0
-    for raw in iter_lines(stream, MAX_RECORD):
-        lineno += 1
-        if type(raw) is not bytes:
-            sink.problem("record_too_long", name, lineno, f"{getattr(raw, 'full', '?')} bytes")
-            continue
-        if not raw or raw.isspace():
-            continue
-        rec, why = parse_json_line(raw)
-        if not isinstance(rec, dict):
-            sink.problem("record_malformed", name, lineno, why or "not a JSON object")
-            continue
-        if rec.get("kind") != "memory":
-            continue
+    for lineno, rec in kind_records(stream, sink, "memory"):
         pid = _int(rec.get("pid"))
         start, end = _int(rec.get("read_start_ns")), _int(rec.get("read_end_ns"))
         if pid is None or start is None or end is None:

@@ -11,9 +11,9 @@ import json
 import shlex
 from typing import Any
 
-from forensics.timeline.bundleio import MemberStream, iter_lines
+from forensics.timeline.bundleio import MemberStream
 from forensics.timeline.events import Flag, Kind, Source
-from forensics.timeline.fs import MAX_RECORD, _int, parse_json_line
+from forensics.timeline.fs import _int, kind_records
 from forensics.timeline.sink import Sink
 
 _SOURCE = int(Source.PROC)
@@ -65,20 +65,7 @@ def extract_processes(
     name = stream.name
     mid = sink.member(name)
     procs: list[tuple[int, dict[str, Any]]] = []
-    lineno = 0
-    for raw in iter_lines(stream, MAX_RECORD):
-        lineno += 1
-        if type(raw) is not bytes:
-            sink.problem("record_too_long", name, lineno, f"{getattr(raw, 'full', '?')} bytes")
-            continue
-        if not raw or raw.isspace():
-            continue
-        rec, why = parse_json_line(raw)
-        if not isinstance(rec, dict):
-            sink.problem("record_malformed", name, lineno, why or "not a JSON object")
-            continue
-        if rec.get("kind") != "process":
-            continue
+    for lineno, rec in kind_records(stream, sink, "process"):
         keep = [
             "pid",
             "nspid",
