@@ -15,6 +15,7 @@ import contextlib
 import hashlib
 import os
 import platform
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -119,12 +120,24 @@ def parse_syscall(raw: bytes) -> tuple[int, ...] | None:
     return None
 
 
+#: a thread on a CPU at the moment of reading says "running" and gives no registers; a sleeping
+#: loop is off-CPU again within microseconds, so ask again a few times before giving up
+SYSCALL_TRIES = 50
+SYSCALL_RETRY_S = 0.002
+
+
 def _syscall(path: str) -> tuple[int, ...] | None:
     """Reading it waits for the thread to be off-CPU; it never stops the thread."""
-    try:
-        return parse_syscall(_read(path, 512))
-    except OSError:
-        return None
+    for attempt in range(SYSCALL_TRIES):
+        try:
+            raw = _read(path, 512)
+        except OSError:
+            return None
+        if raw.strip() != b"running":
+            return parse_syscall(raw)
+        if attempt + 1 < SYSCALL_TRIES:
+            time.sleep(SYSCALL_RETRY_S)
+    return None
 
 
 @dataclass

@@ -32,7 +32,8 @@ async def test_opens_verified_and_pages_through_every_event(incident: Path) -> N
         await ready(pilot)
         title = static_text(app.query_one("#title"))
         assert "verified ✓" in title and "runc://web-1" in title
-        assert "event 1 of 47" in static_text(app.query_one("#status"))
+        # the position in the status line is counted in the background after the first page
+        await wait_for(pilot, lambda: "event 1 of 47" in static_text(app.query_one("#status")))
         seen = [(e.ts, e.id) for e in app.window.rows]
         # one event at a time to the end: the window slides, nothing skipped or repeated
         for _ in range(len(expected)):
