@@ -26,9 +26,10 @@ def _jsonl(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _fs(i: int, n: int) -> dict[str, Any]:
-    # a permutation of 0..n-1 (n odd or not, 7919 is prime and larger than n here)
-    slot = (i * 7919) % n
-    m = BASE + slot * (300 * DAY // n)
+    # a permutation of 0..n-1 (7919 is a prime that does not divide n): the earliest
+    # file times are in the middle of the member, all before the container's creation
+    slot = (i * 7919 + n // 2) % n
+    m = BASE - 400 * DAY + slot * (300 * DAY // n)
     return {
         "kind": "fs_entry", "path": f"/srv/data/d{i // 100}/file_{i}.dat", "type": "file",
         "size": i, "mode": "0644", "uid": 0, "gid": 0, "inode": 10_000 + i, "nlink": 1,

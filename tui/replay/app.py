@@ -610,6 +610,7 @@ class ReplayApp(App[None]):
         self.search_text = text
         self.search_hits = None
         self._chips()
+        self.show_status()
         if text:
             self.refresh_counts()
             self.action_hit(0)
