@@ -49,7 +49,7 @@ from tui.replay.widgets.histogram import HistogramStrip
 
 SOURCES = tuple(SOURCE_NAMES)  # the order of the 1..8 toggles
 #: how often a growing store is asked whether another chunk was committed
-GROW_POLL_S = 0.15
+GROW_POLL_S = 0.1
 
 
 class _Abandoned(Exception):
@@ -165,6 +165,8 @@ class ReplayApp(App[None]):
         self._grow_timer: Any = None
         self._first_key: tuple[int, int] | None = None
         self._closing = False
+        self._findings_started = False
+        self._verify_child: Any = None  # the process verifying the bundle
 
     # -- layout -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -188,12 +190,22 @@ class ReplayApp(App[None]):
         except ExuviaError as err:
             self.notes_error = str(err)
         self.open_store()
-        findings_actions.start(self)
         if self.findings_first:
+            self._start_findings()
             findings_actions.open_view(self)
+        # else the findings start once the first rows are on screen (_show_list): their
+        # analysis is Python in this process, competing with the build for the CPU
+
+    def _start_findings(self) -> None:
+        if not self._findings_started:
+            self._findings_started = True
+            findings_actions.start(self)
 
     def on_unmount(self) -> None:
         self._closing = True
+        child = self._verify_child
+        if child is not None and child.poll() is None:
+            child.kill()  # its reading thread then ends: quitting does not wait for it
         if self.growing is not None:
             self.growing.close()
             self.growing = None
@@ -223,6 +235,7 @@ class ReplayApp(App[None]):
                 return
             self.call_from_thread(self._loading, f"cannot open the timeline: {err}", True)
             self.call_from_thread(self.run_verify)  # it says what is wrong with the bundle
+            self.call_from_thread(self._start_findings)
             return
         if self._closing:
             tl.close()
@@ -309,6 +322,9 @@ class ReplayApp(App[None]):
             self._title()
             self.show_status()
             self.call_after_refresh(self._background, False)
+            cur = self.current()
+            if cur is not None:  # the position, now that there is a total
+                self.call_after_refresh(self.refresh_rank, key(cur))
             return
         self._show_list(tl)
         # the rest competes for the CPU: let the first rows reach the screen first
@@ -331,6 +347,7 @@ class ReplayApp(App[None]):
         self._first_key = key(first[0]) if first else None
         self._title()
         self.show_status()
+        self.call_after_refresh(self._start_findings)
 
     def _background(self, verify: bool = True) -> None:
         self.refresh_counts()
@@ -341,13 +358,23 @@ class ReplayApp(App[None]):
     @work(thread=True, group="verify")
     def run_verify(self) -> None:
         """Verify, then load the snapshot, in a child process (see background.py)."""
-        read_in_child(
-            self.bundle,
-            lambda report: self.call_from_thread(self._verified, report),
-            lambda snap: self.call_from_thread(self._snap_ready, snap),
-        )
+        if self._closing:
+            return
+
+        def started(proc: Any) -> None:
+            self._verify_child = proc
+
+        with contextlib.suppress(RuntimeError):  # the app stopped meanwhile
+            read_in_child(
+                self.bundle,
+                lambda report: self.call_from_thread(self._verified, report),
+                lambda snap: self.call_from_thread(self._snap_ready, snap),
+                started=started,
+            )
 
     def _verified(self, report: VerifyReport) -> None:
+        if self._closing:
+            return
         self.report = report
         banner = self.query_one("#banner", Static)
         if report.cut_off:  # a killed capture: what its checkpoints vouch for, read
@@ -375,6 +402,8 @@ class ReplayApp(App[None]):
         self._title()
 
     def _snap_ready(self, snap: Snapshot) -> None:
+        if self._closing:
+            return
         self.snapshot = snap
         self._title()
 
@@ -419,7 +448,10 @@ class ReplayApp(App[None]):
         if self.tl is None:
             return
         lo, hi = self._hist_bounds()
-        width = max(10, self.query_one(HistogramStrip).size.width or 100)
+        strips = self.query(HistogramStrip)
+        if not strips:
+            return  # the app is closing
+        width = max(10, strips.first(HistogramStrip).size.width or 100)
         q = replace(self._query(), start=lo, end=hi)
         with Timeline(self.tl.path) as tl:
             hist = tl.histogram(q, buckets=width)
@@ -736,6 +768,7 @@ class ReplayApp(App[None]):
             open_pivot(self, ev)
 
     def action_findings(self) -> None:
+        self._start_findings()
         findings_actions.open_view(self)
 
     def action_help(self) -> None:
