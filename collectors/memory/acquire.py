@@ -22,9 +22,9 @@ from typing import Any
 
 from collectors import procfs
 from collectors.context import CollectContext
-from collectors.memory.hashing import BackgroundHash
+from collectors.memory.hashing import BackgroundHash, BufferRing
 from collectors.memory.maps import UNTOUCHED, Mapping, parse_maps, split_untouched, why_not
-from collectors.memory.read import MemReader, RegionRead
+from collectors.memory.read import CHUNK, MemReader, RegionRead
 from collectors.memory.signals import DeferredSignals, Interrupted
 from collectors.processes import namespace_members
 from forensics.bundle.writer import BundleWriter, MemberStream, padded
@@ -47,6 +47,8 @@ MEMBER_DIR = "memory/"
 MAPS_CAP = 64 << 20
 #: untouched runs at least this long are left out of the core (shorter: zeros)
 UNTOUCHED_MIN = 1 << 20
+#: reused read buffers (x CHUNK bytes): enough to keep both hashers busy
+RING_SLOTS = 8
 
 
 def member_name(pid: int) -> str:
@@ -177,6 +179,7 @@ class _CoreWrite:
     #: (region hasher, member hasher): two threads, so hashing uses the other CPUs
     hashers: tuple[BackgroundHash, BackgroundHash]
     signals: DeferredSignals
+    ring: BufferRing
 
 
 class MemoryCollector:
@@ -199,6 +202,7 @@ class MemoryCollector:
 
     def run(self) -> Iterator[Record | Skip]:
         self._hashers = (BackgroundHash(), BackgroundHash())
+        self._ring = BufferRing(self._hashers, RING_SLOTS, CHUNK)
         try:
             yield from self._run()
         finally:
@@ -315,7 +319,7 @@ class MemoryCollector:
         stream.write(lay.head)
         hashers = self._hashers
         start = now_ns()
-        w = _CoreWrite(pid, self._reader, stream, member_h, skips, hashers, signals)
+        w = _CoreWrite(pid, self._reader, stream, member_h, skips, hashers, signals, self._ring)
         try:
             for m, seg, off, why in zip(p.maps, p.segments, lay.offsets, p.reasons, strict=True):
                 regions.append(self._region(w, m, seg, off, why))
@@ -387,14 +391,18 @@ class MemoryCollector:
         mine, whole = (h,), (member_h,)
 
         check = w.signals.check
+        ring = w.ring
 
         def out(data: bytes | memoryview) -> None:
             check()  # before anything of this chunk is hashed or written
+            # one read, three hashes: region and member on the two hash threads,
+            # the bundle file's in stream.write, here (the sink's own)
             region_hash.update(mine, data)
             member_hash.update(whole, data)
+            ring.sent()
             stream.write(data)
 
-        got = w.reader.read_region(m, seg.filesz, out)
+        got = w.reader.read_region(m, seg.filesz, out, ring.take)
         region_hash.wait()
         region.update(sha256=h.hexdigest(), read=got.read_bytes, untouched=got.untouched_bytes)
         if got.unreadable:
