@@ -577,3 +577,53 @@ async def test_replay_yara_view_shows_the_memory_matches(
         for key, p in programs.items():
             line = next(t for t in shown if f"marker_{key}" in t)
             assert f"memory/{p.pid}.core" in line and p.marker in line
+
+
+@pytest.mark.asyncio
+async def test_replay_memory_view_pages_a_region_of_the_real_core(
+    captured: Captured, programs: dict[str, Program], memtarget_bin: Path, tmp_path: Path
+) -> None:
+    """Process view, `m`: the regions of the captured core; Enter on the heap and paging
+    (n) to the marker's page shows it in the hex dump and the strings, read from the
+    bundle's core member page by page."""
+    from textual.widgets import OptionList, Static  # noqa: PLC0415 - only these tests
+
+    from forensics.memory.view import stored_regions  # noqa: PLC0415
+    from tests.tui.conftest import wait_for  # noqa: PLC0415
+    from tui.replay.app import make_app  # noqa: PLC0415
+    from tui.replay.screens.memory import PAGE, MemoryScreen  # noqa: PLC0415
+    from tui.replay.screens.processes import ProcessScreen  # noqa: PLC0415
+
+    p = programs["plain"]
+    heap = _marker_address(memtarget_bin, _core(captured, p.pid, tmp_path))
+    copy = tmp_path / "mem.exv"
+    shutil.copyfile(captured.bundle, copy)
+    app = make_app(copy)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, 240)
+        assert app.snapshot is not None
+        app.push_screen(ProcessScreen(app.snapshot, p.pid))
+        await pilot.pause()
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, MemoryScreen))
+        screen = app.screen
+        assert isinstance(screen, MemoryScreen)
+        regions = stored_regions(_records(captured)[p.pid])
+        i = next(k for k, r in enumerate(regions) if r["start"] <= heap < r["end"])
+        options = screen.query_one(OptionList)
+        assert options.option_count == len(regions)
+        options.focus()
+        options.highlighted = i
+        await pilot.press("enter")
+        for _ in range((heap - regions[i]["start"]) // PAGE):
+            await pilot.press("n")
+
+        def page() -> str:
+            return str(getattr(screen.query_one("#mem-page", Static).content, "plain", ""))
+
+        await wait_for(pilot, lambda: p.marker in page(), 60)
+        text = page()
+        assert f"{heap:016x} {p.marker}" in text  # the strings list, at its address
+        assert f"{heap & ~15:016x}  " in text  # the hex dump's line of that address
+        # it streamed: going forward never reopened the bundle
+        assert screen.cursor.opens == 1
