@@ -627,3 +627,55 @@ async def test_replay_memory_view_pages_a_region_of_the_real_core(
         assert f"{heap & ~15:016x}  " in text  # the hex dump's line of that address
         # it streamed: going forward never reopened the bundle
         assert screen.cursor.opens == 1
+
+
+def test_sbom_lists_the_memfd_image_found_in_the_core_with_source_memory(
+    captured: Captured, programs: dict[str, Program], memtarget_bin: Path
+) -> None:
+    """`exuvia sbom`: the memfd process's core holds its mapped image; the SBOM lists it
+    as a component whose source is memory, with the build-id `readelf -n` gives."""
+    readelf = subprocess.run(
+        ["readelf", "-n", str(memtarget_bin)], check=True, capture_output=True, text=True
+    ).stdout
+    build_id = readelf.split("Build ID:")[1].split()[0]
+    res = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "sbom", str(captured.bundle),
+         "--format", "cyclonedx-json"],
+        check=False, capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    p = programs["memfd"]
+    found = []
+    for c in doc["components"]:
+        props = {}
+        for prop in c.get("properties", []):
+            props.setdefault(prop["name"], []).append(prop["value"])
+        if props.get("exuvia:source") == ["memory"]:
+            found.append((c, props))
+    assert len(found) == 1, [c["name"] for c, _ in found]  # the plain process is on disk
+    c, props = found[0]
+    assert c["name"].startswith("/memfd:memtarget")
+    assert props["exuvia:memory:member"] == [f"memory/{p.pid}.core"]
+    assert props["exuvia:memory:build-id"] == [build_id]
+    assert props["exuvia:pid"] == [str(p.pid)]
+    assert props["exuvia:ran-from-memfd"] == ["true"]
+    addr = int(props["exuvia:memory:address"][0], 16)
+    region = next(r for r in _records(captured)[p.pid]["regions"] if r["start"] == addr)
+    assert region["kind"] == "memfd" and region["offset"] == 0
+
+
+def test_findings_say_the_memfd_process_memory_was_captured(
+    captured: Captured, programs: dict[str, Program], memtarget_bin: Path
+) -> None:
+    from forensics.findings import analyze_bundle  # noqa: PLC0415
+
+    report = analyze_bundle(captured.bundle)
+    hits = [f for f in report.findings if f.rule == "exe.memfd-memory"]
+    p = programs["memfd"]
+    assert len(hits) == 1, [f.title for f in report.findings]
+    f = hits[0]
+    assert f"runs from a memfd, its memory was captured (member memory/{p.pid}.core)" in f.title
+    assert f.attrs["pid"] == p.pid
+    text = " ".join(e.text for e in f.evidence)
+    assert _records(captured)[p.pid]["sha256"] in text and "build-id" in text

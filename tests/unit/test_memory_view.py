@@ -47,7 +47,7 @@ def test_cursor_on_a_member_not_in_the_bundle_is_a_clear_error(
     bundle: tuple[Path, bytes],
 ) -> None:
     c = CoreCursor(bundle[0], "memory/9.core")
-    with pytest.raises(BundleError, match="memory/9.core is not in the bundle"):
+    with pytest.raises(BundleError, match=r"memory/9\.core is not in the bundle"):
         c.read(0, 10)
 
 
