@@ -112,6 +112,8 @@ def memfd_images(read: Callable[[int], bytes]) -> list[MemfdImage]:
     if need > HEAD_CAP:
         return []
     head += _read_exactly(read, need - len(head))
+    if len(head) < need:
+        return []  # cut inside its program headers
     phdrs = [_PHDR.unpack_from(head, phoff + i * _PHDR.size) for i in range(phnum)]
     loads = {p[3]: (p[2], p[5]) for p in phdrs if p[0] == PT_LOAD and p[5] > 0}
     files: list[tuple[int, int, int, bytes]] = []
