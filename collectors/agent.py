@@ -199,7 +199,8 @@ def _memory_options(args: argparse.Namespace) -> MemoryOptions | None:
     if args.memory is None:
         return None
     pids = tuple(int(p) for p in args.memory_pids.split(",") if p) if args.memory_pids else None
-    return MemoryOptions(mode=args.memory, max_size=args.memory_max, pids=pids)
+    own = tuple(own_container(args.procfs)) if args.mode == "ephemeral" else ()
+    return MemoryOptions(mode=args.memory, max_size=args.memory_max, pids=pids, exclude=own)
 
 
 def _first(status: dict[str, str], key: str) -> str:
