@@ -5,6 +5,7 @@ in tests/e2e/test_k8s_memory.py."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,19 @@ def test_memory_warnings_never_silent() -> None:
     assert memory_warnings(True, {"memory": mem}) == [
         "memory of pid 9 not captured: process exited"
     ]
+
+
+def test_the_agent_parses_the_memory_options_and_leaves_its_own_processes_out() -> None:
+    import argparse  # noqa: PLC0415
+
+    from collectors.agent import _memory_options, add_arguments  # noqa: PLC0415
+
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args(["capture", "--memory", "all", "--memory-max", "4096",
+                         "--memory-pids", "1,7", "--mode", "node"])  # fmt: skip
+    assert _memory_options(args) == MemoryOptions(mode="all", max_size=4096, pids=(1, 7))
+    assert _memory_options(p.parse_args(["capture"])) is None
+    own = _memory_options(p.parse_args(["capture", "--memory", "anon"]))
+    assert own is not None and own.pids is None
+    assert os.getpid() in own.exclude  # ephemeral: the agent's container's processes (cgroup)
