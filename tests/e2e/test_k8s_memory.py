@@ -189,6 +189,9 @@ def test_memory_of_a_pod_through_the_ephemeral_agent(
     out_gdb = gdb_prints(memtarget, core_of(out, 1, tmp_path / "1.core"))
     assert f'"{MARKER}"' in out_gdb and f'"{SECRET}"' in out_gdb, out_gdb
     check_undisturbed(cluster, ns, t0, t1)
+    info = lab.cli("info", str(out), kubeconfig="")
+    assert "memory:     1 process cores (mode anon" in info.stdout, info.stdout + info.stderr
+    assert "memory/1.core  pid 1" in info.stdout and "NOT CAPTURED" not in info.stdout
 
 
 def test_restricted_without_the_uid_is_refused_in_one_line_and_node_level_reads_it(
