@@ -19,7 +19,7 @@ import os
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -28,16 +28,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
 
-from forensics.bundle.verify import VerifyReport, cut_off_banner
 from forensics.errors import ExuviaError
 from forensics.notes import NotesFile
-from forensics.snapshot import Snapshot
 from forensics.timeline import Event, Query, Timeline, open_timeline
 from forensics.timeline.events import SOURCE_NAMES
 from forensics.timeline.growing import GrowingTimeline, open_growing
 from forensics.timeline.query import Histogram
-from tui.replay import findings_actions, notes_actions, playback
-from tui.replay.background import read_in_child
+from tui.replay import notes_actions, playback
 from tui.replay.filters import Filters
 from tui.replay.paging import Window, key
 from tui.replay.render import fmt_time, local_zone, safe
@@ -46,6 +43,14 @@ from tui.replay.widgets.chips import FilterChips
 from tui.replay.widgets.detail import DetailPane, describe
 from tui.replay.widgets.event_list import EventList
 from tui.replay.widgets.histogram import HistogramStrip
+
+if TYPE_CHECKING:
+    from forensics.bundle.verify import VerifyReport
+    from forensics.snapshot import Snapshot
+
+# Imported when first used, not at start-up (a cold first screen waits for the
+# imports): verification and the snapshot (tui.replay.background), the findings
+# (tui.replay.findings_actions, forensics.findings: about a fifth of the imports).
 
 SOURCES = tuple(SOURCE_NAMES)  # the order of the 1..8 toggles
 #: how often a growing store is asked whether another chunk was committed
@@ -191,6 +196,8 @@ class ReplayApp(App[None]):
             self.notes_error = str(err)
         self.open_store()
         if self.findings_first:
+            from tui.replay import findings_actions  # noqa: PLC0415
+
             self._start_findings()
             findings_actions.open_view(self)
         # else the findings start once the first rows are on screen (_show_list): their
@@ -198,6 +205,8 @@ class ReplayApp(App[None]):
 
     def _start_findings(self) -> None:
         if not self._findings_started:
+            from tui.replay import findings_actions  # noqa: PLC0415
+
             self._findings_started = True
             findings_actions.start(self)
 
@@ -360,6 +369,7 @@ class ReplayApp(App[None]):
         """Verify, then load the snapshot, in a child process (see background.py)."""
         if self._closing:
             return
+        from tui.replay.background import read_in_child  # noqa: PLC0415
 
         def started(proc: Any) -> None:
             self._verify_child = proc
@@ -377,6 +387,8 @@ class ReplayApp(App[None]):
             return
         self.report = report
         banner = self.query_one("#banner", Static)
+        from forensics.bundle.verify import cut_off_banner  # noqa: PLC0415
+
         if report.cut_off:  # a killed capture: what its checkpoints vouch for, read
             banner.update(Text(cut_off_banner(report), style="bold"))
             banner.set_classes("incomplete")
@@ -768,6 +780,8 @@ class ReplayApp(App[None]):
             open_pivot(self, ev)
 
     def action_findings(self) -> None:
+        from tui.replay import findings_actions  # noqa: PLC0415
+
         self._start_findings()
         findings_actions.open_view(self)
 
