@@ -23,6 +23,7 @@ import binascii
 import contextlib
 import csv
 import functools
+import io
 import json
 import os
 import re
@@ -36,6 +37,7 @@ from typing import IO, Any, Protocol
 from forensics.bundle.format import decode_path
 from forensics.errors import OutputError
 from forensics.timeline import exportfast as fast
+from forensics.timeline import exportsql as fastsql
 from forensics.timeline.events import Event, event_key
 from forensics.timeline.exportfast import compact
 from forensics.timeline.query import MMAP_SIZE, Query, Timeline
@@ -350,14 +352,18 @@ def write_export(
             if fmt == "csv":
                 return _csv(events, f, notes)
             return _l2tcsv(events, f, host or "-", notes)
-        rows = tl.iter_rows(q, limit=limit)
         if fmt == "jsonl":
-            return fast.jsonl(tl, rows, f, _jsonl_line)
+            return fastsql.jsonl(tl, q, limit, f, _python(tl, fast.jsonl, _jsonl_line))
         if fmt == "csv":
             csv.writer(f, lineterminator="\n").writerow(CSV_COLUMNS)
-            return fast.csv_rows(tl, rows, f, csv_row)
+            return fastsql.csv_lines(tl, q, limit, f, _python(tl, fast.csv_rows, csv_row))
         csv.writer(f, lineterminator="\n").writerow(L2T_COLUMNS)
-        return fast.l2t_rows(tl, rows, f, host or "-", lambda ev: l2t_row(ev, host or "-"))
+        h = host or "-"
+
+        def l2t(tl: Timeline, rows: Iterable[fast.Row], f: IO[str], slow: Any) -> int:
+            return fast.l2t_rows(tl, rows, f, h, slow)
+
+        return fastsql.l2t_lines(tl, q, limit, f, h, _python(tl, l2t, lambda ev: l2t_row(ev, h)))
 
     # one pass over the whole store: read through SQLite's bounded page cache, not a
     # memory map whose pages would all count in the process's RSS
@@ -366,6 +372,17 @@ def write_export(
         return write_atomically(out, body)
     finally:
         tl.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+
+
+def _python(tl: Timeline, writer: Callable[..., int], slow: Any) -> Callable[[fast.Row], str]:
+    """The line of one row as the Python code writes it (for the rows the SQL leaves)."""
+
+    def line(row: fast.Row) -> str:
+        buf = io.StringIO()
+        writer(tl, [row], buf, slow)
+        return buf.getvalue()
+
+    return line
 
 
 def write_atomically(out: str | Path, body: Callable[[IO[str]], int]) -> int:
