@@ -35,6 +35,8 @@ from forensics.timeline.store import SUSPECT_AFTER_NS
 
 #: lines fetched (and written) at a time
 BLOCK = 4096
+#: a part of the timeline: the events before ("<") or from (">=") the event (ts, id)
+Part = tuple[str, tuple[int, int]] | None
 _ALL_FLAGS = 1 << len(FLAG_NAMES)
 # a filesystem event the SQL renders: stored fields, a time in 1970..2100 (strftime's
 # and Python's calendars agree there), no NUL in the texts (printf would stop at it)
@@ -146,11 +148,22 @@ def _tables(tl: Timeline) -> None:
     con.executemany("INSERT INTO temp.x_members VALUES (?, ?, ?, ?)", members)
 
 
-def _select(
-    tl: Timeline, q: Query, limit: int | None, line: str, extra: str = "NULL", **params: Any
+def _select(  # noqa: PLR0917
+    tl: Timeline,
+    q: Query,
+    limit: int | None,
+    line: str,
+    extra: str = "NULL",
+    part: Part = None,
+    **params: Any,
 ) -> Iterator[tuple[Any, ...]]:
-    """(line or NULL, extra, event id) for each selected event, in timeline order."""
+    """(line or NULL, extra, event id) for each selected event, in timeline order;
+    with ``part`` = ("<" or ">=", (ts, id)), only those before or from that event."""
     s = tl._sql(q)
+    if part is not None:
+        op = "<" if part[0] == "<" else ">="
+        s.where.append(f"(e.ts, e.id) {op} (:part_ts, :part_id)")
+        s.params.update(part_ts=part[1][0], part_id=part[1][1])
     sql = (
         f"SELECT CASE WHEN {_FAST} THEN {line} END, CASE WHEN {_FAST} THEN {extra} END, e.id"
         f" FROM {tl._from(s)}"
@@ -217,26 +230,44 @@ def _write(  # noqa: PLR0917
                 write(line + "\n")
 
 
-def jsonl(tl: Timeline, q: Query, limit: int | None, f: IO[str], slow: Callable[[Row], str]) -> int:
+def jsonl(  # noqa: PLR0917
+    tl: Timeline,
+    q: Query,
+    limit: int | None,
+    f: IO[str],
+    slow: Callable[[Row], str],
+    part: Part = None,
+) -> int:
     """Timesketch JSONL (the same bytes as :func:`~forensics.timeline.exportfast.jsonl`)."""
     _tables(tl)
-    return _write(tl, _select(tl, q, limit, _JSONL_LINE), f, slow, csv_cells=False)
+    return _write(tl, _select(tl, q, limit, _JSONL_LINE, part=part), f, slow, csv_cells=False)
 
 
-def csv_lines(
-    tl: Timeline, q: Query, limit: int | None, f: IO[str], slow: Callable[[Row], str]
+def csv_lines(  # noqa: PLR0917
+    tl: Timeline,
+    q: Query,
+    limit: int | None,
+    f: IO[str],
+    slow: Callable[[Row], str],
+    part: Part = None,
 ) -> int:
     """The CSV export's lines after its header (as exportfast.csv_rows)."""
     _tables(tl)
-    return _write(tl, _select(tl, q, limit, _CSV_LINE), f, slow, csv_cells=True)
+    return _write(tl, _select(tl, q, limit, _CSV_LINE, part=part), f, slow, csv_cells=True)
 
 
 def l2t_lines(  # noqa: PLR0917
-    tl: Timeline, q: Query, limit: int | None, f: IO[str], host: str, slow: Callable[[Row], str]
+    tl: Timeline,
+    q: Query,
+    limit: int | None,
+    f: IO[str],
+    host: str,
+    slow: Callable[[Row], str],
+    part: Part = None,
 ) -> int:
     """plaso l2tcsv lines after its header (as exportfast.l2t_rows)."""
     _tables(tl)
-    cur = _select(tl, q, limit, _L2T_LINE, _L2T_EXTRA, host=_csv_cell(host or "-"))
+    cur = _select(tl, q, limit, _L2T_LINE, _L2T_EXTRA, part, host=_csv_cell(host or "-"))
     return _write(tl, cur, f, slow, csv_cells=True, extra=True)
 
 

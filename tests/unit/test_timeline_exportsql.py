@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import sys
 from pathlib import Path
 
 import pytest
 
-from forensics.timeline import Query, open_timeline, write_export
+from forensics.errors import OutputError
+from forensics.timeline import Query, export, open_timeline, write_export
 from forensics.timeline import exportfast as fast
 from forensics.timeline.export import CSV_COLUMNS, L2T_COLUMNS, _jsonl_line, csv_row, l2t_row
 from forensics.timeline.query import Timeline
@@ -108,3 +110,30 @@ def test_sql_export_to_stdout(tl: Timeline, capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     assert n == 3
     assert out == _python(tl, "csv", Query(entity="/many/*"), 3, "-")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "l2tcsv"])
+def test_two_processes_write_the_same_bytes(
+    tl: Timeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """A large whole-timeline export is split at its middle event between this process
+    and a second one (exportpart); the file is the one a single process writes."""
+    monkeypatch.setattr(export, "PARALLEL_MIN", 100)
+    assert export._split_key(tl, Query(), None, tmp_path / "x") is not None
+    out = tmp_path / f"p.{fmt}"
+    n = write_export(tl, Query(), fmt, out, host="web, 1")
+    assert n == len(tl.events())
+    assert out.read_bytes().decode("utf-8", "surrogateescape") == _python(
+        tl, fmt, Query(), None, "web, 1"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]  # no part left
+
+
+def test_a_failed_second_process_fails_the_export(
+    tl: Timeline, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(export, "PARALLEL_MIN", 100)
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    with pytest.raises(OutputError, match="second half"):
+        write_export(tl, Query(), "jsonl", tmp_path / "x.jsonl")
+    assert list(tmp_path.iterdir()) == []
