@@ -280,16 +280,23 @@ class ReplayApp(App[None]):
             self.growing = open_growing(store)
             if self.growing is None:
                 return  # its first chunk is not committed yet
-            self.building = dict(self.growing.so_far)
             self._show_list(self.growing)
+            self._count_so_far()
             self.call_after_refresh(self.run_verify)
             return
         before = self.building
         now = self.growing.refresh()
         if now is None or now == before:
             return  # finished writing (sealing comes), or nothing new
-        self.building = dict(now)
         self._refill()
+        self._count_so_far()
+
+    def _count_so_far(self) -> None:
+        """The count committed now, read after the rows: each statement sees the latest
+        commit, so the count shown is never below what the rows were read from."""
+        now = self.growing.refresh() if self.growing is not None else None
+        if now is not None:
+            self.building = dict(now)
         self.show_status()
 
     def _refill(self) -> None:
