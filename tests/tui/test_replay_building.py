@@ -101,14 +101,20 @@ async def test_first_screen_while_building_then_the_finished_timeline(
             status = static_text(app.query_one("#status"))
             assert "filters and search apply to what is built so far" in status
             app.search(None)
-            # what needs the finished store says so in one line, and opens nothing
+            # what needs the finished store says so in one line, and opens nothing yet
             await pilot.press("e")
+            assert app.screen is app.screen_stack[0]
+            await pilot.press("F")  # the files view: opens once the build is done
+            await pilot.pause()
             assert app.screen is app.screen_stack[0]
         finally:
             gate.release.set()
         # the build goes on and ends: the same window, on the finished store
         await wait_for(pilot, lambda: app.tl is not None and app.total is not None, timeout=60)
         assert app.building is None and app.growing is None
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "FileScreen")
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: app.screen is app.screen_stack[0])
         assert not app.tl.path.parent.name.startswith(".timeline-")
         await wait_for(pilot, lambda: f"of {TOTAL:,}" in static_text(app.query_one("#status")))
         assert "building" not in static_text(app.query_one("#status"))

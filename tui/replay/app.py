@@ -773,9 +773,20 @@ class ReplayApp(App[None]):
     def action_view(self, name: str) -> None:
         from tui.replay.screens import open_view  # noqa: PLC0415
 
-        if name in ("files", "yara") and self._wait_for_build(f"the {name} view opens"):
+        if name in ("files", "yara") and self.tl is None and self.window is not None:
+            # they read the finished store: open when it is there (as a finding's jump)
+            self.notify(f"the {name} view opens when the timeline is built", markup=False)
+            self._when_built(lambda: open_view(self, name))
             return
         open_view(self, name)
+
+    def _when_built(self, then: Any) -> None:
+        if self._closing:
+            return
+        if self.tl is not None:
+            then()
+        else:
+            self.set_timer(0.1, lambda: self._when_built(then))
 
     def action_open(self) -> None:
         from tui.replay.screens import open_pivot  # noqa: PLC0415
