@@ -290,6 +290,7 @@ class ReplayApp(App[None]):
             return  # finished writing (sealing comes), or nothing new
         self._refill()
         self._count_so_far()
+        self._screen_filled()
 
     def _count_so_far(self) -> None:
         """The count committed now, read after the rows: each statement sees the latest
@@ -335,6 +336,7 @@ class ReplayApp(App[None]):
             self.window.frozen = False
             if was_building:
                 self._refill()
+            self._screen_filled()
             self._title()
             self.show_status()
             self.call_after_refresh(self._background, False)
@@ -363,7 +365,14 @@ class ReplayApp(App[None]):
         self._first_key = key(first[0]) if first else None
         self._title()
         self.show_status()
-        self.call_after_refresh(self._start_findings)
+        self._screen_filled()
+
+    def _screen_filled(self) -> None:
+        """Start the findings once a full screen of events is shown (or the build is
+        done): a first chunk of a few records would otherwise start them early."""
+        window = self.window
+        if self.tl is not None or (window is not None and len(window.rows) >= window.height):
+            self.call_after_refresh(self._start_findings)
 
     def _background(self, verify: bool = True) -> None:
         self.refresh_counts()
