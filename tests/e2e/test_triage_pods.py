@@ -63,7 +63,10 @@ async def test_pick_a_pod_see_its_log_and_capture_it(
         await pilot.press("enter")
         await _until(pilot, lambda: isinstance(app.screen, PodScreen), 60, "pod screen")
         screen = app.screen
+        # pushed first, composed after: the tabs may not be there yet
+        await _until(pilot, lambda: bool(screen.query("#tabs")), 60, "the pod dashboard")
         await pilot.press("4")  # the log is a tab of the pod dashboard
+        await _until(pilot, lambda: bool(screen.query("#pod-log")), 60, "the pod log mounted")
         log = screen.query_one("#pod-log")
         await _until(pilot, lambda: any("ready" in s.text for s in log.lines), 90, "pod log")
         await pilot.press("c")

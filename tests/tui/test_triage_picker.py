@@ -48,7 +48,7 @@ async def test_picker_lists_shellless_containers_filters_and_opens(
         table.move_cursor(row=table.get_row_index(runc_target.uri))
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, DashboardScreen), what="dashboard")
-        tree = app.screen.query_one(ProcessTree)
+        tree = await query_when_mounted(pilot, ProcessTree)  # pushed first, composed after
         await wait_for(pilot, lambda: tree.row_count > 0, what="tree")
         assert tree.rows_shown[0].pid == runc_target.pid
         await pilot.press("escape")
