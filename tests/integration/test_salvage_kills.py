@@ -42,18 +42,28 @@ KILLS = 20
 EXUVIA = [sys.executable, "-m", "tui.cli"]
 
 
+def _stderr(out: Path) -> Path:
+    return out.with_name(out.name + ".stderr")  # beside the output, never inside it
+
+
 def _start(box: Any, out: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [*EXUVIA, "capture", box.uri, "-o", str(out), "--files", "all", "-q"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with _stderr(out).open("wb") as err:  # kept: a capture that fails says why
+        return subprocess.Popen(
+            [*EXUVIA, "capture", box.uri, "-o", str(out), "--files", "all", "-q"],
+            cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+        )  # fmt: skip
 
 
 def _wait_for(path: Path, proc: subprocess.Popen[bytes], limit: float = 120) -> float:
     """Seconds until ``path`` exists (the capture's output has been created)."""
     t0 = time.monotonic()
+    out = path.with_name(path.name.removesuffix(".partial"))
     while not path.exists():
-        assert proc.poll() is None or path.exists(), "the capture ended before its .partial"
+        if proc.poll() is not None and not path.exists():
+            raise AssertionError(
+                f"the capture ended (exit {proc.returncode}) before its .partial: "
+                + _stderr(out).read_text(errors="replace")[-2000:]
+            )
         assert time.monotonic() - t0 < limit
         time.sleep(0.005)
     return time.monotonic()
