@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ from collectors.store.client import Store, StoreError, StoreUnreachable, transla
 
 PART_SIZE = 8 << 20
 MIN_PART = 5 << 20  # S3's smallest part but the last
+_DEFERRED = {signal.SIGINT, signal.SIGTERM}
 
 
 class MultipartWriter:
@@ -86,6 +88,17 @@ class MultipartWriter:
 
     # -- the stream -----------------------------------------------------------
     def write(self, data: bytes | memoryview) -> int:
+        """All of ``data`` or nothing: SIGINT/SIGTERM wait until it is buffered or
+        queued (the capture turns them into an exception raised wherever Python
+        is; in the middle of this method it would lose or tear a part, and the
+        sealed ``.incomplete`` bundle would not verify)."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+        try:
+            return self._write(data)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _write(self, data: bytes | memoryview) -> int:
         self._raise_if_failed()
         n = len(data)
         if self.sha256 is not None:

@@ -246,17 +246,20 @@ def run_to_store(args: argparse.Namespace) -> int:
         progress.done()
     for line in res.warnings:  # never silently without what was asked for
         sys.stderr.write(f"exuvia: warning: {line}\n")
+    status = 0 if res.complete else 3  # as for a local capture (docs/scripting.md)
     if args.output_format == "json":
         print_json({
             "format": "exuvia-capture-result", "version": 1, "bundle": res.url,
-            "complete": res.complete, "incomplete_reason": None,
+            "complete": res.complete, "incomplete_reason": res.incomplete_reason or None,
             "manifest_sha256": res.manifest_sha256, "file_sha256": res.file_sha256,
             "bytes": res.file_bytes, "records": dict(sorted(res.counts.items())),
             "skipped": res.skips, "custody_log": res.custody_url, "signed_by": res.signed_by,
-            "version_id": res.version_id, "retention": res.retention, "exit_status": 0,
+            "version_id": res.version_id, "retention": res.retention, "warnings": res.warnings,
+            "exit_status": status,
         })  # fmt: skip
-        return 0
-    print(f"bundle:          {res.url} (complete)")
+        return status
+    state = "complete" if res.complete else f"INCOMPLETE ({res.incomplete_reason})"
+    print(f"bundle:          {res.url} ({state})")
     print(f"version id:      {res.version_id or '-'}")
     r = res.retention
     lock_text = f"{r['mode']} until {r['retain_until']}" if r["retain_until"] else "no retention"
@@ -270,4 +273,4 @@ def run_to_store(args: argparse.Namespace) -> int:
     print(f"custody log:     {res.custody_url}")
     if res.signed_by:
         print(f"signed by:       {res.signed_by}")
-    return 0
+    return status
