@@ -25,11 +25,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from collectors.capture import Capture, CaptureOptions, Progress, signed_details
-from collectors.store.client import Store, StoreError
+from collectors.store.client import Store, StoreError, StoreUnreachable
 from collectors.store.copy import copy_version, remove_version
+from collectors.store.fallback import LocalParts
 from collectors.store.lock import LockSpec
 from collectors.store.upload import PART_SIZE, MultipartWriter
 from collectors.store.uri import S3Url
@@ -114,7 +116,13 @@ def capture_to_store(
     progress: Progress | None = None,
     part_size: int = PART_SIZE,
     on_retry: Callable[[str], None] = stderr_retry,
+    fallback: Path | None = None,
 ) -> StoreCaptureResult:
+    """``fallback``: the local directory the parts go to when the store stops
+    answering mid-upload (fallback.py); None: the capture fails instead."""
+    local = LocalParts(fallback, url.name + PARTIAL_SUFFIX) if fallback is not None else None
+    if local is not None:
+        local.refuse_existing()
     preflight(store, url, lock)
     until = lock.until()
     retention = lock.describe(until)
@@ -128,14 +136,26 @@ def capture_to_store(
 
     meta = object_metadata({"exuvia-target": target.uri[:512]})
     staging = url.sibling(PARTIAL_SUFFIX)
+
+    def degraded(msg: str) -> None:
+        cap.custody.record("store.fallback", message=msg,
+                           directory=str(local.path if local else ""))  # fmt: skip
+        on_retry(msg)
+
     writer = MultipartWriter(
         store, url.bucket, staging.key, part_size=part_size, on_retry=retry, track_sha256=False,
         create_args={"Metadata": meta, "ContentType": "application/x-exuvia-bundle"},
+        fallback=local, on_fallback=degraded,
     )  # fmt: skip
     try:
         manifest_sha, file_sha, file_bytes = cap.write(writer, output=str(url))  # type: ignore[arg-type]
     except (OutputError, CaptureInterrupted, OSError) as err:
         aborted = writer.abort()
+        if local is not None and local.used:
+            raise StoreError(
+                f"{err}; the bundle was not sealed; what was captured is in the "
+                f"unfinished upload of {staging} and in {local.path}"
+            ) from None
         what = "aborted" if aborted else "left unfinished (never completed; no object exists)"
         raise StoreError(f"{err}; the upload to {staging} was {what}, nothing was stored") from None
     except BaseException:
@@ -143,9 +163,18 @@ def capture_to_store(
         raise
     try:
         staged = writer.complete()
+    except StoreUnreachable as err:
+        if local is None or not local.used:
+            writer.abort()
+            raise
+        raise kept_locally(cap, writer, local, staging, err, (manifest_sha, file_sha, file_bytes),
+                           complete=not cap.incomplete) from None  # fmt: skip
     except BaseException:
         writer.abort()
         raise
+    if writer.resumed:
+        cap.custody.record("store.resumed", parts=writer.resumed, directory=str(local.path
+                           if local else ""))  # fmt: skip
     complete = not cap.incomplete
     final = url if complete else url.sibling(INCOMPLETE_SUFFIX)
     # from here on the sealed bundle exists as <key>.partial: a failure leaves it there
@@ -206,6 +235,55 @@ def capture_to_store(
         signed_by=opts.signer.fingerprint if opts.signer else None,
         warnings=warnings,
     )
+
+
+def kept_locally(  # noqa: PLR0917 - one call site
+    cap: Capture,
+    writer: MultipartWriter,
+    local: LocalParts,
+    staging: S3Url,
+    err: StoreError,
+    seal: tuple[str, str, int],
+    *,
+    complete: bool,
+) -> StoreError:
+    """The store is still gone when the bundle is sealed: say where every part
+    is (``upload.json`` and the custody log beside the local parts)."""
+    manifest_sha, file_sha, file_bytes = seal
+    in_store = [int(p["PartNumber"]) for p in writer.uploaded()]
+    kept = local.numbers()
+    doc = {
+        "format": "exuvia-store-fallback", "version": 1,
+        "bucket": staging.bucket, "key": staging.key, "upload_id": writer.upload_id,
+        "endpoint": writer.store.endpoint, "parts_in_store": writer.uploaded(),
+        "parts_here": kept, "manifest_sha256": manifest_sha, "file_sha256": file_sha,
+        "bytes": file_bytes, "complete": complete,
+    }  # fmt: skip
+    cap.custody.record("store.kept_locally", directory=str(local.path), **{
+        k: v for k, v in doc.items() if k not in ("format", "version")})  # fmt: skip
+    described = local.describe(doc)
+    custody = cap.custody.write_sidecar(local.path / "bundle")
+    return StoreError(
+        f"{err}; the sealed bundle ({'complete' if complete else 'INCOMPLETE'}, manifest "
+        f"sha256 {manifest_sha}) is kept in two places: parts {_ranges(in_store)} in the "
+        f"unfinished upload {writer.upload_id} of {staging}, parts {_ranges(kept)} in "
+        f"{local.path}/ ({described.name} and {custody.name} there say which); nothing is lost"
+    )
+
+
+def _ranges(numbers: list[int]) -> str:
+    if not numbers:
+        return "none"
+    out: list[str] = []
+    start = prev = numbers[0]
+    for n in [*numbers[1:], None]:
+        if n is not None and n == prev + 1:
+            prev = n
+            continue
+        out.append(str(start) if start == prev else f"{start}-{prev}")
+        if n is not None:
+            start = prev = n
+    return ",".join(out)
 
 
 def put_small(

@@ -169,11 +169,14 @@ def big_target(lab: Any) -> Any:
     return handle
 
 
-def _start_capture(s3: S3Server, target: Any, url: str) -> subprocess.Popen[str]:
+def _start_capture(
+    s3: S3Server, target: Any, url: str, fallback: Path | None = None
+) -> subprocess.Popen[str]:
+    extra = ["--fallback-dir", str(fallback)] if fallback else []
     return subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "capture", target.uri, "-o", url, "-q",
          "--files", "all", "--max-file-size", "1G", "--compress", "none", "--no-lock",
-         "--endpoint-url", s3.endpoint],
+         "--endpoint-url", s3.endpoint, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **s3.env(), "PYTHONPATH": str(REPO)},
     )  # fmt: skip
@@ -207,22 +210,85 @@ def test_kill_9_mid_upload_leaves_no_object(s3: S3Server, big_target: Any) -> No
     assert "killed/web.exv.partial" in uploads(s3, "plain")
 
 
-def test_the_store_dying_mid_upload_is_one_line_and_no_object(
-    s3: S3Server, big_target: Any
+def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 180) -> None:
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the capture ended before {path} appeared"
+        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_the_store_dying_mid_upload_keeps_every_part_and_says_where(
+    s3: S3Server, big_target: Any, tmp_path: Path
 ) -> None:
-    proc = _start_capture(s3, big_target, "s3://plain/dropped/web.exv")
+    """versitygw killed mid-upload and not back before the bundle is sealed: the
+    retries show, the parts the store did not take go to --fallback-dir, and the
+    last line says where each part is. Nothing is lost: with the store back, the
+    upload finished from upload.json is a bundle that verifies."""
+    proc = _start_capture(s3, big_target, "s3://plain/dropped/web.exv", fallback=tmp_path)
     _wait_for_parts(s3, "plain", "dropped/web.exv.partial", proc)
     s3.stop(sig=9)
     try:
-        out, err = proc.communicate(timeout=240)
+        out, err = proc.communicate(timeout=300)
     finally:
         s3.start()  # same directory and port: the rest of the module goes on
     assert proc.returncode == 2, out + err
     assert "Traceback" not in err
     assert "retry 1/3" in err  # retries are visible
-    line = [ln for ln in err.splitlines() if ln.startswith("exuvia: error:")]
-    assert len(line) == 1 and "cannot be reached" in line[0] and "nothing was stored" in line[0]
-    assert keys(s3, "plain", "dropped/") == []
+    assert "the bundle goes on into" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("exuvia: error:") and "nothing is lost" in last, err
+    parts_dir = tmp_path / "web.exv.partial.parts"
+    assert str(parts_dir) in last and "unfinished upload" in last
+    assert keys(s3, "plain", "dropped/") == []  # never an object, complete-looking or not
+    doc = json.loads((parts_dir / "upload.json").read_text())
+    assert doc["key"] == "dropped/web.exv.partial" and doc["parts_here"]
+    log = [json.loads(x) for x in (parts_dir / "bundle.custody.jsonl").read_text().splitlines()]
+    assert {"store.retry", "store.fallback", "store.kept_locally"} <= {e["action"] for e in log}
+
+    # every byte is there: finish the upload by hand from what upload.json says
+    c = s3.client()
+    parts = list(doc["parts_in_store"])
+    for n in doc["parts_here"]:
+        body = (parts_dir / f"{n:05d}.part").read_bytes()
+        r = c.upload_part(Bucket="plain", Key=doc["key"], UploadId=doc["upload_id"],
+                          PartNumber=n, Body=body)  # fmt: skip
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    parts.sort(key=lambda p: p["PartNumber"])
+    c.complete_multipart_upload(Bucket="plain", Key=doc["key"], UploadId=doc["upload_id"],
+                                MultipartUpload={"Parts": parts})  # fmt: skip
+    head = c.head_object(Bucket="plain", Key=doc["key"])
+    assert head["ContentLength"] == doc["bytes"]
+    res = cli(s3, "verify", "s3://plain/" + doc["key"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert doc["manifest_sha256"] in res.stdout
+
+
+def test_a_store_back_before_the_seal_gets_the_kept_parts(
+    s3: S3Server, big_target: Any, tmp_path: Path
+) -> None:
+    """The store dies mid-upload and is back before the bundle is sealed: the parts
+    kept locally meanwhile are uploaded then, the capture ends complete, the local
+    directory is gone and the custody log says what happened."""
+    proc = _start_capture(s3, big_target, "s3://plain/back/web.exv", fallback=tmp_path)
+    _wait_for_parts(s3, "plain", "back/web.exv.partial", proc)
+    s3.stop(sig=9)
+    try:
+        _wait_for(tmp_path / "web.exv.partial.parts", proc)
+    finally:
+        s3.start()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert "bundle:          s3://plain/back/web.exv (complete)" in out
+    assert "the bundle goes on into" in err
+    assert list(tmp_path.iterdir()) == []
+    side = s3.client().get_object(Bucket="plain", Key="back/web.exv.custody.jsonl")
+    actions = [json.loads(x)["action"] for x in side["Body"].read().splitlines()]
+    assert "store.fallback" in actions and "store.resumed" in actions
+    res = cli(s3, "verify", "s3://plain/back/web.exv")
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def _local_capture(s3: S3Server, target: Any, out: Path) -> None:

@@ -69,7 +69,7 @@ def register(sub: Any) -> None:
     )
     k8s_cmd.add_k8s_options(p)
     k8s_cmd.add_fleet_options(p)
-    add_store_options(p)
+    add_store_options(p, fallback=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler=run)
 
@@ -222,6 +222,7 @@ def run(args: argparse.Namespace) -> int:
 def run_to_store(args: argparse.Namespace) -> int:
     """``-o s3://…``: stream the bundle into the evidence store (docs/evidence-store.md)."""
     from collectors.store.capture import capture_to_store  # noqa: PLC0415 - boto3 only here
+    from collectors.store.fallback import fallback_dir  # noqa: PLC0415
     from collectors.store.uri import parse_s3  # noqa: PLC0415
     from forensics.errors import OutputError  # noqa: PLC0415
 
@@ -241,7 +242,8 @@ def run_to_store(args: argparse.Namespace) -> int:
         store = pending.result()
     progress = _Progress(args.quiet)
     try:
-        res = capture_to_store(target, opts, store, url, lock, progress=progress)
+        res = capture_to_store(target, opts, store, url, lock, progress=progress,
+                               fallback=fallback_dir(args.fallback_dir))  # fmt: skip
     finally:
         progress.done()
     for line in res.warnings:  # never silently without what was asked for
