@@ -68,9 +68,9 @@ def main() -> None:
             if args.input == "real"
             else synthetic_target(work / "synthetic", args.files, args.gib)
         )
-        with target as (_pid, uri, what):
+        with target as (pid, uri, what):
             print(f"== {what}; store: versitygw posix on {server.endpoint}", flush=True)
-            run(uri, work, server, args.runs, args.compress)
+            run(pid, uri, work, server, args.runs, args.compress)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -82,7 +82,7 @@ def capture_argv(uri: str, output: str, *extra: str) -> list[str]:
     return argv
 
 
-def run(uri: str, work: Path, server: S3Server, runs: int, compress: str) -> None:
+def run(pid: int, uri: str, work: Path, server: S3Server, runs: int, compress: str) -> None:  # noqa: PLR0917
     out = work / "out.exv"
     env = {"PYTHONPATH": str(REPO), **server.env()}
     extra = ("--compress", compress)
@@ -105,7 +105,10 @@ def run(uri: str, work: Path, server: S3Server, runs: int, compress: str) -> Non
                       "--retain", "1h", "--endpoint-url", server.endpoint]  # fmt: skip
 
     store.before = next_key
-    res = benchlib.compare([local, store], runs=runs)
+    # one untimed tar warms the page cache for both (as capture_speed.py does)
+    warm = f"tar --one-file-system -cf - -C /proc/{pid}/root . >/dev/null"
+    benchlib.measure(benchlib.Command("warm-up", warm, shell=True))
+    res = benchlib.compare([local, store], runs=runs, warmup=False)
     head = server.client().head_object(Bucket="bench", Key="run0.exv")
     print(f"bundle (--compress {compress}): {head['ContentLength'] / 1e6:.1f} MB in the "
           f"store, {local_bytes[0] / 1e6:.1f} MB on local disk")  # fmt: skip
