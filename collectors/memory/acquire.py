@@ -61,6 +61,9 @@ class MemoryOptions:
     max_size: int | None = None
     #: host pids to take (None: every process of the target's PID namespace)
     pids: tuple[int, ...] | None = None
+    #: pids never taken: the in-pod agent's own processes, which share the target's
+    #: PID namespace (not the target's; listed in the target facts as the agent's)
+    exclude: tuple[int, ...] = ()
 
 
 @dataclass
@@ -208,6 +211,8 @@ class MemoryCollector:
     def _run(self) -> Iterator[Record | Skip]:
         pids, skips = namespace_members(self.ctx, COLLECTOR)
         yield from skips
+        if self.opts.exclude:
+            pids = [p for p in pids if p not in self.opts.exclude]
         if self.opts.pids is not None:
             wanted = set(self.opts.pids)
             for pid in sorted(wanted - set(pids)):
