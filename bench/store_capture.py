@@ -29,6 +29,7 @@ import argparse
 import itertools
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -53,6 +54,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--compress", choices=("zstd", "none"), default="zstd")
     args = ap.parse_args()
+    # a SIGTERM (timeout(1)) still stops the server and removes the container
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if os.geteuid() != 0:
         ap.error("needs root (runc, unshare, reading the target's files)")
     binary = versitygw_binary()

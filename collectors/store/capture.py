@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from collectors.capture import Capture, CaptureOptions, Progress, signed_details
-from collectors.store.client import Store, StoreError, StoreUnreachable
+from collectors.store.client import Store, StoreError
 from collectors.store.copy import copy_version, remove_version
 from collectors.store.fallback import LocalParts
 from collectors.store.lock import LockSpec
@@ -163,7 +163,7 @@ def capture_to_store(
         raise
     try:
         staged = writer.complete()
-    except StoreUnreachable as err:
+    except StoreError as err:  # the store still gone (or refusing) when the kept parts go up
         if local is None or not local.used:
             writer.abort()
             raise
