@@ -195,11 +195,6 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(args.output, str):
         return run_to_store(args)
     if parse_uri(args.target)[0] == "k8s":
-        if getattr(args, "memory", None) is not None:
-            raise ExuviaError(
-                "--memory is not available for k8s:// targets yet (the in-pod agent does "
-                "not read memory); capture from the node with runc:// or containerd://"
-            )
         if getattr(args, "scan", None) is not None:
             raise ExuviaError("--scan is not supported for k8s:// targets yet: capture, then "
                               "`exuvia scan BUNDLE --rules RULES`")  # fmt: skip
