@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from forensics.errors import BundleError
+from forensics.timeline.events import Event
 from forensics.timeline.query import Timeline
 from forensics.timeline.store import BUILDING_KEY
 
@@ -48,6 +49,13 @@ class GrowingTimeline(Timeline):
             return None
         self.so_far = {"records": int(value.get("records", 0)), "events": int(value["events"])}
         return self.so_far
+
+    def _event(self, row: tuple[Any, ...]) -> Event:
+        # a chunk committed after the member names were read brings new ones: each
+        # statement sees the latest commit, so the rows may be newer than the names
+        if row[7] not in self._members:
+            self._members = dict(self.con.execute("SELECT id, name FROM members"))
+        return super()._event(row)
 
     def bounds(self) -> tuple[int, int] | None:
         """The earliest and latest event time so far (each one step on the time index)."""

@@ -337,6 +337,7 @@ class ReplayApp(App[None]):
             self.window.frozen = False
             if was_building:
                 self._refill()
+                self._detail(self.current())  # the same event, read from the final store
             self._screen_filled()
             self._title()
             self.show_status()
