@@ -1,0 +1,188 @@
+"""A case export's fast path: the bundles' stored rows merged, lines written from them.
+
+The single-bundle exports (:mod:`forensics.timeline.exportfast`) write a filesystem
+event straight from its stored row; a case export does the same on the k-way merge
+of its bundles' rows, and adds where the event was captured as a pre-built tail of
+the line (the namespace, pod, container, node and bundle are the same for every
+event of a bundle, so they are formatted once per bundle, not once per event).
+
+The merge is a heap of one entry per bundle, ordered by (time, the bundle's place
+in the case); a bundle's rows come in (time, event id) order, so the case's order
+is (time, bundle, event id), the same as :meth:`CaseTimeline.iter_events`.
+
+A stored filesystem row's attributes are :func:`~forensics.timeline.fs.display_fields`,
+a fixed set of keys none of which is a where field, so the tail never collides
+with an attribute (tests/unit/test_case_timeline.py checks that). Every other
+event goes through ``slow``: the general code in :mod:`forensics.timeline.case`,
+which gives the same fields and values.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from heapq import heapify, heappop, heapreplace
+from json.encoder import encode_basestring as _quote
+from typing import IO, Any
+
+from forensics.timeline.events import kind_names
+from forensics.timeline.exportfast import _Memo, compact
+from forensics.timeline.query import Query, Timeline
+from forensics.timeline.text import one_line
+
+_FS = 1
+_END: Any = object()
+Row = tuple[Any, ...]
+#: (index of the bundle among ``parts``, its stored row)
+Merged = Iterable[tuple[int, Row]]
+
+
+def merged_rows(parts: Sequence[Timeline], q: Query) -> Iterator[tuple[int, Row]]:
+    """Every selected row of every timeline in ``parts``, in (time, part, event id) order."""
+    heap: list[list[Any]] = []
+    for k, tl in enumerate(parts):
+        it = iter(tl.iter_rows(q))
+        row = next(it, _END)
+        if row is not _END:
+            heap.append([row[1], k, row, it])
+    heapify(heap)
+    while len(heap) > 1:
+        s = heap[0]
+        yield s[1], s[2]
+        row = next(s[3], _END)
+        if row is _END:
+            heappop(heap)
+            continue
+        s[0] = row[1]
+        s[2] = row
+        heapreplace(heap, s)
+    if heap:  # the last bundle left: no more merging
+        _ts, k, row, it = heap[0]
+        yield k, row
+        for row in it:
+            yield k, row
+
+
+def jsonl(
+    parts: Sequence[Timeline],
+    wheres: Sequence[Mapping[str, Any]],
+    merged: Merged,
+    f: IO[str],
+    slow: Callable[[int, Row], str],
+) -> int:
+    """Timesketch JSONL, each line ending with its bundle's where fields."""
+    memos = [_Memo(tl) for tl in parts]
+    tails = ["," + compact(dict(w))[1:] + "\n" for w in wheres]
+    write = f.write
+    n = 0
+    for k, row in merged:
+        n += 1
+        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
+        if source != _FS or message is None or attrs is None:
+            write(slow(k, row))
+            continue
+        memo = memos[k]
+        kind, kinds_json, desc, letters = memo.kind(kinds)
+        attrs_part = "," + attrs[1:-1] if len(attrs) > 2 else ""
+        write(
+            '{"message":%s,"datetime":"%s","timestamp":%d,"timestamp_desc":"%s",'  # noqa: UP031 - %-formatting is the fastest here
+            '"timestamp_ns":%d,"event_id":%d,"kind":"%s","kinds":%s,"source":"fs",'
+            '"entity":%s,"flags":%s,"ref_member":%s,"ref_line":%d,"macb":"%s"%s%s'
+            % (
+                _quote(message), memo.iso_us(ts), ts // 1000, desc, ts, eid, kind,
+                kinds_json, _quote(entity), memo.flag(flags)[0], memo.member(member)[1],
+                line, letters, attrs_part, tails[k],
+            )
+        )  # fmt: skip
+    return n
+
+
+def csv_rows(
+    parts: Sequence[Timeline],
+    wheres: Sequence[Mapping[str, Any]],
+    merged: Merged,
+    f: IO[str],
+    slow: Callable[[int, Row], tuple[Any, ...]],
+) -> int:
+    """The case CSV's rows (after its header): the bundle's columns, then the where cells."""
+    memos = [_Memo(tl) for tl in parts]
+    cells = [tuple(one_line(str(v or "")) for v in w.values()) for w in wheres]
+    writerow = csv.writer(f, lineterminator="\n").writerow
+    n = 0
+    for k, row in merged:
+        n += 1
+        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
+        if source != _FS or message is None or attrs is None:
+            writerow(slow(k, row))
+            continue
+        memo = memos[k]
+        kind, _kj, desc, letters = memo.kind(kinds)
+        writerow(
+            (
+                memo.iso_ns(ts), ts, desc, kind, "fs", one_line(entity), letters,
+                memo.flag(flags)[1], one_line(message), memo.member(member)[0], line, eid,
+                attrs, *cells[k],
+            )
+        )  # fmt: skip
+    return n
+
+
+def _l2t_value(v: Any) -> str:
+    if type(v) is int:
+        return str(v)
+    return one_line(v if isinstance(v, str) else compact(v))
+
+
+def l2t_rows(
+    parts: Sequence[Timeline],
+    wheres: Sequence[tuple[str, str]],
+    merged: Merged,
+    f: IO[str],
+    slow: Callable[[int, Row], tuple[str, ...]],
+) -> int:
+    """plaso l2tcsv rows (after its header); ``wheres``: per bundle, (host, where
+    text): the host column is the bundle's label, the where text ends ``extra``."""
+    hosts = [h for h, _t in wheres]
+    where_texts = [t for _h, t in wheres]
+    memos = [_Memo(tl) for tl in parts]
+    writerow = csv.writer(f, lineterminator="\n").writerow
+    n = 0
+    loads = json.loads
+    for k, row in merged:
+        n += 1
+        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
+        if source != _FS or message is None or attrs is None:
+            writerow(slow(k, row))
+            continue
+        memo = memos[k]
+        _kind, _kj, desc, letters = memo.kind(kinds)
+        a = loads(attrs)
+        dt = memo.iso_ns(ts)
+        if dt.startswith("@"):
+            date, clock = "00/00/0000", "00:00:00"
+        else:
+            date, clock = f"{dt[5:7]}/{dt[8:10]}/{dt[0:4]}", dt[11:19]
+        extra = dict(a)
+        extra.update(
+            ts_ns=ts,
+            kind=",".join(kind_names(kinds)),
+            entity=entity,
+            event_id=eid,
+            ref=f"{memo.member(member)[0]}:{line}",
+        )
+        uid = a.get("uid")
+        msg = one_line(message)
+        text = "; ".join(f"{k2}: {_l2t_value(v)}" for k2, v in sorted(extra.items()))
+        writerow(
+            (
+                date, clock, "UTC", letters.upper(), "FILE", "Container file system (exuvia)",
+                desc, "-" if uid is None else str(uid), hosts[k], msg[:80], msg, "2",
+                one_line(entity), str(a.get("inode", "-")), memo.flag(flags)[2],
+                "exuvia/fs", f"{text}; {where_texts[k]}" if text else where_texts[k],
+            )
+        )  # fmt: skip
+    return n
+
+
+__all__ = ["csv_rows", "jsonl", "l2t_rows", "merged_rows"]
