@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -78,6 +79,53 @@ def timed(argv: list[str]) -> tuple[float, int, int, float]:
     with os.fdopen(r) as fh:
         rss, rc, cpu = fh.read().split()
     return wall, int(rss), int(rc), float(cpu)
+
+
+#: a pod's phases, from its bundle's custody log (action -> action): what each costs
+PHASES = (
+    ("queued", "case.resolved", "capture.started"),  # waiting for a --parallel/--per-node slot
+    ("resolve", "capture.started", "target.resolved"),  # API client, get pod
+    ("agent", "target.resolved", "agent.running"),  # patch the ephemeral container, wait Running
+    ("stream", "agent.exec", "agent.stream.ended"),  # the agent's capture, relayed
+    ("seal", "agent.stream.ended", "bundle.sealed"),  # facts, relay check, client manifest
+)
+
+
+def _actions(path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        e = json.loads(line)
+        out.setdefault(e["action"], e["ts_ns"])
+    return out
+
+
+def phase_report(case: Path) -> list[str]:
+    """Per phase: median and max over the pods, and how many pods were in each at most."""
+    case_log = _actions(case / "case.custody.jsonl")
+    t0 = case_log.get("case.started", 0)
+    spans: dict[str, list[tuple[int, int]]] = {name: [] for name, _a, _b in PHASES}
+    for side in sorted(case.glob("*.exv*.custody.jsonl")):
+        acts = {**case_log, **_actions(side)}
+        for name, a, b in PHASES:
+            if a in acts and b in acts:
+                spans[name].append((acts[a], acts[b]))
+    lines = [f"phases per pod (s from the case's start; {len(spans['stream'])} pods):"]
+    for name, _a, _b in PHASES:
+        got = spans[name]
+        if not got:
+            continue
+        secs = sorted((e - s) / 1e9 for s, e in got)
+        edges = sorted([(s, 1) for s, _e in got] + [(e, -1) for _s, e in got])
+        peak = cur = 0
+        for _t, d in edges:
+            cur += d
+            peak = max(peak, cur)
+        first = (min(s for s, _e in got) - t0) / 1e9
+        last = (max(e for _s, e in got) - t0) / 1e9
+        med = statistics.median(secs)
+        lines.append(f"  {name:<8} median {med:6.2f} s, max {secs[-1]:6.2f} s, at most "
+                     f"{peak:2d} pods at once, from {first:6.1f} to {last:6.1f} s")  # fmt: skip
+    return lines
 
 
 def wait_running(core: Any, ns: str, selector: str, n: int, timeout: float = 600) -> None:
@@ -140,6 +188,8 @@ def main() -> int:
                                    *bounds, *common])  # fmt: skip
             load1 = os.getloadavg()
             doc = json.loads((Path(tmp) / "case" / "case.json").read_text())
+            phases = phase_report(Path(tmp) / "case")
+            solo_phases = _actions(Path(f"{tmp}/solo.exv.custody.jsonl"))
         print(f"load average (1/5/15 min) before {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
               f"after {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}; {os.cpu_count()} cores, "
               "shared with the cluster: noisy")  # fmt: skip
@@ -149,6 +199,11 @@ def main() -> int:
               f"{doc['summary']['complete']} complete, {doc['summary']['bytes'] / 1e6:.1f} MB, "
               f"client CPU {cpu:.1f} s; --parallel {args.parallel} "
               f"--per-node {args.per_node})")  # fmt: skip
+        for line in phases:
+            print(line)
+        solo = [f"{name} {(solo_phases[b] - solo_phases[a]) / 1e9:.2f} s"
+                for name, a, b in PHASES[1:] if a in solo_phases and b in solo_phases]  # fmt: skip
+        print(f"1 pod's phases: {', '.join(solo)}")
         ratio = many / one
         verdict = "met" if ratio <= RATIO_TARGET else "MISSED"
         print(f"ratio {args.replicas} pods / 1 pod: {ratio:.2f}x (target <= {RATIO_TARGET}x: "

@@ -16,7 +16,11 @@ into one case directory (docs/case-format.md, docs/kubernetes.md).
 4. Ctrl-C or SIGTERM: no new capture starts; every open exec stream is shut, so
    each in-flight capture seals what it received as ``.incomplete``; the case
    is sealed ``interrupted``.
-5. The pods matching now are listed again: new ones go to ``seen_not_captured``.
+5. With ``--scan`` (``after_seal``): each bundle, once sealed, is scanned on the
+   client by the same code as `exuvia scan` (its ``.yara.json`` sidecar beside
+   it), in that pod's worker, so the other pods' captures go on meanwhile; the
+   case's custody log records each scan (``bundle.scanned`` / ``bundle.scan_failed``).
+6. The pods matching now are listed again: new ones go to ``seen_not_captured``.
    The case is sealed (signed with ``--sign``).
 """
 
@@ -63,6 +67,8 @@ class FleetEvent:
     status: str | None = None
     reason: str | None = None
     nbytes: int = 0
+    #: with --scan: the scan's summary (``matches``, ``rules``), or ``error``
+    scan: dict[str, Any] | None = None
     done: int = 0
     total: int = 0
     total_bytes: int = 0
@@ -79,6 +85,8 @@ class FleetResult:
     bundles: list[dict[str, Any]]
     seen_not_captured: int
     signed_by: str | None
+    #: with --scan: ``namespace/pod/container`` -> the scan's summary (or ``error``)
+    scans: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def exit_status(self) -> int:
@@ -171,6 +179,9 @@ class FleetCapture:
     max_pods: int = DEFAULT_MAX_PODS
     events: Callable[[FleetEvent], None] = lambda _e: None
     client_factory: Callable[[], KubeClient] | None = None
+    #: called with each sealed bundle's path (``--scan``); returns a summary for the
+    #: custody log and the result; ExuviaError is recorded, never fatal to the case
+    after_seal: Callable[[Path], dict[str, Any]] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -179,6 +190,7 @@ class FleetCapture:
     _done: int = 0
     _total: int = 0
     _t0: float = 0.0
+    _scans: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     # -- the API client -------------------------------------------------------------
     def _client(self) -> KubeClient:
@@ -256,6 +268,7 @@ class FleetCapture:
             bundles=writer.bundle_entries(),
             seen_not_captured=len(doc["seen_not_captured"]),
             signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
+            scans=dict(self._scans),
         )
 
     def _create(self, directory: Path, kc: KubeClient, res: Resolution) -> CaseWriter:
@@ -370,7 +383,27 @@ class FleetCapture:
             manifest_sha256=res.manifest_sha256, file_sha256=res.file_sha256,
             size=res.file_bytes, signed_by=res.signed_by,
         )  # fmt: skip
-        self._finish_event(p, status, reason, res.file_bytes)
+        scan = self._scan(writer, p, res.path) if self.after_seal is not None else None
+        self._finish_event(p, status, reason, res.file_bytes, scan)
+
+    def _scan(self, writer: CaseWriter, p: Planned, path: Path) -> dict[str, Any]:
+        """Scan the sealed bundle (``--scan``); a failure is recorded, never raised."""
+        assert self.after_seal is not None
+        where = {"namespace": p.namespace, "pod": p.pod, "container": p.container}
+        if self.stop.is_set():
+            summary: dict[str, Any] = {"error": f"not scanned: interrupted ({self.stop_reason})"}
+        else:
+            try:
+                summary = self.after_seal(path)
+            except ExuviaError as err:
+                summary = {"error": str(err)}
+            except Exception as err:  # noqa: BLE001 - a bug must not take the other pods with it
+                summary = {"error": f"internal error: {type(err).__name__}: {err}"}
+        action = "bundle.scan_failed" if "error" in summary else "bundle.scanned"
+        writer.note(action, **where, file=path.name, **summary)
+        with self._lock:
+            self._scans[f"{p.namespace}/{p.pod}/{p.container}"] = summary
+        return summary
 
     def _failed(self, writer: CaseWriter, p: Planned, reason: str) -> None:
         if self.stop.is_set() and "interrupted" not in reason:
@@ -378,10 +411,17 @@ class FleetCapture:
         writer.finished(p.namespace, p.pod, p.container, status=FAILED, reason=reason)
         self._finish_event(p, FAILED, reason, 0)
 
-    def _finish_event(self, p: Planned, status: str, reason: str | None, nbytes: int) -> None:
+    def _finish_event(
+        self,
+        p: Planned,
+        status: str,
+        reason: str | None,
+        nbytes: int,
+        scan: dict[str, Any] | None = None,
+    ) -> None:
         with self._lock:
             self._done += 1
-        self._event("finished", p, status=status, reason=reason, nbytes=nbytes)
+        self._event("finished", p, status=status, reason=reason, nbytes=nbytes, scan=scan)
 
 
 @contextlib.contextmanager

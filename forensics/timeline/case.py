@@ -44,6 +44,7 @@ from forensics.timeline.export import (
     timesketch_record,
     write_atomically,
 )
+from forensics.timeline.export import _jsonl_line as bundle_jsonl_line
 from forensics.timeline.exportfast import compact
 from forensics.timeline.query import MMAP_SIZE, Histogram, Query, Timeline, nice_width
 from forensics.timeline.text import one_line
@@ -398,7 +399,15 @@ def _fast_export(
 
     if fmt == "jsonl":
         fields = [wh.fields() for wh in wheres]
-        return fast.jsonl(tls, fields, merged, f, lambda k, r: _jsonl_line(event(k, r)))
+        tails = ["," + compact(x)[1:] + "\n" for x in fields]
+
+        def slow_line(k: int, row: tuple[Any, ...]) -> str:
+            ev = tls[k].event_of(row)
+            if any(name in ev.attrs for name in WHERE_FIELDS):  # renamed attr_…: the long way
+                return _jsonl_line(CaseEvent(wheres[k], ev))
+            return bundle_jsonl_line(ev)[:-2] + tails[k]  # the bundle's line, where appended
+
+        return fast.jsonl(tls, fields, merged, f, slow_line)
     w = csv.writer(f, lineterminator="\n")
     if fmt == "csv":
         w.writerow(CASE_CSV_COLUMNS)
