@@ -145,12 +145,14 @@ def main() -> int:
     ap.add_argument("--replicas", type=int, default=20)
     ap.add_argument("--parallel", type=int, default=8, help="passed to the fleet capture")
     ap.add_argument("--per-node", type=int, default=4, help="passed to the fleet capture")
+    ap.add_argument("--namespace-prefix", default="fleet-bench",
+                    help="the benchmark's namespace is PREFIX-<hex> (deleted afterwards)")
     args = ap.parse_args()
     kc = kubeconfig()
     api = config.new_client_from_config(config_file=kc)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     print(lab.ensure_images(lab.WORKDIR))
-    ns = f"fleet-bench-{uuid.uuid4().hex[:6]}"
+    ns = f"{args.namespace_prefix}-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": ns, "labels": {
         "pod-security.kubernetes.io/enforce": "baseline"}}})  # fmt: skip
     try:
