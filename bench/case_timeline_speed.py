@@ -11,7 +11,8 @@ bench/timeline_speed.py):
            vs every event of each bundle's own timeline, one after the other:
            events/s of both and the ratio merged / alone (the merge's overhead)
   export   each format (--formats; jsonl, csv, l2tcsv, bodyfile) of the whole case vs
-           of each bundle alone, best of --runs: the ratio (target <= 1.1x)
+           of each bundle alone, best of --runs: the ratio of wall and of CPU time
+           (target <= 1.1x, judged on CPU time: the wall time is the machine's load)
   window   500 events from a random time across every pod: median and max of 25
            (issue 11's target for a bundle: < 50 ms)
 
@@ -105,9 +106,18 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def best_of(runs: int, fn: Callable[[], object]) -> float:
-    """The fastest of ``runs`` runs (the least disturbed by the machine's other work)."""
-    return min(timed(fn) for _ in range(max(1, runs)))
+def best_of(runs: int, fn: Callable[[], object]) -> tuple[float, float]:
+    """(wall, CPU) seconds of the fastest of ``runs`` runs (the least disturbed by the
+    machine's other work). CPU time is this process's own: far less noisy than wall
+    time on a loaded machine, and the export is CPU-bound (its stores are cached)."""
+    best: tuple[float, float] | None = None
+    for _ in range(max(1, runs)):
+        c0 = time.process_time()
+        wall = timed(fn)
+        got = (wall, time.process_time() - c0)
+        best = got if best is None or got[0] < best[0] else best
+    assert best is not None
+    return best
 
 
 def iterate(ct: CaseTimeline, n: int) -> None:
@@ -159,12 +169,16 @@ def main() -> int:
         def case(fmt: str = fmt, ext: str = ext) -> None:
             write_case_export(ct, Query(), fmt, out / f"case.{ext}")
 
-        ex_alone, ex_case = best_of(args.runs, each), best_of(args.runs, case)
-        ratio = ex_case / ex_alone
-        verdict = "met" if ratio <= TARGET else "MISSED"
+        (ex_alone, cpu_alone), (ex_case, cpu_case) = (
+            best_of(args.runs, each),
+            best_of(args.runs, case),
+        )
+        ratio, cpu_ratio = ex_case / ex_alone, cpu_case / cpu_alone
+        verdict = "met" if cpu_ratio <= TARGET else "MISSED"
         unit = "file entries" if fmt == "bodyfile" else "events"
-        print(f"export {fmt:<8} alone {ex_alone:6.2f} s, case {ex_case:6.2f} s "
-              f"({n / ex_case:10,.0f} {unit[:5]}/s)   case / alone = {ratio:.2f}x time "
+        print(f"export {fmt:<8} alone {ex_alone:6.2f} s (CPU {cpu_alone:6.2f} s), case "
+              f"{ex_case:6.2f} s (CPU {cpu_case:6.2f} s, {n / ex_case:8,.0f} {unit[:5]}/s); "
+              f"case / alone = {ratio:.2f}x wall, {cpu_ratio:.2f}x CPU "
               f"(target <= {TARGET}x: {verdict})")  # fmt: skip
 
     span = ct.span() or (0, 1)

@@ -109,7 +109,13 @@ def phase_report(case: Path) -> list[str]:
         for name, a, b in PHASES:
             if a in acts and b in acts:
                 spans[name].append((acts[a], acts[b]))
-    lines = [f"phases per pod (s from the case's start; {len(spans['stream'])} pods):"]
+    ends = [e for _s, e in spans["seal"]]
+    marks = [f"{a} {(case_log[a] - t0) / 1e9:.1f} s" for a in ("case.resolved", "case.sealed")
+             if a in case_log]  # fmt: skip
+    if ends:
+        marks.insert(-1, f"last bundle sealed {(max(ends) - t0) / 1e9:.1f} s")
+    lines = [f"case (s from case.started): {', '.join(marks)}",
+             f"phases per pod (s from case.started; {len(spans['stream'])} pods):"]  # fmt: skip
     for name, _a, _b in PHASES:
         got = spans[name]
         if not got:
@@ -145,8 +151,11 @@ def main() -> int:
     ap.add_argument("--replicas", type=int, default=20)
     ap.add_argument("--parallel", type=int, default=8, help="passed to the fleet capture")
     ap.add_argument("--per-node", type=int, default=4, help="passed to the fleet capture")
-    ap.add_argument("--namespace-prefix", default="fleet-bench",
-                    help="the benchmark's namespace is PREFIX-<hex> (deleted afterwards)")
+    ap.add_argument(
+        "--namespace-prefix",
+        default="fleet-bench",
+        help="the benchmark's namespace is PREFIX-<hex> (deleted afterwards)",
+    )
     args = ap.parse_args()
     kc = kubeconfig()
     api = config.new_client_from_config(config_file=kc)
@@ -191,6 +200,8 @@ def main() -> int:
             load1 = os.getloadavg()
             doc = json.loads((Path(tmp) / "case" / "case.json").read_text())
             phases = phase_report(Path(tmp) / "case")
+            log = _actions(Path(tmp) / "case" / "case.custody.jsonl")
+            sealed_at = (log["case.sealed"] - log["case.started"]) / 1e9
             solo_phases = _actions(Path(f"{tmp}/solo.exv.custody.jsonl"))
         print(f"load average (1/5/15 min) before {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
               f"after {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}; {os.cpu_count()} cores, "
@@ -201,6 +212,8 @@ def main() -> int:
               f"{doc['summary']['complete']} complete, {doc['summary']['bytes'] / 1e6:.1f} MB, "
               f"client CPU {cpu:.1f} s; --parallel {args.parallel} "
               f"--per-node {args.per_node})")  # fmt: skip
+        print(f"before case.started and after case.sealed (start-up, connecting, resolving, "
+              f"exit): {many - sealed_at:.1f} s")  # fmt: skip
         for line in phases:
             print(line)
         solo = [f"{name} {(solo_phases[b] - solo_phases[a]) / 1e9:.2f} s"

@@ -23,6 +23,7 @@ import csv
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from heapq import heapify, heappop, heapreplace
+from itertools import chain, islice
 from json.encoder import encode_basestring as _quote
 from typing import IO, Any
 
@@ -33,16 +34,28 @@ from forensics.timeline.text import one_line
 
 _FS = 1
 _END: Any = object()
+#: lines joined into one write
+BATCH = 512
+#: rows read from one store at a time
+CHUNK = 2048
 Row = tuple[Any, ...]
 #: (index of the bundle among ``parts``, its stored row)
 Merged = Iterable[tuple[int, Row]]
+
+
+def _chunked(rows: Iterator[Row], size: int = CHUNK) -> Iterator[Row]:
+    """``rows``, read ``size`` at a time: one store's cursor steps through a run of rows
+    before the next store's does (stepping five cursors in turn, row by row, cost
+    half as much CPU again as reading them one after the other: SQLite's pages and
+    the CPU's caches switch at every row)."""
+    return chain.from_iterable(iter(lambda: list(islice(rows, size)), []))
 
 
 def merged_rows(parts: Sequence[Timeline], q: Query) -> Iterator[tuple[int, Row]]:
     """Every selected row of every timeline in ``parts``, in (time, part, event id) order."""
     heap: list[list[Any]] = []
     for k, tl in enumerate(parts):
-        it = iter(tl.iter_rows(q))
+        it = _chunked(tl.iter_rows(q))
         row = next(it, _END)
         if row is not _END:
             heap.append([row[1], k, row, it])
@@ -74,10 +87,14 @@ def jsonl(
     """Timesketch JSONL, each line ending with its bundle's where fields."""
     memos = [_Memo(tl) for tl in parts]
     tails = ["," + compact(dict(w))[1:] + "\n" for w in wheres]
-    write = f.write
+    lines: list[str] = []
+    write = lines.append  # written BATCH lines at a time: one write call, not one per line
     n = 0
     for k, row in merged:
         n += 1
+        if len(lines) >= BATCH:
+            f.write("".join(lines))
+            lines.clear()
         eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
         if source != _FS or message is None or attrs is None:
             write(slow(k, row))
@@ -95,6 +112,7 @@ def jsonl(
                 line, letters, attrs_part, tails[k],
             )
         )  # fmt: skip
+    f.write("".join(lines))
     return n
 
 

@@ -184,7 +184,8 @@ def add_fleet_options(p: argparse.ArgumentParser) -> None:
         help="capture at most N pods at once (default 8)",
     )
     g.add_argument("--per-node", type=int, default=4, metavar="N",
-                   help="and at most N pods of one node at once (default 4)")  # fmt: skip
+                   help="and at most N agent streams of one node at once (default 4); "
+                   "as many more pods of the node start their agents meanwhile")  # fmt: skip
 
 
 def is_fleet(args: argparse.Namespace) -> bool:
