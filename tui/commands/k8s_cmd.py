@@ -127,6 +127,8 @@ def run_capture(args: argparse.Namespace) -> int:
                 scan = {"error": str(err)}
     finally:
         progress.done()
+    for line in res.warnings:  # --memory: a process not read is said, never silent
+        sys.stderr.write(f"exuvia: warning: {line}\n")
     status = 0 if res.complete else 3
     if scanner is not None and "error" in scan:
         status = 3
