@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import csv
 import heapq
+import io
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ from typing import IO, Any
 from forensics.case import CaseBundle, load_case
 from forensics.errors import BundleError, ExuviaError
 from forensics.timeline import casefast as fast
+from forensics.timeline import exportsql as sql_x
 from forensics.timeline.cache import open_timeline
 from forensics.timeline.events import Event, event_key
 from forensics.timeline.export import (
@@ -386,17 +388,18 @@ def write_case_export(
 def _fast_export(
     sel: list[tuple[Where, Timeline]], q: Query, fmt: str, f: IO[str], limit: int | None
 ) -> int:
-    """jsonl, csv or l2tcsv of the merged rows (forensics/timeline/casefast.py); an
-    event off the fast path is written by the general code above."""
+    """jsonl, csv or l2tcsv: each bundle's lines rendered by SQLite as for a bundle
+    alone (forensics/timeline/exportsql.py), merged in case order, the where fields
+    appended (formatted once per bundle); an event the SQL leaves is written by the
+    Python fast path (forensics/timeline/casefast.py), itself checked against the
+    event-at-a-time code above."""
     wheres = [w for w, _tl in sel]
     tls = [tl for _w, tl in sel]
-    merged: Iterable[tuple[int, tuple[Any, ...]]] = fast.merged_rows(tls, q)
-    if limit is not None:
-        merged = itertools.islice(merged, limit)
 
     def event(k: int, row: tuple[Any, ...]) -> CaseEvent:
         return CaseEvent(wheres[k], tls[k].event_of(row))
 
+    w = csv.writer(f, lineterminator="\n")
     if fmt == "jsonl":
         fields = [wh.fields() for wh in wheres]
         tails = ["," + compact(x)[1:] + "\n" for x in fields]
@@ -407,15 +410,58 @@ def _fast_export(
                 return _jsonl_line(CaseEvent(wheres[k], ev))
             return bundle_jsonl_line(ev)[:-2] + tails[k]  # the bundle's line, where appended
 
-        return fast.jsonl(tls, fields, merged, f, slow_line)
-    w = csv.writer(f, lineterminator="\n")
+        def py_jsonl(k: int, row: tuple[Any, ...]) -> str:
+            buf = io.StringIO()
+            fast.jsonl(tls, fields, [(k, row)], buf, slow_line)
+            return buf.getvalue()
+
+        def jsonl_line(k: int, line: str, _x: str | None) -> str:
+            return line[:-1] + tails[k]
+
+        merged = fast.merged_sql(tls, q, sql_x._JSONL_LINE)
+        return fast.write_sql_lines(tls, _limited(merged, limit), f, jsonl_line, py_jsonl)
     if fmt == "csv":
         w.writerow(CASE_CSV_COLUMNS)
         cells = [wh.fields() for wh in wheres]
-        return fast.csv_rows(tls, cells, merged, f, lambda k, r: case_csv_row(event(k, r)))
+        csv_tails = ["," + _csv_line(_where_cells(wh)) + "\n" for wh in wheres]
+
+        def py_csv(k: int, row: tuple[Any, ...]) -> str:
+            buf = io.StringIO()
+            fast.csv_rows(tls, cells, [(k, row)], buf, lambda k2, r: case_csv_row(event(k2, r)))
+            return buf.getvalue()
+
+        def csv_line(k: int, line: str, _x: str | None) -> str | None:
+            return line + csv_tails[k] if line.isprintable() else None
+
+        merged = fast.merged_sql(tls, q, sql_x._CSV_LINE)
+        return fast.write_sql_lines(tls, _limited(merged, limit), f, csv_line, py_csv)
     w.writerow(L2T_COLUMNS)
     hosts = [(wh.label, _where_text(wh)) for wh in wheres]
-    return fast.l2t_rows(tls, hosts, merged, f, lambda k, r: l2t_case_row(event(k, r)))
+
+    def py_l2t(k: int, row: tuple[Any, ...]) -> str:
+        buf = io.StringIO()
+        fast.l2t_rows(tls, hosts, [(k, row)], buf, lambda k2, r: l2t_case_row(event(k2, r)))
+        return buf.getvalue()
+
+    def l2t_line(k: int, line: str, extra: str | None) -> str | None:
+        if extra is None:
+            return None
+        full = line + sql_x._quoted(f"{extra}; {hosts[k][1]}")
+        return full + "\n" if full.isprintable() else None
+
+    params = [{"host": sql_x._csv_cell(label or "-")} for label, _t in hosts]
+    merged = fast.merged_sql(tls, q, sql_x._L2T_LINE, sql_x._L2T_EXTRA, params)
+    return fast.write_sql_lines(tls, _limited(merged, limit), f, l2t_line, py_l2t)
+
+
+def _limited(merged: Iterable[Any], limit: int | None) -> Iterable[Any]:
+    return merged if limit is None else itertools.islice(merged, limit)
+
+
+def _csv_line(cells: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(cells)
+    return buf.getvalue()
 
 
 __all__ = [

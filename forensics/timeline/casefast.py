@@ -17,6 +17,9 @@ event goes through ``slow``: the general code in :mod:`forensics.timeline.case`,
 which gives the same fields and values.
 """
 
+# ruff: noqa: S608 - SQL text is built only from exportsql's constants and the store's
+# query builder; every value from a bundle is a column of the store or a bound parameter.
+
 from __future__ import annotations
 
 import csv
@@ -27,6 +30,7 @@ from itertools import chain, islice
 from json.encoder import encode_basestring as _quote
 from typing import IO, Any
 
+from forensics.timeline import exportsql as sql_x
 from forensics.timeline.events import kind_names
 from forensics.timeline.exportfast import _Memo, compact
 from forensics.timeline.query import Query, Timeline
@@ -203,4 +207,75 @@ def l2t_rows(
     return n
 
 
-__all__ = ["csv_rows", "jsonl", "l2t_rows", "merged_rows"]
+# -- lines rendered by SQLite (forensics/timeline/exportsql.py), merged --------------
+SqlRow = tuple[int, int, str | None, str | None]  # ts, event id, line or NULL, extra
+
+
+def _sql_rows(tl: Timeline, q: Query, line: str, extra: str = "NULL", **params: Any) -> Any:
+    """(ts, id, line, extra) of each selected event in timeline order, ``line`` NULL
+    where the SQL does not render the event (exportsql's own test, ``_FAST``)."""
+    sql_x._tables(tl)
+    s = tl._sql(q)
+    fast_test = sql_x._FAST
+    sql = (
+        f"SELECT e.ts, e.id, CASE WHEN {fast_test} THEN {line} END,"
+        f" CASE WHEN {fast_test} THEN {extra} END FROM {tl._from(s)}"
+        f" JOIN records r ON r.id = e.id >> 2{sql_x._JOINS}{tl._where(s)} ORDER BY e.ts, e.id"
+    )
+    s.params.update(params)
+    cur = tl.con.execute(sql, s.params)
+    return chain.from_iterable(iter(lambda: cur.fetchmany(CHUNK), []))
+
+
+def merged_sql(
+    parts: Sequence[Timeline], q: Query, line: str, extra: str = "NULL",
+    params: Sequence[Mapping[str, Any]] | None = None,
+) -> Iterator[tuple[int, SqlRow]]:  # fmt: skip
+    """:func:`merged_rows` of the SQL-rendered lines."""
+    heap: list[list[Any]] = []
+    for k, tl in enumerate(parts):
+        it = _sql_rows(tl, q, line, extra, **(params[k] if params else {}))
+        row = next(it, _END)
+        if row is not _END:
+            heap.append([row[0], k, row, it])
+    heapify(heap)
+    while len(heap) > 1:
+        s = heap[0]
+        yield s[1], s[2]
+        row = next(s[3], _END)
+        if row is _END:
+            heappop(heap)
+            continue
+        s[0] = row[0]
+        s[2] = row
+        heapreplace(heap, s)
+    if heap:
+        _ts, k, row, it = heap[0]
+        yield k, row
+        for row in it:
+            yield k, row
+
+
+def write_sql_lines(
+    parts: Sequence[Timeline],
+    merged: Iterable[tuple[int, SqlRow]],
+    f: IO[str],
+    finish: Callable[[int, str, str | None], str | None],
+    python: Callable[[int, Row], str],
+) -> int:
+    """Write each merged line as ``finish(bundle, line, extra)`` makes it (None: not
+    exactly renderable, so Python's), else the Python line of the event's row."""
+    out: list[str] = []
+    n = 0
+    for k, (_ts, eid, line, extra) in merged:
+        n += 1
+        if len(out) >= BATCH:
+            f.write("".join(out))
+            out.clear()
+        done = finish(k, line, extra) if line is not None else None
+        out.append(done if done is not None else python(k, sql_x._row(parts[k], eid)))
+    f.write("".join(out))
+    return n
+
+
+__all__ = ["csv_rows", "jsonl", "l2t_rows", "merged_rows", "merged_sql", "write_sql_lines"]
