@@ -21,6 +21,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
+from textual.worker import Worker, get_current_worker
 
 from forensics.bundle.verify import VerifyReport, cut_off_banner
 from forensics.errors import ExuviaError
@@ -240,18 +241,24 @@ class ReplayApp(App[None]):
         background_priority()
         if self.tl is None:
             return
+        me = get_current_worker()
         q, sq = self._query(), (self._query(True) if self.search_text else None)
         with Timeline(self.tl.path) as tl:
             total = tl.count(q)
-            self.call_from_thread(self._counted, total, None)
+            self.call_from_thread(self._counted, me, total, None)
             if sq is not None:
-                self.call_from_thread(self._counted, total, tl.count(sq))
+                self.call_from_thread(self._counted, me, total, tl.count(sq))
 
-    def _counted(self, total: int, hits: int | None) -> None:
+    def _counted(self, me: Worker[None], total: int, hits: int | None) -> None:
+        # a newer count (the filter or search changed) cancelled this one: its numbers
+        # are for a query no longer shown. Checked here, on the screen's thread, where
+        # cancelling happens, so a stale count can never land after the current one.
+        if me.is_cancelled:
+            return
         self.total = total
         if self.search_text:
             self.search_hits = hits
-        self._chips()
+            self._chips()  # the search chip shows the hit count
         self.show_status()
 
     @work(thread=True, exclusive=True, group="rank")
@@ -259,11 +266,14 @@ class ReplayApp(App[None]):
         background_priority()
         if self.tl is None:
             return
+        me = get_current_worker()
         with Timeline(self.tl.path) as tl:
             pos = tl.rank(self._query(), k)
-        self.call_from_thread(self._ranked, pos)
+        self.call_from_thread(self._ranked, me, pos)
 
-    def _ranked(self, pos: int) -> None:
+    def _ranked(self, me: Worker[None], pos: int) -> None:
+        if me.is_cancelled:  # the cursor moved on (or the filter changed) meanwhile
+            return
         self.position = pos
         self.show_status()
 
@@ -272,12 +282,13 @@ class ReplayApp(App[None]):
         background_priority()
         if self.tl is None:
             return
+        me = get_current_worker()
         lo, hi = self._hist_bounds()
         width = max(10, self.query_one(HistogramStrip).size.width or 100)
         q = replace(self._query(), start=lo, end=hi)
         with Timeline(self.tl.path) as tl:
             hist = tl.histogram(q, buckets=width)
-        self.call_from_thread(self._histogram, hist, lo, hi)
+        self.call_from_thread(self._histogram, me, hist, lo, hi)
 
     def _hist_bounds(self) -> tuple[int, int]:
         if self.hist_range is not None:
@@ -287,7 +298,9 @@ class ReplayApp(App[None]):
         hi = self.filters.end if self.filters.end is not None else (meta.get("time_max") or 0) + 1
         return int(lo), int(max(hi, lo + 1))
 
-    def _histogram(self, hist: Histogram, lo: int, hi: int) -> None:
+    def _histogram(self, me: Worker[None], hist: Histogram, lo: int, hi: int) -> None:
+        if me.is_cancelled:  # a newer filter or zoom asked for another one
+            return
         strip = self.query_one(HistogramStrip)
         strip.show(hist, lo, hi)
         self._mark_view()
