@@ -79,6 +79,8 @@ class FleetResult:
     bundles: list[dict[str, Any]]
     seen_not_captured: int
     signed_by: str | None
+    #: the case directory, or the s3://BUCKET/PREFIX/ it was captured into
+    location: str = ""
 
     @property
     def exit_status(self) -> int:
@@ -171,6 +173,8 @@ class FleetCapture:
     max_pods: int = DEFAULT_MAX_PODS
     events: Callable[[FleetEvent], None] = lambda _e: None
     client_factory: Callable[[], KubeClient] | None = None
+    #: ``-o s3://…/``: collectors.store.fleet_sink.FleetStoreSink (None: a case directory)
+    sink: Any = None
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -227,6 +231,8 @@ class FleetCapture:
     def run(self) -> FleetResult:
         directory = self.opts.output
         refuse_nonempty(directory)
+        if self.sink is not None:
+            self.sink.preflight()  # once, before any pod is touched
         self._t0 = time.monotonic()
         kc = self._client()
         try:
@@ -244,6 +250,8 @@ class FleetCapture:
                 except ExuviaError as err:
                     writer.note("k8s.warning", message=f"pods not listed again: {err}")
                 state, sha = writer.seal(interrupted=self.stop_reason or None)
+                if self.sink is not None:
+                    self.sink.finish(directory)
         finally:
             kc.close()
         doc = writer.doc
@@ -256,6 +264,7 @@ class FleetCapture:
             bundles=writer.bundle_entries(),
             seen_not_captured=len(doc["seen_not_captured"]),
             signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
+            location=self.sink.location if self.sink is not None else str(directory),
         )
 
     def _create(self, directory: Path, kc: KubeClient, res: Resolution) -> CaseWriter:
@@ -354,7 +363,11 @@ class FleetCapture:
         k8s = dataclasses.replace(self.k8s, expect_uid=p.uid)
         uri = f"k8s://{p.namespace}/{p.pod}/{p.container}"
         try:
-            res = K8sCapture(uri, opts, k8s, client=api).run()  # type: ignore[arg-type]
+            if self.sink is not None:
+                cap = self.sink.capture(uri, opts, k8s, api, file)
+            else:
+                cap = K8sCapture(uri, opts, k8s, client=api)  # type: ignore[arg-type]
+            res = cap.run()
         except ExuviaError as err:
             self._failed(writer, p, str(err))
             return
