@@ -245,3 +245,35 @@ def test_sigint_leaves_incomplete_bundles_and_an_interrupted_case_json(
     ver = _verify(s3, url)
     assert "Traceback" not in ver.stderr, ver.stderr
     assert "interrupted" in (ver.stdout + ver.stderr).lower(), ver.stdout
+
+
+def test_bad_store_input_is_one_line_before_the_cluster_is_asked(
+    s3: S3Server, kubeconfig_path: str, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    sel = f"{LABEL}=nothing-{uuid.uuid4().hex[:6]}"  # would match no pod: the store is asked first
+    cases = {
+        "s3://locked/cases/no-slash": "give a prefix ending in '/'",
+        "s3://plain/cases/x/": "does not have object lock enabled",
+        "s3://no-such-bucket/x/": "no-such-bucket",
+    }
+    for url, expect in cases.items():
+        res = subprocess.run(
+            _argv(s3, kubeconfig_path, "capture", "k8s://default", "-l", sel, "-o", url),
+            capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=300,
+            check=False,
+        )  # fmt: skip
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("exuvia: error:")]
+        assert len(errors) == 1 and expect in errors[0], res.stderr
+        assert "no pods" not in errors[0]  # refused before resolution
+    res = subprocess.run(
+        _argv(s3, kubeconfig_path, "capture", "k8s://default", "-l", sel, "-o",
+              "s3://locked/cases/fb/", "--fallback-dir", str(tmp_path)),
+        capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert res.returncode == 2 and "--fallback-dir is for one target" in res.stderr, res.stderr
+    assert _keys(s3, "cases/no-slash") == [] and _keys(s3, "cases/fb/") == []
+    assert list(scratch.iterdir()) == []  # no scratch case directory left behind
