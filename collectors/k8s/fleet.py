@@ -238,6 +238,8 @@ class FleetCapture:
         try:
             res = resolve(kc, self.request, kc.namespace, max_pods=self.max_pods)
             writer = self._create(directory, kc, res)
+            if self.sink is not None:
+                writer.note("store.case", **self.sink.describe())
             plan = res.plan()
             with self._lock:
                 self._total = len(plan)

@@ -147,6 +147,9 @@ def test_three_pods_by_label_into_a_locked_bucket_verify_from_the_store(
     assert sorted(b["file"] for b in doc["bundles"]) == names
     assert all(b["status"] == "complete" for b in doc["bundles"])
     c = s3.client()
+    log = c.get_object(Bucket=BUCKET, Key=prefix + "case.custody.jsonl")["Body"].read()
+    noted = next(json.loads(ln) for ln in log.splitlines() if b'"store.case"' in ln)
+    assert noted["details"]["url"] == url and noted["details"]["mode"] == "governance"
     assert c.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
     head = c.head_object(Bucket=BUCKET, Key=prefix + names[0])
     assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"]
