@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from collectors.capture import CaptureOptions
+from collectors.capture import CaptureOptions, Progress
 from collectors.k8s.capture import K8sCapture, K8sOptions
 from collectors.k8s.client import KubeClient
 from collectors.store.capture import put_small
@@ -59,11 +59,12 @@ class FleetStoreSink:
                 f"{taken[0]}); a case needs a new prefix, refusing to mix evidence"
             )
 
-    def capture(
-        self, uri: str, opts: CaptureOptions, k8s: K8sOptions, api: KubeClient, file: str
-    ) -> K8sCapture:
+    def capture(  # noqa: PLR0917 - the fleet's one call site
+        self, uri: str, opts: CaptureOptions, k8s: K8sOptions, api: KubeClient, file: str,
+        progress: Progress | None = None,
+    ) -> K8sCapture:  # fmt: skip
         """The single-pod capture of one bundle, sealed as ``PREFIX/<file>``."""
-        return K8sStoreCapture(uri, opts, k8s, client=api, store=self.store,
+        return K8sStoreCapture(uri, opts, k8s, progress=progress, client=api, store=self.store,
                                url=self.base.child(file), lock=self.lock)  # fmt: skip
 
     def finish(self, directory: Path) -> None:

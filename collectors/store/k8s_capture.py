@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from collectors.capture import CaptureOptions, signed_details
+from collectors.capture import CaptureOptions, Progress, signed_details
 from collectors.k8s.assemble import Outcome
 from collectors.k8s.capture import K8sCapture, K8sOptions
 from collectors.k8s.client import KubeClient
@@ -51,9 +51,10 @@ class K8sStoreCapture(K8sCapture):
         store: Store,
         url: S3Url,
         lock: LockSpec,
+        progress: Progress | None = None,
         client: KubeClient | None = None,
     ) -> None:
-        super().__init__(uri, opts, k8s, client=client)
+        super().__init__(uri, opts, k8s, progress=progress, client=client)
         self.store = store
         self.url = url
         self.lock = lock

@@ -18,7 +18,7 @@ from collectors.agent import add_arguments
 from collectors.agent import run as agent_run
 from collectors.k8s.spec import DEFAULT_IMAGE, DEFAULT_PROFILE, PROFILES
 from forensics.errors import ExuviaError
-from tui.commands import capture_cmd
+from tui.commands import capture_cmd, k8s_scan
 from tui.commands.options import print_json
 
 IMAGE_ENV = "EXUVIA_COLLECTOR_IMAGE"
@@ -112,17 +112,34 @@ def run_capture(args: argparse.Namespace) -> int:
     """`exuvia capture k8s://…`: the agent collects, the client writes the bundle."""
     from collectors.k8s.capture import K8sCapture  # noqa: PLC0415 - see k8s_options
 
+    scanner = k8s_scan.sealed_scanner(args)  # bad rules fail before anything runs
     progress = capture_cmd._Progress(args.quiet)
+    scan: dict[str, Any] = {}
     try:
         res = K8sCapture(
             args.target, capture_cmd.options_from(args, args.output), k8s_options(args), progress
         ).run()
+        if scanner is not None:
+            progress("scanning the bundle", None)
+            try:
+                scan = scanner(res.path)
+            except ExuviaError as err:  # the bundle is sealed and kept: say why, exit 3
+                scan = {"error": str(err)}
     finally:
         progress.done()
     for line in res.warnings:  # --memory: a process not read is said, never silent
         sys.stderr.write(f"exuvia: warning: {line}\n")
+    status = 0 if res.complete else 3
+    if scanner is not None and "error" in scan:
+        status = 3
+    if args.output_format == "json" and scanner is not None:
+        print_json({**capture_cmd.result_doc(res), "scan": scan, "exit_status": status})
+        return status
     capture_cmd.print_result(res, args.output_format)
-    return 0 if res.complete else 3
+    if scanner is not None:
+        for line in k8s_scan.scan_lines({f"{res.path.name}": scan}):
+            print(line)
+    return status
 
 
 def add_fleet_options(p: argparse.ArgumentParser) -> None:
@@ -169,7 +186,8 @@ def add_fleet_options(p: argparse.ArgumentParser) -> None:
         help="capture at most N pods at once (default 8)",
     )
     g.add_argument("--per-node", type=int, default=4, metavar="N",
-                   help="and at most N pods of one node at once (default 4)")  # fmt: skip
+                   help="and at most N agent streams of one node at once (default 4); "
+                   "as many more pods of the node start their agents meanwhile")  # fmt: skip
 
 
 def is_fleet(args: argparse.Namespace) -> bool:
@@ -198,7 +216,11 @@ class FleetProgress:
         elif ev.kind == "finished":
             size = f", {_size(ev.nbytes)}" if ev.nbytes else ""
             why = f": {ev.reason}" if ev.reason else ""
-            self._line(ev, f"{where}: {ev.status}{size}{why}")
+            scan = ""
+            if ev.scan is not None:
+                scan = (f"; not scanned: {ev.scan['error']}" if "error" in ev.scan
+                        else f"; scan: {ev.scan.get('matches', 0)} matches")  # fmt: skip
+            self._line(ev, f"{where}: {ev.status}{size}{why}{scan}")
             self._total(ev)
         elif ev.kind == "tick" and ev.elapsed - self.last_tick >= 5.0:
             self._total(ev)
@@ -233,7 +255,8 @@ def fleet_doc(res: Any) -> dict[str, Any]:
         "summary": res.summary,
         "seen_not_captured": res.seen_not_captured,
         "signed_by": res.signed_by,
-        "bundles": [{k: b.get(k) for k in keys} for b in res.bundles],
+        "bundles": [_bundle_doc(b, keys, res.scans) for b in res.bundles],
+        **({"scan_across": k8s_scan.across(res.scans)} if res.scans else {}),
         "exit_status": res.exit_status,
     }
 
@@ -254,6 +277,14 @@ def store_sink(args: argparse.Namespace) -> Any:
     return FleetStoreSink(store_from(args), url, lock)
 
 
+def _bundle_doc(b: dict[str, Any], keys: tuple[str, ...], scans: dict[str, Any]) -> dict[str, Any]:
+    doc = {k: b.get(k) for k in keys}
+    scan = scans.get(f"{b.get('namespace')}/{b.get('pod')}/{b.get('container')}")
+    if scan is not None:
+        doc["scan"] = scan
+    return doc
+
+
 def run_fleet_capture(args: argparse.Namespace) -> int:
     """`exuvia capture k8s://NS -l SEL | k8s://NS/KIND/NAME -o DIR/`: a case."""
     from collectors.k8s.fleet import fleet_capture  # noqa: PLC0415 - see k8s_options
@@ -266,15 +297,18 @@ def run_fleet_capture(args: argparse.Namespace) -> int:
             raise ExuviaError(f"--{name.replace('_', '-')} must be at least 1")
     if args.node_level:
         raise ExuviaError("--node-level is for one pod; a fleet capture uses ephemeral agents")
-    if getattr(args, "scan", None) is not None:
-        raise ExuviaError("--scan is not supported for k8s:// targets yet: capture, then "
-                          "`exuvia scan BUNDLE --rules RULES`")  # fmt: skip
     sink = store_sink(args) if isinstance(args.output, str) else None
+    if sink is not None and getattr(args, "scan", None) is not None:
+        sink.cleanup()
+        raise ExuviaError("--scan needs the bundles on local disk: capture the case into a "
+                          "directory with --scan, then `exuvia push` it")  # fmt: skip
     try:
+        scanner = k8s_scan.sealed_scanner(args)  # bad rules fail before anything is captured
         opts = capture_cmd.options_from(args, sink.local if sink else args.output)
         res = fleet_capture(req, opts, k8s_options(args), parallel=args.parallel,
                             per_node=args.per_node, max_pods=args.max_pods,
-                            events=FleetProgress(args.quiet), sink=sink)  # fmt: skip
+                            events=FleetProgress(args.quiet), after_seal=scanner,
+                            sink=sink)  # fmt: skip
     except BaseException:
         if sink is not None and not any(sink.local.iterdir()):
             sink.cleanup()  # refused before anything was captured: nothing to keep
@@ -294,6 +328,9 @@ def run_fleet_capture(args: argparse.Namespace) -> int:
     if res.seen_not_captured:
         print(f"seen later:      {res.seen_not_captured} pods matched after resolution "
               "(not captured; in case.json)")  # fmt: skip
+    if res.scans:
+        for line in k8s_scan.scan_lines(res.scans):
+            print(line)
     print(f"case.json sha256: {res.case_sha256}")
     if res.signed_by:
         print(f"signed by:       {res.signed_by}")
