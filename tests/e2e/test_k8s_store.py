@@ -149,7 +149,7 @@ def test_three_pods_by_label_into_a_locked_bucket_verify_from_the_store(
     c = s3.client()
     log = c.get_object(Bucket=BUCKET, Key=prefix + "case.custody.jsonl")["Body"].read()
     noted = next(json.loads(ln) for ln in log.splitlines() if b'"store.case"' in ln)
-    assert noted["details"]["url"] == url and noted["details"]["mode"] == "governance"
+    assert noted["details"]["url"] == url and noted["details"]["mode"] == "GOVERNANCE"
     assert c.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
     head = c.head_object(Bucket=BUCKET, Key=prefix + names[0])
     assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"]
