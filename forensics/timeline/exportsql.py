@@ -240,7 +240,29 @@ def jsonl(  # noqa: PLR0917
 ) -> int:
     """Timesketch JSONL (the same bytes as :func:`~forensics.timeline.exportfast.jsonl`)."""
     _tables(tl)
-    return _write(tl, _select(tl, q, limit, _JSONL_LINE, part=part), f, slow, csv_cells=False)
+    raw = getattr(f, "buffer", None)
+    if raw is None:
+        return _write(tl, _select(tl, q, limit, _JSONL_LINE, part=part), f, slow, csv_cells=False)
+    # JSON lines need no check in Python: fetched as UTF-8 bytes, written as they come
+    # (no decoding into str and encoding back: a tenth of the export's CPU)
+    f.flush()
+    cur = _select(tl, q, limit, f"CAST({_JSONL_LINE} AS BLOB)", part=part)
+    n = 0
+    write = raw.write
+    while True:
+        block = cur.fetchmany(BLOCK)  # type: ignore[attr-defined]
+        if not block:
+            return n
+        n += len(block)
+        lines = [line for line, _x, _eid in block]
+        if None not in lines:
+            write(b"\n".join(lines) + b"\n")
+            continue
+        for line, _x, eid in block:
+            if line is None:
+                write(slow(_row(tl, eid)).encode("utf-8", "surrogateescape"))
+            else:
+                write(line + b"\n")
 
 
 def csv_lines(  # noqa: PLR0917
