@@ -91,6 +91,8 @@ class FleetResult:
     bundles: list[dict[str, Any]]
     seen_not_captured: int
     signed_by: str | None
+    #: the case directory, or the s3://BUCKET/PREFIX/ it was captured into
+    location: str = ""
     #: with --scan: ``namespace/pod/container`` -> the scan's summary (or ``error``)
     scans: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -215,6 +217,8 @@ class FleetCapture:
     max_pods: int = DEFAULT_MAX_PODS
     events: Callable[[FleetEvent], None] = lambda _e: None
     client_factory: Callable[[], KubeClient] | None = None
+    #: ``-o s3://…/``: collectors.store.fleet_sink.FleetStoreSink (None: a case directory)
+    sink: Any = None
     #: called with each sealed bundle's path (``--scan``); returns a summary for the
     #: custody log and the result; ExuviaError is recorded, never fatal to the case
     after_seal: Callable[[Path], dict[str, Any]] | None = None
@@ -293,11 +297,15 @@ class FleetCapture:
     def run(self) -> FleetResult:
         directory = self.opts.output
         refuse_nonempty(directory)
+        if self.sink is not None:
+            self.sink.preflight()  # once, before any pod is touched
         self._t0 = time.monotonic()
         kc = self._client()
         try:
             res = resolve(kc, self.request, kc.namespace, max_pods=self.max_pods)
             writer = self._create(directory, kc, res)
+            if self.sink is not None:
+                writer.note("store.case", **self.sink.describe())
             plan = res.plan()
             with self._lock:
                 self._total = len(plan)
@@ -310,6 +318,8 @@ class FleetCapture:
                 except ExuviaError as err:
                     writer.note("k8s.warning", message=f"pods not listed again: {err}")
                 state, sha = writer.seal(interrupted=self.stop_reason or None)
+                if self.sink is not None:
+                    self.sink.finish(directory)
         finally:
             kc.close()
         doc = writer.doc
@@ -322,6 +332,7 @@ class FleetCapture:
             bundles=writer.bundle_entries(),
             seen_not_captured=len(doc["seen_not_captured"]),
             signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
+            location=self.sink.location if self.sink is not None else str(directory),
             scans=dict(self._scans),
         )
 
@@ -422,7 +433,11 @@ class FleetCapture:
         k8s = dataclasses.replace(self.k8s, expect_uid=p.uid)
         uri = f"k8s://{p.namespace}/{p.pod}/{p.container}"
         try:
-            res = K8sCapture(uri, opts, k8s, progress=api.progress, client=api).run()  # type: ignore[arg-type]
+            if self.sink is not None:
+                cap = self.sink.capture(uri, opts, k8s, api, file, progress=api.progress)
+            else:
+                cap = K8sCapture(uri, opts, k8s, progress=api.progress, client=api)  # type: ignore[arg-type]
+            res = cap.run()
         except ExuviaError as err:
             self._failed(writer, p, str(err))
             return

@@ -248,7 +248,7 @@ def fleet_doc(res: Any) -> dict[str, Any]:
     return {
         "format": "exuvia-case-capture-result",
         "version": 1,
-        "case": str(res.directory),
+        "case": res.location or str(res.directory),
         "case_id": res.case_id,
         "state": res.state,
         "case_sha256": res.case_sha256,
@@ -259,6 +259,22 @@ def fleet_doc(res: Any) -> dict[str, Any]:
         **({"scan_across": k8s_scan.across(res.scans)} if res.scans else {}),
         "exit_status": res.exit_status,
     }
+
+
+def store_sink(args: argparse.Namespace) -> Any:
+    """``-o s3://BUCKET/PREFIX/``: the case goes into the store (docs/evidence-store.md)."""
+    from collectors.store.fleet_sink import FleetStoreSink  # noqa: PLC0415 - boto3 only here
+    from collectors.store.uri import parse_s3  # noqa: PLC0415
+    from tui.commands.store_opts import lock_from, store_from  # noqa: PLC0415
+
+    url = parse_s3(args.output)
+    if url.key and not url.is_prefix:
+        raise ExuviaError(f"a fleet capture writes a case: give a prefix ending in '/' "
+                          f"(s3://{url.bucket}/{url.key}/)")  # fmt: skip
+    if getattr(args, "fallback_dir", None):
+        raise ExuviaError("--fallback-dir is for one target; a fleet into a store has none")
+    lock = lock_from(args)
+    return FleetStoreSink(store_from(args), url, lock)
 
 
 def _bundle_doc(b: dict[str, Any], keys: tuple[str, ...], scans: dict[str, Any]) -> dict[str, Any]:
@@ -281,18 +297,27 @@ def run_fleet_capture(args: argparse.Namespace) -> int:
             raise ExuviaError(f"--{name.replace('_', '-')} must be at least 1")
     if args.node_level:
         raise ExuviaError("--node-level is for one pod; a fleet capture uses ephemeral agents")
-    if isinstance(args.output, str):
-        raise ExuviaError("a fleet capture writes a case directory: -o DIR, not an s3:// URL")
-    scanner = k8s_scan.sealed_scanner(args)  # bad rules fail before anything is captured
-    opts = capture_cmd.options_from(args, args.output)
-    res = fleet_capture(req, opts, k8s_options(args), parallel=args.parallel,
-                        per_node=args.per_node, max_pods=args.max_pods,
-                        events=FleetProgress(args.quiet), after_seal=scanner)  # fmt: skip
+    sink = store_sink(args) if isinstance(args.output, str) else None
+    if sink is not None and getattr(args, "scan", None) is not None:
+        sink.cleanup()
+        raise ExuviaError("--scan needs the bundles on local disk: capture the case into a "
+                          "directory with --scan, then `exuvia push` it")  # fmt: skip
+    try:
+        scanner = k8s_scan.sealed_scanner(args)  # bad rules fail before anything is captured
+        opts = capture_cmd.options_from(args, sink.local if sink else args.output)
+        res = fleet_capture(req, opts, k8s_options(args), parallel=args.parallel,
+                            per_node=args.per_node, max_pods=args.max_pods,
+                            events=FleetProgress(args.quiet), after_seal=scanner,
+                            sink=sink)  # fmt: skip
+    except BaseException:
+        if sink is not None and not any(sink.local.iterdir()):
+            sink.cleanup()  # refused before anything was captured: nothing to keep
+        raise
     if args.output_format == "json":
         print_json(fleet_doc(res))
         return res.exit_status
     s = res.summary
-    print(f"case:            {res.directory} ({res.case_id})")
+    print(f"case:            {res.location} ({res.case_id})")
     print(f"state:           {res.state}")
     print(f"bundles:         {s.get('complete', 0)} complete, {s.get('incomplete', 0)} "
           f"incomplete, {s.get('failed', 0)} failed, of {s.get('bundles', 0)} "
@@ -309,7 +334,7 @@ def run_fleet_capture(args: argparse.Namespace) -> int:
     print(f"case.json sha256: {res.case_sha256}")
     if res.signed_by:
         print(f"signed by:       {res.signed_by}")
-    print(f"check with:      exuvia verify {res.directory}")
+    print(f"check with:      exuvia verify {res.location}")
     return res.exit_status
 
 
