@@ -202,8 +202,11 @@ class BundleWriter:
         checkpoint_every_members: int = 4096,
         checkpoint_every_seconds: float = 1.0,
         header: dict[str, Any] | None = None,
+        offload: bool = False,
     ) -> None:
-        self._sink = Sink(raw, compress, level, threads)
+        # offload: compression, the output's hash and the writes on a worker
+        # thread (forensics/bundle/sink.py); the stream's bytes are the same
+        self._sink = Sink(raw, compress, level, threads, offload=offload)
         self._mtime = int(time.time())
         #: JSON of the members since the last checkpoint (without newlines)
         self._pending: list[bytes] = []
