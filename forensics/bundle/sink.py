@@ -33,6 +33,7 @@ QUEUED = 4
 #: the GIL switch interval while a worker runs: a worker coming back from zstd
 #: waits at most this long for the Python thread to let it go on (5 ms default)
 SWITCH_INTERVAL = 0.0005
+_ZEROS = bytes(512)
 
 
 def stored_frame_header(total: int) -> bytes:
@@ -53,20 +54,37 @@ def stored_blocks(data: bytes, last: bool) -> bytes:
 
 
 class _HashingFile:
-    """Counts and hashes every byte that reaches the output file."""
+    """Counts and hashes every byte that reaches the output file.
 
-    def __init__(self, raw: BinaryIO) -> None:
+    ``hold``: zstd's output pieces (~128 KiB each) are kept and hashed and
+    written together by :meth:`release` (the worker calls it after each batch),
+    so the worker takes the GIL back once per batch rather than twice a piece."""
+
+    def __init__(self, raw: BinaryIO, hold: bool = False) -> None:
         self.raw = raw
         self.sha256 = hashlib.sha256()
         self.count = 0
+        self._hold: list[bytes] | None = [] if hold else None
 
     def write(self, data: bytes | memoryview) -> int:
-        self.raw.write(data)
-        self.sha256.update(data)
-        self.count += len(data)
-        return len(data)
+        n = len(data)
+        if self._hold is not None:
+            self._hold.append(bytes(data))
+        else:
+            self.raw.write(data)
+            self.sha256.update(data)
+        self.count += n
+        return n
+
+    def release(self) -> None:
+        if self._hold:
+            data = b"".join(self._hold)
+            self._hold.clear()
+            self.sha256.update(data)
+            self.raw.write(data)
 
     def flush(self) -> None:
+        self.release()
         self.raw.flush()
 
 
@@ -74,8 +92,10 @@ class _Output:
     """What reaches the file: the zstd stream (or plain tar), the frame index and
     the prefix figures. Runs on the calling thread or on the sink's worker."""
 
-    def __init__(self, raw: BinaryIO, compress: str, level: int, threads: int) -> None:
-        self.file = _HashingFile(raw)
+    def __init__(
+        self, raw: BinaryIO, compress: str, level: int, threads: int, hold: bool = False
+    ) -> None:
+        self.file = _HashingFile(raw, hold)
         self.zw: zstandard.ZstdCompressionWriter | None = None
         if compress == "zstd":
             cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
@@ -158,6 +178,7 @@ class _Worker:
                                 self._cv.notify_all()
                         elif kind == "i":
                             out.index()
+                    out.file.release()
             except BaseException as err:  # noqa: BLE001 - handed to the calling thread
                 self.error = err
                 with self._cv:
@@ -205,7 +226,7 @@ class Sink:
         if compress not in COMPRESSIONS:
             raise ValueError(f"unknown compression {compress!r}; use one of {COMPRESSIONS}")
         self.compress = compress
-        self._out = _Output(raw, compress, level, threads)
+        self._out = _Output(raw, compress, level, threads, hold=offload)
         self._zstd = compress == "zstd"
         self.tar_bytes = 0
         self._stored_left = -1  # >= 0 while writing a stored frame
@@ -298,6 +319,24 @@ class Sink:
             self._write_stored(bytes(data))
         else:
             self._tar(data)
+
+    def write_member(self, head: bytes, data: bytes | memoryview, pad: int) -> None:
+        """``head``, ``data`` and ``pad`` zero bytes: what ``write`` of their join
+        does, without the join's copy when a worker takes them (they are copied
+        into its batch once)."""
+        if self._worker is None or self._stored_left >= 0:
+            self.write(b"".join((head, data, _ZEROS[:pad])))
+            return
+        n = len(head) + len(data) + pad
+        self.tar_bytes += n
+        buf = self._buf
+        buf += head
+        buf += data
+        if pad:
+            buf += _ZEROS[:pad]
+        self._batch_bytes += n
+        if self._batch_bytes >= BATCH:
+            self._submit()
 
     def end_frame(self) -> None:
         """Like :meth:`sync_point`, but a zstd stream's frame is ended here, and the

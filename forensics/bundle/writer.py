@@ -245,8 +245,7 @@ class BundleWriter:
         (a copied file is hashed once, for its record and its member alike).
         """
         if sha256 is not None:
-            tail = (-len(data)) % BLOCK
-            self._sink.write(b"".join((self._header(name, len(data)), data, b"\0" * tail)))
+            self._sink.write_member(self._header(name, len(data)), data, (-len(data)) % BLOCK)
             entry = MemberEntry(name, len(data), sha256)
             self._record(entry)
             return entry
