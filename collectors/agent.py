@@ -21,8 +21,11 @@ Three commands:
     **stderr** as JSON lines (``{"event": ...}``); the last one, ``sealed``,
     carries the manifest's and the stream's SHA-256 so the client can check the
     transfer end to end. Exit 0 complete, 3 sealed but incomplete, 4 access
-    denied (the profile does not let this agent read the target), 2 any other
-    error.
+    denied (the profile does not let this agent read the target, or, with
+    ``--memory``, its /proc/PID/mem: checked before anything is written), 2 any
+    other error. ``--memory MODE [--memory-max BYTES] [--memory-pids PID,…]``
+    runs collectors.memory on the target's processes (pids as the agent sees
+    them) into the same stream.
 
 ``serve (--container-id ID | --pid PID) [--idle S]``
     Live triage requests, one JSON line in on stdin, one out on stdout
@@ -47,6 +50,8 @@ from collectors.agent_serve import DEFAULT_IDLE, MAX_ENTRIES, Server, run_serve
 from collectors.capture import Capture, CaptureOptions
 from collectors.fs.mounts import parse_mountinfo, root_mount
 from collectors.k8s.findpid import Found, NotFound, find_target, own_container
+from collectors.memory.acquire import MemoryOptions
+from collectors.memory.maps import MODES
 from collectors.targets.base import TargetInfo
 from collectors.targets.pid import process_facts, process_start_ns
 from forensics import __version__
@@ -148,6 +153,54 @@ def access_problem(procfs: str, pid: int) -> str | None:
         "target's capabilities (use --profile auto, or --run-as UID:GID when the pod spec "
         "does not say which user the image runs as)"
     )
+
+
+YAMA_SCOPE = "/sys/kernel/yama/ptrace_scope"
+
+
+def _yama(procfs: str) -> str | None:
+    """The node's Yama ptrace_scope (not namespaced), or None without Yama."""
+    try:
+        with open(f"{procfs}{YAMA_SCOPE}", encoding="ascii") as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def memory_problem(procfs: str, pid: int) -> str | None:
+    """Why this agent cannot open the target's /proc/PID/mem (the kernel's ptrace
+    access check, PTRACE_MODE_ATTACH_FSCREDS: nothing is attached), or None."""
+    try:
+        fd = os.open(f"{procfs}/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
+    except PermissionError:
+        pass
+    except OSError as err:
+        return f"cannot open {procfs}/{pid}/mem: {err.strerror}"
+    else:
+        os.close(fd)
+        return None
+    them, me = _status(procfs, pid), _status(procfs, "self")
+    scope = _yama(procfs)
+    yama = (
+        f"; the node's Yama ptrace_scope is {scope}, which lets only CAP_SYS_PTRACE"
+        " (or an ancestor) open another process's memory"
+        if scope not in (None, "0")
+        else ""
+    )
+    return (
+        f"--memory: the kernel refuses this agent /proc/{pid}/mem: the target runs as uid "
+        f"{_first(them, 'Uid')} gid {_first(them, 'Gid')} with permitted capabilities "
+        f"{them.get('CapPrm', '?')}, the agent as uid {_first(me, 'Uid')} gid {_first(me, 'Gid')} "
+        f"with effective capabilities {me.get('CapEff', '?')}{yama}; use --node-level --memory"
+    )
+
+
+def _memory_options(args: argparse.Namespace) -> MemoryOptions | None:
+    if args.memory is None:
+        return None
+    pids = tuple(int(p) for p in args.memory_pids.split(",") if p) if args.memory_pids else None
+    own = tuple(own_container(args.procfs)) if args.mode == "ephemeral" else ()
+    return MemoryOptions(mode=args.memory, max_size=args.memory_max, pids=pids, exclude=own)
 
 
 def _first(status: dict[str, str], key: str) -> str:
@@ -259,6 +312,13 @@ def _capture(args: argparse.Namespace, out: BinaryIO) -> int:
         emit("error", kind="usage", message=f"bad --target-json: {err}")
         return 2
     target.runtime_facts["agent"]["dumpable"] = dumpable
+    memory = _memory_options(args)
+    if memory is not None:
+        problem = memory_problem(args.procfs, found.pid)
+        if problem:  # before a byte of the bundle: never a bundle silently without memory
+            emit("error", kind="access", message=problem, target=_status(args.procfs, found.pid),
+                 agent=_status(args.procfs, "self"))  # fmt: skip
+            return EXIT_DENIED
     emit("target", pid=found.pid, how=found.how, members=list(found.members), agent_pid=os.getpid())
     opts = CaptureOptions(
         output=Path("-"),
@@ -271,6 +331,7 @@ def _capture(args: argparse.Namespace, out: BinaryIO) -> int:
         procfs=args.procfs,
         argv=[sys.executable, "-m", "collectors.agent", *args.argv_seen],
         threads=args.threads,
+        memory=memory,
     )
     cap = Capture(target, opts)
     try:
@@ -290,6 +351,7 @@ def _capture(args: argparse.Namespace, out: BinaryIO) -> int:
         complete=not cap.incomplete,
         incomplete_reason="; ".join(cap.incomplete),
         counts=dict(cap.counts),
+        warnings=list(cap.warnings),
     )
     return 0 if not cap.incomplete else EXIT_INCOMPLETE
 
@@ -314,6 +376,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c.add_argument("--compress", choices=("zstd", "none"), default="zstd")
     c.add_argument("--no-redact", dest="redact", action="store_false")
     c.add_argument("--threads", type=int, default=2)
+    c.add_argument("--memory", choices=MODES, default=None, help="process memory as ELF cores")
+    c.add_argument("--memory-max", type=int, default=None, metavar="BYTES")
+    c.add_argument(
+        "--memory-pids", default=None, metavar="PID,…", help="pids as the agent sees them"
+    )
     c.add_argument("--state-dir", default=STATE_DIR, help=argparse.SUPPRESS)
     s = sub.add_parser("serve", help="answer live triage requests (JSON lines on stdin/stdout)")
     which = s.add_mutually_exclusive_group(required=True)

@@ -365,6 +365,8 @@ class Capture:
                                     rules=scan.rules.count, source=scan.rules.source)  # fmt: skip
                 yara.append(Record("yara_rules", {k: v for k, v in scan.header().items()
                                                   if k != "kind"}))  # fmt: skip
+                if self.memory is not None:  # the cores' matches (--memory --scan)
+                    yara.extend(Record(str(r.pop("kind")), r) for r in self.memory.yara)
             no_descend = frozenset(pseudo_mount_points(mounts)) | frozenset(PSEUDO_DIRS)
             upper_fd = self._upper_fd(mounts)
             try:
@@ -402,6 +404,11 @@ class Capture:
             self.custody.record("memory.read", **{k: summary[k] for k in _MEMORY_CUSTODY})
 
         self.memory = MemoryCollector(self.ctx, writer, opts, on_done=done)
+        if self.opts.scan is not None:  # cores scanned as they stream (their own scanner:
+            # the --scan hook's is made in the forked file reader, not here)
+            from forensics.scan.engine import ChunkScanner  # noqa: PLC0415 - engine on demand
+
+            self.memory.scanner = ChunkScanner(self.opts.scan.rules.rules, self.opts.scan.limits)
         try:
             self._jsonl(writer, "memory", self.memory.run())
         finally:  # an interruption too: what was not captured is said

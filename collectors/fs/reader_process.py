@@ -32,6 +32,7 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from forensics.bundle.whole import Mask, defer_signals, restore_signals
 from forensics.bundle.writer import CHUNK, MemberEntry, MemberStream, padded, read_up_to
 from forensics.records import Record, Skip
 
@@ -299,6 +300,7 @@ def run_in_reader(
     reaped = False
     mv = memoryview(ring)
     stream = mine.makefile("rb", buffering=1 << 16)
+    mask: Mask | None = None
     try:
         member: MemberStream | None = None
         done = False
@@ -318,12 +320,18 @@ def run_in_reader(
                 elif kind == "s":
                     yield Skip(op[1], op[2], op[3], op[4], op[5])
                 elif kind == "M":
+                    # SIGINT/SIGTERM wait until the member is whole, or the
+                    # sealed bundle would not verify (forensics/bundle/whole.py)
+                    mask = defer_signals()
                     member = writer.begin_member(op[1], op[2])
                 elif kind == "c" and member is not None:
                     member.write(mv[op[1] : op[1] + op[2]])
                 elif kind == "E" and member is not None:
                     member.finish(op[1])
                     member = None
+                    if mask is not None:
+                        restore_signals(mask)
+                        mask = None
                 elif kind == "p":
                     _adopt(acq.stats, op[1])
                     if acq._progress is not None:
@@ -345,14 +353,23 @@ def run_in_reader(
         os.waitpid(pid, 0)
         reaped = True
     finally:
+        if mask is not None:
+            restore_signals(mask)
         if not reaped:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
             os.waitpid(pid, 0)
         stream.close()
         mine.close()
-        mv.release()
-        ring.close()
+        try:
+            mv.release()
+            ring.close()
+        except BufferError:
+            # a signal (Ctrl-C, SIGTERM) raised while a member's chunk was being
+            # written: the traceback still holds that slice of the ring. Raising
+            # here would replace the interruption (the capture must seal what it
+            # has, as interrupted); the mapping goes when the traceback does.
+            pass
         gc.unfreeze()
 
 

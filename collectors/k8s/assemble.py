@@ -229,7 +229,10 @@ def assemble(
             "max_file_size": opts.max_file_size,
             "compress": opts.compress,
             "redact": opts.redact,
+            "memory": opts.memory.mode if opts.memory else None,
         },
+        # the agent's memory section as it is (its cores are members of this bundle too)
+        "memory": agent_m.get("memory") if opts.memory else None,
         "complete": not incomplete,
         "incomplete_reason": "; ".join(incomplete),
         "counts": counts,

@@ -38,6 +38,8 @@ from collectors.k8s import facts as k8s_facts
 from collectors.k8s.assemble import Outcome, assemble
 from collectors.k8s.client import KubeClient
 from collectors.k8s.inject import Injection, digest_of, final_status, inject_ephemeral, rv
+from collectors.k8s.memory_access import MemoryAccess, MemoryRefused, memory_warnings
+from collectors.k8s.memory_access import decide as decide_memory
 from collectors.k8s.nodelevel import delete_node_agent, start_node_agent
 from collectors.k8s.spec import AGENT_COMMAND, DEFAULT_IMAGE, DEFAULT_PROFILE, parse_run_as
 from collectors.k8s.stream import StreamResult, receive
@@ -94,6 +96,13 @@ def agent_argv(
         argv += ["--case", opts.case]
     if not opts.redact:
         argv.append("--no-redact")
+    mem = opts.memory
+    if mem is not None:  # the agent runs the same collectors/memory code (docs/memory.md)
+        argv += ["--memory", mem.mode]
+        if mem.max_size is not None:
+            argv += ["--memory-max", str(mem.max_size)]
+        if mem.pids is not None:
+            argv += ["--memory-pids", ",".join(str(p) for p in mem.pids)]
     return argv
 
 
@@ -210,8 +219,11 @@ class K8sCapture:
             node=node,
             pod_resource_version=rv(pod),
         )
+        access = self._memory_access(kc, pod, container, run_as)
         self.progress("starting the agent", None)
-        inj = self._start_agent(kc, pod, container, uri, run_as)
+        inj = self._start_agent(kc, pod, container, uri, run_as, access=access)
+        if access is not None:
+            inj.footprint["memory_access"] = access.to_dict()
         self.custody.record("agent.added" if inj.failed else "agent.running", **_summary(inj))
         argv = agent_argv(self.opts, str(st.get("containerID")), ident, inj.mode)
         try:
@@ -279,6 +291,7 @@ class K8sCapture:
             skips=outcome.skips,
             custody_path=custody_path,
             signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
+            warnings=memory_warnings(self.opts.memory is not None, outcome.manifest),
         )
 
     def _start_agent(
@@ -288,6 +301,8 @@ class K8sCapture:
         container: str,
         uri: str,
         run_as: tuple[int, int | None] | None,
+        *,
+        access: MemoryAccess | None = None,
     ) -> Injection:
         if self.k.node_level:
             ns = self.k.node_namespace or str((pod.get("metadata") or {}).get("namespace"))
@@ -313,7 +328,39 @@ class K8sCapture:
             idle=self.k.idle,
             linger=self.k.linger,
             start_timeout=self.k.start_timeout,
+            extra_caps=access.extra_caps if access is not None else (),
         )
+
+    def _memory_access(
+        self,
+        kc: KubeClient,
+        pod: dict[str, Any],
+        container: str,
+        run_as: tuple[int, int | None] | None,
+    ) -> MemoryAccess | None:
+        """With --memory: how the agent will read it, decided before anything is
+        added to the pod (MemoryRefused, one line, where the level forbids it)."""
+        if self.opts.memory is None:
+            return None
+        if self.k.node_level:
+            access = MemoryAccess((), None, "node level: a privileged pod with hostPID")
+        else:
+            self.progress("checking what the namespace admits for --memory", None)
+            try:
+                access = decide_memory(
+                    kc,
+                    pod,
+                    container,
+                    image=self.k.image,
+                    profile=self.k.profile,
+                    run_as=run_as,
+                    pull_policy=self.k.pull_policy,
+                )
+            except MemoryRefused as err:
+                self.custody.record("memory.refused", reason=str(err))
+                raise
+        self.custody.record("memory.access", **access.to_dict())
+        return access
 
     def _stream(self, kc: KubeClient, inj: Injection, argv: list[str], spool: Path) -> StreamResult:
         def moved(n: int) -> None:

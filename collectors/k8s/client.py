@@ -270,10 +270,18 @@ class KubeClient:
         return self._json("get", "pods", namespace, self._core.read_namespaced_pod, name, namespace)
 
     def add_ephemeral_container(
-        self, namespace: str, name: str, container: dict[str, Any], resource_version: str
+        self,
+        namespace: str,
+        name: str,
+        container: dict[str, Any],
+        resource_version: str,
+        *,
+        dry_run: bool = False,
     ) -> dict[str, Any]:
         """Add ``container`` (strategic merge by name), only if the pod is still at
-        ``resource_version`` (else Conflict)."""
+        ``resource_version`` (else Conflict). ``dry_run``: admission (PodSecurity)
+        judges it, nothing is stored."""
+        extra = {"dry_run": "All"} if dry_run else {}
         body = {
             "metadata": {"resourceVersion": resource_version},
             "spec": {"ephemeralContainers": [container]},
@@ -287,6 +295,7 @@ class KubeClient:
             namespace,
             body,
             _content_type="application/strategic-merge-patch+json",
+            **extra,
         )
 
     def create_pod(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:

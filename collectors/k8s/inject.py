@@ -125,6 +125,7 @@ def inject_ephemeral(
     linger: float,
     start_timeout: float,
     reuse: bool = True,
+    extra_caps: tuple[str, ...] = (),
 ) -> Injection:
     meta = pod.get("metadata") or {}
     ns, pod_name = str(meta.get("namespace")), str(meta.get("name"))
@@ -135,7 +136,7 @@ def inject_ephemeral(
         "profile": profile,
     }
     target = container_spec(pod, target_name)
-    want_sc, _notes = security_context(profile, pod, target, run_as)
+    want_sc, _notes = security_context(profile, pod, target, run_as, extra_caps)
     found = reusable(pod, target_name, image, want_sc) if reuse else None
     if found is not None:
         spec, st = found
@@ -164,6 +165,7 @@ def inject_ephemeral(
             pull_policy=pull_policy,
             idle=idle,
             linger=linger,
+            extra_caps=extra_caps,
         )
         fp.update(
             reused=False,

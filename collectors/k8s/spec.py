@@ -112,8 +112,13 @@ def security_context(
     pod: dict[str, Any],
     target: dict[str, Any],
     run_as: tuple[int, int | None] | None = None,
+    extra_caps: tuple[str, ...] = (),
 ) -> tuple[dict[str, Any], list[str]]:
-    """The agent's container-level securityContext for ``profile``, and notes."""
+    """The agent's container-level securityContext for ``profile``, and notes.
+
+    ``extra_caps``: capabilities added on top of the profile (``--memory`` adds
+    SYS_PTRACE where the namespace's admission permits it: collectors.k8s.memory_access).
+    """
     notes: list[str] = []
     eff = effective_security(pod, target)
     own = target.get("securityContext") or {}
@@ -159,6 +164,12 @@ def security_context(
         notes.append(f"--run-as {run_as[0]}{'' if run_as[1] is None else ':' + str(run_as[1])}")
     if sc.get("runAsUser") == 0 and sc.get("runAsNonRoot") is True:
         del sc["runAsNonRoot"]
+    if extra_caps and not sc.get("privileged"):
+        caps = sc.setdefault("capabilities", {})
+        add = list(caps.get("add") or [])
+        add += [c for c in extra_caps if c not in add]
+        caps["add"] = add
+        notes.append(f"added {', '.join(extra_caps)} for --memory (/proc/PID/mem of the target)")
     return sc, notes
 
 
@@ -178,9 +189,10 @@ def ephemeral_container(
     pull_policy: str = "IfNotPresent",
     idle: float = 300.0,
     linger: float = 30.0,
+    extra_caps: tuple[str, ...] = (),
 ) -> AgentSpec:
     """The exact ephemeral container exuvia adds (pods/ephemeralcontainers)."""
-    sc, notes = security_context(profile, pod, target, run_as)
+    sc, notes = security_context(profile, pod, target, run_as, extra_caps)
     container: dict[str, Any] = {
         "name": name,
         "image": image,

@@ -18,13 +18,13 @@ import platform
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from collectors import procfs
 from collectors.context import CollectContext
-from collectors.memory.hashing import BackgroundHash
+from collectors.memory.hashing import BackgroundHash, BufferRing
 from collectors.memory.maps import UNTOUCHED, Mapping, parse_maps, split_untouched, why_not
-from collectors.memory.read import MemReader, RegionRead
+from collectors.memory.read import CHUNK, MemReader, RegionRead
 from collectors.memory.signals import DeferredSignals, Interrupted
 from collectors.processes import namespace_members
 from forensics.bundle.writer import BundleWriter, MemberStream, padded
@@ -42,11 +42,16 @@ from forensics.records import Record, Skip, skip_from_oserror
 from forensics.textsafe import fsdecode_safe
 from forensics.timeutil import iso_ns, now_ns
 
+if TYPE_CHECKING:
+    from forensics.scan.engine import ChunkScanner
+
 COLLECTOR = "memory"
 MEMBER_DIR = "memory/"
 MAPS_CAP = 64 << 20
 #: untouched runs at least this long are left out of the core (shorter: zeros)
 UNTOUCHED_MIN = 1 << 20
+#: reused read buffers (x CHUNK bytes): enough to keep both hashers busy
+RING_SLOTS = 8
 
 
 def member_name(pid: int) -> str:
@@ -61,6 +66,9 @@ class MemoryOptions:
     max_size: int | None = None
     #: host pids to take (None: every process of the target's PID namespace)
     pids: tuple[int, ...] | None = None
+    #: pids never taken: the in-pod agent's own processes, which share the target's
+    #: PID namespace (not the target's; listed in the target facts as the agent's)
+    exclude: tuple[int, ...] = ()
 
 
 @dataclass
@@ -177,6 +185,8 @@ class _CoreWrite:
     #: (region hasher, member hasher): two threads, so hashing uses the other CPUs
     hashers: tuple[BackgroundHash, BackgroundHash]
     signals: DeferredSignals
+    ring: BufferRing
+    scanner: ChunkScanner | None
 
 
 class MemoryCollector:
@@ -196,9 +206,15 @@ class MemoryCollector:
         self.machine = MACHINES.get(platform.machine(), 0)
         self.left = opts.max_size
         self.on_done = on_done or (lambda _d: None)
+        #: ``capture --scan``: each core's bytes are also scanned as they stream
+        #: (forensics.scan.engine.ChunkScanner); the matches land in :attr:`yara`
+        self.scanner: ChunkScanner | None = None
+        #: ``yara_match``/``yara_skip`` record data of the cores scanned
+        self.yara: list[dict[str, Any]] = []
 
     def run(self) -> Iterator[Record | Skip]:
         self._hashers = (BackgroundHash(), BackgroundHash())
+        self._ring = BufferRing(self._hashers, RING_SLOTS, CHUNK)
         try:
             yield from self._run()
         finally:
@@ -208,6 +224,8 @@ class MemoryCollector:
     def _run(self) -> Iterator[Record | Skip]:
         pids, skips = namespace_members(self.ctx, COLLECTOR)
         yield from skips
+        if self.opts.exclude:
+            pids = [p for p in pids if p not in self.opts.exclude]
         if self.opts.pids is not None:
             wanted = set(self.opts.pids)
             for pid in sorted(wanted - set(pids)):
@@ -313,9 +331,14 @@ class MemoryCollector:
         member_h = hashlib.sha256()
         member_h.update(lay.head)
         stream.write(lay.head)
+        if self.scanner is not None:
+            self.scanner.begin(name, None)
+            self.scanner.feed(lay.head)
         hashers = self._hashers
         start = now_ns()
-        w = _CoreWrite(pid, self._reader, stream, member_h, skips, hashers, signals)
+        w = _CoreWrite(
+            pid, self._reader, stream, member_h, skips, hashers, signals, self._ring, self.scanner
+        )
         try:
             for m, seg, off, why in zip(p.maps, p.segments, lay.offsets, p.reasons, strict=True):
                 regions.append(self._region(w, m, seg, off, why))
@@ -333,13 +356,38 @@ class MemoryCollector:
                 }
             )
             return True, None
-        return False, self._finish(pid, name, p, w, start)
+        return False, self._finish(pid, name, p, w, start, regions=regions)
 
-    def _finish(self, pid: int, name: str, p: _Plan, w: _CoreWrite, start: int) -> dict[str, Any]:
+    def _scanned(self, pid: int, name: str, sha256: str, regions: list[dict[str, Any]]) -> None:
+        """The scan of the core just written: matches placed at their addresses."""
+        assert self.scanner is not None
+        matches, skips = self.scanner.end(sha256)
+        now = now_ns()
+        for m in matches:
+            rec = m.to_dict()
+            rec.update(pid=pid, copied=True, ts_ns=now, **locate(regions, m.offset))
+            for hit in rec["strings"]:
+                hit.update(locate(regions, hit["offset"]))
+            self.yara.append(rec)
+        for sk in skips:
+            self.yara.append({**sk.to_dict(), "pid": pid, "path": None, "ts_ns": now})
+
+    def _finish(
+        self,
+        pid: int,
+        name: str,
+        p: _Plan,
+        w: _CoreWrite,
+        start: int,
+        *,
+        regions: list[dict[str, Any]],
+    ) -> dict[str, Any]:
         """Close a whole core; its summary (manifest, custody, record)."""
         end = now_ns()
         w.hashers[1].wait()
         entry = w.stream.finish(w.member_h.hexdigest())
+        if self.scanner is not None:
+            self._scanned(pid, name, entry.sha256, regions)
         stored = sum(s.filesz for s in p.segments)
         self.stats.stored_bytes += stored
         if self.left is not None:
@@ -387,14 +435,21 @@ class MemoryCollector:
         mine, whole = (h,), (member_h,)
 
         check = w.signals.check
+        ring = w.ring
+        scanner = w.scanner
 
         def out(data: bytes | memoryview) -> None:
             check()  # before anything of this chunk is hashed or written
+            # one read, three hashes: region and member on the two hash threads,
+            # the bundle file's in stream.write, here (the sink's own)
             region_hash.update(mine, data)
             member_hash.update(whole, data)
+            ring.sent()
             stream.write(data)
+            if scanner is not None:
+                scanner.feed(bytes(data))
 
-        got = w.reader.read_region(m, seg.filesz, out)
+        got = w.reader.read_region(m, seg.filesz, out, ring.take)
         region_hash.wait()
         region.update(sha256=h.hexdigest(), read=got.read_bytes, untouched=got.untouched_bytes)
         if got.unreadable:
@@ -407,6 +462,21 @@ class MemoryCollector:
         if per is None:
             return None
         return min(per, self.left if self.left is not None else per)
+
+
+def locate(regions: list[dict[str, Any]], core_offset: int) -> dict[str, Any]:
+    """Where a core byte offset is in the process: ``address`` and the region's
+    ``region_start``/``region_kind``/``region_perms`` (nothing for the core's head)."""
+    for r in regions:
+        base, n = r.get("core_offset", 0), r.get("stored", 0)
+        if n and base <= core_offset < base + n:
+            return {
+                "address": r["start"] + core_offset - base,
+                "region_start": r["start"],
+                "region_kind": r["kind"],
+                "region_perms": r["perms"],
+            }
+    return {}
 
 
 def by_choice(why: str) -> bool:

@@ -48,6 +48,7 @@ class MemReader:
     def __init__(self, proc_dir: str) -> None:
         self.proc_dir = proc_dir
         self.mem = os.open(f"{proc_dir}/mem", os.O_RDONLY | os.O_CLOEXEC)
+        self._take: Callable[[], bytearray] | None = None
         try:
             self.pagemap: int | None = os.open(f"{proc_dir}/pagemap", os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
@@ -99,11 +100,20 @@ class MemReader:
         return [(a, n) for a, n, t in self._touched(start, length) if not t and n >= min_len]
 
     def read_region(
-        self, m: Mapping, length: int, out: Callable[[bytes | memoryview], None]
+        self,
+        m: Mapping,
+        length: int,
+        out: Callable[[bytes | memoryview], None],
+        take: Callable[[], bytearray] | None = None,
     ) -> RegionRead:
         """Pass exactly ``length`` bytes of ``m`` from its start to ``out``, in
-        chunks of at most 1 MiB; zeros where nothing could be (or needed be) read."""
+        chunks of at most 1 MiB; zeros where nothing could be (or needed be) read.
+
+        ``take``: a reused buffer of at least :data:`CHUNK` bytes to read into
+        (``out`` then gets a view of it, valid until the buffer is taken again);
+        without it each read is a new ``bytes``."""
         res = RegionRead()
+        self._take = take
         runs = self._touched(m.start, length) if m.private_anonymous else [(m.start, length, True)]
         for addr, n, touched in runs:
             if not touched or res.gone:
@@ -116,6 +126,14 @@ class MemReader:
             self._read_run(addr, n, out, res)
         return res
 
+    def _pread(self, want: int, pos: int) -> bytes | memoryview:
+        take = self._take
+        if take is None:
+            return os.pread(self.mem, want, pos)
+        buf = take()
+        got = os.preadv(self.mem, [memoryview(buf)[:want]], pos)
+        return memoryview(buf)[:got]
+
     def _read_run(
         self, addr: int, n: int, out: Callable[[bytes | memoryview], None], res: RegionRead
     ) -> None:
@@ -123,7 +141,7 @@ class MemReader:
         while pos < end:
             want = min(CHUNK, end - pos)
             try:
-                data = os.pread(self.mem, want, pos)
+                data = self._pread(want, pos)
             except OSError as err:
                 self._by_page(pos, want, out, res, err)
                 pos += want

@@ -18,15 +18,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from collectors.store.capture import CUSTODY_SUFFIX
+from collectors.store.capture import CUSTODY_SUFFIX, META_FILE_SHA
 from collectors.store.client import Store, StoreError
 from collectors.store.uri import S3Url
 
 CHUNK = 1 << 20
 CASE_FILE = "case.json"
-#: the metadata a pushed or captured object carries
-META_FILE_SHA = "exuvia-file-sha256"
-META_MANIFEST_SHA = "exuvia-manifest-sha256"
 
 
 def store_cache_dir() -> Path:

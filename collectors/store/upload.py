@@ -15,15 +15,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import queue
+import signal
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
 from collectors.store.client import Store, StoreError, StoreUnreachable, translate
+from collectors.store.fallback import LocalParts
+from forensics.errors import OutputError
 
 PART_SIZE = 8 << 20
 MIN_PART = 5 << 20  # S3's smallest part but the last
+_DEFERRED = {signal.SIGINT, signal.SIGTERM}
 
 
 class MultipartWriter:
@@ -41,7 +45,11 @@ class MultipartWriter:
         track_sha256: bool = True,
         on_retry: Callable[[str], None] | None = None,
         part_checksums: bool | None = None,
+        fallback: LocalParts | None = None,
+        on_fallback: Callable[[str], None] | None = None,
     ) -> None:
+        """``fallback``: where the parts go when the store stops answering (after
+        the retries) instead of failing the stream (fallback.py)."""
         if part_size < MIN_PART:
             raise ValueError("a part is at least 5 MiB")
         self.store = store
@@ -59,6 +67,12 @@ class MultipartWriter:
         self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=queue_parts)
         self._next_part = 1
         self.closed = False
+        self.fallback = fallback
+        self.on_fallback = on_fallback or (lambda _msg: None)
+        #: why the parts go to ``fallback`` now (the store's last error), if they do
+        self.degraded: StoreError | None = None
+        #: the parts uploaded again from ``fallback`` once the store answered
+        self.resumed: list[int] = []
         # One SHA-256 per part checked by the store: over plain http SigV4 signs the
         # payload's hash (the store recomputes it), over https SigV4 leaves parts
         # unsigned and the part's x-amz-checksum-sha256 is what the store checks.
@@ -79,6 +93,7 @@ class MultipartWriter:
         # view's helper after the upload is created, and a fork should see no threads
         self._workers = max(1, workers)
         self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -86,6 +101,17 @@ class MultipartWriter:
 
     # -- the stream -----------------------------------------------------------
     def write(self, data: bytes | memoryview) -> int:
+        """All of ``data`` or nothing: SIGINT/SIGTERM wait until it is buffered or
+        queued (the capture turns them into an exception raised wherever Python
+        is; in the middle of this method it would lose or tear a part, and the
+        sealed ``.incomplete`` bundle would not verify)."""
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+        try:
+            return self._write(data)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _write(self, data: bytes | memoryview) -> int:
         self._raise_if_failed()
         n = len(data)
         if self.sha256 is not None:
@@ -148,9 +174,36 @@ class MultipartWriter:
                 continue  # drain, so the writer never blocks on a dead upload
             number, data = item
             try:
-                self._parts.append(self._upload_part(number, data))
+                if self.degraded is None:
+                    self._parts.append(self._upload_part(number, data))
+                    continue
+            except StoreUnreachable as err:
+                if self.fallback is None:
+                    self._error = err
+                    continue
+                self._degrade(err)
             except StoreError as err:
                 self._error = err
+                continue
+            self._spill(number, data)
+
+    def _degrade(self, err: StoreError) -> None:
+        with self._lock:
+            if self.degraded is not None:
+                return
+            self.degraded = err
+        assert self.fallback is not None
+        self.on_fallback(f"{err}; the store is not answering: the bundle goes on "
+                         f"into {self.fallback.path}, nothing is lost")  # fmt: skip
+
+    def _spill(self, number: int, data: bytes) -> None:
+        assert self.fallback is not None
+        try:
+            self.fallback.put(number, data)
+        except OutputError as err:
+            self._error = StoreError(
+                f"{self.degraded}; and keeping the parts locally failed: {err}"
+            )
 
     def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
         sums: dict[str, str] = {}
@@ -192,6 +245,8 @@ class MultipartWriter:
         self._drain()
         self.closed = True
         self._raise_if_failed()
+        if self.degraded is not None:
+            self._resume()
         parts = sorted(self._parts, key=lambda p: int(p["PartNumber"]))
         args: dict[str, Any] = {
             "Bucket": self.bucket,
@@ -208,12 +263,35 @@ class MultipartWriter:
         )
         return out
 
+    def _resume(self) -> None:
+        """The parts kept locally, uploaded now that the bundle is sealed; a
+        StoreUnreachable if the store still does not answer (they stay kept)."""
+        assert self.fallback is not None
+        for number in self.fallback.numbers():
+            try:
+                data = self.fallback.read(number)
+            except OSError as err:
+                raise StoreError(f"reading back part {number} from {self.fallback.path}: "
+                                 f"{err.strerror}") from None  # fmt: skip
+            self._parts.append(self._upload_part(number, data))
+            self.fallback.remove(number)
+            self.resumed.append(number)
+        self.fallback.remove_dir()
+        self.degraded = None
+
+    def uploaded(self) -> list[dict[str, Any]]:
+        """The parts the store holds (number, ETag), in order."""
+        return sorted(self._parts, key=lambda p: int(p["PartNumber"]))
+
     def abort(self) -> bool:
-        """Drop the parts; True if the store confirmed. Never raises."""
+        """Drop the parts; True if the store confirmed. Never raises. When parts
+        were kept locally the upload is left as it is: it holds the others."""
         if not self.closed:
             self._error = self._error or StoreError("aborted")
             self._drain()
             self.closed = True
+        if self.fallback is not None and self.fallback.used:
+            return False
         try:
             self.store.client.abort_multipart_upload(
                 Bucket=self.bucket, Key=self.key, UploadId=self.upload_id

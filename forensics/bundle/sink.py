@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import queue
+import signal
 import sys
 import threading
 from typing import Any, BinaryIO
@@ -20,6 +21,7 @@ from typing import Any, BinaryIO
 import zstandard
 
 from forensics.bundle.frameindex import Frame, encode_index
+from forensics.bundle.whole import signals_deferred
 
 COMPRESSIONS = ("zstd", "none")
 #: a frame of copied contents ends at the first member past this much, so that a
@@ -159,6 +161,9 @@ class _Worker:
         self._thread.start()
 
     def _run(self) -> None:
+        # SIGINT and SIGTERM are for the calling thread, which defers them while
+        # it writes a member (whole.py): delivered here, they would bypass that
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
         out = self.out
         while (batch := self._q.get()) is not None:
             try:
@@ -269,7 +274,10 @@ class Sink:
             self._buf = bytearray()
         if self._batch:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
-            self._worker.submit(batch)
+            # an interruption raised while waiting for room would drop the batch
+            # (bytes already counted in tar_bytes): it waits until the batch is in
+            with signals_deferred():
+                self._worker.submit(batch)
 
     def _tar(self, data: bytes | memoryview) -> None:
         if self._worker is None:

@@ -28,6 +28,7 @@ from forensics.bundle.format import (
 )
 from forensics.bundle.frameindex import is_content
 from forensics.bundle.sink import Sink
+from forensics.bundle.whole import signals_deferred
 from forensics.jsonfast import dumps as _dumps
 from forensics.jsonfast import quote
 from forensics.timeutil import iso_ns, now_ns
@@ -245,9 +246,10 @@ class BundleWriter:
         (a copied file is hashed once, for its record and its member alike).
         """
         if sha256 is not None:
-            self._sink.write_member(self._header(name, len(data)), data, (-len(data)) % BLOCK)
-            entry = MemberEntry(name, len(data), sha256)
-            self._record(entry)
+            with signals_deferred():  # a member is written whole (whole.py)
+                self._sink.write_member(self._header(name, len(data)), data, (-len(data)) % BLOCK)
+                entry = MemberEntry(name, len(data), sha256)
+                self._record(entry)
             return entry
         buf = io.BytesIO(data)
         return self.add_stream(name, len(data), buf.read)
@@ -265,7 +267,14 @@ class BundleWriter:
         how much; bytes beyond ``size`` are not read. ``digest`` (a hashlib
         object) is updated with the real bytes only, so a caller can go on
         hashing a file that grew; the member's own hash covers the padding too.
+        SIGINT/SIGTERM wait until the member is written (whole.py).
         """
+        with signals_deferred():
+            return self._add_stream(name, size, read, digest)
+
+    def _add_stream(
+        self, name: str, size: int, read: Callable[[int], bytes], digest: Any
+    ) -> MemberEntry:
         h = digest if digest is not None else hashlib.sha256()
         tail = (-size) % BLOCK
         if size <= SMALL:

@@ -214,6 +214,8 @@ class _Builder:
                     )
                 self._elf(e, snap.proc_blobs.get(pid))
                 out[key] = e
+                if memfd:
+                    out.update(self._in_memory(pid, exe_path))
             elif base in exes and pid not in exes[base].pids:
                 exes[base].pids.append(pid)
             for m in proc.get("maps") or []:
@@ -227,6 +229,33 @@ class _Builder:
                     if note not in self.problems:
                         self.problems.append(note)
         return list(out.values())
+
+    def _in_memory(self, pid: int, exe_path: str) -> dict[tuple[str, str | None], Executable]:
+        """What the core of a memfd process identifies (capture --memory): each image
+        mapped from a memfd, as an executable whose source is its memory."""
+        out: dict[tuple[str, str | None], Executable] = {}
+        member = f"memory/{pid}.core"
+        for img in self.snap.memory_images.get(pid, []):
+            e = Executable(
+                path=img.path,
+                origin="memory",
+                memfd=True,
+                pids=[pid],
+                member=member,
+                added_inferred=f"fileless: ran from a memfd; seen in the memory of pid {pid}",
+                memory={
+                    "member": member,
+                    "address": img.start,
+                    "core_offset": img.core_offset,
+                    "bytes_examined": img.examined,
+                    "machine": img.machine,
+                    "elf_type": img.e_type,
+                    "build_id": img.build_id,
+                    "problem": img.problem,
+                },
+            )
+            out[(f"memory:{pid}:{img.path}", str(img.start))] = e
+        return out
 
     # -- packages embedded in binaries --------------------------------------------
     def embedded_packages(self, exes: list[Executable]) -> None:

@@ -31,12 +31,14 @@ from forensics.inventory.elfscan import extract
 from forensics.inventory.elftypes import ELF_MAGIC
 from forensics.inventory.model import Package
 from forensics.inventory.paths import LIMITS, metadata_kind
+from forensics.memory.image import MemfdImage, memfd_images
 
 MAX_JSON = 1 << 30
 MAX_BLOB = 64 << 20
 MAX_COPY_ANALYSED = 1 << 30
 CHUNK = 1 << 20
 _PROC_EXE = re.compile(r"binaries/(\d+)/exe(\.elfx)?")
+_CORE = re.compile(r"memory/(\d+)\.core")
 ARTIFACTS = ("filesystem", "processes", "binaries", "elf", "target")
 
 
@@ -54,6 +56,8 @@ class Snapshot:
     #: target path -> content of a copied package metadata file
     metadata: dict[str, bytes] = field(default_factory=dict)
     jars: dict[str, tuple[list[Package], list[str]]] = field(default_factory=dict)
+    #: pid -> the memfd-backed images found in its core (capture --memory)
+    memory_images: dict[int, list[MemfdImage]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
 
     def records(self, name: str) -> list[dict[str, Any]]:
@@ -150,6 +154,9 @@ class MemberLoader:
                     snap.proc_blobs[pid] = _spooled_extract(f, size, head)
         elif name.startswith("files/"):
             self.file(decode_path(name[5:]), size, f)
+        elif (m := _CORE.fullmatch(name)) is not None:
+            # the head and the memfd images' first pages only (forensics.memory.image)
+            snap.memory_images[int(m.group(1))] = memfd_images(f.read)
 
     def file(self, raw_path: bytes, size: int, f: IO[bytes]) -> None:
         snap = self.snap

@@ -120,6 +120,9 @@ class Executable:
     unparseable: str | None = None
     claims: list[Claim] = field(default_factory=list)
     hash_mismatch: list[str] = field(default_factory=list)  # refs claiming the path, other bytes
+    #: origin "memory": identified in a process's captured core (an image mapped from a
+    #: memfd): member, address, what its mapped headers and notes say
+    memory: dict[str, Any] | None = None
 
     @property
     def accounted(self) -> bool:
@@ -127,7 +130,10 @@ class Executable:
 
     @property
     def counted(self) -> bool:
-        """In the coverage: executables and shared objects, and unparseable ELF files."""
+        """In the coverage: executables and shared objects, and unparseable ELF files
+        (not an image seen in memory: its file, when recovered, is counted)."""
+        if self.origin == "memory":
+            return False
         return self.unparseable is not None or (self.elf is not None and self.elf.is_program)
 
 

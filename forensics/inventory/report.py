@@ -11,6 +11,8 @@ from forensics.textsafe import fsdecode_safe
 def exe_ref(exe: Executable) -> str:
     if exe.origin == "process":
         return f"process:{','.join(str(p) for p in exe.pids)}:{exe.path}"
+    if exe.origin == "memory" and exe.memory is not None:
+        return f"memory:{exe.memory['member']}:{exe.memory['address']:#x}:{exe.path}"
     return f"file:{exe.path}"
 
 
@@ -33,6 +35,8 @@ def sbom_timestamp(inv: Inventory) -> str:
 
 
 def coverage_status(exe: Executable) -> str:
+    if exe.origin == "memory":
+        return "in-memory"  # not counted: its recovered file (binaries/) is
     if exe.accounted:
         return "accounted"
     if exe.hash_mismatch:
@@ -57,6 +61,14 @@ def elf_properties(exe: Executable) -> list[tuple[str, str]]:
     if exe.memfd:
         out.append(("exuvia:ran-from-memfd", "true"))
     out += [("exuvia:pid", str(p)) for p in exe.pids]
+    if exe.memory is not None:
+        mem = exe.memory
+        out.append(("exuvia:source", "memory"))
+        out.append(("exuvia:memory:member", str(mem["member"])))
+        out.append(("exuvia:memory:address", f"{mem['address']:#x}"))
+        for key in ("build_id", "machine", "elf_type", "problem"):
+            if mem.get(key):
+                out.append((f"exuvia:memory:{key.replace('_', '-')}", str(mem[key])))
     if exe.setuid:
         out.append(("exuvia:setuid", "true"))
     if exe.setgid:
@@ -131,7 +143,7 @@ def table_lines(inv: Inventory) -> list[str]:
     out.append(f"EXECUTABLES ({len(inv.executables)})")
     out.append(f"  {'STATUS':<11} {'TYPE':<14} {'LANG':<7} {'LINK':<10} PATH / CLAIMED BY")
     for e in inv.executables:
-        kind = e.elf.kind if e.elf else "unparseable"
+        kind = e.elf.kind if e.elf else "memory image" if e.memory else "unparseable"
         lang = e.elf.language if e.elf else "-"
         link = e.elf.linking if e.elf else "-"
         flags = []
@@ -149,6 +161,10 @@ def table_lines(inv: Inventory) -> list[str]:
             flags.append("pid " + ",".join(str(p) for p in e.pids))
         if e.elf and e.elf.packing:
             flags.append(e.elf.packing)
+        if e.memory is not None:
+            flags.append(f"source memory {e.memory['member']} @{e.memory['address']:#x}")
+            if e.memory.get("build_id"):
+                flags.append(f"build-id {e.memory['build_id']}")
         tail = f"  [{', '.join(flags)}]" if flags else ""
         out.append(
             f"  {coverage_status(e):<11} {_clip(kind, 14):<14} {_clip(lang, 7):<7} "

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import io
 import itertools
+import json
 import os
 import shutil
 import subprocess
@@ -163,6 +164,8 @@ def captured(
     before = _tree(mem_box.root)
     # and one pid that is not the target's (this test's own): a warning, never silence
     pids = ",".join(str(p.pid) for p in programs.values()) + f",{os.getpid()}"
+    rules = out.parent / "markers.yar"
+    rules.write_text(marker_rules(programs))
     watcher.start()
     t0 = time.monotonic_ns()
     proc = subprocess.run(
@@ -180,6 +183,8 @@ def captured(
             "--memory",
             "--memory-pids",
             pids,
+            "--scan",
+            str(rules),
         ],
         check=False,
         capture_output=True,
@@ -193,6 +198,14 @@ def captured(
     time.sleep(0.1)  # beats after the capture, to see the window's end
     return Captured(
         out, proc.stdout, proc.stderr, proc.returncode, states, t0, t1, before, _tree(mem_box.root)
+    )
+
+
+def marker_rules(programs: dict[str, Program]) -> str:
+    """One YARA rule per program, matching its heap marker."""
+    return "".join(
+        f'rule marker_{key} {{ strings: $m = "{p.marker}" condition: $m }}\n'
+        for key, p in programs.items()
     )
 
 
@@ -463,3 +476,206 @@ def test_interrupted_during_a_core_seals_a_bundle_that_verifies(
     assert missing["pid"] == pid and missing["member"] == f"memory/{pid}.core"
     listed = {m["name"]: m for m in manifest["members"]}
     assert listed[f"memory/{pid}.core"]["sha256"] == missing["sha256"]
+
+
+def _marker_address(memtarget_bin: Path, core: Path) -> int:
+    out = _gdb(memtarget_bin, core, "print/x (long)marker_ptr")
+    return int(out.rsplit("=", 1)[1].split()[0], 16)
+
+
+def _place(rec: dict[str, Any], offset: int) -> dict[str, Any]:
+    """The region of a core offset, from the memory record (what `exuvia scan` reports)."""
+    return next(
+        r for r in rec["regions"] if r["stored"] and 0 <= offset - r["core_offset"] < r["stored"]
+    )
+
+
+def test_capture_scan_finds_each_marker_in_its_own_core_at_its_heap_address(
+    captured: Captured, programs: dict[str, Program], memtarget_bin: Path, tmp_path: Path
+) -> None:
+    """`capture --memory --scan`: each core is scanned as it streams; a match names the
+    core, the byte offset in it, and the address and region in the process."""
+    assert captured.returncode == 0, captured.stderr
+    recs = _records(captured)
+    matches = [r for r in artifacts(captured.bundle)["yara"] if r.get("kind") == "yara_match"]
+    by_rule = {m["rule"]: m for m in matches if m["member"].startswith("memory/")}
+    assert set(by_rule) == {f"marker_{k}" for k in programs}, matches
+    for key, p in programs.items():
+        m = by_rule[f"marker_{key}"]
+        # in its own process's core only, and hashed as the manifest has it
+        assert m["member"] == f"memory/{p.pid}.core" and m["pid"] == p.pid
+        assert m["member_sha256"] == recs[p.pid]["sha256"]
+        core = _core(captured, p.pid, tmp_path)
+        body = core.read_bytes()
+        heap = _marker_address(memtarget_bin, core)
+        hits = {h["address"]: h for h in m["strings"]}
+        assert heap in hits, (key, hex(heap), m["strings"])
+        hit = hits[heap]
+        assert hit["region_kind"] == "heap" and hit["region_perms"].startswith("rw")
+        assert body[hit["offset"] : hit["offset"] + hit["length"]] == p.marker.encode()
+        assert hit["data"] == p.marker
+        region = _place(recs[p.pid], hit["offset"])
+        assert region["start"] == hit["region_start"]
+        assert hit["address"] == region["start"] + hit["offset"] - region["core_offset"]
+        # the other occurrence is the one the program put in its sparse mapping
+        others = [h for a, h in hits.items() if a != heap]
+        assert all(h["region_kind"] == "anon" for h in others), others
+
+
+def test_scan_of_the_bundle_finds_the_same_offsets_in_memory_cores(
+    captured: Captured, programs: dict[str, Program], tmp_path: Path
+) -> None:
+    """`exuvia scan BUNDLE --rules R` on the captured bundle: the same matches at the
+    same core offsets as during the capture, and none in another process's core."""
+    rules = tmp_path / "markers.yar"
+    rules.write_text(marker_rules(programs))
+    copy = tmp_path / "mem.exv"
+    shutil.copyfile(captured.bundle, copy)
+    res = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "scan", str(copy), "--rules", str(rules),
+         "--output", "json"],
+        check=False, capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    mem = {m["rule"]: m for m in doc["matches"] if m["member"].startswith("memory/")}
+    live = {
+        r["rule"]: r
+        for r in artifacts(captured.bundle)["yara"]
+        if r.get("kind") == "yara_match" and r["member"].startswith("memory/")
+    }
+    assert set(mem) == set(live) == {f"marker_{k}" for k in programs}
+    for key, p in programs.items():
+        m = mem[f"marker_{key}"]
+        assert m["member"] == f"memory/{p.pid}.core"
+        assert sorted(s["offset"] for s in m["strings"]) == sorted(
+            s["offset"] for s in live[f"marker_{key}"]["strings"]
+        )
+    # no file of the container holds a marker: every match is in a memory core
+    assert all(m["member"].startswith("memory/") for m in doc["matches"]), doc["matches"]
+
+
+@pytest.mark.asyncio
+async def test_replay_yara_view_shows_the_memory_matches(
+    captured: Captured, programs: dict[str, Program], tmp_path: Path
+) -> None:
+    from textual.widgets import OptionList  # noqa: PLC0415 - only this test needs textual
+
+    from tests.tui.conftest import wait_for  # noqa: PLC0415
+    from tui.replay.app import make_app  # noqa: PLC0415
+
+    copy = tmp_path / "mem.exv"
+    shutil.copyfile(captured.bundle, copy)
+    app = make_app(copy)
+    async with app.run_test(size=(160, 45)) as pilot:
+        # hundreds of MiB of cores to index and verify first: longer than tests/tui's ready()
+        await wait_for(pilot, lambda: app.window is not None and app.report is not None, 240)
+        await pilot.press("Y")
+        await wait_for(pilot, lambda: bool(app.screen.query(OptionList)))
+        options = app.screen.query_one(OptionList)
+        shown = [str(getattr(o.prompt, "plain", o.prompt)) for o in options.options]
+        for key, p in programs.items():
+            line = next(t for t in shown if f"marker_{key}" in t)
+            assert f"memory/{p.pid}.core" in line and p.marker in line
+
+
+@pytest.mark.asyncio
+async def test_replay_memory_view_pages_a_region_of_the_real_core(
+    captured: Captured, programs: dict[str, Program], memtarget_bin: Path, tmp_path: Path
+) -> None:
+    """Process view, `m`: the regions of the captured core; Enter on the heap and paging
+    (n) to the marker's page shows it in the hex dump and the strings, read from the
+    bundle's core member page by page."""
+    from textual.widgets import OptionList, Static  # noqa: PLC0415 - only these tests
+
+    from forensics.memory.view import stored_regions  # noqa: PLC0415
+    from tests.tui.conftest import wait_for  # noqa: PLC0415
+    from tui.replay.app import make_app  # noqa: PLC0415
+    from tui.replay.screens.memory import PAGE, MemoryScreen  # noqa: PLC0415
+    from tui.replay.screens.processes import ProcessScreen  # noqa: PLC0415
+
+    p = programs["plain"]
+    heap = _marker_address(memtarget_bin, _core(captured, p.pid, tmp_path))
+    copy = tmp_path / "mem.exv"
+    shutil.copyfile(captured.bundle, copy)
+    app = make_app(copy)
+    async with app.run_test(size=(200, 60)) as pilot:
+        await wait_for(pilot, lambda: app.snapshot is not None, 240)
+        assert app.snapshot is not None
+        app.push_screen(ProcessScreen(app.snapshot, p.pid))
+        await pilot.pause()
+        await pilot.press("m")
+        await wait_for(pilot, lambda: isinstance(app.screen, MemoryScreen))
+        screen = app.screen
+        assert isinstance(screen, MemoryScreen)
+        regions = stored_regions(_records(captured)[p.pid])
+        i = next(k for k, r in enumerate(regions) if r["start"] <= heap < r["end"])
+        options = screen.query_one(OptionList)
+        assert options.option_count == len(regions)
+        options.focus()
+        options.highlighted = i
+        await pilot.press("enter")
+        for _ in range((heap - regions[i]["start"]) // PAGE):
+            await pilot.press("n")
+
+        def page() -> str:
+            return str(getattr(screen.query_one("#mem-page", Static).content, "plain", ""))
+
+        await wait_for(pilot, lambda: p.marker in page(), 60)
+        text = page()
+        assert f"{heap:016x} {p.marker}" in text  # the strings list, at its address
+        assert f"{heap & ~15:016x}  " in text  # the hex dump's line of that address
+        # it streamed: going forward never reopened the bundle
+        assert screen.cursor.opens == 1
+
+
+def test_sbom_lists_the_memfd_image_found_in_the_core_with_source_memory(
+    captured: Captured, programs: dict[str, Program], memtarget_bin: Path
+) -> None:
+    """`exuvia sbom`: the memfd process's core holds its mapped image; the SBOM lists it
+    as a component whose source is memory, with the build-id `readelf -n` gives."""
+    readelf = subprocess.run(
+        ["readelf", "-n", str(memtarget_bin)], check=True, capture_output=True, text=True
+    ).stdout
+    build_id = readelf.split("Build ID:")[1].split()[0]
+    res = subprocess.run(
+        [sys.executable, "-m", "tui.cli", "sbom", str(captured.bundle),
+         "--format", "cyclonedx-json"],
+        check=False, capture_output=True, text=True, timeout=600, cwd=REPO,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    doc = json.loads(res.stdout)
+    p = programs["memfd"]
+    found = []
+    for c in doc["components"]:
+        props = {}
+        for prop in c.get("properties", []):
+            props.setdefault(prop["name"], []).append(prop["value"])
+        if props.get("exuvia:source") == ["memory"]:
+            found.append((c, props))
+    assert len(found) == 1, [c["name"] for c, _ in found]  # the plain process is on disk
+    c, props = found[0]
+    assert c["name"].startswith("/memfd:memtarget")
+    assert props["exuvia:memory:member"] == [f"memory/{p.pid}.core"]
+    assert props["exuvia:memory:build-id"] == [build_id]
+    assert props["exuvia:pid"] == [str(p.pid)]
+    assert props["exuvia:ran-from-memfd"] == ["true"]
+    addr = int(props["exuvia:memory:address"][0], 16)
+    region = next(r for r in _records(captured)[p.pid]["regions"] if r["start"] == addr)
+    assert region["kind"] == "memfd" and region["offset"] == 0
+
+
+def test_findings_say_the_memfd_process_memory_was_captured(
+    captured: Captured, programs: dict[str, Program], memtarget_bin: Path
+) -> None:
+    from forensics.findings import analyze_bundle  # noqa: PLC0415
+
+    report = analyze_bundle(captured.bundle)
+    hits = [f for f in report.findings if f.rule == "exe.memfd-memory"]
+    p = programs["memfd"]
+    assert len(hits) == 1, [f.title for f in report.findings]
+    f = hits[0]
+    assert f"runs from a memfd, its memory was captured (member memory/{p.pid}.core)" in f.title
+    assert f.attrs["pid"] == p.pid
+    text = " ".join(e.text for e in f.evidence)
+    assert _records(captured)[p.pid]["sha256"] in text and "build-id" in text

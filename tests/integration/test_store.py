@@ -169,11 +169,14 @@ def big_target(lab: Any) -> Any:
     return handle
 
 
-def _start_capture(s3: S3Server, target: Any, url: str) -> subprocess.Popen[str]:
+def _start_capture(
+    s3: S3Server, target: Any, url: str, fallback: Path | None = None
+) -> subprocess.Popen[str]:
+    extra = ["--fallback-dir", str(fallback)] if fallback else []
     return subprocess.Popen(
         [sys.executable, "-m", "tui.cli", "capture", target.uri, "-o", url, "-q",
          "--files", "all", "--max-file-size", "1G", "--compress", "none", "--no-lock",
-         "--endpoint-url", s3.endpoint],
+         "--endpoint-url", s3.endpoint, *extra],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **s3.env(), "PYTHONPATH": str(REPO)},
     )  # fmt: skip
@@ -196,32 +199,96 @@ def _wait_for_parts(s3: S3Server, bucket: str, key: str, proc: subprocess.Popen[
 
 def test_kill_9_mid_upload_leaves_no_object(s3: S3Server, big_target: Any) -> None:
     proc = _start_capture(s3, big_target, "s3://plain/killed/web.exv")
-    _wait_for_parts(s3, "plain", "killed/web.exv", proc)
+    _wait_for_parts(s3, "plain", "killed/web.exv.partial", proc)
     proc.kill()
     proc.communicate(timeout=60)
     c = s3.client()
     assert keys(s3, "plain", "killed/") == []
     with pytest.raises(ClientError):
         c.head_object(Bucket="plain", Key="killed/web.exv")
-    assert "killed/web.exv" in uploads(s3, "plain")  # parts only; a lifecycle rule reaps them
+    # parts of the streamed .partial only; a lifecycle rule reaps them
+    assert "killed/web.exv.partial" in uploads(s3, "plain")
 
 
-def test_the_store_dying_mid_upload_is_one_line_and_no_object(
-    s3: S3Server, big_target: Any
+def _wait_for(path: Path, proc: subprocess.Popen[str], timeout: float = 180) -> None:
+    import time  # noqa: PLC0415
+
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, f"the capture ended before {path} appeared"
+        assert time.monotonic() < deadline, f"{path} did not appear within {timeout} s"
+        time.sleep(0.05)
+
+
+def test_the_store_dying_mid_upload_keeps_every_part_and_says_where(
+    s3: S3Server, big_target: Any, tmp_path: Path
 ) -> None:
-    proc = _start_capture(s3, big_target, "s3://plain/dropped/web.exv")
-    _wait_for_parts(s3, "plain", "dropped/web.exv", proc)
+    """versitygw killed mid-upload and not back before the bundle is sealed: the
+    retries show, the parts the store did not take go to --fallback-dir, and the
+    last line says where each part is. Nothing is lost: with the store back, the
+    upload finished from upload.json is a bundle that verifies."""
+    proc = _start_capture(s3, big_target, "s3://plain/dropped/web.exv", fallback=tmp_path)
+    _wait_for_parts(s3, "plain", "dropped/web.exv.partial", proc)
     s3.stop(sig=9)
     try:
-        out, err = proc.communicate(timeout=240)
+        out, err = proc.communicate(timeout=300)
     finally:
         s3.start()  # same directory and port: the rest of the module goes on
     assert proc.returncode == 2, out + err
     assert "Traceback" not in err
     assert "retry 1/3" in err  # retries are visible
-    line = [ln for ln in err.splitlines() if ln.startswith("exuvia: error:")]
-    assert len(line) == 1 and "cannot be reached" in line[0] and "nothing was stored" in line[0]
-    assert keys(s3, "plain", "dropped/") == []
+    assert "the bundle goes on into" in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("exuvia: error:") and "nothing is lost" in last, err
+    parts_dir = tmp_path / "web.exv.partial.parts"
+    assert str(parts_dir) in last and "unfinished upload" in last
+    assert keys(s3, "plain", "dropped/") == []  # never an object, complete-looking or not
+    doc = json.loads((parts_dir / "upload.json").read_text())
+    assert doc["key"] == "dropped/web.exv.partial" and doc["parts_here"]
+    log = [json.loads(x) for x in (parts_dir / "bundle.custody.jsonl").read_text().splitlines()]
+    assert {"store.retry", "store.fallback", "store.kept_locally"} <= {e["action"] for e in log}
+
+    # every byte is there: finish the upload by hand from what upload.json says
+    c = s3.client()
+    parts = list(doc["parts_in_store"])
+    for n in doc["parts_here"]:
+        body = (parts_dir / f"{n:05d}.part").read_bytes()
+        r = c.upload_part(Bucket="plain", Key=doc["key"], UploadId=doc["upload_id"],
+                          PartNumber=n, Body=body)  # fmt: skip
+        parts.append({"PartNumber": n, "ETag": r["ETag"]})
+    parts.sort(key=lambda p: p["PartNumber"])
+    c.complete_multipart_upload(Bucket="plain", Key=doc["key"], UploadId=doc["upload_id"],
+                                MultipartUpload={"Parts": parts})  # fmt: skip
+    head = c.head_object(Bucket="plain", Key=doc["key"])
+    assert head["ContentLength"] == doc["bytes"]
+    res = cli(s3, "verify", "s3://plain/" + doc["key"])
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert doc["manifest_sha256"] in res.stdout
+
+
+def test_a_store_back_before_the_seal_gets_the_kept_parts(
+    s3: S3Server, big_target: Any, tmp_path: Path
+) -> None:
+    """The store dies mid-upload and is back before the bundle is sealed: the parts
+    kept locally meanwhile are uploaded then, the capture ends complete, the local
+    directory is gone and the custody log says what happened."""
+    proc = _start_capture(s3, big_target, "s3://plain/back/web.exv", fallback=tmp_path)
+    _wait_for_parts(s3, "plain", "back/web.exv.partial", proc)
+    s3.stop(sig=9)
+    try:
+        _wait_for(tmp_path / "web.exv.partial.parts", proc)
+    finally:
+        s3.start()
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, out + err
+    assert "bundle:          s3://plain/back/web.exv (complete)" in out
+    assert "the bundle goes on into" in err
+    assert list(tmp_path.iterdir()) == []
+    side = s3.client().get_object(Bucket="plain", Key="back/web.exv.custody.jsonl")
+    actions = [json.loads(x)["action"] for x in side["Body"].read().splitlines()]
+    assert "store.fallback" in actions and "store.resumed" in actions
+    res = cli(s3, "verify", "s3://plain/back/web.exv")
+    assert res.returncode == 0, res.stdout + res.stderr
 
 
 def _local_capture(s3: S3Server, target: Any, out: Path) -> None:
@@ -407,16 +474,80 @@ def test_a_bucket_we_may_not_write_is_one_line_before_capture(
     assert keys(s3, "locked", "other/") == [] and "other/web.exv" not in uploads(s3, "locked")
 
 
-def test_ctrl_c_mid_upload_aborts_it_and_says_so(s3: S3Server, big_target: Any) -> None:
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_an_interrupted_capture_is_sealed_as_incomplete_in_the_store(
+    s3: S3Server, big_target: Any, sig: str, tmp_path: Path
+) -> None:
+    """Ctrl-C or SIGTERM mid-upload: what was captured is sealed and stored as
+    NAME.exv.incomplete (it verifies for what it holds, with its custody object);
+    no object under NAME.exv, no .partial left; exit status 3 as for a local
+    interrupted capture."""
     import signal  # noqa: PLC0415
 
-    proc = _start_capture(s3, big_target, "s3://plain/interrupted/web.exv")
-    _wait_for_parts(s3, "plain", "interrupted/web.exv", proc)
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
-    assert proc.returncode == 2, out + err
-    assert "Traceback" not in err
-    line = [ln for ln in err.splitlines() if ln.startswith("exuvia: error:")]
-    assert len(line) == 1 and "INCOMPLETE" in line[0] and "aborted" in line[0], err
-    assert keys(s3, "plain", "interrupted/") == []
-    assert "interrupted/web.exv" not in uploads(s3, "plain")  # the parts are gone too
+    prefix = f"interrupted-{sig.lower()}/"
+    url = f"s3://locked/{prefix}web.exv"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "capture", big_target.uri, "-o", url, "-q",
+         "--files", "all", "--max-file-size", "1G", "--compress", "none", "--retain", "1h",
+         "--endpoint-url", s3.endpoint],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env={**os.environ, **s3.env(), "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    _wait_for_parts(s3, "locked", prefix + "web.exv.partial", proc)
+    proc.send_signal(getattr(signal, sig))
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 3, out + err
+    assert "Traceback" not in err and "exuvia: error:" not in err, err
+    assert f"bundle:          {url}.incomplete (INCOMPLETE (interrupted by {sig}))" in out, out
+    assert keys(s3, "locked", prefix) == [
+        prefix + "web.exv.incomplete",
+        prefix + "web.exv.incomplete.custody.jsonl",
+    ]
+    assert uploads(s3, "locked") == [] and list(tmp_path.iterdir()) == []
+    c = s3.client()
+    head = c.head_object(Bucket="locked", Key=prefix + "web.exv.incomplete")
+    assert head["ObjectLockMode"] == "GOVERNANCE"  # evidence, locked like a complete one
+    side = c.get_object(Bucket="locked", Key=prefix + "web.exv.incomplete.custody.jsonl")
+    log = [json.loads(x) for x in side["Body"].read().splitlines()]
+    actions = [e["action"] for e in log]
+    assert "capture.incomplete" in actions and "store.partial.removed" in actions
+    sealed = next(e for e in log if e["action"] == "bundle.sealed")["details"]
+    assert sealed["complete"] is False and sealed["version_id"] == head["VersionId"]
+    assert sealed["key"] == prefix + "web.exv.incomplete"
+    assert head["Metadata"]["exuvia-manifest-sha256"] == sealed["manifest_sha256"]
+    res = cli(s3, "verify", url + ".incomplete")
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert "custody seal:    matches" in res.stdout
+    res = cli(s3, "info", url + ".incomplete")
+    assert res.returncode == 0 and "interrupted by" in res.stdout, res.stdout
+    # the capture's names stay taken: a second capture to the same key is refused
+    res = cli(s3, "capture", big_target.uri, "-o", url, "-q", "--retain", "1h")
+    assert "web.exv.incomplete already exists" in error_line(res)
+
+
+@pytest.mark.parametrize(
+    ("env", "expect"),
+    [
+        ({"AWS_SECRET_ACCESS_KEY": "not-the-secret-0123456789"}, "secret key does not match"),
+        ({"AWS_ACCESS_KEY_ID": "AKNOBODY0123456789"}, "access key is not known"),
+        ({"AWS_ACCESS_KEY_ID": "", "AWS_SECRET_ACCESS_KEY": ""}, "no AWS credentials"),
+        ({"AWS_PROFILE": "no-such-profile"}, "no-such-profile"),
+    ],
+    ids=["wrong-secret", "unknown-key", "missing", "missing-profile"],
+)
+def test_bad_credentials_are_one_line_and_nothing_is_captured(
+    s3: S3Server, target: Any, tmp_path: Path, env: dict[str, str], expect: str
+) -> None:
+    """Against the real server: the store's refusal is one line naming the
+    problem, before the target is touched (no upload, no object, no local
+    file), and neither the secret given nor the real one is ever printed."""
+    before = uploads(s3, "locked")
+    res = cli(s3, "capture", target.uri, "-o", "s3://locked/creds/web.exv", "-q",
+              "--retain", "1h", env=env, cwd=tmp_path)  # fmt: skip
+    line = error_line(res)
+    assert expect in line, line
+    assert res.stdout == ""
+    for secret in (s3.secret_key, "not-the-secret-0123456789"):
+        assert secret not in res.stderr + res.stdout
+    assert list(tmp_path.iterdir()) == []
+    assert keys(s3, "locked", "creds/") == [] and uploads(s3, "locked") == before

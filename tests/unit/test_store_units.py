@@ -117,3 +117,29 @@ def test_cli_store_errors_are_one_line(tmp_path: Path) -> None:
     assert "no AWS credentials" in _cli("info", "s3://evidence/x.exv").stderr
     res = _cli("push", "--retain", "soon", str(tmp_path), "s3://evidence/")
     assert res.returncode == 2 and "not a duration" in res.stderr
+
+
+def test_fallback_parts_and_their_ranges(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real files: parts kept whole by number, listed in order, the directory made
+    only when needed and refused when it exists; the error line's ranges."""
+    from collectors.store.capture import _ranges  # noqa: PLC0415
+    from collectors.store.fallback import FALLBACK_ENV, LocalParts, fallback_dir  # noqa: PLC0415
+
+    local = LocalParts(tmp_path, "web.exv.partial")
+    assert not local.used and local.numbers() == [] and list(tmp_path.iterdir()) == []
+    for n in (12, 3, 4):
+        local.put(n, bytes([n]) * 1000)
+    assert local.numbers() == [3, 4, 12] and local.read(12) == b"\x0c" * 1000
+    assert sorted(p.name for p in local.path.iterdir()) == ["00003.part", "00004.part",
+                                                            "00012.part"]  # fmt: skip
+    with pytest.raises(OutputError, match="already exists"):
+        LocalParts(tmp_path, "web.exv.partial").refuse_existing()
+    for n in local.numbers():
+        local.remove(n)
+    local.remove_dir()
+    assert list(tmp_path.iterdir()) == []
+    assert _ranges([]) == "none" and _ranges([1, 2, 3, 5, 7, 8]) == "1-3,5,7-8"
+    monkeypatch.setenv(FALLBACK_ENV, str(tmp_path / "fb"))
+    assert fallback_dir(None) == tmp_path / "fb" and fallback_dir(Path("x")) == Path("x")
+    monkeypatch.delenv(FALLBACK_ENV)
+    assert fallback_dir(None) == Path.cwd()

@@ -76,7 +76,7 @@ def register(sub: Any) -> None:
     )
     k8s_cmd.add_k8s_options(p)
     k8s_cmd.add_fleet_options(p)
-    add_store_options(p)
+    add_store_options(p, fallback=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
     p.set_defaults(handler=run)
 
@@ -203,11 +203,6 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(args.output, str):
         return run_to_store(args)
     if parse_uri(args.target)[0] == "k8s":
-        if getattr(args, "memory", None) is not None:
-            raise ExuviaError(
-                "--memory is not available for k8s:// targets yet (the in-pod agent does "
-                "not read memory); capture from the node with runc:// or containerd://"
-            )
         if getattr(args, "scan", None) is not None:
             raise ExuviaError("--scan is not supported for k8s:// targets yet: capture, then "
                               "`exuvia scan BUNDLE --rules RULES`")  # fmt: skip
@@ -230,6 +225,7 @@ def run(args: argparse.Namespace) -> int:
 def run_to_store(args: argparse.Namespace) -> int:
     """``-o s3://…``: stream the bundle into the evidence store (docs/evidence-store.md)."""
     from collectors.store.capture import capture_to_store  # noqa: PLC0415 - boto3 only here
+    from collectors.store.fallback import fallback_dir  # noqa: PLC0415
     from collectors.store.uri import parse_s3  # noqa: PLC0415
     from forensics.errors import OutputError  # noqa: PLC0415
 
@@ -249,22 +245,26 @@ def run_to_store(args: argparse.Namespace) -> int:
         store = pending.result()
     progress = _Progress(args.quiet)
     try:
-        res = capture_to_store(target, opts, store, url, lock, progress=progress)
+        res = capture_to_store(target, opts, store, url, lock, progress=progress,
+                               fallback=fallback_dir(args.fallback_dir))  # fmt: skip
     finally:
         progress.done()
     for line in res.warnings:  # never silently without what was asked for
         sys.stderr.write(f"exuvia: warning: {line}\n")
+    status = 0 if res.complete else 3  # as for a local capture (docs/scripting.md)
     if args.output_format == "json":
         print_json({
             "format": "exuvia-capture-result", "version": 1, "bundle": res.url,
-            "complete": res.complete, "incomplete_reason": None,
+            "complete": res.complete, "incomplete_reason": res.incomplete_reason or None,
             "manifest_sha256": res.manifest_sha256, "file_sha256": res.file_sha256,
             "bytes": res.file_bytes, "records": dict(sorted(res.counts.items())),
             "skipped": res.skips, "custody_log": res.custody_url, "signed_by": res.signed_by,
-            "version_id": res.version_id, "retention": res.retention, "exit_status": 0,
+            "version_id": res.version_id, "retention": res.retention, "warnings": res.warnings,
+            "exit_status": status,
         })  # fmt: skip
-        return 0
-    print(f"bundle:          {res.url} (complete)")
+        return status
+    state = "complete" if res.complete else f"INCOMPLETE ({res.incomplete_reason})"
+    print(f"bundle:          {res.url} ({state})")
     print(f"version id:      {res.version_id or '-'}")
     r = res.retention
     lock_text = f"{r['mode']} until {r['retain_until']}" if r["retain_until"] else "no retention"
@@ -278,4 +278,4 @@ def run_to_store(args: argparse.Namespace) -> int:
     print(f"custody log:     {res.custody_url}")
     if res.signed_by:
         print(f"signed by:       {res.signed_by}")
-    return 0
+    return status

@@ -119,6 +119,8 @@ def run_capture(args: argparse.Namespace) -> int:
         ).run()
     finally:
         progress.done()
+    for line in res.warnings:  # --memory: a process not read is said, never silent
+        sys.stderr.write(f"exuvia: warning: {line}\n")
     capture_cmd.print_result(res, args.output_format)
     return 0 if res.complete else 3
 

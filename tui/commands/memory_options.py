@@ -47,7 +47,8 @@ def add_memory_options(p: argparse.ArgumentParser) -> None:
         type=pid_list,
         default=None,
         metavar="PID,…",
-        help="only these processes (host pids, of the target's PID namespace)",
+        help="only these processes (host pids, of the target's PID namespace; for "
+        "k8s:// the pod's pids, as the agent sees them; host pids with --node-level)",
     )
 
 

@@ -21,7 +21,9 @@ def _duration(text: str) -> str:
     return text
 
 
-def add_store_options(p: argparse.ArgumentParser, lock: bool = True) -> None:
+def add_store_options(
+    p: argparse.ArgumentParser, lock: bool = True, fallback: bool = False
+) -> None:
     g = p.add_argument_group("evidence store (s3:// locations; see docs/evidence-store.md)")
     g.add_argument(
         "--endpoint-url", metavar="URL",
@@ -33,6 +35,14 @@ def add_store_options(p: argparse.ArgumentParser, lock: bool = True) -> None:
         help="the AWS profile (shared config/credentials files) to take credentials from; "
         "AWS_PROFILE works too",
     )  # fmt: skip
+    if fallback:
+        g.add_argument(
+            "--fallback-dir", type=Path, metavar="DIR",
+            help="when the store stops answering mid-capture (after the retries), the "
+            "parts it did not take go here, in NAME.exv.partial.parts/, and are uploaded "
+            "when the bundle is sealed if the store answers again (default "
+            "$EXUVIA_FALLBACK_DIR, else the current directory)",
+        )  # fmt: skip
     if not lock:
         return
     g.add_argument(

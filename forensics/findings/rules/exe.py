@@ -17,6 +17,8 @@ from forensics.findings.model import Evidence, Severity, Strength
 from forensics.findings.rules import Hit, Rule
 
 FAMILY = "exe"
+#: the memory records (capture --memory): which processes' cores were captured
+RECORD_COLLECTORS = ("memory",)
 
 #: mounts that are writable by design in containers (besides world-writable dirs)
 WRITABLE_PREFIXES = ("/tmp/", "/var/tmp/", "/dev/shm/", "/dev/mqueue/", "/run/", "/var/run/")  # noqa: S108
@@ -42,6 +44,34 @@ def memfd(facts: Facts, rule: Rule) -> Iterator[Hit]:
             ev = (proc_evidence(p), *_binary(facts, p.get("pid")))
             attrs = {"pid": p.get("pid"), "exe": p.get("exe")}
             yield Hit(proc_subject(p), _values(p), ev, p.get("start_ns"), attrs)
+
+
+def _image_text(facts: Facts, pid: object) -> str:
+    """What the inventory identified in the core's memfd mappings (build-id), if any."""
+    inv = facts.inventory
+    for e in inv.executables if inv is not None else []:
+        mem = e.memory
+        if e.origin == "memory" and mem is not None and pid in e.pids:
+            bid = f" build-id {mem['build_id']}" if mem.get("build_id") else ""
+            return f"; mapped image {e.path} at {mem['address']:#x}{bid}"
+    return ""
+
+
+def memfd_memory(facts: Facts, rule: Rule) -> Iterator[Hit]:
+    cores = {r.get("pid"): r for r in facts.records.get("memory", []) if r.get("member")}
+    for p in facts.user_processes():
+        core = cores.get(p.get("pid"))
+        if p.get("exe_memfd") is not True or core is None:
+            continue
+        member = str(core.get("member"))
+        text = f"{member} sha256 {core.get('sha256')}{_image_text(facts, p.get('pid'))}"
+        ev = (
+            proc_evidence(p),
+            Evidence(core.member, core.line, "record", "its memory, captured as a core", text),
+        )
+        values = {**_values(p), "member": member}
+        attrs = {"pid": p.get("pid"), "exe": p.get("exe"), "member": member}
+        yield Hit(proc_subject(p) + ":memory", values, ev, p.get("start_ns"), attrs)
 
 
 def deleted(facts: Facts, rule: Rule) -> Iterator[Hit]:
@@ -86,6 +116,19 @@ RULES = (
         memfd,
         caveats="A few runtimes (runc's own re-exec, some JITs and sandboxes) run from a "
         "memfd briefly; a long-lived memfd process in an application container is rare.",
+    ),
+    Rule(
+        "exe.memfd-memory",
+        Severity.HIGH,
+        Strength.DIRECT,
+        "process {proc} runs from a memfd, its memory was captured (member {member})",
+        "The executable exists only in memory, and so does what it decrypted, downloaded "
+        "or injected: its core holds the mapped memfd image (the SBOM lists it with source "
+        "memory, build-id from its mapped notes) and its heap, for `gdb`, `exuvia scan` and "
+        "replay's memory view.",
+        memfd_memory,
+        caveats="The core was read live (not an atomic snapshot: see the memory record's "
+        "smear window); only processes chosen with --memory-pids, or all, were read.",
     ),
     Rule(
         "exe.deleted",

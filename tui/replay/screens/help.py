@@ -26,6 +26,7 @@ KEYS = [
         ("o", "open: the process, the file entry, or the log's surrounding lines"),
         ("d", "show / hide the detail pane"), ("z", "UTC / local time"),
         ("P F S", "process tree / file tree / sockets"), ("M", "manifest and custody log"),
+        ("m", "in the process tree: its captured memory, hex and strings of a region"),
         ("I", "software inventory (SBOM)"), ("B", "bookmarks and notes"),
         ("Y", "YARA matches (exuvia scan); Enter: the match's event"),
     ]),

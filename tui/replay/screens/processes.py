@@ -72,6 +72,7 @@ def process_text(snap: Snapshot, proc: dict[str, Any]) -> Text:
     mem = snap.memory_of(int(pid)) if isinstance(pid, int) else None
     if mem is not None:
         t.append_text(memory_text(mem))
+        t.append("  m: hex and strings of a region\n", style="dim")
     env = proc.get("environ")
     if isinstance(env, list) and env:
         t.append("\nenvironment\n", style="bold")
@@ -126,12 +127,16 @@ def socket_line(s: dict[str, Any]) -> str:
 
 
 class ProcessScreen(Screen[None]):
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back")]
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("m", "memory", "Memory"),
+    ]
 
     def __init__(self, snap: Snapshot, pid: int | None = None) -> None:
         super().__init__()
         self.snap = snap
         self.pid = pid
+        self.shown: dict[str, Any] | None = None
 
     def compose(self) -> ComposeResult:
         tree: Tree[dict[str, Any]] = Tree(Text("processes"), id="proc-tree")
@@ -161,7 +166,20 @@ class ProcessScreen(Screen[None]):
 
     def _show(self, proc: dict[str, Any] | None) -> None:
         if proc is not None:
+            self.shown = proc
             self.query_one("#proc-body", Static).update(process_text(self.snap, proc))
+
+    def action_memory(self) -> None:
+        """The shown process's core, region by region (hex and strings)."""
+        from tui.replay.screens.memory import MemoryScreen  # noqa: PLC0415 - on demand
+
+        pid = self.shown.get("pid") if self.shown else None
+        mem = self.snap.memory_of(pid) if isinstance(pid, int) else None
+        bundle = getattr(self.app, "bundle", None)
+        if mem is None or bundle is None:
+            self.notify("no memory captured for this process (capture --memory)")
+            return
+        self.app.push_screen(MemoryScreen(bundle, mem))
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted[dict[str, Any]]) -> None:
         self._show(event.node.data)
