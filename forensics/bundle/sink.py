@@ -28,10 +28,11 @@ COMPRESSIONS = ("zstd", "none")
 #: reader wanting one copied file (/etc/passwd, a log) decompresses little else
 CONTENT_FRAME = 2 << 20
 ZSTD_BLOCK = 128 << 10
-#: tar bytes per batch handed to the worker, and batches queued at most (memory:
-#: about BATCH * (QUEUED + 2) held at once)
-BATCH = 2 << 20
-QUEUED = 4
+#: tar bytes per batch handed to the worker, and batches queued at most: the file
+#: (and so a checkpoint's durability) lags the caller by at most about
+#: BATCH * (QUEUED + 2), which is also what the batches hold in memory
+BATCH = 1 << 20
+QUEUED = 2
 #: the GIL switch interval while a worker runs: a worker coming back from zstd
 #: waits at most this long for the Python thread to let it go on (5 ms default)
 SWITCH_INTERVAL = 0.0005
