@@ -17,13 +17,12 @@ timeline store is rebuilt.
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from forensics.atomic import write_atomic
+from forensics.atomic import sidecar_path, user_cache_dir, write_atomic
 from forensics.errors import BundleError
 from forensics.timeline.events import Event, event_key
 
@@ -55,8 +54,7 @@ class Note:
 
 
 def _user_dir(legacy: bool = False) -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "exuvia" / ("cases" if legacy else "notes")
+    return user_cache_dir("cases" if legacy else "notes")
 
 
 def notes_path(bundle: Path) -> Path:
@@ -73,9 +71,7 @@ def notes_path(bundle: Path) -> Path:
     for path in candidates:
         if path.exists():
             return path
-    if os.access(bundle.parent, os.W_OK):
-        return beside
-    return candidates[2]
+    return sidecar_path(bundle, SUFFIX, candidates[2])
 
 
 class NotesFile:

@@ -33,14 +33,15 @@ from forensics.bundle.format import (
     decode_path,
 )
 from forensics.bundle.reader import load_json
-from forensics.errors import BundleError, BundleVersionError
+from forensics.errors import BundleError
 from forensics.findings.facts import Facts, LogHit, Rec
 from forensics.findings.rules import families, log_patterns
 from forensics.inventory import load as inv_load
 from forensics.inventory.analyze import inventory_from_snapshot
 from forensics.textsafe import no_surrogates
-from forensics.timeline.bundleio import MemberStream, StreamCut, iter_lines, open_stream
+from forensics.timeline.bundleio import MemberStream, iter_lines
 from forensics.timeline.fs import parse_json_line
+from forensics.timeline.member_pass import each_member
 
 MAX_RECORD = 16 << 20
 MAX_LOG_LINE = 1 << 20
@@ -52,7 +53,6 @@ HIT_TEXT = 300
 LOG_DIRS = (b"/var/log/",)
 LOG_SUFFIXES = (b".log", b".out", b".err")
 _ARTIFACT = re.compile(r"artifacts/([a-z_]+)(?:\.jsonl|/[^/]+\.jsonl|\.\d+\.jsonl)")
-_READ_ERRORS = (tarfile.TarError, BundleError, OSError, EOFError, ValueError)
 
 
 def collector_of(member: str) -> str | None:
@@ -243,34 +243,10 @@ def load_facts(
     p = _Pass(facts, inventory)
     note = progress or (lambda _m: None)
     note("reading the bundle")
-    # the timeline's reader: it hands out what precedes a cut or corrupt spot first
-    raw, stream = open_stream(bundle)
-    members = 0
-    try:
-        try:
-            tar = tarfile.open(
-                fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
-            )
-        except _READ_ERRORS as err:
-            raise BundleError(f"{bundle}: not a readable bundle ({err})") from None
-        try:
-            for info in tar:
-                members += 1
-                if not info.isreg() or (only is not None and info.name not in only):
-                    continue
-                f = tar.extractfile(info)
-                if f is not None:
-                    p.member(info, f)
-        except BundleVersionError:
-            raise
-        except (StreamCut, *_READ_ERRORS) as err:
-            if members == 0:
-                raise BundleError(f"{bundle}: not a readable bundle ({err})") from None
-            facts.cut = f"the stream ends early or is corrupt after {members} members ({err})"
-            facts.problems.append(facts.cut + "; the findings cover what came before")
-    finally:
-        stream.close()  # the decompressing thread first, then the file
-        raw.close()
+    done = each_member(bundle, p.member, only)
+    if done.cut is not None:
+        facts.cut = f"the stream ends early or is corrupt after {done.members} members ({done.cut})"
+        facts.problems.append(facts.cut + "; the findings cover what came before")
     if not facts.header:
         raise BundleError(f"{bundle}: not an exuvia bundle (no {HEADER_NAME} header)")
     if not facts.manifest and only is None:

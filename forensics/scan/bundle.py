@@ -18,6 +18,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import IO
 
 from forensics.bundle.format import MANIFEST_NAME, decode_path
 from forensics.bundle.reader import CHUNK, load_json
@@ -26,7 +27,7 @@ from forensics.scan.engine import ChunkScanner, ScanLimits
 from forensics.scan.model import ScanResult, ScanSkip
 from forensics.scan.rules import CompiledRules
 from forensics.textsafe import fsdecode_safe
-from forensics.timeline.bundleio import StreamCut, open_stream
+from forensics.timeline.member_pass import each_member
 
 #: the members a scan reads (docs/scan.md): name prefix -> what they hold
 SCAN_PREFIXES: dict[str, str] = {
@@ -36,7 +37,6 @@ SCAN_PREFIXES: dict[str, str] = {
     "memory/": "process memory cores (capture --memory)",
 }
 _PATH_PREFIXES = ("files/", "elf/")
-_READ_ERRORS = (tarfile.TarError, BundleError, OSError, EOFError, ValueError, StreamCut)
 
 
 def scanned_member(name: str) -> bool:
@@ -76,69 +76,51 @@ def scan_bundle(
     note = progress or (lambda _m: None)
     hashes: dict[str, str] = {}
     manifest_bytes: bytes | None = None
-    raw, stream = open_stream(bundle)
-    members = 0
     current: str | None = None  # the scanned member being read
-    try:
-        try:
-            tar = tarfile.open(
-                fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
-            )
-        except _READ_ERRORS as err:
-            raise BundleError(f"{bundle}: not a readable bundle ({err})") from None
-        try:
-            for info in tar:
-                members += 1
-                if not info.isreg():
-                    continue
-                name = info.name
-                if name == MANIFEST_NAME:
-                    f = tar.extractfile(info)
-                    if f is not None and info.size <= 256 << 20:
-                        manifest_bytes = f.read()
-                    continue
-                if not scanned_member(name):
-                    continue
-                f = tar.extractfile(info)
-                if f is None:
-                    continue
-                note(f"scanning {name}")
-                current = name
-                digest = hashlib.sha256()
-                scanner.begin(name, target_path(name))
-                read = 0
-                # a member within one window in one read (one buffer, no joins); a
-                # larger one chunk by chunk, so memory stays bounded
-                step = info.size if info.size <= limits.window else CHUNK
-                while chunk := f.read(step):
-                    digest.update(chunk)
-                    scanner.feed(chunk)
-                    read += len(chunk)
-                if read < info.size:
-                    raise BundleError("the stream ends inside a member")
-                sha = digest.hexdigest()
-                hashes[name] = sha
-                matches, skips = scanner.end(sha)
-                current = None
-                result.members_scanned += 1
-                if scanner.windows > 1:
-                    result.windowed_members += 1
-                result.matches.extend(matches)
-                result.skips.extend(skips)
-        except _READ_ERRORS as err:
-            if members == 0:
-                raise BundleError(f"{bundle}: not a readable bundle ({err})") from None
-            result.complete = False
-            if current is not None:
-                result.skips.append(ScanSkip(current, "the bundle's stream ends inside it; "
-                                             "not scanned"))  # fmt: skip
-            result.warnings.append(
-                f"the bundle's stream ends early or is corrupt after {members} members ({err}); "
-                "the scan covers what came before"
-            )
-    finally:
-        stream.close()  # the decompressing thread first (it reads ahead), then the file
-        raw.close()
+
+    def visit(info: tarfile.TarInfo, f: IO[bytes]) -> None:
+        nonlocal manifest_bytes, current
+        name = info.name
+        if name == MANIFEST_NAME:
+            if info.size <= 256 << 20:
+                manifest_bytes = f.read()
+            return
+        if not scanned_member(name):
+            return
+        note(f"scanning {name}")
+        current = name
+        digest = hashlib.sha256()
+        scanner.begin(name, target_path(name))
+        read = 0
+        # a member within one window in one read (one buffer, no joins); a
+        # larger one chunk by chunk, so memory stays bounded
+        step = info.size if info.size <= limits.window else CHUNK
+        while chunk := f.read(step):
+            digest.update(chunk)
+            scanner.feed(chunk)
+            read += len(chunk)
+        if read < info.size:
+            raise BundleError("the stream ends inside a member")
+        sha = digest.hexdigest()
+        hashes[name] = sha
+        matches, skips = scanner.end(sha)
+        current = None
+        result.members_scanned += 1
+        if scanner.windows > 1:
+            result.windowed_members += 1
+        result.matches.extend(matches)
+        result.skips.extend(skips)
+
+    done = each_member(bundle, visit)
+    if done.cut is not None:
+        result.complete = False
+        if current is not None:
+            result.skips.append(ScanSkip(current, "the bundle's stream ends inside it; "
+                                         "not scanned"))  # fmt: skip
+        result.warnings.append(
+            f"the bundle's stream ends early or is corrupt after {done.members} members "
+            f"({done.cut}); the scan covers what came before"
+        )
     result.bytes_scanned = scanner.bytes_scanned
     _check_manifest(result, manifest_bytes, hashes)
     result.finished_ns = time.time_ns()

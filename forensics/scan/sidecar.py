@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from forensics.atomic import write_atomic
+from forensics.atomic import sidecar_path, user_cache_dir, write_atomic
 from forensics.errors import BundleError
 from forensics.scan.model import ScanResult
 
@@ -28,8 +27,7 @@ MAX_SIDECAR = 256 << 20
 
 
 def _user_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "exuvia" / "scan"
+    return user_cache_dir("scan")
 
 
 def _candidates(bundle: Path, manifest_sha256: str | None) -> list[Path]:
@@ -56,10 +54,8 @@ def save_result(bundle: Path, result: ScanResult) -> tuple[Path, str]:
     doc: dict[str, Any] = {"format": SCAN_FORMAT, "version": SCAN_VERSION, **result.to_dict()}
     doc["self_check"] = hashlib.sha256(_canonical(doc)).hexdigest()
     data = _canonical(doc) + b"\n"
-    beside = _candidates(bundle, result.manifest_sha256)[0]
-    path = beside
-    if not os.access(bundle.parent, os.W_OK) and result.manifest_sha256:
-        path = _user_dir() / f"{result.manifest_sha256}{SUFFIX}"
+    sha = result.manifest_sha256
+    path = sidecar_path(bundle, SUFFIX, _user_dir() / f"{sha}{SUFFIX}" if sha else None)
     write_atomic(path, data, "scan results", mode=0o640)
     return path, hashlib.sha256(data).hexdigest()
 

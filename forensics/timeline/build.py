@@ -48,7 +48,7 @@ from forensics.timeline.runtime import (
     extract_lifecycle,
 )
 from forensics.timeline.sink import Sink
-from forensics.timeline.store import StoreSink
+from forensics.timeline.store import GrowingHooks, StoreSink
 from forensics.timeline.yara import (
     YARA_COLLECTOR,
     YARA_MEMBER,
@@ -236,8 +236,13 @@ def build_store(
     tz: tzinfo,
     sc: BundleScan | None = None,
     progress: Progress | None = None,
+    *,
+    growing: GrowingHooks | None = None,
 ) -> dict[str, Any]:
-    """Build the store for ``bundle`` at ``out`` (a new file); returns its meta."""
+    """Build the store for ``bundle`` at ``out`` (a new file); returns its meta.
+
+    ``growing``: build it so that it can be read while it grows (see
+    :class:`~forensics.timeline.store.GrowingHooks`)."""
     bundle = Path(bundle)
     note = progress or (lambda _msg: None)
     t0 = time.monotonic()
@@ -246,7 +251,7 @@ def build_store(
         note("scanning the bundle")
         sc = scan(bundle)
     t_scan = time.monotonic() - t0
-    sink = StoreSink(Path(out), progress)
+    sink = StoreSink(Path(out), progress, growing)
     # Millions of short-lived tuples and dicts and no cycles: the cyclic collector
     # would only rescan them (a fifth of the build time), so it pauses meanwhile.
     gc_was_enabled = gc.isenabled()

@@ -29,7 +29,7 @@ from forensics.timeline.build import Progress, build_store, scan
 from forensics.timeline.bundleio import bundle_signature
 from forensics.timeline.logtime import resolve_tz, tz_name
 from forensics.timeline.query import Timeline
-from forensics.timeline.store import SCHEMA_VERSION
+from forensics.timeline.store import SCHEMA_VERSION, GrowingHooks
 
 
 def user_cache_dir() -> Path:
@@ -108,10 +108,15 @@ def open_timeline(
     rebuild: bool = False,
     cache_dir: str | Path | None = None,
     progress: Progress | None = None,
+    growing: GrowingHooks | None = None,
 ) -> Timeline:
     """The timeline of ``bundle``: from the cache, or built now (and cached).
 
     ``tz`` applies to log times without a zone (ValueError when unknown).
+    ``growing``: when it is built now, it can be read while it grows
+    (:mod:`forensics.timeline.growing`): ``growing.started(path)`` names the
+    growing store (under the work directory's name, never a finished store's),
+    ``growing.sealing()`` comes before it is sealed and moved to its final name.
     Raises BundleError for a file that is not a bundle, OutputError when no
     cache directory is writable.
     """
@@ -148,7 +153,7 @@ def open_timeline(
             errors.append(f"{d}: {err.strerror}")
             continue
         try:
-            build_store(path, work / "timeline.sqlite", zone, sc, progress)
+            build_store(path, work / "timeline.sqlite", zone, sc, progress, growing=growing)
             os.replace(work / "timeline.sqlite", d / name)
         except sqlite3.Error as err:
             raise OutputError(f"building the timeline in {d} failed: {err}") from err

@@ -23,9 +23,11 @@ import binascii
 import contextlib
 import csv
 import functools
+import io
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
@@ -36,8 +38,10 @@ from typing import IO, Any, Protocol
 from forensics.bundle.format import decode_path
 from forensics.errors import OutputError
 from forensics.timeline import exportfast as fast
+from forensics.timeline import exportsql as fastsql
 from forensics.timeline.events import Event, event_key
 from forensics.timeline.exportfast import compact
+from forensics.timeline.exportpart import PARALLEL_MIN, PartWriter
 from forensics.timeline.query import MMAP_SIZE, Query, Timeline
 from forensics.timeline.text import one_line
 from forensics.timeutil import NS_PER_S, iso_ns
@@ -350,14 +354,27 @@ def write_export(
             if fmt == "csv":
                 return _csv(events, f, notes)
             return _l2tcsv(events, f, host or "-", notes)
-        rows = tl.iter_rows(q, limit=limit)
-        if fmt == "jsonl":
-            return fast.jsonl(tl, rows, f, _jsonl_line)
-        if fmt == "csv":
-            csv.writer(f, lineterminator="\n").writerow(CSV_COLUMNS)
-            return fast.csv_rows(tl, rows, f, csv_row)
-        csv.writer(f, lineterminator="\n").writerow(L2T_COLUMNS)
-        return fast.l2t_rows(tl, rows, f, host or "-", lambda ev: l2t_row(ev, host or "-"))
+        if fmt != "jsonl":
+            header = CSV_COLUMNS if fmt == "csv" else L2T_COLUMNS
+            csv.writer(f, lineterminator="\n").writerow(header)
+        key = _split_key(tl, q, limit, out)
+        if key is None:
+            return part_lines(tl, q, fmt, f, host or "-", None, limit)
+        # a large whole-timeline export to a file: the second half by a second process
+        dest = Path(out)
+        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+        os.close(fd)
+        part = Path(name)
+        writer = PartWriter(tl.path, fmt, host or "-", key, part)
+        try:
+            n = part_lines(tl, q, fmt, f, host or "-", ("<", key))
+            n += writer.finish()
+            f.flush()
+            with part.open("rb") as src:
+                shutil.copyfileobj(src, f.buffer, 1 << 20)  # type: ignore[attr-defined]
+        finally:
+            writer.abort()
+        return n
 
     # one pass over the whole store: read through SQLite's bounded page cache, not a
     # memory map whose pages would all count in the process's RSS
@@ -366,6 +383,54 @@ def write_export(
         return write_atomically(out, body)
     finally:
         tl.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+
+
+def _split_key(
+    tl: Timeline, q: Query, limit: int | None, out: str | Path
+) -> tuple[int, int] | None:
+    """The (ts, id) of the middle event of a large whole-timeline export to a file."""
+    if str(out) == "-" or limit is not None or q != Query():
+        return None
+    events = tl.meta.get("events")
+    if not isinstance(events, int) or events < PARALLEL_MIN:
+        return None
+    row = tl.con.execute(
+        "SELECT ts, id FROM events ORDER BY ts, id LIMIT 1 OFFSET ?", (events // 2,)
+    ).fetchone()
+    return None if row is None else (int(row[0]), int(row[1]))
+
+
+def part_lines(  # noqa: PLR0917
+    tl: Timeline,
+    q: Query,
+    fmt: str,
+    f: IO[str],
+    host: str,
+    part: fastsql.Part,
+    limit: int | None = None,
+) -> int:
+    """The lines (no header) of the selected events, or of a ``part`` of them."""
+    if fmt == "jsonl":
+        return fastsql.jsonl(tl, q, limit, f, _python(tl, fast.jsonl, _jsonl_line), part)
+    if fmt == "csv":
+        return fastsql.csv_lines(tl, q, limit, f, _python(tl, fast.csv_rows, csv_row), part)
+
+    def l2t(tl: Timeline, rows: Iterable[fast.Row], f: IO[str], slow: Any) -> int:
+        return fast.l2t_rows(tl, rows, f, host, slow)
+
+    slow = _python(tl, l2t, lambda ev: l2t_row(ev, host))
+    return fastsql.l2t_lines(tl, q, limit, f, host, slow, part)
+
+
+def _python(tl: Timeline, writer: Callable[..., int], slow: Any) -> Callable[[fast.Row], str]:
+    """The line of one row as the Python code writes it (for the rows the SQL leaves)."""
+
+    def line(row: fast.Row) -> str:
+        buf = io.StringIO()
+        writer(tl, [row], buf, slow)
+        return buf.getvalue()
+
+    return line
 
 
 def write_atomically(out: str | Path, body: Callable[[IO[str]], int]) -> int:

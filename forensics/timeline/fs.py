@@ -19,7 +19,7 @@ from typing import Any
 from forensics.textsafe import no_surrogates
 from forensics.timeline.bundleio import MemberStream, iter_lines
 from forensics.timeline.events import Flag
-from forensics.timeline.sink import BATCH, Sink
+from forensics.timeline.sink import Sink
 
 MAX_RECORD = 16 << 20
 I64 = 1 << 63
@@ -109,6 +109,7 @@ def extract_fs(stream: MemberStream, sink: Sink) -> None:
     flush = sink.flush
     problem = sink.problem
     decode = _decode
+    batch = sink.batch
     lineno = 0
     for raw in iter_lines(stream, MAX_RECORD):
         lineno += 1
@@ -173,8 +174,9 @@ def extract_fs(stream: MemberStream, sink: Sink) -> None:
             (flags, path, mid, lineno, text, m, a, c, b,
              file_message(path, fields, flags), dumps(fields))
         )  # fmt: skip
-        if len(rows) >= BATCH:
+        if len(rows) >= batch:
             flush()
+            batch = sink.batch
 
 
 FILE_FIELDS = ("type", "mode", "uid", "gid", "size", "inode", "link_target", "sha256", "path_b64")

@@ -2,7 +2,8 @@
 
 Reads the path of each finished chunk of records (one a line) on stdin until
 it closes, assembles them into the store (:func:`forensics.timeline.store.assemble`)
-and prints what it found as one JSON line.
+and prints what it found as one JSON line. ``--live`` after STORE: a store read while it
+grows (see :func:`~forensics.timeline.store.assemble`).
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ def _chunks() -> Iterator[Path]:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        sys.stderr.write("usage: python -m forensics.timeline.indexer STORE\n")
+    live = argv[2:] == ["--live"]  # read while it grows (see assemble)
+    if len(argv) != 2 and not live:
+        sys.stderr.write("usage: python -m forensics.timeline.indexer STORE [--live]\n")
         return 2
-    result = assemble(Path(argv[1]), _chunks())
+    result = assemble(Path(argv[1]), _chunks(), live=live)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

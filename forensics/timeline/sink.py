@@ -39,6 +39,8 @@ class Sink:
         self.warnings: list[str] = []
         #: what a bundle cut off before its manifest was read up to (build.py)
         self.cut_off: dict[str, Any] | None = None
+        #: how many rows a fast producer gathers before it flushes (read after each flush)
+        self.batch = BATCH
 
     def member(self, name: str) -> int:
         mid = self.members.get(name)
@@ -50,14 +52,14 @@ class Sink:
         if self.event_rows:
             self.flush()
         self.file_rows.append(row)
-        if len(self.file_rows) >= BATCH:
+        if len(self.file_rows) >= self.batch:
             self.flush()
 
     def event(self, row: EventRow) -> None:
         if self.file_rows:
             self.flush()
         self.event_rows.append(row)
-        if len(self.event_rows) >= BATCH:
+        if len(self.event_rows) >= self.batch:
             self.flush()
 
     def problem(self, what: str, member: str, line: int, detail: str) -> None:
@@ -72,7 +74,8 @@ class Sink:
 
     def begin_files(self) -> list[FileRow]:
         """For a fast producer of file rows: flush pending event rows and return the
-        list to append to (call :meth:`flush` whenever it holds :data:`BATCH` rows)."""
+        list to append to (call :meth:`flush` whenever it holds :attr:`batch` rows,
+        and read :attr:`batch` again after)."""
         if self.event_rows:
             self.flush()
         return self.file_rows

@@ -44,17 +44,22 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from forensics.errors import OutputError
 from forensics.timeline.events import SOURCE_BY_NUM
-from forensics.timeline.sink import Sink
+from forensics.timeline.sink import BATCH, Sink
 
 SCHEMA_VERSION = 2
 CHUNK_RECORDS = 100_000
+#: a live build's chunks once it holds LIVE_FIRST_BATCH records (until then every flush goes)
+LIVE_CHUNK_RECORDS = BATCH
+#: and the file rows of its first chunk: a screenful and more, without waiting for BATCH
+LIVE_FIRST_BATCH = 2_000
 #: a recorded time at or after this (2100-01-01) or before 1970 is flagged TIME_SUSPECT
 SUSPECT_AFTER_NS = 4_102_444_800 * 1_000_000_000
 _SUSPECT = 512
@@ -157,16 +162,36 @@ def _pragmas(con: sqlite3.Connection, cache_mib: int) -> None:
     con.execute("PRAGMA temp_store = FILE")
 
 
-def assemble(store: Path, chunks: Iterator[Path]) -> dict[str, Any]:
+#: the meta row of a store still being built (live): {"records": N, "events": N}
+BUILDING_KEY = "building"
+
+
+def _publish(con: sqlite3.Connection, records: int, events: int) -> None:
+    value = json.dumps({"records": records, "events": events})
+    con.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (BUILDING_KEY, value))
+
+
+def assemble(store: Path, chunks: Iterator[Path], live: bool = False) -> dict[str, Any]:
     """The indexing side: copy each chunk into the store (in order), derive its events
-    and its full-text index, delete it; then sort the time index."""
+    and its full-text index, delete it; then sort the time index.
+
+    ``live``: the store is read while it grows (:mod:`forensics.timeline.growing`):
+    WAL (readers see each chunk once committed, never half of one), the time index
+    kept from the start instead of sorted at the end, and the progress so far in
+    the meta row :data:`BUILDING_KEY`, committed with each chunk."""
     con = sqlite3.connect(store, isolation_level=None)
     try:
         con.execute("PRAGMA page_size = 8192")
         _pragmas(con, 48)
+        if live:
+            con.execute("PRAGMA journal_mode = WAL")
         con.executescript(_STORE_SCHEMA)
         offset = 0
         n_events = 0
+        if live:
+            con.execute("CREATE INDEX events_ts ON events(ts)")
+            con.execute("INSERT INTO meta VALUES ('schema', ?)", (json.dumps(SCHEMA_VERSION),))
+            _publish(con, 0, 0)
         for chunk in chunks:
             con.execute("ATTACH DATABASE ? AS chunk", (str(chunk),))
             con.execute("BEGIN")
@@ -179,12 +204,14 @@ def assemble(store: Path, chunks: Iterator[Path]) -> dict[str, Any]:
                 "INSERT INTO main.problems(what, member, line, detail)"
                 " SELECT what, member, line, detail FROM chunk.problems ORDER BY rowid"
             )
+            if live:
+                _publish(con, offset + n, n_events)
             con.execute("COMMIT")
             con.execute("DETACH DATABASE chunk")
             chunk.unlink()
             offset += n
         con.execute("PRAGMA threads = 2")
-        con.execute("CREATE INDEX events_ts ON events(ts)")
+        con.execute("CREATE INDEX IF NOT EXISTS events_ts ON events(ts)")
         # min and max each walk one edge of the index; count(*) would read it all
         t_min = con.execute("SELECT min(ts) FROM events").fetchone()[0]
         t_max = con.execute("SELECT max(ts) FROM events").fetchone()[0]
@@ -196,13 +223,14 @@ def assemble(store: Path, chunks: Iterator[Path]) -> dict[str, Any]:
 class Indexer:
     """The indexing process, handed finished chunk files through a pipe."""
 
-    def __init__(self, store: Path) -> None:
+    def __init__(self, store: Path, live: bool = False) -> None:
         self.store = store
         root = str(Path(__file__).resolve().parents[2])
         env = dict(os.environ)
         env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "forensics.timeline.indexer", str(store)],
+            [sys.executable, "-m", "forensics.timeline.indexer", str(store)]
+            + (["--live"] if live else []),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -241,14 +269,55 @@ class Indexer:
         self.proc.communicate()
 
 
+class GrowingHooks(Protocol):
+    """What a live build tells the reader of its growing store."""
+
+    def started(self, store: Path) -> None:
+        """The first chunk is on its way into ``store`` (a WAL database; readable once
+        its meta has :data:`BUILDING_KEY`)."""
+
+    def sealing(self) -> None:
+        """Every connection to the store must be closed when this returns: it is
+        made a plain (rollback-journal) database, then moved to its final name."""
+
+
+SEAL_WAIT_S = 30.0
+
+
+def _seal(con: sqlite3.Connection) -> None:
+    """Out of WAL (the finished store is one self-contained file). SQLite refuses while
+    another connection is open, without waiting: retry while a reader finishes."""
+    deadline = time.monotonic() + SEAL_WAIT_S
+    while True:
+        try:
+            mode = con.execute("PRAGMA journal_mode = DELETE").fetchone()[0]
+        except sqlite3.OperationalError:
+            mode = "wal"
+        if mode == "delete":
+            return
+        if time.monotonic() > deadline:
+            raise OutputError("the timeline store is still open elsewhere: it cannot be sealed")
+        time.sleep(0.02)
+
+
 class StoreSink(Sink):
     """Writes rows into chunk files beside ``store`` and hands them to the indexer."""
 
-    def __init__(self, store: Path, progress: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Path,
+        progress: Callable[[str], None] | None = None,
+        growing: GrowingHooks | None = None,
+    ) -> None:
         super().__init__()
         self.store = store
         self._progress = progress
-        self.indexer = Indexer(store)
+        #: a live build (read while it grows): told when the first chunk is on its way
+        #: and before the store is sealed (see :class:`GrowingHooks`)
+        self.growing = growing
+        self.indexer = Indexer(store, live=growing is not None)
+        if growing is not None:
+            self.batch = LIVE_FIRST_BATCH  # the first file rows come sooner
         self.records = 0
         self.by_source: Counter[int] = Counter()  # events of the one-event records
         self._chunks = 0
@@ -280,6 +349,8 @@ class StoreSink(Sink):
         con.execute("COMMIT")
         con.close()
         self.indexer.send(self._chunk_path)
+        if self.growing is not None and self._chunks == 1:
+            self.growing.started(self.store)
         if not last:
             self.con = self._new_chunk()
 
@@ -295,9 +366,19 @@ class StoreSink(Sink):
         super().flush()
         if self._progress is not None:
             self._progress(f"extracting events: {self.records + self._in_chunk:,} records read")
-        if self._in_chunk >= CHUNK_RECORDS:
+        if self._in_chunk >= self._chunk_limit():
             self.records += self._in_chunk
             self._hand_over()
+
+    def _chunk_limit(self) -> int:
+        if self.growing is None:
+            return CHUNK_RECORDS
+        # live: the first rows go at once, in small batches, until there is a first
+        # screen and more; then smaller chunks than a plain build's, more often
+        if self.records < LIVE_FIRST_BATCH:
+            return 1
+        self.batch = BATCH
+        return LIVE_CHUNK_RECORDS
 
     def finish(self, meta: dict[str, Any]) -> dict[str, Any]:
         """Send what remains, wait for the indexer, write the meta; returns it."""
@@ -326,7 +407,11 @@ class StoreSink(Sink):
                 "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
                 [(k, json.dumps(v, ensure_ascii=False, sort_keys=True)) for k, v in full.items()],
             )
+            con.execute("DELETE FROM meta WHERE key = ?", (BUILDING_KEY,))
             con.execute("COMMIT")
+            if self.growing is not None:
+                self.growing.sealing()
+                _seal(con)
         finally:
             con.close()
         return full

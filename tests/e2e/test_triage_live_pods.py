@@ -80,7 +80,7 @@ def test_live_processes_files_and_sockets_of_a_pod(
             assert live.requests()["sha256"] == 1
         finally:
             live.close()
-        lab.wait_for(lambda: not lab.agent_pids(cid, "serve"), 20, "agent serve to exit", 0.1)
+        lab.wait_for(lambda: not lab.agent_pids(cid, "serve"), 60, "agent serve to exit", 0.1)
 
         again = open_live(kc, ns, "lab", "app", k8s)  # a second session: the same agent
         try:
@@ -130,24 +130,24 @@ async def test_pod_dashboard_processes_files_sockets_then_capture(
         row = next(p for p in list_pods(kc, ns) if p.name == "lab")
         async with app.run_test(size=(140, 44)) as pilot:
             app.push_screen(PodScreen(row, "app", kc, app.session))
-            await _until(pilot, lambda: isinstance(app.screen, PodScreen), 10, "pod screen")
+            await _until(pilot, lambda: isinstance(app.screen, PodScreen), 60, "pod screen")
             screen = app.screen
             assert isinstance(screen, PodScreen)
-            await _until(pilot, lambda: bool(screen.query(ProcessTree)), 10, "mounted")
+            await _until(pilot, lambda: bool(screen.query(ProcessTree)), 60, "mounted")
             tree = screen.query_one(ProcessTree)
             await _until(pilot, lambda: tree.row_count >= 2, 120, "the pod's process tree")
             assert any(TARGET_PATH in " ".join(r.cmdline) for r in tree.rows_shown)
             assert "no shell" in str(screen.query_one("#pod-header").render())
 
             await pilot.press("2")
-            await _until(pilot, lambda: bool(screen.query(FileBrowser)), 10, "file browser")
+            await _until(pilot, lambda: bool(screen.query(FileBrowser)), 60, "file browser")
             fb = screen.query_one(FileBrowser)
             table = fb.query_one("#fb-list", DataTable)
-            await _until(pilot, lambda: "/app" in fb.entries, 20, "the root listing")
+            await _until(pilot, lambda: "/app" in fb.entries, 60, "the root listing")
             table.focus()
             table.move_cursor(row=table.get_row_index("/app"))
             await pilot.press("enter")
-            await _until(pilot, lambda: TARGET_PATH in fb.entries, 20, "/app listed")
+            await _until(pilot, lambda: TARGET_PATH in fb.entries, 60, "/app listed")
             table.move_cursor(row=table.get_row_index(TARGET_PATH))
             await pilot.press("enter", "x", "h")
 
@@ -161,7 +161,7 @@ async def test_pod_dashboard_processes_files_sockets_then_capture(
 
             await pilot.press("3")
             socks = screen.query_one(SocketTable)
-            await _until(pilot, lambda: socks.row_count > 0, 30, "sockets")
+            await _until(pilot, lambda: socks.row_count > 0, 60, "sockets")
             cells = [c.plain for i in range(socks.row_count) for c in socks.get_row_at(i)]
             assert any(c.endswith(":8080") for c in cells), cells
 
@@ -170,7 +170,7 @@ async def test_pod_dashboard_processes_files_sockets_then_capture(
             res = screen.result
             assert lab.agent_pids(cid, "serve")
             await pilot.press("escape")  # leaving the pod ends `agent serve`
-            await _until(pilot, lambda: not lab.agent_pids(cid, "serve"), 20, "agent serve to exit")
+            await _until(pilot, lambda: not lab.agent_pids(cid, "serve"), 60, "agent serve to exit")
         assert res is not None and res.complete, res
         closed = [a for a in app.session.actions() if a["action"] == "triage.agent.closed"]
         assert closed and closed[0]["details"]["requests"]["hello"] == 1, closed
@@ -217,7 +217,7 @@ def test_the_real_command_opens_a_pod_and_shows_its_process_tree(
     cmd = (
         f"env -u COLUMNS -u LINES TZ=UTC TEXTUAL_ANIMATIONS=none TERM=xterm-256color "
         f"{exuvia} triage k8s://{ns}/lab/app --kubeconfig {kubeconfig_path} "
-        f"--image {lab.COLLECTOR_IMAGE} -o {tmp_path}; echo EXITED=$?; sleep 30"
+        f"--image {lab.COLLECTOR_IMAGE} -o {tmp_path}; echo EXITED=$?; sleep 120"
     )
     assert _tmux(sock, "new-session", "-d", "-x", "160", "-y", "50", cmd).returncode == 0
     try:
@@ -234,7 +234,7 @@ def test_the_real_command_opens_a_pod_and_shows_its_process_tree(
         assert root.split()[0] == "1", screen  # pid 1 inside the pod: the tree's root
         assert "(deleted)" in screen or "(fileless)" in screen, screen
         _tmux(sock, "send-keys", "q")
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         while "EXITED=" not in screen and time.monotonic() < deadline:
             time.sleep(0.3)
             screen = _tmux(sock, "capture-pane", "-p").stdout

@@ -48,24 +48,27 @@ async def test_pick_a_pod_see_its_log_and_capture_it(
         picker = app.screen
         assert isinstance(picker, PickerScreen)
         await _until(pilot, lambda: "shown" in str(picker.query_one("#picker-notes").render())
-                     or picker.rows, 30, "local containers")  # fmt: skip
+                     or picker.rows, 90, "local containers")  # fmt: skip
         await pilot.press("colon", *"ns", "enter")
         notes = picker.query_one("#picker-notes")
-        await _until(pilot, lambda: ns in picker.rows, 30, f"namespaces ({notes.render()})")
+        await _until(pilot, lambda: ns in picker.rows, 90, f"namespaces ({notes.render()})")
         table = picker.query_one("#picker-table", DataTable)
         table.move_cursor(row=table.get_row_index(ns))
         await pilot.press("enter")
-        await _until(pilot, lambda: "lab" in picker.rows, 30, "pods")
+        await _until(pilot, lambda: "lab" in picker.rows, 90, "pods")
         row = [c.plain for c in table.get_row_at(table.get_row_index("lab"))]
         assert row[1] == "Running"
         await pilot.press("enter")  # the only pod: its containers
-        await _until(pilot, lambda: picker.resource == "pod-containers" and picker.rows, 10, "ctrs")
+        await _until(pilot, lambda: picker.resource == "pod-containers" and picker.rows, 60, "ctrs")
         await pilot.press("enter")
-        await _until(pilot, lambda: isinstance(app.screen, PodScreen), 10, "pod screen")
+        await _until(pilot, lambda: isinstance(app.screen, PodScreen), 60, "pod screen")
         screen = app.screen
+        # pushed first, composed after: the tabs may not be there yet
+        await _until(pilot, lambda: bool(screen.query("#tabs")), 60, "the pod dashboard")
         await pilot.press("4")  # the log is a tab of the pod dashboard
+        await _until(pilot, lambda: bool(screen.query("#pod-log")), 60, "the pod log mounted")
         log = screen.query_one("#pod-log")
-        await _until(pilot, lambda: any("ready" in s.text for s in log.lines), 30, "pod log")
+        await _until(pilot, lambda: any("ready" in s.text for s in log.lines), 90, "pod log")
         await pilot.press("c")
         await _until(pilot, lambda: screen.result is not None, 240, "capture")
         res = screen.result

@@ -491,7 +491,11 @@ def test_symlink_swapped_for_a_directory_during_the_walk(
             Path(f"{race}/f").write_bytes(b"a file inside\n")
             os.symlink(str(canary.file), f"{race}/fl")
         run_inside(box, "swap", "/race", str(pairs), log=tmp_path / "swap.log")
-        time.sleep(0.2)
+        # the swapper runs before the captures start: it has exchanged d and l once
+        deadline = time.monotonic() + 60
+        while not os.path.islink(f"{box.root}/race/0/d"):
+            assert time.monotonic() < deadline, "the swapper never exchanged /race/0/d"
+            time.sleep(0.001)
         outs = []
         for policy in POLICIES:
             out = tmp_path / f"race-{policy}.exv"
@@ -543,7 +547,10 @@ def test_file_growing_while_read_is_consistent_or_flagged(
         with open(grow, "wb") as fh:
             fh.write(b"x" * (48 << 20))
         run_inside(box, "grow", "/tmp/growing.log", str(4 << 30), log=tmp_path / "grow.log")
-        time.sleep(0.3)
+        deadline = time.monotonic() + 60  # the writer is appending before the captures start
+        while os.stat(grow).st_size <= 48 << 20:
+            assert time.monotonic() < deadline, "the writer never grew the file"
+            time.sleep(0.01)
         out = tmp_path / "grow.exv"
         capture_cli(box, out, "--files", "all", "--max-file-size", "2G")
         hashed_only = tmp_path / "grow-none.exv"  # hashed, not copied
@@ -569,9 +576,9 @@ def test_process_rewriting_its_cmdline(lab: Any, hostile_bin: Path, tmp_path: Pa
     with lab.runc() as box:
         install(box, hostile_bin)
         pid = run_inside(box, "argv", fake, "padding-" + "p" * 64, log=tmp_path / "argv.log")
-        for _ in range(100):
-            if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(fake.encode()[:10]):
-                break
+        deadline = time.monotonic() + 60
+        while not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(fake.encode()[:10]):
+            assert time.monotonic() < deadline, "the process never rewrote its command line"
             time.sleep(0.02)
         kernel_view = Path(f"/proc/{pid}/cmdline").read_bytes()
         out = tmp_path / "argv.exv"

@@ -108,7 +108,8 @@ def _exec(box: LabContainer, log: Path, *args: str, user: str | None = None) -> 
     with log.open("ab") as out:
         subprocess.run([*argv, box.container_id, *args], stdin=subprocess.DEVNULL, stdout=out,
                        stderr=out, check=True, timeout=30)  # fmt: skip
-    for _ in range(200):
+    deadline = time.monotonic() + 60  # runc writes it at once; a loaded machine is slow
+    while time.monotonic() < deadline:
         if pidfile.exists() and pidfile.read_text().strip():
             return int(pidfile.read_text())
         time.sleep(0.02)
@@ -135,7 +136,7 @@ def stage(box: LabContainer, log: Path) -> Staged:
     worker = _children(box.pid)["worker"]
     sshd = _exec(box, log, hostile.IN_CONTAINER, "argv", SSHD, user="0:0")
     tracer = _exec(box, log, hostile.IN_CONTAINER, "trace", str(_nspid(worker)))
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         with open(f"/proc/{sshd}/cmdline", "rb") as fh:
             rewritten = fh.read().startswith(SSHD.encode())

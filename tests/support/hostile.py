@@ -53,7 +53,8 @@ def run_inside(box: LabContainer, *args: str, log: Path) -> int:
              IN_CONTAINER, *args],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, check=True, timeout=30,
         )  # fmt: skip
-    for _ in range(200):
+    deadline = time.monotonic() + 60  # runc writes it at once; a loaded machine is slow
+    while time.monotonic() < deadline:
         if pidfile.exists() and pidfile.read_text().strip():
             return int(pidfile.read_text())
         time.sleep(0.02)

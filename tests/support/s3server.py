@@ -90,7 +90,7 @@ class S3Server:
             env=env, stdout=log, stderr=log, start_new_session=True,
         )  # fmt: skip
         log.close()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"versitygw exited: {self.log_path.read_text()[-2000:]}")
@@ -98,7 +98,7 @@ class S3Server:
                 if s.connect_ex(("127.0.0.1", self.port)) == 0:
                     return
             time.sleep(0.05)
-        raise RuntimeError("versitygw did not listen within 30 s")
+        raise RuntimeError("versitygw did not listen within 120 s")
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:

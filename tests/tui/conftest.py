@@ -29,14 +29,26 @@ def incident(tmp_path: Path) -> Path:
     return build(d / "incident.exv")
 
 
-async def wait_for(pilot: Any, cond: Callable[[], object], timeout: float = 20.0) -> None:
-    """Let the app run until ``cond()`` holds (workers finish at their own pace)."""
+async def wait_for(pilot: Any, cond: Callable[[], object], timeout: float = 60.0) -> None:
+    """Let the app run until ``cond()`` holds (workers finish at their own pace; the
+    bound is generous: CI shares the machine, and a passing test never waits it out)."""
     end = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > end:
             raise AssertionError("the app did not get there in time")
         await pilot.pause(0.02)
         await asyncio.sleep(0)
+
+
+async def settled(pilot: Any, group: str) -> None:
+    """Let the app run until no worker of ``group`` is pending or running (e.g. the
+    filter chips, which are removed and mounted again by an async worker)."""
+    from textual.worker import WorkerState  # noqa: PLC0415
+
+    busy = (WorkerState.PENDING, WorkerState.RUNNING)
+    await wait_for(
+        pilot, lambda: not any(w.group == group and w.state in busy for w in pilot.app.workers)
+    )
 
 
 async def ready(pilot: Any) -> None:

@@ -13,30 +13,43 @@ from typing import Any
 
 import pytest
 
-from tests.tui.conftest import ready, wait_for
+from tests.tui.conftest import ready, settled, wait_for
 from tui.replay.app import make_app
 from tui.replay.widgets.histogram import HistogramStrip
 
 SIZE = (140, 40)
 
 
-async def settled(pilot: Any) -> None:
+async def quiet(pilot: Any) -> None:
+    """The status line, histogram and chips as the workers leave them: counted,
+    ranked, drawn, and none of those workers still running (a fixed pause is
+    not enough on a loaded machine: a filter's count or a move's rank can land
+    after it)."""
     app = pilot.app
-    await ready(pilot)
-    await wait_for(pilot, lambda: app.position is not None)
-    await wait_for(pilot, lambda: app.query_one(HistogramStrip).hist is not None)
+    await wait_for(
+        pilot,
+        lambda: app.total is not None and app.position is not None
+        and app.query_one(HistogramStrip).hist is not None,
+    )  # fmt: skip
+    for group in ("count", "rank", "histogram", "chips"):
+        await settled(pilot, group)
     await pilot.pause(0.2)
+
+
+async def opened(pilot: Any) -> None:
+    await ready(pilot)
+    await quiet(pilot)
 
 
 def shot(snap_compare: Any, bundle: Path, keys: list[str], after: Any = None) -> bool:
     async def run_before(pilot: Any) -> None:
-        await settled(pilot)
+        await opened(pilot)
         for k in keys:
             await pilot.press(k)
             await pilot.pause()
         if after is not None:
             await after(pilot)
-        await pilot.pause(0.2)
+        await quiet(pilot)
 
     return bool(snap_compare(make_app(bundle), terminal_size=SIZE, run_before=run_before))
 
@@ -63,9 +76,12 @@ def test_message_column_stays_at_160_columns_with_the_detail_pane(
     message stays (it used to be pushed off the screen)."""
 
     async def run_before(pilot: Any) -> None:
-        await settled(pilot)
+        app = pilot.app
+        await opened(pilot)
         await pilot.press("end")
-        await pilot.pause(0.2)
+        # the position is ranked in the background, 0.15 s after the cursor stops
+        await wait_for(pilot, lambda: app.position == 46)
+        await quiet(pilot)
 
     assert snap_compare(make_app(incident), terminal_size=(160, 45), run_before=run_before)
 
@@ -91,6 +107,6 @@ def test_failed_verification_screen(snap_compare: Any, incident: Path) -> None:
 
     async def run_before(pilot: Any) -> None:
         await wait_for(pilot, lambda: pilot.app.report is not None)
-        await pilot.pause(0.3)
+        await quiet(pilot)  # the timeline behind the banner, counted and ranked
 
     assert snap_compare(make_app(bad), terminal_size=SIZE, run_before=run_before)

@@ -11,7 +11,7 @@ from textual import events
 from forensics.notes import NotesFile
 from forensics.timeline import Query, open_timeline
 from tests.support.incident_bundle import ESCAPE, MARKUP, T0
-from tests.tui.conftest import answer, line_text, ready, static_text, wait_for
+from tests.tui.conftest import answer, line_text, ready, settled, static_text, wait_for
 from tui.replay.app import make_app
 from tui.replay.widgets.event_list import EventList
 from tui.replay.widgets.histogram import HistogramStrip
@@ -112,9 +112,11 @@ async def test_source_toggles_chips_and_the_filter_dialog(incident: Path) -> Non
         await pilot.press("3")  # log
         await wait_for(pilot, lambda: app.total == 30)
         assert {e.source for e in app.window.rows} == {"log"}
+        await settled(pilot, "chips")  # an async worker removes the chips and mounts them again
         assert app.query("#chip-source-log")
         await pilot.press("2")  # and proc
         await wait_for(pilot, lambda: app.total == 33)
+        await settled(pilot, "chips")  # a click on a chip being replaced would be lost
         await pilot.click("#chip-source-log")  # removing a chip removes that filter
         await wait_for(pilot, lambda: app.total == 3)
         assert {e.source for e in app.window.rows} == {"proc"}
@@ -150,6 +152,7 @@ async def test_search_counts_hits_and_n_and_N_walk_them(incident: Path) -> None:
         assert app.current() == hits[1]
         assert app.query_one(EventList).hits >= {hits[1].id}
         assert app.total == 47  # a search is not a filter
+        await settled(pilot, "chips")  # the chip is mounted again with the hit count
         await pilot.click("#chip-search")
         assert app.search_text is None
 

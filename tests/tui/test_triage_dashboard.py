@@ -81,7 +81,8 @@ async def test_files_tab_views_hashes_and_filters_changed(app_for, runc_target) 
         hashed = next(a for a in session.actions() if a["action"] == "triage.files.hashed")
         expect = hashlib.sha256(_read_noatime(f"{runc_target.root}/etc/app/app.conf")).hexdigest()
         assert hashed["details"]["sha256"] == expect
-        assert any(expect in s.text for s in view.lines)
+        # the worker records the hash, then hands the line to the screen: wait for it
+        await wait_for(pilot, lambda: any(expect in s.text for s in view.lines), what="hash line")
         await pilot.press("x")  # hex view
         assert fb.has_class("-hex")
         await wait_for(pilot, lambda: any(s.text.startswith("00000000  ") for s in view.lines))
@@ -183,7 +184,7 @@ async def test_target_exiting_turns_the_header_red_and_keeps_the_app(lab, tmp_pa
             handle.stop()
             stopped = True
             screen = app.screen
-            await wait_for(pilot, lambda: screen.has_class("-gone"), timeout=20, what="gone")
+            await wait_for(pilot, lambda: screen.has_class("-gone"), what="gone")
             assert screen.gone and tree.row_count >= 1  # the last sample stays on screen
             await pilot.press("2")  # the root is still held open: files stay readable
             fb = await query_when_mounted(pilot, FileBrowser)

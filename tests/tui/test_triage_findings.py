@@ -27,7 +27,7 @@ LIVE_RULES = {
 async def _view(pilot) -> FindingsScreen:  # type: ignore[no-untyped-def]
     app = pilot.app
     await wait_for(pilot, lambda: isinstance(app.screen, FindingsScreen), what="findings view")
-    await wait_for(pilot, lambda: app.screen.report is not None, 30, "findings")
+    await wait_for(pilot, lambda: app.screen.report is not None, 120, "findings")
     await pilot.pause()
     return app.screen
 

@@ -36,14 +36,14 @@ def test_triage_in_tmux_shows_the_process_tree(runc_target, tmp_path: Path) -> N
     sock = f"exuvia-test-{uuid.uuid4().hex[:8]}"
     cmd = (
         f"env -u COLUMNS -u LINES TZ=UTC TEXTUAL_ANIMATIONS=none TERM=xterm-256color "
-        f"{EXUVIA} triage {runc_target.uri} -o {tmp_path}; echo EXITED=$?; sleep 30"
+        f"{EXUVIA} triage {runc_target.uri} -o {tmp_path}; echo EXITED=$?; sleep 120"
     )
     started = _tmux(sock, "new-session", "-d", "-x", "160", "-y", "50", cmd)
     assert started.returncode == 0, started.stderr
     try:
         screen = ""
-        # it opens on the target's findings; Esc shows the dashboard
-        deadline = time.monotonic() + 30
+        # it opens on the target's findings (computed in a worker); Esc shows the dashboard
+        deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             screen = _tmux(sock, "capture-pane", "-p").stdout
             if "findings — runc://" in screen and "CRITICAL" in screen:
@@ -51,7 +51,7 @@ def test_triage_in_tmux_shows_the_process_tree(runc_target, tmp_path: Path) -> N
             time.sleep(0.2)
         assert "runs from a memfd" in screen, screen
         _tmux(sock, "send-keys", "Escape")
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline:
             screen = _tmux(sock, "capture-pane", "-p").stdout
             # a capture can catch a frame half drawn: wait for the whole tree
@@ -75,7 +75,7 @@ def test_triage_in_tmux_shows_the_process_tree(runc_target, tmp_path: Path) -> N
         assert "(deleted)" in screen or "(fileless)" in screen, screen
         assert "runc" in screen and runc_target.container_id in screen  # the header
         _tmux(sock, "send-keys", "q")
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             screen = _tmux(sock, "capture-pane", "-p").stdout
             if "EXITED=" in screen:

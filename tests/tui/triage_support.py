@@ -34,8 +34,9 @@ def deterministic_env() -> None:
     os.environ["TEXTUAL_ANIMATIONS"] = "none"
 
 
-async def wait_for(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "") -> None:
-    """Let the app run until ``cond()`` holds (workers are real threads)."""
+async def wait_for(pilot: Any, cond: Any, timeout: float = 60.0, what: str = "") -> None:
+    """Let the app run until ``cond()`` holds (workers are real threads reading a real
+    target: the bound is generous, CI shares the machine)."""
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -43,7 +44,7 @@ async def wait_for(pilot: Any, cond: Any, timeout: float = 10.0, what: str = "")
         await pilot.pause(0.05)
 
 
-async def query_when_mounted(pilot: Any, cls: type[T], timeout: float = 10.0) -> T:
+async def query_when_mounted(pilot: Any, cls: type[T], timeout: float = 60.0) -> T:
     """The one ``cls`` widget on the current screen, once it is mounted (the
     dashboard mounts its other tabs lazily, after the first frame)."""
     app = pilot.app

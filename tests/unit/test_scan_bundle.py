@@ -147,6 +147,19 @@ def test_sidecar_is_self_checked_and_tied_to_the_bundle(tmp_path: Path) -> None:
         load_result(path)
 
 
+def test_sidecar_goes_to_the_user_cache_when_the_bundle_dir_is_read_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    b = bundle_with(tmp_path / "b.exv", {file_member_name(b"/x"): MARK})
+    res = scan_bundle(b, compile_rules(marker_rule(tmp_path)))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr("forensics.atomic.os.access", lambda *_a: False)  # root writes anywhere
+    path, _sha = save_result(b, res)
+    assert path == tmp_path / "xdg" / "exuvia" / "scan" / f"{res.manifest_sha256}.yara.json"
+    assert not b.with_name("b.exv.yara.json").exists()
+    assert load_result(path, res.manifest_sha256)["matches"]
+
+
 def test_timeline_store_is_rebuilt_when_scan_results_appear(tmp_path: Path) -> None:
     b = build(tmp_path / "incident.exv")
     with open_timeline(b) as tl:

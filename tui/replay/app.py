@@ -4,6 +4,12 @@ Heavy work (building or opening the store, verifying the bundle, counting,
 the histogram, loading the snapshot) runs in thread workers, each with its own
 read-only connection to the store; the screen itself only ever asks for the
 rows it shows (:mod:`tui.replay.paging`).
+
+A bundle never opened before is shown while its store is built
+(:mod:`forensics.timeline.growing`): the earliest events so far, refreshed as
+each chunk is committed, under a "building" status line; when the build ends the
+window moves to the finished store in place and counts, position and histogram
+follow as for a cached one.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ import os
 import threading
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -21,16 +27,15 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Static
+from textual.worker import Worker, get_current_worker
 
-from forensics.bundle.verify import VerifyReport, cut_off_banner
 from forensics.errors import ExuviaError
 from forensics.notes import NotesFile
-from forensics.snapshot import Snapshot
 from forensics.timeline import Event, Query, Timeline, open_timeline
 from forensics.timeline.events import SOURCE_NAMES
+from forensics.timeline.growing import GrowingTimeline, open_growing
 from forensics.timeline.query import Histogram
-from tui.replay import findings_actions, notes_actions, playback
-from tui.replay.background import read_in_child
+from tui.replay import notes_actions, playback
 from tui.replay.filters import Filters
 from tui.replay.paging import Window, key
 from tui.replay.render import fmt_time, local_zone, safe
@@ -40,7 +45,43 @@ from tui.replay.widgets.detail import DetailPane, describe
 from tui.replay.widgets.event_list import EventList
 from tui.replay.widgets.histogram import HistogramStrip
 
+if TYPE_CHECKING:
+    from forensics.bundle.verify import VerifyReport
+    from forensics.snapshot import Snapshot
+
+# Imported when first used, not at start-up (a cold first screen waits for the
+# imports): verification and the snapshot (tui.replay.background), the findings
+# (tui.replay.findings_actions, forensics.findings: about a fifth of the imports).
+
 SOURCES = tuple(SOURCE_NAMES)  # the order of the 1..8 toggles
+#: how often a growing store is asked whether another chunk was committed
+GROW_POLL_S = 0.1
+
+
+class _Abandoned(Exception):
+    """The app is closing: the build in its worker stops (its work files go)."""
+
+
+class _Growing:
+    """The build's hooks (forensics.timeline.store.GrowingHooks), from its worker thread."""
+
+    def __init__(self, app: ReplayApp) -> None:
+        self.app = app
+
+    def started(self, store: Path) -> None:
+        if self.app._closing:
+            raise _Abandoned
+        try:
+            self.app.call_from_thread(self.app._growing_started, store)
+        except RuntimeError as err:  # the app is no longer running
+            raise _Abandoned from err
+
+    def sealing(self) -> None:
+        if self.app._closing:
+            return  # the app's connection was closed as it shut down
+        # returns once the screen's thread has closed its connection to the store
+        with contextlib.suppress(RuntimeError):
+            self.app.call_from_thread(self.app._growing_sealed)
 
 
 def background_priority() -> None:
@@ -123,6 +164,15 @@ class ReplayApp(App[None]):
         self.speed = 5
         self.play_timer: Any = None
         self._rank_timer: Any = None
+        #: the store while it is built (self.tl stays None until it is finished)
+        self.growing: GrowingTimeline | None = None
+        self.building: dict[str, int] | None = None  # committed so far
+        self.build_note = ""  # the build's last progress line (records read)
+        self._grow_timer: Any = None
+        self._first_key: tuple[int, int] | None = None
+        self._closing = False
+        self._findings_started = False
+        self._verify_child: Any = None  # the process verifying the bundle
 
     # -- layout -----------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -146,21 +196,59 @@ class ReplayApp(App[None]):
         except ExuviaError as err:
             self.notes_error = str(err)
         self.open_store()
-        findings_actions.start(self)
         if self.findings_first:
+            from tui.replay import findings_actions  # noqa: PLC0415
+
+            self._start_findings()
             findings_actions.open_view(self)
+        # else the findings start once the first rows are on screen (_show_list): their
+        # analysis is Python in this process, competing with the build for the CPU
+
+    def _start_findings(self) -> None:
+        if not self._findings_started:
+            from tui.replay import findings_actions  # noqa: PLC0415
+
+            self._findings_started = True
+            findings_actions.start(self)
+
+    def on_unmount(self) -> None:
+        self._closing = True
+        child = self._verify_child
+        if child is not None and child.poll() is None:
+            child.kill()  # its reading thread then ends: quitting does not wait for it
+        if self.growing is not None:
+            self.growing.close()
+            self.growing = None
+
+    @property
+    def reader(self) -> Timeline | None:
+        """The store the window reads: the finished one, else the growing one."""
+        return self.tl if self.tl is not None else self.growing
 
     # -- workers ----------------------------------------------------------------------
     @work(thread=True, group="store")
     def open_store(self) -> None:
         def progress(msg: str) -> None:
-            self.call_from_thread(self._loading, msg)
+            if self._closing:
+                raise _Abandoned
+            try:
+                self.call_from_thread(self._loading, msg)
+            except RuntimeError as err:  # the app is no longer running
+                raise _Abandoned from err
 
         try:
-            tl = open_timeline(self.bundle, tz=self.tz, progress=progress)
+            tl = open_timeline(self.bundle, tz=self.tz, progress=progress, growing=_Growing(self))
+        except _Abandoned:
+            return
         except ExuviaError as err:
+            if self._closing:
+                return
             self.call_from_thread(self._loading, f"cannot open the timeline: {err}", True)
             self.call_from_thread(self.run_verify)  # it says what is wrong with the bundle
+            self.call_from_thread(self._start_findings)
+            return
+        if self._closing:
+            tl.close()
             return
         self.call_from_thread(self._store_ready, tl)
 
@@ -168,10 +256,92 @@ class ReplayApp(App[None]):
         loading = self.query("#loading")
         if loading:
             loading.first(Static).update(safe(msg, "bold red" if failed else "dim"))
+        elif failed:  # the build failed after its first rows were shown
+            self._growing_sealed()
+            self.build_note = msg
+            self.building = None
+            self.show_status()
+            self.notify(msg, severity="error", markup=False)
+        else:
+            self.build_note = msg
+            if self.building is not None:
+                self.show_status()
+
+    # -- a store read while it is built --------------------------------------------
+    def _growing_started(self, store: Path) -> None:
+        self._grow_timer = self.set_interval(GROW_POLL_S, lambda: self._poll_growing(store))
+        self._poll_growing(store)
+
+    def _poll_growing(self, store: Path) -> None:
+        if self.tl is not None or self._closing:
+            return
+        if self.growing is None:
+            if self.window is not None:
+                return  # sealed: the finished store comes next
+            self.growing = open_growing(store)
+            if self.growing is None:
+                return  # its first chunk is not committed yet
+            self.building = dict(self.growing.so_far)
+            self._show_list(self.growing)
+            self.call_after_refresh(self.run_verify)
+            return
+        before = self.building
+        now = self.growing.refresh()
+        if now is None or now == before:
+            return  # finished writing (sealing comes), or nothing new
+        self.building = dict(now)
+        self._refill()
+        self.show_status()
+
+    def _refill(self) -> None:
+        """New events arrived: the earliest so far if the window was on them, else the
+        same place (earlier events may have arrived above it)."""
+        lst, window = self.events_list, self.window
+        if lst is None or window is None:
+            return
+        at_top = window.cursor == 0 and (not window.rows or key(window.rows[0]) == self._first_key)
+        if at_top:
+            lst.action_home()
+        else:
+            lst.reload()
+        reader = self.reader
+        first = reader.events(window.query, limit=1) if reader is not None else []
+        self._first_key = key(first[0]) if first else None
+
+    def _growing_sealed(self) -> None:
+        """The build is about to seal its store: close every connection to it."""
+        if self._grow_timer is not None:
+            self._grow_timer.stop()
+            self._grow_timer = None
+        if self.window is not None:
+            self.window.frozen = True
+        if self.growing is not None:
+            self.growing.close()
+            self.growing = None
 
     def _store_ready(self, tl: Timeline) -> None:
+        self._growing_sealed()  # if the build did not seal (nothing was shown yet)
         self.tl = tl
-        self.window = Window(tl, Query())
+        if self.window is not None:  # shown while it was built: the same place, now final
+            was_building = self.building is not None
+            self.building = None
+            self.window.tl = tl
+            self.window.frozen = False
+            if was_building:
+                self._refill()
+            self._title()
+            self.show_status()
+            self.call_after_refresh(self._background, False)
+            cur = self.current()
+            if cur is not None:  # the position, now that there is a total
+                self.call_after_refresh(self.refresh_rank, key(cur))
+            return
+        self._show_list(tl)
+        # the rest competes for the CPU: let the first rows reach the screen first
+        self.call_after_refresh(self._background)
+
+    def _show_list(self, tl: Timeline) -> None:
+        self.window = Window(tl, self._query())
         events = EventList(self.window, id="events")
         events.zone = self.zone
         if self.notes is not None:
@@ -183,27 +353,43 @@ class ReplayApp(App[None]):
             starts = tl.events(Query(kinds=("container.created", "container.started")), limit=1)
             if starts:
                 events.goto_time(starts[0].ts)
+        first = tl.events(self.window.query, limit=1)
+        self._first_key = key(first[0]) if first else None
         self._title()
-        # the rest competes for the CPU: let the first rows reach the screen first
-        self.call_after_refresh(self._background)
+        self.show_status()
+        self.call_after_refresh(self._start_findings)
 
-    def _background(self) -> None:
+    def _background(self, verify: bool = True) -> None:
         self.refresh_counts()
         self.refresh_histogram()
-        self.run_verify()
+        if verify:
+            self.run_verify()
 
     @work(thread=True, group="verify")
     def run_verify(self) -> None:
         """Verify, then load the snapshot, in a child process (see background.py)."""
-        read_in_child(
-            self.bundle,
-            lambda report: self.call_from_thread(self._verified, report),
-            lambda snap: self.call_from_thread(self._snap_ready, snap),
-        )
+        if self._closing:
+            return
+        from tui.replay.background import read_in_child  # noqa: PLC0415
+
+        def started(proc: Any) -> None:
+            self._verify_child = proc
+
+        with contextlib.suppress(RuntimeError):  # the app stopped meanwhile
+            read_in_child(
+                self.bundle,
+                lambda report: self.call_from_thread(self._verified, report),
+                lambda snap: self.call_from_thread(self._snap_ready, snap),
+                started=started,
+            )
 
     def _verified(self, report: VerifyReport) -> None:
+        if self._closing:
+            return
         self.report = report
         banner = self.query_one("#banner", Static)
+        from forensics.bundle.verify import cut_off_banner  # noqa: PLC0415
+
         if report.cut_off:  # a killed capture: what its checkpoints vouch for, read
             banner.update(Text(cut_off_banner(report), style="bold"))
             banner.set_classes("incomplete")
@@ -229,6 +415,8 @@ class ReplayApp(App[None]):
         self._title()
 
     def _snap_ready(self, snap: Snapshot) -> None:
+        if self._closing:
+            return
         self.snapshot = snap
         self._title()
 
@@ -240,18 +428,24 @@ class ReplayApp(App[None]):
         background_priority()
         if self.tl is None:
             return
+        me = get_current_worker()
         q, sq = self._query(), (self._query(True) if self.search_text else None)
         with Timeline(self.tl.path) as tl:
             total = tl.count(q)
-            self.call_from_thread(self._counted, total, None)
+            self.call_from_thread(self._counted, me, total, None)
             if sq is not None:
-                self.call_from_thread(self._counted, total, tl.count(sq))
+                self.call_from_thread(self._counted, me, total, tl.count(sq))
 
-    def _counted(self, total: int, hits: int | None) -> None:
+    def _counted(self, me: Worker[None], total: int, hits: int | None) -> None:
+        # a newer count (the filter or search changed) cancelled this one: its numbers
+        # are for a query no longer shown. Checked here, on the screen's thread, where
+        # cancelling happens, so a stale count can never land after the current one.
+        if me.is_cancelled:
+            return
         self.total = total
         if self.search_text:
             self.search_hits = hits
-        self._chips()
+            self._chips()  # the search chip shows the hit count
         self.show_status()
 
     @work(thread=True, exclusive=True, group="rank")
@@ -259,11 +453,14 @@ class ReplayApp(App[None]):
         background_priority()
         if self.tl is None:
             return
+        me = get_current_worker()
         with Timeline(self.tl.path) as tl:
             pos = tl.rank(self._query(), k)
-        self.call_from_thread(self._ranked, pos)
+        self.call_from_thread(self._ranked, me, pos)
 
-    def _ranked(self, pos: int) -> None:
+    def _ranked(self, me: Worker[None], pos: int) -> None:
+        if me.is_cancelled:  # the cursor moved on (or the filter changed) meanwhile
+            return
         self.position = pos
         self.show_status()
 
@@ -272,12 +469,16 @@ class ReplayApp(App[None]):
         background_priority()
         if self.tl is None:
             return
+        me = get_current_worker()
         lo, hi = self._hist_bounds()
-        width = max(10, self.query_one(HistogramStrip).size.width or 100)
+        strips = self.query(HistogramStrip)
+        if not strips:
+            return  # the app is closing
+        width = max(10, strips.first(HistogramStrip).size.width or 100)
         q = replace(self._query(), start=lo, end=hi)
         with Timeline(self.tl.path) as tl:
             hist = tl.histogram(q, buckets=width)
-        self.call_from_thread(self._histogram, hist, lo, hi)
+        self.call_from_thread(self._histogram, me, hist, lo, hi)
 
     def _hist_bounds(self) -> tuple[int, int]:
         if self.hist_range is not None:
@@ -287,7 +488,9 @@ class ReplayApp(App[None]):
         hi = self.filters.end if self.filters.end is not None else (meta.get("time_max") or 0) + 1
         return int(lo), int(max(hi, lo + 1))
 
-    def _histogram(self, hist: Histogram, lo: int, hi: int) -> None:
+    def _histogram(self, me: Worker[None], hist: Histogram, lo: int, hi: int) -> None:
+        if me.is_cancelled:  # a newer filter or zoom asked for another one
+            return
         strip = self.query_one(HistogramStrip)
         strip.show(hist, lo, hi)
         self._mark_view()
@@ -321,7 +524,15 @@ class ReplayApp(App[None]):
 
     def show_status(self) -> None:
         t = Text()
-        if self.total is None:
+        if self.tl is None and self.building is not None:
+            # no total and no position yet: the order and the count still change
+            t.append(f"building: {self.building['events']:,} events so far", style="bold yellow")
+            t.append(" — order may still change", style="yellow")
+            if self.build_note:
+                t.append(f" ({safe(self.build_note).plain})", style="dim")
+            if self.filters.active or self.search_text:
+                t.append("; filters and search apply to what is built so far", style="yellow")
+        elif self.total is None:
             t.append("counting …", style="dim")
         else:
             pos = "?" if self.position is None else f"{self.position + 1:,}"
@@ -365,8 +576,9 @@ class ReplayApp(App[None]):
             pane.show(Text("no events match", style="dim"))
             return
         context = None
-        if ev.source == "log" and self.tl is not None:
-            context = self.tl.context(ev, 3)
+        reader = self.reader
+        if ev.source == "log" and reader is not None:
+            context = reader.context(ev, 3)
         note = self.notes.get(ev) if self.notes is not None else None
         pane.show(describe(ev, note=note, zone=self.zone, context=context))
         if self.playing:
@@ -374,7 +586,8 @@ class ReplayApp(App[None]):
 
     def _hits_in_view(self) -> None:
         events = self.query(EventList)
-        if not events or self.window is None or self.tl is None:
+        reader = self.reader
+        if not events or self.window is None or reader is None:
             return
         lst = events.first(EventList)
         rows = self.window.rows
@@ -382,7 +595,7 @@ class ReplayApp(App[None]):
             lst.hits = set()
         else:
             q = replace(self._query(True), start=rows[0].ts, end=rows[-1].ts + 1)
-            ids = {e.id for e in self.tl.iter_events(q, limit=len(rows) * 4)}
+            ids = {e.id for e in reader.iter_events(q, limit=len(rows) * 4)}
             lst.hits = ids
         lst.refresh()
 
@@ -454,6 +667,7 @@ class ReplayApp(App[None]):
         self.search_text = text
         self.search_hits = None
         self._chips()
+        self.show_status()
         if text:
             self.refresh_counts()
             self.action_hit(0)
@@ -462,17 +676,18 @@ class ReplayApp(App[None]):
 
     def action_hit(self, direction: int) -> None:
         """Next (1), previous (-1) or first at/after the cursor (0) search hit."""
-        if not self.search_text or self.tl is None or self.window is None:
+        reader = self.reader
+        if not self.search_text or reader is None or self.window is None or self.window.frozen:
             return
         cur = self.current()
         q = self._query(True)
         if cur is None:
-            found = self.tl.events(q, limit=1)
+            found = reader.events(q, limit=1)
         elif direction >= 0:
             after = (cur.ts, cur.id - 1) if direction == 0 else key(cur)
-            found = self.tl.events(q, after=after, limit=1)
+            found = reader.events(q, after=after, limit=1)
         else:
-            found = self.tl.events_before(q, key(cur), 1)
+            found = reader.events_before(q, key(cur), 1)
         if not found:
             self.notify("no more hits" if direction else "no hits", severity="warning")
             return
@@ -554,19 +769,33 @@ class ReplayApp(App[None]):
         playback.change_speed(self, direction)
 
     # -- other views ----------------------------------------------------------------------
+    def _wait_for_build(self, what: str) -> bool:
+        """True (and a one-line notice) while the store is still being built."""
+        if self.tl is None and self.window is not None:
+            self.notify(f"{what} once the timeline is built", severity="warning", markup=False)
+            return True
+        return False
+
     def action_view(self, name: str) -> None:
         from tui.replay.screens import open_view  # noqa: PLC0415
 
+        if name in ("files", "yara") and self._wait_for_build(f"the {name} view opens"):
+            return
         open_view(self, name)
 
     def action_open(self) -> None:
         from tui.replay.screens import open_pivot  # noqa: PLC0415
 
         ev = self.current()
+        if ev is not None and ev.source in ("fs", "log") and self._wait_for_build("it opens"):
+            return
         if ev is not None:
             open_pivot(self, ev)
 
     def action_findings(self) -> None:
+        from tui.replay import findings_actions  # noqa: PLC0415
+
+        self._start_findings()
         findings_actions.open_view(self)
 
     def action_help(self) -> None:
@@ -577,6 +806,8 @@ class ReplayApp(App[None]):
     def action_export(self) -> None:
         from tui.replay.screens.export import ExportScreen  # noqa: PLC0415
 
+        if self._wait_for_build("export is possible"):
+            return
         if self.tl is not None:
             self.push_screen(ExportScreen(self))
 

@@ -54,8 +54,10 @@ def read_in_child(
     bundle: Path,
     on_report: Callable[[VerifyReport], None],
     on_snapshot: Callable[[Snapshot], None],
+    started: Callable[[subprocess.Popen[bytes]], None] | None = None,
 ) -> None:
-    """Run the child and call back as each result arrives (from the calling thread)."""
+    """Run the child and call back as each result arrives (from the calling thread);
+    ``started`` gets the child process (to kill it when the app quits first)."""
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parents[2])
     env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
@@ -69,6 +71,8 @@ def read_in_child(
             env=env,
         )
         assert proc.stdout is not None
+        if started is not None:
+            started(proc)
         with proc:
             for line in proc.stdout:
                 msg = json.loads(line)

@@ -20,6 +20,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.widget import Widget
 from textual.widgets import DataTable, Footer, Static
+from textual.worker import Worker, get_current_worker
 
 from forensics.errors import ExuviaError
 from forensics.timeline import Query
@@ -205,11 +206,14 @@ class CaseReplayApp(App[None]):
     def refresh_counts(self) -> None:
         if self.ct is None:
             return
+        me = get_current_worker()
         n = self.ct.count(self.query_now(), pods=self.pods)
-        self.call_from_thread(self._counted, n)
+        self.call_from_thread(self._counted, me, n)
 
-    def _counted(self, n: int) -> None:
+    def _counted(self, me: Worker[None], n: int) -> None:
         if not self.screen_stack:  # the app is closing: nothing to show it on
+            return
+        if me.is_cancelled:  # counted for pods or a search no longer shown
             return
         self.total = n
         self.show_status()
@@ -223,11 +227,16 @@ class CaseReplayApp(App[None]):
             span = (self.hist_lo, max(span[1], self.hist_lo))
         q = Query(start=self.hist_lo, end=span[1] + 1 if self.hist_lo is not None else None,
                   text=self.search_text)  # fmt: skip
+        me = get_current_worker()
         _width, per = self.ct.histograms(q, buckets=120)
-        self.call_from_thread(self._histograms, per, span)
+        self.call_from_thread(self._histograms, me, per, span)
 
-    def _histograms(self, per: dict[str, Histogram], span: tuple[int, int]) -> None:
+    def _histograms(
+        self, me: Worker[None], per: dict[str, Histogram], span: tuple[int, int]
+    ) -> None:
         if not self.screen_stack:  # the app is closing: nothing to show it on
+            return
+        if me.is_cancelled:  # a newer pod filter or search asked for others
             return
         if self.ct is None:
             return

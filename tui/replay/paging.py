@@ -29,6 +29,9 @@ class Window:
     height: int = 20
     rows: list[Event] = field(default_factory=list)
     cursor: int = 0
+    #: the store under it is being swapped (a growing one for the finished one):
+    #: the rows stay as they are and no move asks the store anything
+    frozen: bool = False
 
     @property
     def current(self) -> Event | None:
@@ -57,18 +60,26 @@ class Window:
 
     # -- moves ------------------------------------------------------------------------
     def home(self) -> None:
+        if self.frozen:
+            return
         self._fill_from(BEFORE_ALL)
 
     def end(self) -> None:
+        if self.frozen:
+            return
         self.rows = self._before(None, self.height) if self.height else []
         self.cursor = max(0, len(self.rows) - 1)
 
     def goto_time(self, ts: int) -> None:
         """The first event at or after ``ts`` on the cursor (the last one if none)."""
+        if self.frozen:
+            return
         self._fill_from((ts, -1), cursor_on=(ts, -1))
 
     def goto_event(self, ev: Event, above: int = 3) -> None:
         """Show ``ev`` on the cursor with ``above`` rows of context above it."""
+        if self.frozen:
+            return
         before = self._before(key(ev), min(above, max(0, self.height - 1)))
         after = self._after(key(ev), self.height - len(before) - 1)
         self.rows = [*before, ev, *after]
@@ -76,6 +87,8 @@ class Window:
 
     def reload(self) -> None:
         """Same place after the query or the height changed (nearest event to the top row)."""
+        if self.frozen:
+            return
         anchor = self.current
         if anchor is None:
             self.home()
@@ -85,6 +98,8 @@ class Window:
 
     def move(self, delta: int) -> None:
         """Cursor up or down by ``delta`` rows, scrolling when it leaves the window."""
+        if self.frozen:
+            return
         if not self.rows:
             return
         target = self.cursor + delta
@@ -108,6 +123,8 @@ class Window:
 
     def page(self, direction: int) -> None:
         """One screen down (1) or up (-1), the cursor keeping its screen row."""
+        if self.frozen:
+            return
         if not self.rows:
             return
         row = self.cursor
@@ -130,6 +147,8 @@ class Window:
         if height == self.height and self.rows:
             return
         self.height = height
+        if self.frozen:
+            return
         if self.rows:
             self.reload()
         else:
