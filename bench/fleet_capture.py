@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,59 @@ def timed(argv: list[str]) -> tuple[float, int, int, float]:
     return wall, int(rss), int(rc), float(cpu)
 
 
+#: a pod's phases, from its bundle's custody log (action -> action): what each costs
+PHASES = (
+    ("queued", "case.resolved", "capture.started"),  # waiting for a --parallel/--per-node slot
+    ("resolve", "capture.started", "target.resolved"),  # API client, get pod
+    ("agent", "target.resolved", "agent.running"),  # patch the ephemeral container, wait Running
+    ("stream", "agent.exec", "agent.stream.ended"),  # the agent's capture, relayed
+    ("seal", "agent.stream.ended", "bundle.sealed"),  # facts, relay check, client manifest
+)
+
+
+def _actions(path: Path) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        e = json.loads(line)
+        out.setdefault(e["action"], e["ts_ns"])
+    return out
+
+
+def phase_report(case: Path) -> list[str]:
+    """Per phase: median and max over the pods, and how many pods were in each at most."""
+    case_log = _actions(case / "case.custody.jsonl")
+    t0 = case_log.get("case.started", 0)
+    spans: dict[str, list[tuple[int, int]]] = {name: [] for name, _a, _b in PHASES}
+    for side in sorted(case.glob("*.exv*.custody.jsonl")):
+        acts = {**case_log, **_actions(side)}
+        for name, a, b in PHASES:
+            if a in acts and b in acts:
+                spans[name].append((acts[a], acts[b]))
+    ends = [e for _s, e in spans["seal"]]
+    marks = [f"{a} {(case_log[a] - t0) / 1e9:.1f} s" for a in ("case.resolved", "case.sealed")
+             if a in case_log]  # fmt: skip
+    if ends:
+        marks.insert(-1, f"last bundle sealed {(max(ends) - t0) / 1e9:.1f} s")
+    lines = [f"case (s from case.started): {', '.join(marks)}",
+             f"phases per pod (s from case.started; {len(spans['stream'])} pods):"]  # fmt: skip
+    for name, _a, _b in PHASES:
+        got = spans[name]
+        if not got:
+            continue
+        secs = sorted((e - s) / 1e9 for s, e in got)
+        edges = sorted([(s, 1) for s, _e in got] + [(e, -1) for _s, e in got])
+        peak = cur = 0
+        for _t, d in edges:
+            cur += d
+            peak = max(peak, cur)
+        first = (min(s for s, _e in got) - t0) / 1e9
+        last = (max(e for _s, e in got) - t0) / 1e9
+        med = statistics.median(secs)
+        lines.append(f"  {name:<8} median {med:6.2f} s, max {secs[-1]:6.2f} s, at most "
+                     f"{peak:2d} pods at once, from {first:6.1f} to {last:6.1f} s")  # fmt: skip
+    return lines
+
+
 def wait_running(core: Any, ns: str, selector: str, n: int, timeout: float = 600) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -97,12 +151,17 @@ def main() -> int:
     ap.add_argument("--replicas", type=int, default=20)
     ap.add_argument("--parallel", type=int, default=8, help="passed to the fleet capture")
     ap.add_argument("--per-node", type=int, default=4, help="passed to the fleet capture")
+    ap.add_argument(
+        "--namespace-prefix",
+        default="fleet-bench",
+        help="the benchmark's namespace is PREFIX-<hex> (deleted afterwards)",
+    )
     args = ap.parse_args()
     kc = kubeconfig()
     api = config.new_client_from_config(config_file=kc)
     core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     print(lab.ensure_images(lab.WORKDIR))
-    ns = f"fleet-bench-{uuid.uuid4().hex[:6]}"
+    ns = f"{args.namespace_prefix}-{uuid.uuid4().hex[:6]}"
     core.create_namespace({"metadata": {"name": ns, "labels": {
         "pod-security.kubernetes.io/enforce": "baseline"}}})  # fmt: skip
     try:
@@ -140,6 +199,10 @@ def main() -> int:
                                    *bounds, *common])  # fmt: skip
             load1 = os.getloadavg()
             doc = json.loads((Path(tmp) / "case" / "case.json").read_text())
+            phases = phase_report(Path(tmp) / "case")
+            log = _actions(Path(tmp) / "case" / "case.custody.jsonl")
+            sealed_at = (log["case.sealed"] - log["case.started"]) / 1e9
+            solo_phases = _actions(Path(f"{tmp}/solo.exv.custody.jsonl"))
         print(f"load average (1/5/15 min) before {load0[0]:.2f}/{load0[1]:.2f}/{load0[2]:.2f}, "
               f"after {load1[0]:.2f}/{load1[1]:.2f}/{load1[2]:.2f}; {os.cpu_count()} cores, "
               "shared with the cluster: noisy")  # fmt: skip
@@ -149,6 +212,13 @@ def main() -> int:
               f"{doc['summary']['complete']} complete, {doc['summary']['bytes'] / 1e6:.1f} MB, "
               f"client CPU {cpu:.1f} s; --parallel {args.parallel} "
               f"--per-node {args.per_node})")  # fmt: skip
+        print(f"before case.started and after case.sealed (start-up, connecting, resolving, "
+              f"exit): {many - sealed_at:.1f} s")  # fmt: skip
+        for line in phases:
+            print(line)
+        solo = [f"{name} {(solo_phases[b] - solo_phases[a]) / 1e9:.2f} s"
+                for name, a, b in PHASES[1:] if a in solo_phases and b in solo_phases]  # fmt: skip
+        print(f"1 pod's phases: {', '.join(solo)}")
         ratio = many / one
         verdict = "met" if ratio <= RATIO_TARGET else "MISSED"
         print(f"ratio {args.replicas} pods / 1 pod: {ratio:.2f}x (target <= {RATIO_TARGET}x: "

@@ -23,7 +23,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from collectors.capture import (
     CaptureOptions,
@@ -266,20 +266,9 @@ class K8sCapture:
             info=info,
             start=start,
         )
-        final = out if outcome.complete else out.with_name(out.name + ".incomplete")
-        os.rename(partial, final)
+        final, custody_path = self._seal(out, partial, outcome)
         if not self.k.keep_agent_stream:
             spool.unlink(missing_ok=True)
-        self.custody.record(
-            "bundle.sealed",
-            path=str(final),
-            manifest_sha256=outcome.manifest_sha256,
-            file_sha256=outcome.file_sha256,
-            bytes=outcome.file_bytes,
-            complete=outcome.complete,
-            **signed_details(self.opts.signer),
-        )
-        custody_path = self.custody.write_sidecar(final)
         return CaptureResult(
             path=final,
             complete=outcome.complete,
@@ -293,6 +282,35 @@ class K8sCapture:
             signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
             warnings=memory_warnings(self.opts.memory is not None, outcome.manifest),
         )
+
+    def _seal(self, out: Path, partial: Path, outcome: Outcome) -> tuple[Path, Path]:
+        """Give the sealed bundle its final name; returns it and its custody sidecar
+        (collectors.store.k8s_capture seals into the store instead)."""
+        final = out if outcome.complete else out.with_name(out.name + ".incomplete")
+        os.rename(partial, final)
+        self.custody.record(
+            "bundle.sealed",
+            path=str(final),
+            manifest_sha256=outcome.manifest_sha256,
+            file_sha256=outcome.file_sha256,
+            bytes=outcome.file_bytes,
+            complete=outcome.complete,
+            **signed_details(self.opts.signer),
+        )
+        return final, self.custody.write_sidecar(final)
+
+    def _open_output(self, partial: Path) -> BinaryIO:
+        """Where the final bundle is written while it is assembled."""
+        try:
+            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
+        except OSError as err:
+            raise OutputError(f"cannot create {partial}: {err.strerror}") from err
+        return os.fdopen(fd, "wb", buffering=1 << 20)
+
+    def _close_output(self, raw: BinaryIO) -> None:
+        raw.flush()
+        os.fsync(raw.fileno())
+        raw.close()
 
     def _start_agent(
         self,
@@ -427,11 +445,7 @@ class K8sCapture:
         info: Any,
         start: int,
     ) -> Outcome:
-        try:
-            fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o640)
-        except OSError as err:
-            raise OutputError(f"cannot create {partial}: {err.strerror}") from err
-        raw = os.fdopen(fd, "wb", buffering=1 << 20)
+        raw = self._open_output(partial)
         host = examiner_host()
         try:
             outcome = assemble(
@@ -454,14 +468,12 @@ class K8sCapture:
                 host=host,
                 start_ns=start,
             )
-            raw.flush()
-            os.fsync(raw.fileno())
+            self._close_output(raw)
         except OSError as err:
             close_quietly(raw)
             raise OutputError(
                 f"writing {partial} failed: {err.strerror}; the agent's stream is kept in {spool}"
             ) from None
-        raw.close()
         return outcome
 
 

@@ -7,7 +7,11 @@ into one case directory (docs/case-format.md, docs/kubernetes.md).
    the pods as resolved, one ``pending`` bundle per pod container.
 3. Capture: one worker thread per pod (its containers one after the other, so an
    agent is reused and the pod is never patched twice at once), at most
-   ``parallel`` at a time and ``per_node`` per node. Each container goes through
+   ``parallel`` at a time. At most ``per_node`` streams of one node at once (an
+   agent's capture is what loads the node); a worker whose node has none free
+   has already added its agent and waited for it to run, so the next pod's
+   agent starts while the others stream (at most ``2 * per_node`` workers per
+   node: ``per_node`` streaming, ``per_node`` starting). Each container goes through
    the single-pod path (collectors.k8s.capture.K8sCapture: the same agent image,
    security-profile matching, relay and sealing) with its own KubeClient (the
    kubernetes client's exec swaps a method of its ApiClient while it connects,
@@ -16,7 +20,11 @@ into one case directory (docs/case-format.md, docs/kubernetes.md).
 4. Ctrl-C or SIGTERM: no new capture starts; every open exec stream is shut, so
    each in-flight capture seals what it received as ``.incomplete``; the case
    is sealed ``interrupted``.
-5. The pods matching now are listed again: new ones go to ``seen_not_captured``.
+5. With ``--scan`` (``after_seal``): each bundle, once sealed, is scanned on the
+   client by the same code as `exuvia scan` (its ``.yara.json`` sidecar beside
+   it), in that pod's worker, so the other pods' captures go on meanwhile; the
+   case's custody log records each scan (``bundle.scanned`` / ``bundle.scan_failed``).
+6. The pods matching now are listed again: new ones go to ``seen_not_captured``.
    The case is sealed (signed with ``--sign``).
 """
 
@@ -48,6 +56,8 @@ from forensics.errors import ExuviaError, OutputError
 
 DEFAULT_PARALLEL = 8
 DEFAULT_PER_NODE = 4
+#: workers of one node beyond its stream slots (starting their agents meanwhile), per slot
+AHEAD_PER_SLOT = 1
 #: exit statuses (docs/kubernetes.md, "Exit status")
 EXIT_COMPLETE, EXIT_PARTIAL, EXIT_NOTHING, EXIT_INTERRUPTED = 0, 3, 4, 130
 _EXITS = {"complete": EXIT_COMPLETE, "partial": EXIT_PARTIAL, "failed": EXIT_NOTHING,
@@ -63,6 +73,8 @@ class FleetEvent:
     status: str | None = None
     reason: str | None = None
     nbytes: int = 0
+    #: with --scan: the scan's summary (``matches``, ``rules``), or ``error``
+    scan: dict[str, Any] | None = None
     done: int = 0
     total: int = 0
     total_bytes: int = 0
@@ -79,6 +91,10 @@ class FleetResult:
     bundles: list[dict[str, Any]]
     seen_not_captured: int
     signed_by: str | None
+    #: the case directory, or the s3://BUCKET/PREFIX/ it was captured into
+    location: str = ""
+    #: with --scan: ``namespace/pod/container`` -> the scan's summary (or ``error``)
+    scans: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def exit_status(self) -> int:
@@ -105,10 +121,28 @@ class _Tracked:
     """A capture's view of the API: a KubeClient whose exec streams can be shut from
     another thread (Ctrl-C), and which counts the bytes they carry."""
 
-    def __init__(self, kc: KubeClient, fleet: FleetCapture) -> None:
+    def __init__(self, kc: KubeClient, fleet: FleetCapture, node: str = "?") -> None:
         self._kc = kc
         self._fleet = fleet
+        self.node = node
         self.streaming = False
+        self._slot = False  # holds one of the node's stream slots
+
+    def take_slot(self) -> None:
+        """Wait for a stream slot of the node (not when the fleet is interrupted)."""
+        if not self._slot:
+            self._slot = self._fleet.stream_slot(self.node)
+
+    def give_slot(self) -> None:
+        if self._slot:
+            self._slot = False
+            self._fleet.stream_done(self.node)
+
+    def progress(self, phase: str, _stats: Any) -> None:
+        """K8sCapture's progress: the slot is taken just before its stream starts, so
+        the bundle's custody log times the stream itself, not the wait for a slot."""
+        if phase == "receiving the bundle":
+            self.take_slot()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._kc, name)
@@ -126,16 +160,24 @@ class _Tracked:
         return self._kc.add_ephemeral_container(*a, **kw)
 
     def exec(self, *a: Any, **kw: Any) -> Any:
+        """The agent's capture, in one of the node's stream slots."""
         self._refuse_if_stopped()
+        self.take_slot()
+        self._refuse_if_stopped()  # interrupted while waiting for the slot
         self.streaming = True
-        channel = self._kc.exec(*a, **kw)
-        return _Channel(channel, self._fleet)
+        try:
+            channel = self._kc.exec(*a, **kw)
+        except BaseException:
+            self.give_slot()
+            raise
+        return _Channel(channel, self._fleet, self.give_slot)
 
 
 class _Channel:
-    def __init__(self, inner: Any, fleet: FleetCapture) -> None:
+    def __init__(self, inner: Any, fleet: FleetCapture, done: Callable[[], None]) -> None:
         self._inner = inner
         self._fleet = fleet
+        self._free_slot = done
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
@@ -149,6 +191,7 @@ class _Channel:
                 yield ch, data
         finally:
             self._fleet.channel_closed(self)
+            self._free_slot()
 
     def shut(self) -> None:
         """Cut the connection under the reading thread: its read fails at once."""
@@ -158,7 +201,10 @@ class _Channel:
                 raw.shutdown(socket.SHUT_RDWR)
 
     def close(self) -> None:
-        self._inner.close()
+        try:
+            self._inner.close()
+        finally:
+            self._free_slot()
 
 
 @dataclass
@@ -171,6 +217,11 @@ class FleetCapture:
     max_pods: int = DEFAULT_MAX_PODS
     events: Callable[[FleetEvent], None] = lambda _e: None
     client_factory: Callable[[], KubeClient] | None = None
+    #: ``-o s3://…/``: collectors.store.fleet_sink.FleetStoreSink (None: a case directory)
+    sink: Any = None
+    #: called with each sealed bundle's path (``--scan``); returns a summary for the
+    #: custody log and the result; ExuviaError is recorded, never fatal to the case
+    after_seal: Callable[[Path], dict[str, Any]] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     stop_reason: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -179,6 +230,9 @@ class FleetCapture:
     _done: int = 0
     _total: int = 0
     _t0: float = 0.0
+    _scans: dict[str, dict[str, Any]] = field(default_factory=dict)
+    _streams: dict[str, int] = field(default_factory=dict)  # node -> streams open
+    _stream_cond: threading.Condition = field(default_factory=threading.Condition)
 
     # -- the API client -------------------------------------------------------------
     def _client(self) -> KubeClient:
@@ -197,6 +251,22 @@ class FleetCapture:
     def channel_closed(self, ch: _Channel) -> None:
         with self._lock:
             self._channels.discard(ch)
+
+    def stream_slot(self, node: str) -> bool:
+        """Wait for one of ``node``'s ``per_node`` stream slots: True when taken, False
+        when the fleet was interrupted meanwhile (the capture then seals what it has)."""
+        with self._stream_cond:
+            while self._streams.get(node, 0) >= self.per_node:
+                if self.stop.is_set():
+                    return False
+                self._stream_cond.wait(0.5)
+            self._streams[node] = self._streams.get(node, 0) + 1
+            return True
+
+    def stream_done(self, node: str) -> None:
+        with self._stream_cond:
+            self._streams[node] -= 1
+            self._stream_cond.notify_all()
 
     def moved(self, n: int) -> None:
         with self._lock:
@@ -227,11 +297,15 @@ class FleetCapture:
     def run(self) -> FleetResult:
         directory = self.opts.output
         refuse_nonempty(directory)
+        if self.sink is not None:
+            self.sink.preflight()  # once, before any pod is touched
         self._t0 = time.monotonic()
         kc = self._client()
         try:
             res = resolve(kc, self.request, kc.namespace, max_pods=self.max_pods)
             writer = self._create(directory, kc, res)
+            if self.sink is not None:
+                writer.note("store.case", **self.sink.describe())
             plan = res.plan()
             with self._lock:
                 self._total = len(plan)
@@ -244,6 +318,8 @@ class FleetCapture:
                 except ExuviaError as err:
                     writer.note("k8s.warning", message=f"pods not listed again: {err}")
                 state, sha = writer.seal(interrupted=self.stop_reason or None)
+                if self.sink is not None:
+                    self.sink.finish(directory)
         finally:
             kc.close()
         doc = writer.doc
@@ -256,6 +332,8 @@ class FleetCapture:
             bundles=writer.bundle_entries(),
             seen_not_captured=len(doc["seen_not_captured"]),
             signed_by=self.opts.signer.fingerprint if self.opts.signer else None,
+            location=self.sink.location if self.sink is not None else str(directory),
+            scans=dict(self._scans),
         )
 
     def _create(self, directory: Path, kc: KubeClient, res: Resolution) -> CaseWriter:
@@ -316,7 +394,8 @@ class FleetCapture:
                 started = False
                 for items in list(queue):
                     node = items[0].node or "?"
-                    if len(running) >= self.parallel or per_node.get(node, 0) >= self.per_node:
+                    ahead = self.per_node * (1 + AHEAD_PER_SLOT)
+                    if len(running) >= self.parallel or per_node.get(node, 0) >= ahead:
                         continue
                     queue.remove(items)
                     per_node[node] = per_node.get(node, 0) + 1
@@ -341,7 +420,7 @@ class FleetCapture:
                     except ExuviaError as err:
                         self._failed(writer, p, str(err))
                         continue
-                self._capture_one(writer, _Tracked(kc, self), p)
+                self._capture_one(writer, _Tracked(kc, self, p.node or "?"), p)
         finally:
             if kc is not None:
                 kc.close()
@@ -354,13 +433,19 @@ class FleetCapture:
         k8s = dataclasses.replace(self.k8s, expect_uid=p.uid)
         uri = f"k8s://{p.namespace}/{p.pod}/{p.container}"
         try:
-            res = K8sCapture(uri, opts, k8s, client=api).run()  # type: ignore[arg-type]
+            if self.sink is not None:
+                cap = self.sink.capture(uri, opts, k8s, api, file, progress=api.progress)
+            else:
+                cap = K8sCapture(uri, opts, k8s, progress=api.progress, client=api)  # type: ignore[arg-type]
+            res = cap.run()
         except ExuviaError as err:
             self._failed(writer, p, str(err))
             return
         except Exception as err:  # noqa: BLE001 - a bug must not take the other pods with it
             self._failed(writer, p, f"internal error: {type(err).__name__}: {err}")
             return
+        finally:
+            api.give_slot()  # a capture that ended before its stream
         status = COMPLETE if res.complete else INCOMPLETE
         reason = res.incomplete_reason or None
         if not res.complete and self.stop.is_set():
@@ -370,7 +455,27 @@ class FleetCapture:
             manifest_sha256=res.manifest_sha256, file_sha256=res.file_sha256,
             size=res.file_bytes, signed_by=res.signed_by,
         )  # fmt: skip
-        self._finish_event(p, status, reason, res.file_bytes)
+        scan = self._scan(writer, p, res.path) if self.after_seal is not None else None
+        self._finish_event(p, status, reason, res.file_bytes, scan)
+
+    def _scan(self, writer: CaseWriter, p: Planned, path: Path) -> dict[str, Any]:
+        """Scan the sealed bundle (``--scan``); a failure is recorded, never raised."""
+        assert self.after_seal is not None
+        where = {"namespace": p.namespace, "pod": p.pod, "container": p.container}
+        if self.stop.is_set():
+            summary: dict[str, Any] = {"error": f"not scanned: interrupted ({self.stop_reason})"}
+        else:
+            try:
+                summary = self.after_seal(path)
+            except ExuviaError as err:
+                summary = {"error": str(err)}
+            except Exception as err:  # noqa: BLE001 - a bug must not take the other pods with it
+                summary = {"error": f"internal error: {type(err).__name__}: {err}"}
+        action = "bundle.scan_failed" if "error" in summary else "bundle.scanned"
+        writer.note(action, **where, file=path.name, **summary)
+        with self._lock:
+            self._scans[f"{p.namespace}/{p.pod}/{p.container}"] = summary
+        return summary
 
     def _failed(self, writer: CaseWriter, p: Planned, reason: str) -> None:
         if self.stop.is_set() and "interrupted" not in reason:
@@ -378,10 +483,17 @@ class FleetCapture:
         writer.finished(p.namespace, p.pod, p.container, status=FAILED, reason=reason)
         self._finish_event(p, FAILED, reason, 0)
 
-    def _finish_event(self, p: Planned, status: str, reason: str | None, nbytes: int) -> None:
+    def _finish_event(
+        self,
+        p: Planned,
+        status: str,
+        reason: str | None,
+        nbytes: int,
+        scan: dict[str, Any] | None = None,
+    ) -> None:
         with self._lock:
             self._done += 1
-        self._event("finished", p, status=status, reason=reason, nbytes=nbytes)
+        self._event("finished", p, status=status, reason=reason, nbytes=nbytes, scan=scan)
 
 
 @contextlib.contextmanager

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import csv
 import heapq
+import io
 import itertools
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,8 @@ from typing import IO, Any
 
 from forensics.case import CaseBundle, load_case
 from forensics.errors import BundleError, ExuviaError
+from forensics.timeline import casefast as fast
+from forensics.timeline import exportsql as sql_x
 from forensics.timeline.cache import open_timeline
 from forensics.timeline.events import Event, event_key
 from forensics.timeline.export import (
@@ -39,13 +41,15 @@ from forensics.timeline.export import (
     NOTE_COLUMNS,
     NoteMap,
     bodyfile_line,
+    csv_row,
     l2t_row,
     timesketch_record,
     write_atomically,
 )
-from forensics.timeline.query import Histogram, Query, Timeline, nice_width
+from forensics.timeline.export import _jsonl_line as bundle_jsonl_line
+from forensics.timeline.exportfast import compact
+from forensics.timeline.query import MMAP_SIZE, Histogram, Query, Timeline, nice_width
 from forensics.timeline.text import one_line
-from forensics.timeutil import iso_ns
 
 #: the fields every case export adds to an event
 WHERE_FIELDS = ("namespace", "pod", "container", "node", "bundle")
@@ -249,18 +253,31 @@ def _note(ce: CaseEvent, notes: CaseNotes | None) -> Any:
     return per.get(event_key(ce.event)) if per is not None else None
 
 
+def _jsonl_line(ce: CaseEvent, notes: CaseNotes | None = None) -> str:
+    rec = case_timesketch_record(ce)
+    note = _note(ce, notes)
+    if note is not None:  # Timesketch's own fields for labels and comments
+        rec["tag"] = [*note.tags, *(["bookmark"] if note.bookmarked else [])]
+        if note.text:
+            rec["comment"] = [note.text]
+    return compact(rec) + "\n"
+
+
 def _jsonl(events: Iterable[CaseEvent], f: IO[str], notes: CaseNotes | None) -> int:
     n = 0
     for ce in events:
-        rec = case_timesketch_record(ce)
-        note = _note(ce, notes)
-        if note is not None:  # Timesketch's own fields for labels and comments
-            rec["tag"] = [*note.tags, *(["bookmark"] if note.bookmarked else [])]
-            if note.text:
-                rec["comment"] = [note.text]
-        f.write(json.dumps(rec, ensure_ascii=False, default=str) + "\n")
+        f.write(_jsonl_line(ce, notes))
         n += 1
     return n
+
+
+def _where_cells(where: Where) -> tuple[str, ...]:
+    return tuple(one_line(str(v or "")) for v in where.fields().values())
+
+
+def case_csv_row(ce: CaseEvent) -> tuple[Any, ...]:
+    """:data:`CASE_CSV_COLUMNS`: the bundle export's cells, then where the event is from."""
+    return (*csv_row(ce.event), *_where_cells(ce.where))
 
 
 def _csv(events: Iterable[CaseEvent], f: IO[str], notes: CaseNotes | None) -> int:
@@ -268,7 +285,6 @@ def _csv(events: Iterable[CaseEvent], f: IO[str], notes: CaseNotes | None) -> in
     w.writerow((*CASE_CSV_COLUMNS, *(NOTE_COLUMNS if notes is not None else ())))
     n = 0
     for ce in events:
-        ev, where = ce.event, ce.where
         cells: tuple[Any, ...] = ()
         if notes is not None:
             note = _note(ce, notes)
@@ -277,25 +293,20 @@ def _csv(events: Iterable[CaseEvent], f: IO[str], notes: CaseNotes | None) -> in
                 if note is None
                 else ("yes" if note.bookmarked else "", "|".join(note.tags), one_line(note.text))
             )
-        w.writerow(
-            (
-                iso_ns(ev.ts), ev.ts, ev.timestamp_desc, ev.kind, ev.source, one_line(ev.entity),
-                ev.macb, "|".join(ev.flag_names), one_line(ev.message), ev.ref.member, ev.ref.line,
-                ev.id, json.dumps(dict(ev.attrs), ensure_ascii=False, sort_keys=True, default=str),
-                *(one_line(x) for x in (where.namespace, where.pod, where.container,
-                                        where.node or "", where.file)),
-                *cells,
-            )
-        )  # fmt: skip
+        w.writerow((*case_csv_row(ce), *cells))
         n += 1
     return n
+
+
+def _where_text(where: Where) -> str:
+    return "; ".join(f"{k}: {one_line(str(v or '-'))}" for k, v in where.fields().items())
 
 
 def l2t_case_row(ce: CaseEvent, notes: CaseNotes | None = None) -> tuple[str, ...]:
     """plaso's 17 columns; ``host`` is the pod's label, and the pod, container and
     namespace are in ``extra`` as well; notes (tags) in plaso's notes column."""
     row = l2t_row(ce.event, ce.where.label)
-    where = "; ".join(f"{k}: {one_line(str(v or '-'))}" for k, v in ce.where.fields().items())
+    where = _where_text(ce.where)
     note = _note(ce, notes)
     if note is not None:
         parts = (["bookmarked"] if note.bookmarked else []) + [f"tag:{t}" for t in note.tags]
@@ -354,14 +365,103 @@ def write_case_export(
     def body(f: IO[str]) -> int:
         if fmt == "bodyfile":
             return _bodyfile(ct, q, chosen, f, limit)
-        events = ct.iter_events(q, pods=chosen, limit=limit)
-        if fmt == "jsonl":
-            return _jsonl(events, f, notes)
-        if fmt == "csv":
-            return _csv(events, f, notes)
-        return _l2tcsv(events, f, notes)
+        if notes is not None:  # the general path, an event at a time
+            events = ct.iter_events(q, pods=chosen, limit=limit)
+            if fmt == "jsonl":
+                return _jsonl(events, f, notes)
+            if fmt == "csv":
+                return _csv(events, f, notes)
+            return _l2tcsv(events, f, notes)
+        return _fast_export(ct._selected(chosen), q, fmt, f, limit)
 
-    return write_atomically(out, body)
+    # one pass over every store: SQLite's bounded page cache, not memory maps whose
+    # pages would all count in the process's RSS (as write_export does)
+    for _w, tl in ct.parts:
+        tl.con.execute("PRAGMA mmap_size = 0")
+    try:
+        return write_atomically(out, body)
+    finally:
+        for _w, tl in ct.parts:
+            tl.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+
+
+def _fast_export(
+    sel: list[tuple[Where, Timeline]], q: Query, fmt: str, f: IO[str], limit: int | None
+) -> int:
+    """jsonl, csv or l2tcsv: each bundle's lines rendered by SQLite as for a bundle
+    alone (forensics/timeline/exportsql.py), merged in case order, the where fields
+    appended (formatted once per bundle); an event the SQL leaves is written by the
+    Python fast path (forensics/timeline/casefast.py), itself checked against the
+    event-at-a-time code above."""
+    wheres = [w for w, _tl in sel]
+    tls = [tl for _w, tl in sel]
+
+    def event(k: int, row: tuple[Any, ...]) -> CaseEvent:
+        return CaseEvent(wheres[k], tls[k].event_of(row))
+
+    w = csv.writer(f, lineterminator="\n")
+    if fmt == "jsonl":
+        fields = [wh.fields() for wh in wheres]
+        tails = ["," + compact(x)[1:] + "\n" for x in fields]
+
+        def slow_line(k: int, row: tuple[Any, ...]) -> str:
+            ev = tls[k].event_of(row)
+            if any(name in ev.attrs for name in WHERE_FIELDS):  # renamed attr_…: the long way
+                return _jsonl_line(CaseEvent(wheres[k], ev))
+            return bundle_jsonl_line(ev)[:-2] + tails[k]  # the bundle's line, where appended
+
+        def py_jsonl(k: int, row: tuple[Any, ...]) -> str:
+            buf = io.StringIO()
+            fast.jsonl(tls, fields, [(k, row)], buf, slow_line)
+            return buf.getvalue()
+
+        def jsonl_line(k: int, line: str, _x: str | None) -> str:
+            return line[:-1] + tails[k]
+
+        merged = fast.merged_sql(tls, q, sql_x._JSONL_LINE)
+        return fast.write_sql_lines(tls, _limited(merged, limit), f, jsonl_line, py_jsonl)
+    if fmt == "csv":
+        w.writerow(CASE_CSV_COLUMNS)
+        cells = [wh.fields() for wh in wheres]
+        csv_tails = ["," + _csv_line(_where_cells(wh)) + "\n" for wh in wheres]
+
+        def py_csv(k: int, row: tuple[Any, ...]) -> str:
+            buf = io.StringIO()
+            fast.csv_rows(tls, cells, [(k, row)], buf, lambda k2, r: case_csv_row(event(k2, r)))
+            return buf.getvalue()
+
+        def csv_line(k: int, line: str, _x: str | None) -> str | None:
+            return line + csv_tails[k] if line.isprintable() else None
+
+        merged = fast.merged_sql(tls, q, sql_x._CSV_LINE)
+        return fast.write_sql_lines(tls, _limited(merged, limit), f, csv_line, py_csv)
+    w.writerow(L2T_COLUMNS)
+    hosts = [(wh.label, _where_text(wh)) for wh in wheres]
+
+    def py_l2t(k: int, row: tuple[Any, ...]) -> str:
+        buf = io.StringIO()
+        fast.l2t_rows(tls, hosts, [(k, row)], buf, lambda k2, r: l2t_case_row(event(k2, r)))
+        return buf.getvalue()
+
+    def l2t_line(k: int, line: str, extra: str | None) -> str | None:
+        if extra is None:
+            return None
+        full = line + sql_x._quoted(f"{extra}; {hosts[k][1]}")
+        return full + "\n" if full.isprintable() else None
+
+    params = [{"host": sql_x._csv_cell(label or "-")} for label, _t in hosts]
+    merged = fast.merged_sql(tls, q, sql_x._L2T_LINE, sql_x._L2T_EXTRA, params)
+    return fast.write_sql_lines(tls, _limited(merged, limit), f, l2t_line, py_l2t)
+
+
+def _limited(merged: Iterable[Any], limit: int | None) -> Iterable[Any]:
+    return merged if limit is None else itertools.islice(merged, limit)
+
+
+def _csv_line(cells: tuple[str, ...]) -> str:
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(cells)
+    return buf.getvalue()
 
 
 __all__ = [
@@ -371,6 +471,7 @@ __all__ = [
     "CaseNotes",
     "CaseTimeline",
     "Where",
+    "case_csv_row",
     "case_timesketch_record",
     "l2t_case_row",
     "open_case_timeline",

@@ -12,8 +12,19 @@ import pytest
 
 from forensics.errors import BundleError
 from forensics.timeline import Query, open_timeline
-from forensics.timeline.case import open_case_timeline, write_case_export
+from forensics.timeline import fs as timeline_fs
+from forensics.timeline.case import (
+    CASE_CSV_COLUMNS,
+    WHERE_FIELDS,
+    CaseTimeline,
+    case_csv_row,
+    case_timesketch_record,
+    l2t_case_row,
+    open_case_timeline,
+    write_case_export,
+)
 from forensics.timeline.export import L2T_COLUMNS
+from forensics.timeline.exportfast import compact
 from tests.unit.test_case_diff import make_case, replica
 from tui.cli import main
 
@@ -112,6 +123,44 @@ def test_exports_carry_the_pod_and_container(case: Path, tmp_path: Path) -> None
         names = [x.split("|")[1] for x in lines]
         assert "prod/web-b/app/tmp/.y" in names  # TSK's mount-point prefix: fls -m
         assert {x.split("/")[1] for x in names} == set(PODS)
+
+
+def _general_lines(ct: CaseTimeline, q: Query, fmt: str, limit: int | None = None) -> list[str]:
+    """The export as the general code writes it, an Event at a time (the reference)."""
+    events = ct.iter_events(q, limit=limit)
+    if fmt == "jsonl":
+        return [compact(case_timesketch_record(ce)) + "\n" for ce in events]
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(CASE_CSV_COLUMNS if fmt == "csv" else L2T_COLUMNS)
+    for ce in events:
+        w.writerow(case_csv_row(ce) if fmt == "csv" else l2t_case_row(ce))
+    return buf.getvalue().splitlines(keepends=True)
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "l2tcsv"])
+def test_the_fast_export_writes_what_the_general_code_writes(
+    case: Path, tmp_path: Path, fmt: str
+) -> None:
+    """The merged stored rows (forensics/timeline/casefast.py) give byte for byte the
+    lines of the event-at-a-time code, in the same order, fs events and others mixed."""
+    with open_case_timeline(case) as ct:
+        for q, limit in ((Query(), None), (Query(text="passwd"), None), (Query(), 7)):
+            out = tmp_path / f"t.{fmt}"
+            n = write_case_export(ct, q, fmt, out, limit=limit)
+            got = out.read_text().splitlines(keepends=True)
+            want = _general_lines(ct, q, fmt, limit)
+            assert got == want
+            assert n == len(want) - (0 if fmt == "jsonl" else 1)
+        sources = {json.loads(x)["source"] for x in _general_lines(ct, Query(), "jsonl")}
+        assert "fs" in sources and len(sources) > 1  # both paths were taken
+
+
+def test_no_stored_file_field_is_a_where_field() -> None:
+    """The fast path appends the where fields after a stored fs row's attributes
+    without looking for a clash: there can be none."""
+    stored = set(timeline_fs._STR_FIELDS) | set(timeline_fs._INT_FIELDS)
+    assert not stored & set(WHERE_FIELDS)
 
 
 def test_the_timeline_command_on_a_case(

@@ -73,7 +73,8 @@ def _fleet(tmp_path: Path, n: int, **kw: Any) -> tuple[FleetCapture, dict[str, A
 def test_the_bounds_hold_and_every_failure_is_recorded(tmp_path: Path) -> None:
     f, state = _fleet(tmp_path, 12, parallel=3, per_node=1, max_pods=12)
     res = f.run()
-    assert state["peak"] == {"n1": 1, "n2": 1} and state["peak_total"] == 2
+    # workers: per node one streaming and one starting its agent, at most --parallel in all
+    assert max(state["peak"].values()) <= 2 and state["peak_total"] <= 3
     assert res.state == "failed" and res.exit_status == 4
     assert res.summary["failed"] == 12 and res.summary["pods"] == 12
     assert all("not found" in str(b["reason"]) for b in res.bundles)
@@ -102,3 +103,42 @@ def test_an_interrupt_before_the_start_leaves_every_bundle_not_started(tmp_path:
     res = f.run()
     assert res.state == "interrupted" and res.exit_status == 130
     assert {b["reason"] for b in res.bundles} == {"not started: SIGTERM"}
+
+
+def test_at_most_per_node_streams_of_one_node_and_an_interrupt_frees_the_waiting(
+    tmp_path: Path,
+) -> None:
+    """The stream slots (FleetCapture.stream_slot/stream_done) the agents' captures wait
+    for: never more than --per-node of one node at once, other nodes unaffected; a
+    worker still waiting when the fleet is interrupted stops waiting, without a slot."""
+    f, _state = _fleet(tmp_path, 1, per_node=2)
+    lock = threading.Lock()
+    now: dict[str, int] = {"n1": 0, "n2": 0}
+    peak: dict[str, int] = {"n1": 0, "n2": 0}
+
+    def stream(node: str) -> None:
+        f.stream_slot(node)
+        with lock:
+            now[node] += 1
+            peak[node] = max(peak[node], now[node])
+        time.sleep(0.05)
+        with lock:
+            now[node] -= 1
+        f.stream_done(node)
+
+    threads = [threading.Thread(target=stream, args=(n,)) for n in ["n1"] * 7 + ["n2"] * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert peak == {"n1": 2, "n2": 2} and now == {"n1": 0, "n2": 0}
+
+    assert f.stream_slot("n1") and f.stream_slot("n1")  # both slots taken
+    got: list[bool] = []
+    t = threading.Thread(target=lambda: got.append(f.stream_slot("n1")))
+    t.start()
+    time.sleep(0.2)
+    assert t.is_alive()  # waiting for a slot
+    f.interrupt("SIGINT")
+    t.join(5)
+    assert not t.is_alive() and got == [False]  # not taken: its exec is then refused

@@ -71,8 +71,10 @@ def register(sub: Any) -> None:
         metavar="RULES",
         help="scan every regular file the capture reads for its hash (copied or not) with "
         "these YARA rules (a file or a directory of *.yar/*.yara), in the same read; "
-        "matches go to artifacts/yara/ in the bundle. The rules are compiled before "
-        "anything is captured (docs/scan.md)",
+        "matches go to artifacts/yara/ in the bundle. k8s:// targets (one pod or a fleet): "
+        "each bundle is scanned on the client once sealed, as `exuvia scan` does "
+        "(BUNDLE.yara.json beside it). The rules are compiled before anything is "
+        "captured (docs/scan.md)",
     )
     k8s_cmd.add_k8s_options(p)
     k8s_cmd.add_fleet_options(p)
@@ -203,10 +205,7 @@ def run(args: argparse.Namespace) -> int:
     if isinstance(args.output, str):
         return run_to_store(args)
     if parse_uri(args.target)[0] == "k8s":
-        if getattr(args, "scan", None) is not None:
-            raise ExuviaError("--scan is not supported for k8s:// targets yet: capture, then "
-                              "`exuvia scan BUNDLE --rules RULES`")  # fmt: skip
-        return k8s_cmd.run_capture(args)
+        return k8s_cmd.run_capture(args)  # --scan: the sealed bundle, on the client
     hook = scan_hook(args)  # bad rules fail before anything runs
     opts = options_from(args, args.output)  # a bad signing key fails before anything runs
     opts.scan = hook

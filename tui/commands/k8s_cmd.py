@@ -18,7 +18,7 @@ from collectors.agent import add_arguments
 from collectors.agent import run as agent_run
 from collectors.k8s.spec import DEFAULT_IMAGE, DEFAULT_PROFILE, PROFILES
 from forensics.errors import ExuviaError
-from tui.commands import capture_cmd
+from tui.commands import capture_cmd, k8s_scan
 from tui.commands.options import print_json
 
 IMAGE_ENV = "EXUVIA_COLLECTOR_IMAGE"
@@ -112,17 +112,34 @@ def run_capture(args: argparse.Namespace) -> int:
     """`exuvia capture k8s://…`: the agent collects, the client writes the bundle."""
     from collectors.k8s.capture import K8sCapture  # noqa: PLC0415 - see k8s_options
 
+    scanner = k8s_scan.sealed_scanner(args)  # bad rules fail before anything runs
     progress = capture_cmd._Progress(args.quiet)
+    scan: dict[str, Any] = {}
     try:
         res = K8sCapture(
             args.target, capture_cmd.options_from(args, args.output), k8s_options(args), progress
         ).run()
+        if scanner is not None:
+            progress("scanning the bundle", None)
+            try:
+                scan = scanner(res.path)
+            except ExuviaError as err:  # the bundle is sealed and kept: say why, exit 3
+                scan = {"error": str(err)}
     finally:
         progress.done()
     for line in res.warnings:  # --memory: a process not read is said, never silent
         sys.stderr.write(f"exuvia: warning: {line}\n")
+    status = 0 if res.complete else 3
+    if scanner is not None and "error" in scan:
+        status = 3
+    if args.output_format == "json" and scanner is not None:
+        print_json({**capture_cmd.result_doc(res), "scan": scan, "exit_status": status})
+        return status
     capture_cmd.print_result(res, args.output_format)
-    return 0 if res.complete else 3
+    if scanner is not None:
+        for line in k8s_scan.scan_lines({f"{res.path.name}": scan}):
+            print(line)
+    return status
 
 
 def add_fleet_options(p: argparse.ArgumentParser) -> None:
@@ -169,7 +186,8 @@ def add_fleet_options(p: argparse.ArgumentParser) -> None:
         help="capture at most N pods at once (default 8)",
     )
     g.add_argument("--per-node", type=int, default=4, metavar="N",
-                   help="and at most N pods of one node at once (default 4)")  # fmt: skip
+                   help="and at most N agent streams of one node at once (default 4); "
+                   "as many more pods of the node start their agents meanwhile")  # fmt: skip
 
 
 def is_fleet(args: argparse.Namespace) -> bool:
@@ -198,7 +216,11 @@ class FleetProgress:
         elif ev.kind == "finished":
             size = f", {_size(ev.nbytes)}" if ev.nbytes else ""
             why = f": {ev.reason}" if ev.reason else ""
-            self._line(ev, f"{where}: {ev.status}{size}{why}")
+            scan = ""
+            if ev.scan is not None:
+                scan = (f"; not scanned: {ev.scan['error']}" if "error" in ev.scan
+                        else f"; scan: {ev.scan.get('matches', 0)} matches")  # fmt: skip
+            self._line(ev, f"{where}: {ev.status}{size}{why}{scan}")
             self._total(ev)
         elif ev.kind == "tick" and ev.elapsed - self.last_tick >= 5.0:
             self._total(ev)
@@ -226,16 +248,41 @@ def fleet_doc(res: Any) -> dict[str, Any]:
     return {
         "format": "exuvia-case-capture-result",
         "version": 1,
-        "case": str(res.directory),
+        "case": res.location or str(res.directory),
         "case_id": res.case_id,
         "state": res.state,
         "case_sha256": res.case_sha256,
         "summary": res.summary,
         "seen_not_captured": res.seen_not_captured,
         "signed_by": res.signed_by,
-        "bundles": [{k: b.get(k) for k in keys} for b in res.bundles],
+        "bundles": [_bundle_doc(b, keys, res.scans) for b in res.bundles],
+        **({"scan_across": k8s_scan.across(res.scans)} if res.scans else {}),
         "exit_status": res.exit_status,
     }
+
+
+def store_sink(args: argparse.Namespace) -> Any:
+    """``-o s3://BUCKET/PREFIX/``: the case goes into the store (docs/evidence-store.md)."""
+    from collectors.store.fleet_sink import FleetStoreSink  # noqa: PLC0415 - boto3 only here
+    from collectors.store.uri import parse_s3  # noqa: PLC0415
+    from tui.commands.store_opts import lock_from, store_from  # noqa: PLC0415
+
+    url = parse_s3(args.output)
+    if url.key and not url.is_prefix:
+        raise ExuviaError(f"a fleet capture writes a case: give a prefix ending in '/' "
+                          f"(s3://{url.bucket}/{url.key}/)")  # fmt: skip
+    if getattr(args, "fallback_dir", None):
+        raise ExuviaError("--fallback-dir is for one target; a fleet into a store has none")
+    lock = lock_from(args)
+    return FleetStoreSink(store_from(args), url, lock)
+
+
+def _bundle_doc(b: dict[str, Any], keys: tuple[str, ...], scans: dict[str, Any]) -> dict[str, Any]:
+    doc = {k: b.get(k) for k in keys}
+    scan = scans.get(f"{b.get('namespace')}/{b.get('pod')}/{b.get('container')}")
+    if scan is not None:
+        doc["scan"] = scan
+    return doc
 
 
 def run_fleet_capture(args: argparse.Namespace) -> int:
@@ -250,20 +297,27 @@ def run_fleet_capture(args: argparse.Namespace) -> int:
             raise ExuviaError(f"--{name.replace('_', '-')} must be at least 1")
     if args.node_level:
         raise ExuviaError("--node-level is for one pod; a fleet capture uses ephemeral agents")
-    if isinstance(args.output, str):
-        raise ExuviaError("a fleet capture writes a case directory: -o DIR, not an s3:// URL")
-    if getattr(args, "scan", None) is not None:
-        raise ExuviaError("--scan is not supported for k8s:// targets yet: capture, then "
-                          "`exuvia scan BUNDLE --rules RULES`")  # fmt: skip
-    opts = capture_cmd.options_from(args, args.output)
-    res = fleet_capture(req, opts, k8s_options(args), parallel=args.parallel,
-                        per_node=args.per_node, max_pods=args.max_pods,
-                        events=FleetProgress(args.quiet))  # fmt: skip
+    sink = store_sink(args) if isinstance(args.output, str) else None
+    if sink is not None and getattr(args, "scan", None) is not None:
+        sink.cleanup()
+        raise ExuviaError("--scan needs the bundles on local disk: capture the case into a "
+                          "directory with --scan, then `exuvia push` it")  # fmt: skip
+    try:
+        scanner = k8s_scan.sealed_scanner(args)  # bad rules fail before anything is captured
+        opts = capture_cmd.options_from(args, sink.local if sink else args.output)
+        res = fleet_capture(req, opts, k8s_options(args), parallel=args.parallel,
+                            per_node=args.per_node, max_pods=args.max_pods,
+                            events=FleetProgress(args.quiet), after_seal=scanner,
+                            sink=sink)  # fmt: skip
+    except BaseException:
+        if sink is not None and not any(sink.local.iterdir()):
+            sink.cleanup()  # refused before anything was captured: nothing to keep
+        raise
     if args.output_format == "json":
         print_json(fleet_doc(res))
         return res.exit_status
     s = res.summary
-    print(f"case:            {res.directory} ({res.case_id})")
+    print(f"case:            {res.location} ({res.case_id})")
     print(f"state:           {res.state}")
     print(f"bundles:         {s.get('complete', 0)} complete, {s.get('incomplete', 0)} "
           f"incomplete, {s.get('failed', 0)} failed, of {s.get('bundles', 0)} "
@@ -274,10 +328,13 @@ def run_fleet_capture(args: argparse.Namespace) -> int:
     if res.seen_not_captured:
         print(f"seen later:      {res.seen_not_captured} pods matched after resolution "
               "(not captured; in case.json)")  # fmt: skip
+    if res.scans:
+        for line in k8s_scan.scan_lines(res.scans):
+            print(line)
     print(f"case.json sha256: {res.case_sha256}")
     if res.signed_by:
         print(f"signed by:       {res.signed_by}")
-    print(f"check with:      exuvia verify {res.directory}")
+    print(f"check with:      exuvia verify {res.location}")
     return res.exit_status
 
 

@@ -1,0 +1,281 @@
+"""A case export's fast path: the bundles' stored rows merged, lines written from them.
+
+The single-bundle exports (:mod:`forensics.timeline.exportfast`) write a filesystem
+event straight from its stored row; a case export does the same on the k-way merge
+of its bundles' rows, and adds where the event was captured as a pre-built tail of
+the line (the namespace, pod, container, node and bundle are the same for every
+event of a bundle, so they are formatted once per bundle, not once per event).
+
+The merge is a heap of one entry per bundle, ordered by (time, the bundle's place
+in the case); a bundle's rows come in (time, event id) order, so the case's order
+is (time, bundle, event id), the same as :meth:`CaseTimeline.iter_events`.
+
+A stored filesystem row's attributes are :func:`~forensics.timeline.fs.display_fields`,
+a fixed set of keys none of which is a where field, so the tail never collides
+with an attribute (tests/unit/test_case_timeline.py checks that). Every other
+event goes through ``slow``: the general code in :mod:`forensics.timeline.case`,
+which gives the same fields and values.
+"""
+
+# ruff: noqa: S608 - SQL text is built only from exportsql's constants and the store's
+# query builder; every value from a bundle is a column of the store or a bound parameter.
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from heapq import heapify, heappop, heapreplace
+from itertools import chain, islice
+from json.encoder import encode_basestring as _quote
+from typing import IO, Any
+
+from forensics.timeline import exportsql as sql_x
+from forensics.timeline.events import kind_names
+from forensics.timeline.exportfast import _Memo, compact
+from forensics.timeline.query import Query, Timeline
+from forensics.timeline.text import one_line
+
+_FS = 1
+_END: Any = object()
+#: lines joined into one write
+BATCH = 512
+#: rows read from one store at a time
+CHUNK = 2048
+Row = tuple[Any, ...]
+#: (index of the bundle among ``parts``, its stored row)
+Merged = Iterable[tuple[int, Row]]
+
+
+def _chunked(rows: Iterator[Row], size: int = CHUNK) -> Iterator[Row]:
+    """``rows``, read ``size`` at a time: one store's cursor steps through a run of rows
+    before the next store's does (stepping five cursors in turn, row by row, cost
+    half as much CPU again as reading them one after the other: SQLite's pages and
+    the CPU's caches switch at every row)."""
+    return chain.from_iterable(iter(lambda: list(islice(rows, size)), []))
+
+
+def merged_rows(parts: Sequence[Timeline], q: Query) -> Iterator[tuple[int, Row]]:
+    """Every selected row of every timeline in ``parts``, in (time, part, event id) order."""
+    heap: list[list[Any]] = []
+    for k, tl in enumerate(parts):
+        it = _chunked(tl.iter_rows(q))
+        row = next(it, _END)
+        if row is not _END:
+            heap.append([row[1], k, row, it])
+    heapify(heap)
+    while len(heap) > 1:
+        s = heap[0]
+        yield s[1], s[2]
+        row = next(s[3], _END)
+        if row is _END:
+            heappop(heap)
+            continue
+        s[0] = row[1]
+        s[2] = row
+        heapreplace(heap, s)
+    if heap:  # the last bundle left: no more merging
+        _ts, k, row, it = heap[0]
+        yield k, row
+        for row in it:
+            yield k, row
+
+
+def jsonl(
+    parts: Sequence[Timeline],
+    wheres: Sequence[Mapping[str, Any]],
+    merged: Merged,
+    f: IO[str],
+    slow: Callable[[int, Row], str],
+) -> int:
+    """Timesketch JSONL, each line ending with its bundle's where fields."""
+    memos = [_Memo(tl) for tl in parts]
+    tails = ["," + compact(dict(w))[1:] + "\n" for w in wheres]
+    lines: list[str] = []
+    write = lines.append  # written BATCH lines at a time: one write call, not one per line
+    n = 0
+    for k, row in merged:
+        n += 1
+        if len(lines) >= BATCH:
+            f.write("".join(lines))
+            lines.clear()
+        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
+        if source != _FS or message is None or attrs is None:
+            write(slow(k, row))
+            continue
+        memo = memos[k]
+        kind, kinds_json, desc, letters = memo.kind(kinds)
+        attrs_part = "," + attrs[1:-1] if len(attrs) > 2 else ""
+        write(
+            '{"message":%s,"datetime":"%s","timestamp":%d,"timestamp_desc":"%s",'  # noqa: UP031 - %-formatting is the fastest here
+            '"timestamp_ns":%d,"event_id":%d,"kind":"%s","kinds":%s,"source":"fs",'
+            '"entity":%s,"flags":%s,"ref_member":%s,"ref_line":%d,"macb":"%s"%s%s'
+            % (
+                _quote(message), memo.iso_us(ts), ts // 1000, desc, ts, eid, kind,
+                kinds_json, _quote(entity), memo.flag(flags)[0], memo.member(member)[1],
+                line, letters, attrs_part, tails[k],
+            )
+        )  # fmt: skip
+    f.write("".join(lines))
+    return n
+
+
+def csv_rows(
+    parts: Sequence[Timeline],
+    wheres: Sequence[Mapping[str, Any]],
+    merged: Merged,
+    f: IO[str],
+    slow: Callable[[int, Row], tuple[Any, ...]],
+) -> int:
+    """The case CSV's rows (after its header): the bundle's columns, then the where cells."""
+    memos = [_Memo(tl) for tl in parts]
+    cells = [tuple(one_line(str(v or "")) for v in w.values()) for w in wheres]
+    writerow = csv.writer(f, lineterminator="\n").writerow
+    n = 0
+    for k, row in merged:
+        n += 1
+        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
+        if source != _FS or message is None or attrs is None:
+            writerow(slow(k, row))
+            continue
+        memo = memos[k]
+        kind, _kj, desc, letters = memo.kind(kinds)
+        writerow(
+            (
+                memo.iso_ns(ts), ts, desc, kind, "fs", one_line(entity), letters,
+                memo.flag(flags)[1], one_line(message), memo.member(member)[0], line, eid,
+                attrs, *cells[k],
+            )
+        )  # fmt: skip
+    return n
+
+
+def _l2t_value(v: Any) -> str:
+    if type(v) is int:
+        return str(v)
+    return one_line(v if isinstance(v, str) else compact(v))
+
+
+def l2t_rows(
+    parts: Sequence[Timeline],
+    wheres: Sequence[tuple[str, str]],
+    merged: Merged,
+    f: IO[str],
+    slow: Callable[[int, Row], tuple[str, ...]],
+) -> int:
+    """plaso l2tcsv rows (after its header); ``wheres``: per bundle, (host, where
+    text): the host column is the bundle's label, the where text ends ``extra``."""
+    hosts = [h for h, _t in wheres]
+    where_texts = [t for _h, t in wheres]
+    memos = [_Memo(tl) for tl in parts]
+    writerow = csv.writer(f, lineterminator="\n").writerow
+    n = 0
+    loads = json.loads
+    for k, row in merged:
+        n += 1
+        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
+        if source != _FS or message is None or attrs is None:
+            writerow(slow(k, row))
+            continue
+        memo = memos[k]
+        _kind, _kj, desc, letters = memo.kind(kinds)
+        a = loads(attrs)
+        dt = memo.iso_ns(ts)
+        if dt.startswith("@"):
+            date, clock = "00/00/0000", "00:00:00"
+        else:
+            date, clock = f"{dt[5:7]}/{dt[8:10]}/{dt[0:4]}", dt[11:19]
+        extra = dict(a)
+        extra.update(
+            ts_ns=ts,
+            kind=",".join(kind_names(kinds)),
+            entity=entity,
+            event_id=eid,
+            ref=f"{memo.member(member)[0]}:{line}",
+        )
+        uid = a.get("uid")
+        msg = one_line(message)
+        text = "; ".join(f"{k2}: {_l2t_value(v)}" for k2, v in sorted(extra.items()))
+        writerow(
+            (
+                date, clock, "UTC", letters.upper(), "FILE", "Container file system (exuvia)",
+                desc, "-" if uid is None else str(uid), hosts[k], msg[:80], msg, "2",
+                one_line(entity), str(a.get("inode", "-")), memo.flag(flags)[2],
+                "exuvia/fs", f"{text}; {where_texts[k]}" if text else where_texts[k],
+            )
+        )  # fmt: skip
+    return n
+
+
+# -- lines rendered by SQLite (forensics/timeline/exportsql.py), merged --------------
+SqlRow = tuple[int, int, str | None, str | None]  # ts, event id, line or NULL, extra
+
+
+def _sql_rows(tl: Timeline, q: Query, line: str, extra: str = "NULL", **params: Any) -> Any:
+    """(ts, id, line, extra) of each selected event in timeline order, ``line`` NULL
+    where the SQL does not render the event (exportsql's own test, ``_FAST``)."""
+    sql_x._tables(tl)
+    s = tl._sql(q)
+    fast_test = sql_x._FAST
+    sql = (
+        f"SELECT e.ts, e.id, CASE WHEN {fast_test} THEN {line} END,"
+        f" CASE WHEN {fast_test} THEN {extra} END FROM {tl._from(s)}"
+        f" JOIN records r ON r.id = e.id >> 2{sql_x._JOINS}{tl._where(s)} ORDER BY e.ts, e.id"
+    )
+    s.params.update(params)
+    cur = tl.con.execute(sql, s.params)
+    return chain.from_iterable(iter(lambda: cur.fetchmany(CHUNK), []))
+
+
+def merged_sql(
+    parts: Sequence[Timeline], q: Query, line: str, extra: str = "NULL",
+    params: Sequence[Mapping[str, Any]] | None = None,
+) -> Iterator[tuple[int, SqlRow]]:  # fmt: skip
+    """:func:`merged_rows` of the SQL-rendered lines."""
+    heap: list[list[Any]] = []
+    for k, tl in enumerate(parts):
+        it = _sql_rows(tl, q, line, extra, **(params[k] if params else {}))
+        row = next(it, _END)
+        if row is not _END:
+            heap.append([row[0], k, row, it])
+    heapify(heap)
+    while len(heap) > 1:
+        s = heap[0]
+        yield s[1], s[2]
+        row = next(s[3], _END)
+        if row is _END:
+            heappop(heap)
+            continue
+        s[0] = row[0]
+        s[2] = row
+        heapreplace(heap, s)
+    if heap:
+        _ts, k, row, it = heap[0]
+        yield k, row
+        for row in it:
+            yield k, row
+
+
+def write_sql_lines(
+    parts: Sequence[Timeline],
+    merged: Iterable[tuple[int, SqlRow]],
+    f: IO[str],
+    finish: Callable[[int, str, str | None], str | None],
+    python: Callable[[int, Row], str],
+) -> int:
+    """Write each merged line as ``finish(bundle, line, extra)`` makes it (None: not
+    exactly renderable, so Python's), else the Python line of the event's row."""
+    out: list[str] = []
+    n = 0
+    for k, (_ts, eid, line, extra) in merged:
+        n += 1
+        if len(out) >= BATCH:
+            f.write("".join(out))
+            out.clear()
+        done = finish(k, line, extra) if line is not None else None
+        out.append(done if done is not None else python(k, sql_x._row(parts[k], eid)))
+    f.write("".join(out))
+    return n
+
+
+__all__ = ["csv_rows", "jsonl", "l2t_rows", "merged_rows", "merged_sql", "write_sql_lines"]

@@ -1,0 +1,282 @@
+"""End to end: a fleet case captured straight into the evidence store.
+
+Real pods on the e2e cluster (namespaces ``fleets3-<run>-…``, deleted
+afterwards) and a real S3 server (versitygw with object lock, on 127.0.0.1, the
+fixture of tests/support/s3server.py). ``exuvia capture k8s://NS -l SEL -o
+s3://locked/cases/<run>/`` must lay the case out as ``exuvia push CASE_DIR``
+does, ``exuvia verify s3://…/`` must verify it as a case from the store, the
+server must refuse to delete a bundle's locked version, a second capture into
+the same prefix must be refused before any pod is touched, and a fleet
+interrupted with SIGINT must leave ``.incomplete`` bundles and a case.json
+saying interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+from kubernetes.client.exceptions import ApiException
+
+from forensics.bundle import verify_bundle
+from tests.e2e import k8s_lab as lab
+from tests.support.s3server import S3Server, s3_fixture
+
+pytestmark = pytest.mark.e2e
+LABEL = "exuvia.test/fleets3"
+BUCKET = "locked"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    yield from s3_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def k8s_images(k8s_api_client: Any) -> str:
+    return lab.ensure_images(lab.WORKDIR)
+
+
+def _namespace(cluster: Any, run: str, suffix: str) -> str:
+    name = f"fleets3-{run}-{suffix}"
+    labels = {"exuvia.test/e2e": "true", "pod-security.kubernetes.io/enforce": "baseline",
+              "pod-security.kubernetes.io/enforce-version": "latest"}  # fmt: skip
+    cluster.core.create_namespace({"metadata": {"name": name, "labels": labels}})
+    cluster.created_namespaces.append(name)
+
+    def has_sa() -> bool:
+        try:
+            cluster.core.read_namespaced_service_account("default", name)
+        except ApiException as err:
+            if err.status == 404:
+                return False
+            raise
+        return True
+
+    cluster.wait(has_sa, 60, f"ServiceAccount {name}/default")
+    return name
+
+
+def _pod(name: str, run: str, image: str = lab.LAB_IMAGE) -> dict[str, Any]:
+    pod = lab.lab_pod(name, image)
+    pod["metadata"]["labels"] = {LABEL: run}
+    pod["spec"]["containers"][0]["env"] = [{"name": "LAB_MODE", "value": "clean"}]
+    return pod
+
+
+def _running(cluster: Any, ns: str, run: str, count: int) -> list[Any]:
+    def probe() -> list[Any] | None:
+        pods = cluster.core.list_namespaced_pod(ns, label_selector=f"{LABEL}={run}").items
+        up = [
+            p
+            for p in pods
+            if p.status.phase == "Running"
+            and p.status.container_statuses
+            and all(s.state.running is not None for s in p.status.container_statuses)
+        ]
+        return up if len(up) >= count else None
+
+    return list(cluster.wait(probe, 240, f"{count} running pods in {ns}"))
+
+
+def _argv(s3: S3Server, kubeconfig: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "tui.cli", *args, "--endpoint-url", s3.endpoint,
+            "--image", lab.COLLECTOR_IMAGE, "--image-pull-policy", "Never",
+            "--kubeconfig", kubeconfig]  # fmt: skip
+
+
+def _env(s3: S3Server, scratch: Path | None = None) -> dict[str, str]:
+    env = {**os.environ, **s3.env(), "PYTHONPATH": str(lab.REPO)}
+    if scratch is not None:
+        env["TMPDIR"] = str(scratch)
+    return env
+
+
+def _keys(s3: S3Server, prefix: str) -> list[str]:
+    page = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return sorted(o["Key"][len(prefix) :] for o in page.get("Contents", []))
+
+
+def _verify(s3: S3Server, url: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", "verify", url, "--endpoint-url", s3.endpoint],
+        capture_output=True, text=True, env=_env(s3), cwd=lab.REPO, timeout=600, check=False,
+    )  # fmt: skip
+
+
+def _case_json(s3: S3Server, prefix: str) -> dict[str, Any]:
+    body = s3.client().get_object(Bucket=BUCKET, Key=prefix + "case.json")["Body"].read()
+    return dict(json.loads(body))
+
+
+def test_three_pods_by_label_into_a_locked_bucket_verify_from_the_store(
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    ns = _namespace(cluster, run, "web")
+    for i in range(3):
+        cluster.create_pod(ns, _pod(f"web-{i}", run))
+    _running(cluster, ns, run, 3)
+    prefix = f"cases/{run}/"
+    url = f"s3://{BUCKET}/{prefix}"
+    res = subprocess.run(
+        _argv(s3, kubeconfig_path, "capture", f"k8s://{ns}", "-l", f"{LABEL}={run}", "-o", url,
+              "--retain", "1d", "--lock-mode", "governance", "--output", "json"),
+        capture_output=True, text=True, env=_env(s3), cwd=lab.REPO, timeout=900, check=False,
+    )  # fmt: skip
+    print(res.stdout, res.stderr)
+    assert res.returncode == 0, res.stderr
+    out = json.loads(res.stdout)
+    assert out["case"] == url and out["state"] == "complete"
+    names = [f"{ns}_web-{i}_app.exv" for i in range(3)]
+    expected = sorted([*names, *(n + ".custody.jsonl" for n in names), "case.json",
+                       "case.custody.jsonl"])  # fmt: skip
+    assert _keys(s3, prefix) == expected  # nothing .partial, nothing else
+    doc = _case_json(s3, prefix)
+    assert doc["state"] == "complete" and doc["case_id"] == out["case_id"]
+    assert sorted(b["file"] for b in doc["bundles"]) == names
+    assert all(b["status"] == "complete" for b in doc["bundles"])
+    c = s3.client()
+    log = c.get_object(Bucket=BUCKET, Key=prefix + "case.custody.jsonl")["Body"].read()
+    noted = next(json.loads(ln) for ln in log.splitlines() if b'"store.case"' in ln)
+    assert noted["details"]["url"] == url and noted["details"]["mode"] == "GOVERNANCE"
+    assert c.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    head = c.head_object(Bucket=BUCKET, Key=prefix + names[0])
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"]
+    by_file = {b["file"]: b for b in doc["bundles"]}
+    assert head["Metadata"]["exuvia-manifest-sha256"] == by_file[names[0]]["manifest_sha256"]
+    side = c.get_object(Bucket=BUCKET, Key=prefix + names[0] + ".custody.jsonl")["Body"].read()
+    sealed = next(json.loads(ln) for ln in side.splitlines() if b'"bundle.sealed"' in ln)
+    assert sealed["details"]["key"] == prefix + names[0]
+    assert sealed["details"]["version_id"] == head["VersionId"]
+    assert c.head_object(Bucket=BUCKET, Key=prefix + "case.json")["ObjectLockMode"] == "GOVERNANCE"
+
+    ver = _verify(s3, url)
+    print(ver.stdout, ver.stderr)
+    assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr
+
+    # the server refuses to delete the locked version of a bundle and of case.json
+    for key in (prefix + names[1], prefix + "case.json"):
+        vid = c.head_object(Bucket=BUCKET, Key=key)["VersionId"]
+        with pytest.raises(ClientError):
+            c.delete_object(Bucket=BUCKET, Key=key, VersionId=vid)
+        assert c.head_object(Bucket=BUCKET, Key=key)["VersionId"] == vid
+
+    # the same prefix again: refused before any pod is touched, one line
+    before = {p.metadata.name: len(p.spec.ephemeral_containers or [])
+              for p in cluster.core.list_namespaced_pod(ns).items}  # fmt: skip
+    again = subprocess.run(
+        _argv(s3, kubeconfig_path, "capture", f"k8s://{ns}", "-l", f"{LABEL}={run}", "-o", url),
+        capture_output=True, text=True, env=_env(s3), cwd=lab.REPO, timeout=300, check=False,
+    )  # fmt: skip
+    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
+    errors = [ln for ln in again.stderr.splitlines() if ln.startswith("exuvia: error:")]
+    assert len(errors) == 1 and "already holds" in errors[0], again.stderr
+    assert _keys(s3, prefix) == expected
+    # (every pod already has its agent from the first run; none was added or patched)
+    after = {p.metadata.name: len(p.spec.ephemeral_containers or [])
+             for p in cluster.core.list_namespaced_pod(ns).items}  # fmt: skip
+    assert after == before
+
+
+def test_sigint_leaves_incomplete_bundles_and_an_interrupted_case_json(
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    ns = _namespace(cluster, run, "int")
+    for i in range(2):
+        cluster.create_pod(ns, _pod(f"big-{i}", run, image=lab.LAB_BIG_IMAGE))
+    pods = sorted(_running(cluster, ns, run, 2), key=lambda p: p.metadata.name)
+    cid = pods[0].status.container_statuses[0].container_id
+    for p in pods:
+        lab.wait_logged(cluster, ns, p.metadata.name, "]: ready")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    prefix = f"cases/{run}/"
+    url = f"s3://{BUCKET}/{prefix}"
+    proc = subprocess.Popen(
+        _argv(s3, kubeconfig_path, "capture", f"k8s://{ns}", "-l", f"{LABEL}={run}", "-o", url,
+              "--parallel", "1", "--files", "all", "--output", "json"),
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(s3, scratch),
+        cwd=lab.REPO,
+    )  # fmt: skip
+    try:
+
+        def spool() -> Path | None:
+            found = list(scratch.glob(f"exuvia-case-*/{ns}_big-0_app.exv.agent-stream"))
+            return found[0] if found and found[0].stat().st_size > (1 << 20) else None
+
+        lab.wait_for(spool, 300, "the first stream", 0.05)
+        pids = lab.agent_pids(cid)
+        assert len(pids) == 1, pids
+        os.kill(pids[0], signal.SIGSTOP)  # still streaming when interrupted
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print(f"exit {proc.returncode} after {time.monotonic() - t0:.1f}s\n{stdout}\n{stderr}")
+    assert "Traceback" not in stderr
+    assert proc.returncode == 130
+    first = f"{ns}_big-0_app.exv.incomplete"
+    assert _keys(s3, prefix) == sorted([first, first + ".custody.jsonl", "case.json",
+                                        "case.custody.jsonl"])  # fmt: skip
+    doc = _case_json(s3, prefix)
+    assert doc["state"] == "interrupted" and doc["interrupted"] == "SIGINT"
+    b0 = next(b for b in doc["bundles"] if b["pod"] == "big-0")
+    assert b0["status"] == "incomplete" and b0["file"] == first and "interrupted" in b0["reason"]
+    b1 = next(b for b in doc["bundles"] if b["pod"] == "big-1")
+    assert b1["status"] == "failed" and b1["reason"] == "not started: SIGINT", b1
+    local = tmp_path / first
+    local.write_bytes(s3.client().get_object(Bucket=BUCKET, Key=prefix + first)["Body"].read())
+    report = verify_bundle(local)
+    assert report.ok and not report.complete, report.failures()
+    assert s3.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert list(scratch.iterdir()) == []  # the scratch case dir and the spools are gone
+    ver = _verify(s3, url)
+    assert "Traceback" not in ver.stderr, ver.stderr
+    assert "interrupted" in (ver.stdout + ver.stderr).lower(), ver.stdout
+
+
+def test_bad_store_input_is_one_line_before_the_cluster_is_asked(
+    s3: S3Server, kubeconfig_path: str, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    sel = f"{LABEL}=nothing-{uuid.uuid4().hex[:6]}"  # would match no pod: the store is asked first
+    cases = {
+        "s3://locked/cases/no-slash": "give a prefix ending in '/'",
+        "s3://plain/cases/x/": "does not have object lock enabled",
+        "s3://no-such-bucket/x/": "no-such-bucket",
+    }
+    for url, expect in cases.items():
+        res = subprocess.run(
+            _argv(s3, kubeconfig_path, "capture", "k8s://default", "-l", sel, "-o", url),
+            capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=300,
+            check=False,
+        )  # fmt: skip
+        assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+        errors = [ln for ln in res.stderr.splitlines() if ln.startswith("exuvia: error:")]
+        assert len(errors) == 1 and expect in errors[0], res.stderr
+        assert "no pods" not in errors[0]  # refused before resolution
+    res = subprocess.run(
+        _argv(s3, kubeconfig_path, "capture", "k8s://default", "-l", sel, "-o",
+              "s3://locked/cases/fb/", "--fallback-dir", str(tmp_path)),
+        capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=300,
+        check=False,
+    )  # fmt: skip
+    assert res.returncode == 2 and "--fallback-dir is for one target" in res.stderr, res.stderr
+    assert _keys(s3, "cases/no-slash") == [] and _keys(s3, "cases/fb/") == []
+    assert list(scratch.iterdir()) == []  # no scratch case directory left behind

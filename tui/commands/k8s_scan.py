@@ -1,0 +1,81 @@
+"""``exuvia capture k8s://… --scan RULES``: each bundle scanned once it is sealed.
+
+The in-pod agent does not scan; the client scans what each bundle holds once it
+is sealed, with the same code and limits as ``exuvia scan BUNDLE`` (forensics/scan:
+captured files, executables, memory), and writes the same ``<bundle>.yara.json``
+sidecar beside it, so timeline, replay, findings and ``exuvia scan CASE``'s
+"matched in several pods" read it as they read any scan. The rules are compiled
+before anything is captured (a rule that does not compile is one line, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from forensics.textsafe import printable
+
+Scanner = Callable[[Path], dict[str, Any]]
+
+
+def sealed_scanner(args: argparse.Namespace) -> Scanner | None:
+    """The ``--scan`` rules compiled (RulesError: FILE:LINE), or None without ``--scan``."""
+    if getattr(args, "scan", None) is None:
+        return None
+    # the engine (yara_x) only when asked
+    from forensics.scan.bundle import scan_bundle  # noqa: PLC0415
+    from forensics.scan.engine import ScanLimits  # noqa: PLC0415
+    from forensics.scan.rules import compile_rules  # noqa: PLC0415
+    from forensics.scan.sidecar import save_result  # noqa: PLC0415
+
+    rules = compile_rules(args.scan)
+    limits = ScanLimits()
+
+    def scan(bundle: Path) -> dict[str, Any]:
+        result = scan_bundle(bundle, rules, limits)
+        path, sha = save_result(bundle, result)
+        return {
+            "matches": len(result.matches),
+            "rules_matched": sorted({m.family for m in result.matches}),
+            "members_scanned": result.members_scanned,
+            "skipped": len(result.skips),
+            "scan_complete": result.complete,
+            "results_file": str(path),
+            "results_sha256": sha,
+        }
+
+    return scan
+
+
+def across(scans: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rules that matched in more than one bundle, with the bundles (as
+    ``exuvia scan CASE`` lists them)."""
+    seen: dict[str, list[str]] = {}
+    for label, s in sorted(scans.items()):
+        for rule in s.get("rules_matched") or []:
+            seen.setdefault(rule, []).append(label)
+    return [{"rule": k, "bundles": v} for k, v in sorted(seen.items()) if len(v) > 1]
+
+
+def scan_lines(scans: dict[str, dict[str, Any]]) -> list[str]:
+    """The scan part of the capture's text summary."""
+    hit = {k: s for k, s in scans.items() if s.get("matches")}
+    failed = {k: s for k, s in scans.items() if "error" in s}
+    total = sum(int(s.get("matches") or 0) for s in scans.values())
+    lines = [
+        f"scan:            {total} matches in {len(hit)} of {len(scans)} bundles"
+        + (f", {len(failed)} not scanned" if failed else "")
+    ]
+    for label, s in sorted(hit.items()):
+        rules = ", ".join(map(printable, s["rules_matched"]))
+        lines.append(f"  {printable(label)}: {rules}")
+    for label, s in sorted(failed.items()):
+        lines.append(f"  {printable(label)}: not scanned: {printable(str(s['error']))}")
+    for a in across(scans):
+        lines.append(
+            f"  matched in several pods: {printable(a['rule'])}: "
+            + ", ".join(map(printable, a["bundles"]))
+        )
+    return lines
