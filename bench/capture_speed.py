@@ -15,6 +15,8 @@ Commands timed in the same runs, alternating order (bench/benchlib.py):
   exuvia           exuvia capture URI --files all -o OUT            (zstd, the default)
   exuvia-none      exuvia capture URI --files all --compress none -o OUT
   tar|zstd|tee     tar ... | zstd -3 -T0 | tee >(sha256sum) > OUT
+  exuvia-inline    exuvia ... --compress-thread off (zstd, hash and writes on the
+                   writing thread, as before 2026-12-07; only with --commands)
 
 Printed: every run, medians, CPU (user + system of the whole process tree),
 peak RSS and PSS over all processes of each tree, the load before and after,
@@ -46,7 +48,9 @@ import benchlib
 import realtree
 
 REPO = Path(__file__).resolve().parent.parent
-COMMANDS = ("tar|sha256sum", "exuvia", "exuvia-none", "tar|zstd|tee")
+COMMANDS = ("tar|sha256sum", "exuvia", "exuvia-none", "tar|zstd|tee", "exuvia-inline")
+#: timed unless --commands says otherwise (exuvia-inline: the A/B of the worker thread)
+DEFAULT_COMMANDS = COMMANDS[:4]
 
 SLEEPER_C = r"""
 #include <unistd.h>
@@ -164,6 +168,7 @@ def commands(  # noqa: PLR0917 - one call site
         "tar|sha256sum": benchlib.Command("tar|sha256sum", f"{tar} | sha256sum", shell=True),
         "exuvia": exuvia("exuvia", REPO),
         "exuvia-none": exuvia("exuvia-none", REPO, "--compress", "none"),
+        "exuvia-inline": exuvia("exuvia-inline", REPO, "--compress-thread", "off"),
         "tar|zstd|tee": benchlib.Command(
             "tar|zstd|tee",
             # $! is the process substitution: waited for, so its time is counted
@@ -207,6 +212,8 @@ def bench(
                         print(res.ratio_line(n, "tar|sha256sum", goal))
             if "exuvia" in names and "tar|zstd|tee" in names:
                 print(res.ratio_line("exuvia", "tar|zstd|tee"))
+            if "exuvia" in names and "exuvia-inline" in names:
+                print(res.ratio_line("exuvia", "exuvia-inline"))
             if "exuvia" in names:
                 print(
                     f"exuvia peak RSS over all its processes: {res.peak_rss('exuvia'):.0f} MiB "
@@ -216,7 +223,13 @@ def bench(
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    # `timeout` and kill send SIGTERM: unwind, so the runc target and its overlay go too
+    raise SystemExit(128 + signum)
+
+
 def main() -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--input", choices=("real", "synthetic", "both"), default="real")
     ap.add_argument("--files", type=int, default=50_000, help="synthetic: file count")
@@ -226,7 +239,7 @@ def main() -> None:
     ap.add_argument(
         "--commands",
         type=lambda s: s.split(","),
-        default=list(COMMANDS),
+        default=list(DEFAULT_COMMANDS),
         help=f"comma-separated subset of {','.join(COMMANDS)} (the first is the baseline)",
     )
     ap.add_argument(

@@ -77,6 +77,10 @@ class CaptureOptions:
     procfs: str = "/proc"
     argv: list[str] = field(default_factory=list)
     threads: int = 2
+    #: compress, hash and write the bundle on a worker thread of the capture
+    #: process (docs/performance.md, "On the real tree"), so it overlaps the
+    #: Python work of writing records and members
+    compress_thread: bool = True
     #: sign the manifest with this key (loaded by the caller; never written anywhere)
     signer: Signer | None = None
     #: process memory as ELF cores (None: not captured; docs/memory.md)
@@ -250,6 +254,7 @@ class Capture:
                     compress=self.opts.compress,
                     level=self.opts.level,
                     threads=self.opts.threads,
+                    offload=self.opts.compress_thread,
                     header={"tool": f"exuvia {__version__}", "target": self.target.uri},
                 )
                 try:

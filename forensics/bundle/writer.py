@@ -203,8 +203,11 @@ class BundleWriter:
         checkpoint_every_members: int = 4096,
         checkpoint_every_seconds: float = 1.0,
         header: dict[str, Any] | None = None,
+        offload: bool = False,
     ) -> None:
-        self._sink = Sink(raw, compress, level, threads)
+        # offload: compression, the output's hash and the writes on a worker
+        # thread (forensics/bundle/sink.py); the stream's bytes are the same
+        self._sink = Sink(raw, compress, level, threads, offload=offload)
         self._mtime = int(time.time())
         #: JSON of the members since the last checkpoint (without newlines)
         self._pending: list[bytes] = []
@@ -243,9 +246,8 @@ class BundleWriter:
         (a copied file is hashed once, for its record and its member alike).
         """
         if sha256 is not None:
-            tail = (-len(data)) % BLOCK
             with signals_deferred():  # a member is written whole (whole.py)
-                self._sink.write(b"".join((self._header(name, len(data)), data, b"\0" * tail)))
+                self._sink.write_member(self._header(name, len(data)), data, (-len(data)) % BLOCK)
                 entry = MemberEntry(name, len(data), sha256)
                 self._record(entry)
             return entry

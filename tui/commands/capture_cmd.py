@@ -59,6 +59,13 @@ def register(sub: Any) -> None:
         help=f"zstd worker threads, 0-8 (default {ZSTD_THREADS}: compress on the writing thread)",
     )
     p.add_argument(
+        "--compress-thread",
+        choices=("on", "off"),
+        default="on",
+        help="compress, hash and write the bundle on a worker thread of the capturing "
+        "process (default on; off: all on the writing thread, as before)",
+    )
+    p.add_argument(
         "--scan",
         type=Path,
         metavar="RULES",
@@ -137,6 +144,7 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         # takes the other core, and zstd's worker threads doubled its CPU time
         # for no gain in wall time (docs/performance.md)
         threads=getattr(args, "zstd_threads", ZSTD_THREADS),
+        compress_thread=getattr(args, "compress_thread", "on") == "on",
         signer=signer,
         memory=memory,
     )
