@@ -23,7 +23,6 @@ which gives the same fields and values.
 from __future__ import annotations
 
 import csv
-import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from heapq import heapify, heappop, heapreplace
 from itertools import chain, islice
@@ -31,8 +30,7 @@ from json.encoder import encode_basestring as _quote
 from typing import IO, Any
 
 from forensics.timeline import exportsql as sql_x
-from forensics.timeline.events import kind_names
-from forensics.timeline.exportfast import _Memo, compact
+from forensics.timeline.exportfast import _Memo, compact, l2t_fields
 from forensics.timeline.query import Query, Timeline
 from forensics.timeline.text import one_line
 
@@ -55,14 +53,14 @@ def _chunked(rows: Iterator[Row], size: int = CHUNK) -> Iterator[Row]:
     return chain.from_iterable(iter(lambda: list(islice(rows, size)), []))
 
 
-def merged_rows(parts: Sequence[Timeline], q: Query) -> Iterator[tuple[int, Row]]:
-    """Every selected row of every timeline in ``parts``, in (time, part, event id) order."""
+def _merge(sources: Sequence[Iterator[Any]], key: int) -> Iterator[tuple[int, Any]]:
+    """(source index, row) of every row of ``sources`` (each in order), ordered by
+    (row[key], source index); the rest of the last source left is yielded as is."""
     heap: list[list[Any]] = []
-    for k, tl in enumerate(parts):
-        it = _chunked(tl.iter_rows(q))
+    for k, it in enumerate(sources):
         row = next(it, _END)
         if row is not _END:
-            heap.append([row[1], k, row, it])
+            heap.append([row[key], k, row, it])
     heapify(heap)
     while len(heap) > 1:
         s = heap[0]
@@ -71,7 +69,7 @@ def merged_rows(parts: Sequence[Timeline], q: Query) -> Iterator[tuple[int, Row]
         if row is _END:
             heappop(heap)
             continue
-        s[0] = row[1]
+        s[0] = row[key]
         s[2] = row
         heapreplace(heap, s)
     if heap:  # the last bundle left: no more merging
@@ -79,6 +77,11 @@ def merged_rows(parts: Sequence[Timeline], q: Query) -> Iterator[tuple[int, Row]
         yield k, row
         for row in it:
             yield k, row
+
+
+def merged_rows(parts: Sequence[Timeline], q: Query) -> Iterator[tuple[int, Row]]:
+    """Every selected row of every timeline in ``parts``, in (time, part, event id) order."""
+    return _merge([_chunked(tl.iter_rows(q)) for tl in parts], 1)
 
 
 def jsonl(
@@ -150,12 +153,6 @@ def csv_rows(
     return n
 
 
-def _l2t_value(v: Any) -> str:
-    if type(v) is int:
-        return str(v)
-    return one_line(v if isinstance(v, str) else compact(v))
-
-
 def l2t_rows(
     parts: Sequence[Timeline],
     wheres: Sequence[tuple[str, str]],
@@ -165,45 +162,16 @@ def l2t_rows(
 ) -> int:
     """plaso l2tcsv rows (after its header); ``wheres``: per bundle, (host, where
     text): the host column is the bundle's label, the where text ends ``extra``."""
-    hosts = [h for h, _t in wheres]
-    where_texts = [t for _h, t in wheres]
     memos = [_Memo(tl) for tl in parts]
     writerow = csv.writer(f, lineterminator="\n").writerow
     n = 0
-    loads = json.loads
     for k, row in merged:
         n += 1
-        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
-        if source != _FS or message is None or attrs is None:
+        if row[3] != _FS or row[6] is None or row[9] is None:
             writerow(slow(k, row))
             continue
-        memo = memos[k]
-        _kind, _kj, desc, letters = memo.kind(kinds)
-        a = loads(attrs)
-        dt = memo.iso_ns(ts)
-        if dt.startswith("@"):
-            date, clock = "00/00/0000", "00:00:00"
-        else:
-            date, clock = f"{dt[5:7]}/{dt[8:10]}/{dt[0:4]}", dt[11:19]
-        extra = dict(a)
-        extra.update(
-            ts_ns=ts,
-            kind=",".join(kind_names(kinds)),
-            entity=entity,
-            event_id=eid,
-            ref=f"{memo.member(member)[0]}:{line}",
-        )
-        uid = a.get("uid")
-        msg = one_line(message)
-        text = "; ".join(f"{k2}: {_l2t_value(v)}" for k2, v in sorted(extra.items()))
-        writerow(
-            (
-                date, clock, "UTC", letters.upper(), "FILE", "Container file system (exuvia)",
-                desc, "-" if uid is None else str(uid), hosts[k], msg[:80], msg, "2",
-                one_line(entity), str(a.get("inode", "-")), memo.flag(flags)[2],
-                "exuvia/fs", f"{text}; {where_texts[k]}" if text else where_texts[k],
-            )
-        )  # fmt: skip
+        host, where = wheres[k]
+        writerow(l2t_fields(memos[k], row, host, where))
     return n
 
 
@@ -232,28 +200,13 @@ def merged_sql(
     params: Sequence[Mapping[str, Any]] | None = None,
 ) -> Iterator[tuple[int, SqlRow]]:  # fmt: skip
     """:func:`merged_rows` of the SQL-rendered lines."""
-    heap: list[list[Any]] = []
-    for k, tl in enumerate(parts):
-        it = _sql_rows(tl, q, line, extra, **(params[k] if params else {}))
-        row = next(it, _END)
-        if row is not _END:
-            heap.append([row[0], k, row, it])
-    heapify(heap)
-    while len(heap) > 1:
-        s = heap[0]
-        yield s[1], s[2]
-        row = next(s[3], _END)
-        if row is _END:
-            heappop(heap)
-            continue
-        s[0] = row[0]
-        s[2] = row
-        heapreplace(heap, s)
-    if heap:
-        _ts, k, row, it = heap[0]
-        yield k, row
-        for row in it:
-            yield k, row
+    return _merge(
+        [
+            _sql_rows(tl, q, line, extra, **(params[k] if params else {}))
+            for k, tl in enumerate(parts)
+        ],
+        0,
+    )
 
 
 def write_sql_lines(

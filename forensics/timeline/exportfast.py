@@ -152,6 +152,37 @@ def _l2t_value(v: Any) -> str:
     return one_line(v if isinstance(v, str) else compact(v))
 
 
+def l2t_fields(memo: _Memo, row: Row, host: str, where: str = "") -> tuple[str, ...]:
+    """One filesystem event's l2tcsv row (its message and attrs stored); ``where``
+    (a case's pod fields) ends the ``extra`` column."""
+    eid, ts, kinds, _source, flags, entity, message, member, line, attrs = row[:10]
+    _kind, _kj, desc, letters = memo.kind(kinds)
+    a = json.loads(attrs)
+    dt = memo.iso_ns(ts)
+    if dt.startswith("@"):
+        date, clock = "00/00/0000", "00:00:00"
+    else:
+        date, clock = f"{dt[5:7]}/{dt[8:10]}/{dt[0:4]}", dt[11:19]
+    extra = dict(a)
+    extra.update(
+        ts_ns=ts,
+        kind=",".join(kind_names(kinds)),
+        entity=entity,
+        event_id=eid,
+        ref=f"{memo.member(member)[0]}:{line}",
+    )
+    uid = a.get("uid")
+    msg = one_line(message)
+    text = "; ".join(f"{k}: {_l2t_value(v)}" for k, v in sorted(extra.items()))
+    if where:
+        text = f"{text}; {where}" if text else where
+    return (
+        date, clock, "UTC", letters.upper(), "FILE", "Container file system (exuvia)",
+        desc, "-" if uid is None else str(uid), host or "-", msg[:80], msg, "2",
+        one_line(entity), str(a.get("inode", "-")), memo.flag(flags)[2], "exuvia/fs", text,
+    )  # fmt: skip
+
+
 def l2t_rows(
     tl: Timeline,
     rows: Iterable[Row],
@@ -164,40 +195,13 @@ def l2t_rows(
     writerow = csv.writer(f, lineterminator="\n").writerow
     n = 0
     event_of = tl.event_of
-    loads = json.loads
     for row in rows:
         n += 1
-        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
-        if source != _FS or message is None or attrs is None:
+        if row[3] != _FS or row[6] is None or row[9] is None:
             writerow(slow(event_of(row)))
             continue
-        _kind, _kj, desc, letters = memo.kind(kinds)
-        a = loads(attrs)
-        dt = memo.iso_ns(ts)
-        if dt.startswith("@"):
-            date, clock = "00/00/0000", "00:00:00"
-        else:
-            date, clock = f"{dt[5:7]}/{dt[8:10]}/{dt[0:4]}", dt[11:19]
-        extra = dict(a)
-        extra.update(
-            ts_ns=ts,
-            kind=",".join(kind_names(kinds)),
-            entity=entity,
-            event_id=eid,
-            ref=f"{memo.member(member)[0]}:{line}",
-        )
-        uid = a.get("uid")
-        msg = one_line(message)
-        writerow(
-            (
-                date, clock, "UTC", letters.upper(), "FILE", "Container file system (exuvia)",
-                desc, "-" if uid is None else str(uid), host or "-", msg[:80], msg, "2",
-                one_line(entity), str(a.get("inode", "-")), memo.flag(flags)[2],
-                "exuvia/fs",
-                "; ".join(f"{k}: {_l2t_value(v)}" for k, v in sorted(extra.items())),
-            )
-        )  # fmt: skip
+        writerow(l2t_fields(memo, row, host))
     return n
 
 
-__all__ = ["compact", "csv_rows", "jsonl", "l2t_rows"]
+__all__ = ["compact", "csv_rows", "jsonl", "l2t_fields", "l2t_rows"]
