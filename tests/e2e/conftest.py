@@ -125,16 +125,23 @@ class Cluster:
     created_namespaces: list[str] = field(default_factory=list)
 
     # -- namespaces -------------------------------------------------------
-    def namespace(self, prefix: str, *, enforce: str | None = None, timeout: float = 60) -> str:
+    def namespace(
+        self, prefix: str, *, enforce: str | None = None, timeout: float = 60,
+        name: str | None = None,
+    ) -> str:  # fmt: skip
         """Create a namespace (optionally with a PodSecurity ``enforce`` level)
-        and wait until its ``default`` ServiceAccount exists."""
+        and wait until its ``default`` ServiceAccount exists; ``name`` exactly, or
+        a generated name starting ``exuvia-PREFIX-``."""
         labels = {"exuvia.test/e2e": "true"}
         if enforce:
             labels["pod-security.kubernetes.io/enforce"] = enforce
             labels["pod-security.kubernetes.io/enforce-version"] = "latest"
-        body = client.V1Namespace(
-            metadata=client.V1ObjectMeta(generate_name=f"exuvia-{prefix}-", labels=labels)
+        meta = (
+            client.V1ObjectMeta(name=name, labels=labels)
+            if name
+            else client.V1ObjectMeta(generate_name=f"exuvia-{prefix}-", labels=labels)
         )
+        body = client.V1Namespace(metadata=meta)
         ns = str(self.core.create_namespace(body).metadata.name)
         self.created_namespaces.append(ns)
         self.wait(

@@ -41,7 +41,6 @@ from typing import Any
 
 import pytest
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 from textual.widgets import DataTable
 
 from forensics.bundle import verify_bundle
@@ -72,25 +71,7 @@ def apps(k8s_api_client: Any) -> Any:
 
 
 def _namespace(cluster: Any, run: str, suffix: str, enforce: str | None) -> str:
-    name = f"fleet-{run}-{suffix}"
-    labels = {"exuvia.test/e2e": "true"}
-    if enforce:
-        labels["pod-security.kubernetes.io/enforce"] = enforce
-        labels["pod-security.kubernetes.io/enforce-version"] = "latest"
-    cluster.core.create_namespace({"metadata": {"name": name, "labels": labels}})
-    cluster.created_namespaces.append(name)
-
-    def has_sa() -> bool:
-        try:
-            cluster.core.read_namespaced_service_account("default", name)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
-
-    cluster.wait(has_sa, 60, f"ServiceAccount {name}/default")
-    return name
+    return str(cluster.namespace("fleet", enforce=enforce, name=f"fleet-{run}-{suffix}"))
 
 
 def _pod(name: str, run: str, *, image: str = lab.LAB_IMAGE, restricted: bool = False,

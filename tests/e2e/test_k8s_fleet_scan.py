@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes.client.exceptions import ApiException
 
 from forensics.case.format import CUSTODY_FILE
 from forensics.scan.sidecar import load_result, result_path
@@ -52,22 +51,7 @@ def k8s_images(k8s_api_client: Any) -> str:
 
 
 def _namespace(cluster: Any, run: str) -> str:
-    name = f"fleet2-scan-{run}"
-    labels = {"exuvia.test/e2e": "true", "pod-security.kubernetes.io/enforce": "baseline"}
-    cluster.core.create_namespace({"metadata": {"name": name, "labels": labels}})
-    cluster.created_namespaces.append(name)
-
-    def has_sa() -> bool:
-        try:
-            cluster.core.read_namespaced_service_account("default", name)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
-
-    cluster.wait(has_sa, 60, f"ServiceAccount {name}/default")
-    return name
+    return str(cluster.namespace("fleet2", enforce="baseline", name=f"fleet2-scan-{run}"))
 
 
 def _ephemeral(cluster: Any, ns: str) -> int:

@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from kubernetes.client.exceptions import ApiException
 
 from forensics.bundle import verify_bundle
 from tests.e2e import k8s_lab as lab
@@ -48,23 +47,7 @@ def k8s_images(k8s_api_client: Any) -> str:
 
 
 def _namespace(cluster: Any, run: str, suffix: str) -> str:
-    name = f"fleets3-{run}-{suffix}"
-    labels = {"exuvia.test/e2e": "true", "pod-security.kubernetes.io/enforce": "baseline",
-              "pod-security.kubernetes.io/enforce-version": "latest"}  # fmt: skip
-    cluster.core.create_namespace({"metadata": {"name": name, "labels": labels}})
-    cluster.created_namespaces.append(name)
-
-    def has_sa() -> bool:
-        try:
-            cluster.core.read_namespaced_service_account("default", name)
-        except ApiException as err:
-            if err.status == 404:
-                return False
-            raise
-        return True
-
-    cluster.wait(has_sa, 60, f"ServiceAccount {name}/default")
-    return name
+    return str(cluster.namespace("fleets3", enforce="baseline", name=f"fleets3-{run}-{suffix}"))
 
 
 def _pod(name: str, run: str, image: str = lab.LAB_IMAGE) -> dict[str, Any]:
