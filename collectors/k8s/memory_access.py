@@ -41,7 +41,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from collectors.k8s.admission import parse_rejection
+from collectors.k8s.admission import BASELINE_CAPS, parse_rejection
 from collectors.k8s.client import AdmissionRejected
 from collectors.k8s.inject import rv
 from collectors.k8s.spec import (
@@ -55,24 +55,7 @@ from forensics.errors import AccessDenied
 
 PTRACE = "SYS_PTRACE"
 #: what containerd and CRI-O give a container unless told otherwise (a root process keeps it)
-RUNTIME_DEFAULT_CAPS = frozenset(
-    {
-        "AUDIT_WRITE",
-        "CHOWN",
-        "DAC_OVERRIDE",
-        "FOWNER",
-        "FSETID",
-        "KILL",
-        "MKNOD",
-        "NET_BIND_SERVICE",
-        "NET_RAW",
-        "SETFCAP",
-        "SETGID",
-        "SETPCAP",
-        "SETUID",
-        "SYS_CHROOT",
-    }
-)
+RUNTIME_DEFAULT_CAPS = BASELINE_CAPS | {"NET_RAW"}  # baseline allows all of them but NET_RAW
 #: the collector image's user (images/collector: root), when nothing else says
 AGENT_IMAGE_UID = 0
 ALL = "ALL"

@@ -26,11 +26,10 @@ import csv
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from heapq import heapify, heappop, heapreplace
 from itertools import chain, islice
-from json.encoder import encode_basestring as _quote
 from typing import IO, Any
 
 from forensics.timeline import exportsql as sql_x
-from forensics.timeline.exportfast import _Memo, compact, l2t_fields
+from forensics.timeline.exportfast import _fast, _Memo, compact, csv_fields, jsonl_line, l2t_fields
 from forensics.timeline.query import Query, Timeline
 from forensics.timeline.text import one_line
 
@@ -102,23 +101,10 @@ def jsonl(
         if len(lines) >= BATCH:
             f.write("".join(lines))
             lines.clear()
-        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
-        if source != _FS or message is None or attrs is None:
+        if not _fast(row):
             write(slow(k, row))
             continue
-        memo = memos[k]
-        kind, kinds_json, desc, letters = memo.kind(kinds)
-        attrs_part = "," + attrs[1:-1] if len(attrs) > 2 else ""
-        write(
-            '{"message":%s,"datetime":"%s","timestamp":%d,"timestamp_desc":"%s",'  # noqa: UP031 - %-formatting is the fastest here
-            '"timestamp_ns":%d,"event_id":%d,"kind":"%s","kinds":%s,"source":"fs",'
-            '"entity":%s,"flags":%s,"ref_member":%s,"ref_line":%d,"macb":"%s"%s%s'
-            % (
-                _quote(message), memo.iso_us(ts), ts // 1000, desc, ts, eid, kind,
-                kinds_json, _quote(entity), memo.flag(flags)[0], memo.member(member)[1],
-                line, letters, attrs_part, tails[k],
-            )
-        )  # fmt: skip
+        write(jsonl_line(memos[k], row, tails[k]))
     f.write("".join(lines))
     return n
 
@@ -137,19 +123,10 @@ def csv_rows(
     n = 0
     for k, row in merged:
         n += 1
-        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
-        if source != _FS or message is None or attrs is None:
+        if not _fast(row):
             writerow(slow(k, row))
             continue
-        memo = memos[k]
-        kind, _kj, desc, letters = memo.kind(kinds)
-        writerow(
-            (
-                memo.iso_ns(ts), ts, desc, kind, "fs", one_line(entity), letters,
-                memo.flag(flags)[1], one_line(message), memo.member(member)[0], line, eid,
-                attrs, *cells[k],
-            )
-        )  # fmt: skip
+        writerow((*csv_fields(memos[k], row), *cells[k]))
     return n
 
 
@@ -167,7 +144,7 @@ def l2t_rows(
     n = 0
     for k, row in merged:
         n += 1
-        if row[3] != _FS or row[6] is None or row[9] is None:
+        if not _fast(row):
             writerow(slow(k, row))
             continue
         host, where = wheres[k]

@@ -94,6 +94,34 @@ def _fast(row: Row) -> bool:
     return row[3] == _FS and row[6] is not None and row[9] is not None
 
 
+def jsonl_line(memo: _Memo, row: Row, tail: str = "}\n") -> str:
+    """One filesystem event's Timesketch JSON line (its message and attrs stored);
+    ``tail`` closes the object (a case adds its pod fields before the brace)."""
+    eid, ts, kinds, _source, flags, entity, message, member, line, attrs = row[:10]
+    kind, kinds_json, desc, letters = memo.kind(kinds)
+    attrs_part = "," + attrs[1:-1] if len(attrs) > 2 else ""
+    return (
+        '{"message":%s,"datetime":"%s","timestamp":%d,"timestamp_desc":"%s",'  # noqa: UP031 - %-formatting is the fastest here
+        '"timestamp_ns":%d,"event_id":%d,"kind":"%s","kinds":%s,"source":"fs",'
+        '"entity":%s,"flags":%s,"ref_member":%s,"ref_line":%d,"macb":"%s"%s%s'
+        % (
+            _quote(message), memo.iso_us(ts), ts // 1000, desc, ts, eid, kind,
+            kinds_json, _quote(entity), memo.flag(flags)[0], memo.member(member)[1],
+            line, letters, attrs_part, tail,
+        )
+    )  # fmt: skip
+
+
+def csv_fields(memo: _Memo, row: Row) -> tuple[Any, ...]:
+    """One filesystem event's CSV cells (its message and attrs stored)."""
+    eid, ts, kinds, _source, flags, entity, message, member, line, attrs = row[:10]
+    kind, _kj, desc, letters = memo.kind(kinds)
+    return (
+        memo.iso_ns(ts), ts, desc, kind, "fs", one_line(entity), letters,
+        memo.flag(flags)[1], one_line(message), memo.member(member)[0], line, eid, attrs,
+    )  # fmt: skip
+
+
 def jsonl(tl: Timeline, rows: Iterable[Row], f: IO[str], slow: Callable[[Event], str]) -> int:
     """Timesketch JSONL; ``slow`` writes the line of an event off the fast path."""
     memo = _Memo(tl)
@@ -102,22 +130,10 @@ def jsonl(tl: Timeline, rows: Iterable[Row], f: IO[str], slow: Callable[[Event],
     event_of = tl.event_of
     for row in rows:
         n += 1
-        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
-        if source != _FS or message is None or attrs is None:
+        if not _fast(row):
             write(slow(event_of(row)))
             continue
-        kind, kinds_json, desc, letters = memo.kind(kinds)
-        attrs_part = "," + attrs[1:] if len(attrs) > 2 else "}"
-        write(
-            '{"message":%s,"datetime":"%s","timestamp":%d,"timestamp_desc":"%s",'  # noqa: UP031 - %-formatting is the fastest here
-            '"timestamp_ns":%d,"event_id":%d,"kind":"%s","kinds":%s,"source":"fs",'
-            '"entity":%s,"flags":%s,"ref_member":%s,"ref_line":%d,"macb":"%s"%s\n'
-            % (
-                _quote(message), memo.iso_us(ts), ts // 1000, desc, ts, eid, kind,
-                kinds_json, _quote(entity), memo.flag(flags)[0], memo.member(member)[1],
-                line, letters, attrs_part,
-            )
-        )  # fmt: skip
+        write(jsonl_line(memo, row))
     return n
 
 
@@ -131,18 +147,10 @@ def csv_rows(
     event_of = tl.event_of
     for row in rows:
         n += 1
-        eid, ts, kinds, source, flags, entity, message, member, line, attrs = row[:10]
-        if source != _FS or message is None or attrs is None:
+        if not _fast(row):
             writerow(slow(event_of(row)))
             continue
-        kind, _kj, desc, letters = memo.kind(kinds)
-        writerow(
-            (
-                memo.iso_ns(ts), ts, desc, kind, "fs", one_line(entity), letters,
-                memo.flag(flags)[1], one_line(message), memo.member(member)[0], line, eid,
-                attrs,
-            )
-        )  # fmt: skip
+        writerow(csv_fields(memo, row))
     return n
 
 
@@ -197,11 +205,11 @@ def l2t_rows(
     event_of = tl.event_of
     for row in rows:
         n += 1
-        if row[3] != _FS or row[6] is None or row[9] is None:
+        if not _fast(row):
             writerow(slow(event_of(row)))
             continue
         writerow(l2t_fields(memo, row, host))
     return n
 
 
-__all__ = ["compact", "csv_rows", "jsonl", "l2t_fields", "l2t_rows"]
+__all__ = ["compact", "csv_fields", "csv_rows", "jsonl", "jsonl_line", "l2t_fields", "l2t_rows"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -57,6 +58,20 @@ def keys(rows: list) -> list[tuple[int, int]]:  # type: ignore[type-arg]
     return [(e.ts, e.id) for e in rows]
 
 
+async def caught_up(pilot: Any, app: Any, gate: Gate, *, full_screen: bool) -> None:
+    """Wait until the build is held at the gate and the app shows every record sent so
+    far (a whole screen of rows, or at least one)."""
+
+    def shown() -> bool:
+        if not (gate.held.is_set() and app.building is not None and app.window is not None):
+            return False
+        rows = len(app.window.rows)
+        enough = rows == app.window.height if full_screen else rows > 0
+        return app.building["records"] == gate.sent and enough
+
+    await wait_for(pilot, shown, timeout=60)
+
+
 async def test_first_screen_while_building_then_the_finished_timeline(
     many: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -66,17 +81,7 @@ async def test_first_screen_while_building_then_the_finished_timeline(
     async with app.run_test(size=SIZE) as pilot:
         try:
             # the app has polled the store until it shows every chunk committed so far
-            await wait_for(
-                pilot,
-                lambda: (
-                    gate.held.is_set()
-                    and app.building is not None
-                    and app.building["records"] == gate.sent
-                    and app.window is not None
-                    and len(app.window.rows) == app.window.height
-                ),
-                timeout=60,
-            )
+            await caught_up(pilot, app, gate, full_screen=True)
             assert app.tl is None and app.total is None  # no total, no position yet
             so_far = app.building["events"]
             assert 0 < so_far < TOTAL
@@ -135,17 +140,7 @@ async def test_new_chunks_refill_a_window_left_on_the_earliest_events(
     app = make_app(many)
     async with app.run_test(size=SIZE) as pilot:
         try:
-            await wait_for(
-                pilot,
-                lambda: (
-                    gate.held.is_set()
-                    and app.building is not None
-                    and app.building["records"] == gate.sent
-                    and app.window is not None
-                    and bool(app.window.rows)
-                ),
-                timeout=60,
-            )
+            await caught_up(pilot, app, gate, full_screen=False)
             held_rows = keys(app.window.rows)
         finally:
             gate.release.set()
