@@ -103,6 +103,12 @@ class DashboardScreen(Screen[None]):
         except (TargetGone, ExuviaError) as err:
             self.app.call_from_thread(self._gone, str(err))
             return
+        if not rows:
+            # a running container has at least its first process: none left means it is
+            # exiting (the sample can see that before /proc/PID itself goes), and the last
+            # sample stays on screen
+            self.app.call_from_thread(self._gone, "no process of the target is left")
+            return
         self.app.call_from_thread(self._show_procs, rows)
 
     def _show_procs(self, rows: list[ProcRow]) -> None:
