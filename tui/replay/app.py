@@ -331,13 +331,14 @@ class ReplayApp(App[None]):
         self._growing_sealed()  # if the build did not seal (nothing was shown yet)
         self.tl = tl
         if self.window is not None:  # shown while it was built: the same place, now final
-            was_building = self.building is not None
             self.building = None
             self.window.tl = tl
             self.window.frozen = False
-            if was_building:
-                self._refill()
-                self._detail(self.current())  # the same event, read from the final store
+            # always refilled, not only when a count was shown: the rows may be those of the
+            # first chunk read at the list's first (one-row) height, when its real height
+            # arrived while the window was frozen for the seal
+            self._refill()
+            self._detail(self.current())  # the same event, read from the final store
             self._screen_filled()
             self._title()
             self.show_status()
