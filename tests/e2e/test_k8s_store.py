@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,24 +191,13 @@ def test_sigint_leaves_incomplete_bundles_and_an_interrupted_case_json(
         text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(s3, scratch),
         cwd=lab.REPO,
     )  # fmt: skip
-    try:
 
-        def spool() -> Path | None:
-            found = list(scratch.glob(f"exuvia-case-*/{ns}_big-0_app.exv.agent-stream"))
-            return found[0] if found and found[0].stat().st_size > (1 << 20) else None
+    def spool() -> Path | None:
+        found = list(scratch.glob(f"exuvia-case-*/{ns}_big-0_app.exv.agent-stream"))
+        return found[0] if found else None
 
-        lab.wait_for(spool, 300, "the first stream", 0.05)
-        pids = lab.agent_pids(cid)
-        assert len(pids) == 1, pids
-        os.kill(pids[0], signal.SIGSTOP)  # still streaming when interrupted
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    print(f"exit {proc.returncode} after {time.monotonic() - t0:.1f}s\n{stdout}\n{stderr}")
+    stdout, stderr, took = lab.sigint_mid_stream(proc, spool, cid)
+    print(f"exit {proc.returncode} after {took:.1f}s\n{stdout}\n{stderr}")
     assert "Traceback" not in stderr
     assert proc.returncode == 130
     first = f"{ns}_big-0_app.exv.incomplete"
