@@ -97,6 +97,8 @@ class K8sStoreCapture(K8sCapture):
             self.store, staging.bucket, staging.key, on_retry=self._retry, track_sha256=False,
             create_args={"Metadata": self.meta, "ContentType": BUNDLE_TYPE},
         )  # fmt: skip
+        self.custody.record("store.upload.started", url=str(self.url),
+                            endpoint=self.store.endpoint, **self.retention)  # fmt: skip
         old: dict[int, Any] = {}
         if self.signals and threading.current_thread() is threading.main_thread():
             old = {s: signal.signal(s, self._on_signal) for s in _SIGNALS}
@@ -130,8 +132,7 @@ class K8sStoreCapture(K8sCapture):
         return result
 
     def _open_output(self, partial: Path) -> BinaryIO:
-        self.custody.record("store.upload.started", url=str(self.url),
-                            endpoint=self.store.endpoint, **self.retention)  # fmt: skip
+        """The upload created in run(), before the pod was touched."""
         return self._writer  # type: ignore[return-value]
 
     def _close_output(self, raw: BinaryIO) -> None:

@@ -579,8 +579,8 @@ def test_capture_scan_into_the_store_records_the_match_in_the_streamed_bundle(
     assert doc["bundle"] == url and doc["complete"] and doc["version_id"]
     assert doc["records"]["yara"] >= 2  # the rules' record and the match
     assert list(work.iterdir()) == []  # no local copy, not even a .partial
-    assert keys(s3, "locked", "cases/IR-scan/") == ["cases/IR-scan/web.exv",
-                                                   "cases/IR-scan/web.exv.custody.jsonl"]  # fmt: skip
+    stored = keys(s3, "locked", "cases/IR-scan/")
+    assert stored == ["cases/IR-scan/web.exv", "cases/IR-scan/web.exv.custody.jsonl"]
     local = tmp_path / "fetched.exv"
     local.write_bytes(s3.client().get_object(Bucket="locked", Key="cases/IR-scan/web.exv")
                       ["Body"].read())  # fmt: skip
