@@ -412,3 +412,52 @@ def test_sigint_of_one_pod_into_the_store_leaves_an_incomplete_that_verifies(
     # it verifies for what it holds (exit 0), and says it is an interrupted capture
     assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr
     assert "INCOMPLETE capture" in ver.stdout and "interrupted (SIGINT)" in ver.stdout
+
+
+def test_a_fleet_scanned_from_the_store_and_verified_there_as_a_case(
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    """``--scan`` of a fleet into the store: each sealed bundle read back from its
+    object as a stream, its results put beside it; only the staged pod matches."""
+    run = uuid.uuid4().hex[:6]
+    ns = _namespace(cluster, run, "scan")
+    staged = _pod("staged", run)
+    staged["spec"]["containers"][0]["env"] = []
+    cluster.create_pod(ns, staged)
+    cluster.create_pod(ns, _pod("clean", run))
+    _running(cluster, ns, run, 2)
+    for name in ("staged", "clean"):
+        lab.wait_logged(cluster, ns, name, "]: ready")
+    rules = tmp_path / "rules.yar"
+    rules.write_text(SCAN_RULE)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    prefix = f"cases/{run}/"
+    url = f"s3://{BUCKET}/{prefix}"
+    res = subprocess.run(
+        _argv(s3, kubeconfig_path, "capture", f"k8s://{ns}", "-l", f"{LABEL}={run}", "-o", url,
+              "--retain", "1d", "--scan", str(rules), "--output", "json"),
+        capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=900,
+        check=False,
+    )  # fmt: skip
+    print(res.stdout, res.stderr)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    out = json.loads(res.stdout)
+    names = {p: f"{ns}_{p}_app.exv" for p in ("staged", "clean")}
+    assert _keys(s3, prefix) == sorted([
+        *names.values(), *(n + ".custody.jsonl" for n in names.values()),
+        *(n + ".yara.json" for n in names.values()), "case.json", "case.custody.jsonl",
+    ])  # fmt: skip
+    scans = {b["pod"]: b["scan"] for b in out["bundles"]}
+    assert scans["staged"]["rules_matched"] == ["rules.yar:conf_changed_at_runtime"], scans
+    assert scans["clean"]["matches"] == 0 and scans["clean"]["scan_complete"], scans
+    assert scans["staged"]["results_file"] == url + names["staged"] + ".yara.json"
+    c = s3.client()
+    head = c.head_object(Bucket=BUCKET, Key=prefix + names["staged"] + ".yara.json")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    log = c.get_object(Bucket=BUCKET, Key=prefix + "case.custody.jsonl")["Body"].read()
+    assert log.count(b'"bundle.scanned"') == 2
+    assert list(scratch.iterdir()) == []  # no local copy of any bundle is left
+    ver = _verify(s3, url)
+    print(ver.stdout, ver.stderr)
+    assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr
