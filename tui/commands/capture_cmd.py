@@ -73,7 +73,8 @@ def register(sub: Any) -> None:
         "these YARA rules (a file or a directory of *.yar/*.yara), in the same read; "
         "matches go to artifacts/yara/ in the bundle. k8s:// targets (one pod or a fleet): "
         "each bundle is scanned on the client once sealed, as `exuvia scan` does "
-        "(BUNDLE.yara.json beside it). The rules are compiled before anything is "
+        "(BUNDLE.yara.json beside it; with -o s3://, read back from the stored object as a "
+        "stream, the results put beside it). The rules are compiled before anything is "
         "captured (docs/scan.md)",
     )
     k8s_cmd.add_k8s_options(p)
