@@ -35,7 +35,6 @@ import dataclasses
 import os
 import secrets
 import signal
-import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -50,6 +49,7 @@ from collectors.k8s.capture import K8sCapture, K8sOptions
 from collectors.k8s.client import KubeClient
 from collectors.k8s.resolve import DEFAULT_MAX_PODS, Planned, Resolution, resolve, seen_after
 from collectors.k8s.selection import FleetRequest
+from collectors.k8s.stream import cut
 from forensics.case import CaseWriter, bundle_file_name
 from forensics.case.format import COMPLETE, FAILED, INCOMPLETE
 from forensics.errors import ExuviaError, OutputError
@@ -195,10 +195,7 @@ class _Channel:
 
     def shut(self) -> None:
         """Cut the connection under the reading thread: its read fails at once."""
-        raw = getattr(getattr(getattr(self._inner, "_ws", None), "sock", None), "sock", None)
-        with contextlib.suppress(OSError, AttributeError):
-            if raw is not None:
-                raw.shutdown(socket.SHUT_RDWR)
+        cut(self._inner)
 
     def close(self) -> None:
         try:

@@ -9,8 +9,10 @@ Nothing in here interprets the bundle; collectors.k8s.relay does, afterwards.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -123,3 +125,13 @@ def receive(
     if res.broken is None and res.exit_code is None:
         res.broken = f"the agent failed: {res.status.get('message') or res.status}"
     return res
+
+
+def cut(channel: Any) -> None:
+    """Cut an exec channel's connection under the thread reading it (Ctrl-C): its
+    read fails at once, and :func:`receive` returns what came, ``broken``. Safe
+    in a signal handler (one shutdown(2), no lock)."""
+    raw = getattr(getattr(getattr(channel, "_ws", None), "sock", None), "sock", None)
+    with contextlib.suppress(OSError, AttributeError):
+        if raw is not None:
+            raw.shutdown(socket.SHUT_RDWR)

@@ -28,27 +28,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.capture import Capture, CaptureOptions, Progress, signed_details
+from collectors.capture import Capture, CaptureOptions, Progress
 from collectors.store.client import Store, StoreError
-from collectors.store.copy import copy_version, remove_version
 from collectors.store.fallback import LocalParts
 from collectors.store.lock import LockSpec
+from collectors.store.seal import (
+    BUNDLE_TYPE,
+    CUSTODY_SUFFIX,
+    INCOMPLETE_SUFFIX,
+    PARTIAL_SUFFIX,
+    SCAN_SUFFIX,
+    Digest,
+    object_metadata,
+    seal_staged,
+)
 from collectors.store.upload import PART_SIZE, MultipartWriter
 from collectors.store.uri import S3Url
 from collectors.targets.base import TargetInfo
-from forensics import __version__
 from forensics.errors import CaptureInterrupted, OutputError
 
-CUSTODY_SUFFIX = ".custody.jsonl"
-#: the metadata a captured or pushed object carries
-META_FILE_SHA = "exuvia-file-sha256"
-META_MANIFEST_SHA = "exuvia-manifest-sha256"
-#: where the bundle is streamed while it is captured (no retention: removed after the copy)
-PARTIAL_SUFFIX = ".partial"
-#: an interrupted capture's sealed bundle (verifies for what it holds)
-INCOMPLETE_SUFFIX = ".incomplete"
 #: ``exuvia push``'s record when the bundle had no custody sidecar to append it to
 PUSH_RECORD_SUFFIX = ".pushed.jsonl"
+#: every key a capture may create, its scan results included
+TAKEN_SUFFIXES = ("", PARTIAL_SUFFIX, INCOMPLETE_SUFFIX, CUSTODY_SUFFIX,
+                  INCOMPLETE_SUFFIX + CUSTODY_SUFFIX, PUSH_RECORD_SUFFIX, SCAN_SUFFIX,
+                  INCOMPLETE_SUFFIX + SCAN_SUFFIX)  # fmt: skip
 
 
 @dataclass
@@ -67,6 +71,8 @@ class StoreCaptureResult:
     signed_by: str | None = None
     #: one line each: what was asked for and not done (--memory of a process)
     warnings: list[str] = field(default_factory=list)
+    #: the signal that cut a pod's stream (its bundle is then ``.incomplete``), if one did
+    interrupted: str = ""
 
 
 def stderr_retry(msg: str) -> None:
@@ -77,8 +83,7 @@ def stderr_retry(msg: str) -> None:
 
 def taken_keys(key: str) -> tuple[str, ...]:
     """Every key a capture to ``key`` may create: none may exist before it starts."""
-    return (key, key + PARTIAL_SUFFIX, key + INCOMPLETE_SUFFIX, key + CUSTODY_SUFFIX,
-            key + INCOMPLETE_SUFFIX + CUSTODY_SUFFIX, key + PUSH_RECORD_SUFFIX)  # fmt: skip
+    return tuple(key + suffix for suffix in TAKEN_SUFFIXES)
 
 
 def preflight(store: Store, url: S3Url, lock: LockSpec) -> None:
@@ -98,12 +103,6 @@ def preflight(store: Store, url: S3Url, lock: LockSpec) -> None:
             raise StoreError(
                 f"s3://{url.bucket}/{key} already exists; refusing to overwrite evidence"
             )
-
-
-def object_metadata(extra: dict[str, str]) -> dict[str, str]:
-    meta = {"exuvia-tool": f"exuvia {__version__}"}
-    meta.update(extra)
-    return meta
 
 
 def capture_to_store(
@@ -144,7 +143,7 @@ def capture_to_store(
 
     writer = MultipartWriter(
         store, url.bucket, staging.key, part_size=part_size, on_retry=retry, track_sha256=False,
-        create_args={"Metadata": meta, "ContentType": "application/x-exuvia-bundle"},
+        create_args={"Metadata": meta, "ContentType": BUNDLE_TYPE},
         fallback=local, on_fallback=degraded,
     )  # fmt: skip
     try:
@@ -176,52 +175,16 @@ def capture_to_store(
         cap.custody.record("store.resumed", parts=writer.resumed, directory=str(local.path
                            if local else ""))  # fmt: skip
     complete = not cap.incomplete
-    final = url if complete else url.sibling(INCOMPLETE_SUFFIX)
-    # from here on the sealed bundle exists as <key>.partial: a failure leaves it there
-    meta = {**meta, META_MANIFEST_SHA: manifest_sha, META_FILE_SHA: file_sha}
-    try:
-        done = copy_version(
-            store, url.bucket, src_key=staging.key, src_version=staged.get("VersionId"),
-            size=file_bytes, dst_key=final.key,
-            create_args={"Metadata": meta, "ContentType": "application/x-exuvia-bundle",
-             **lock.put_args(until)},
-        )  # fmt: skip
-    except StoreError as err:
-        raise StoreError(
-            f"{err}; the sealed bundle is kept as {staging} (it verifies; no retention on it)"
-        ) from None
-    version = done.get("VersionId")
-    cap.custody.record("store.copied", source=str(staging), source_version_id=staged.get(
-        "VersionId"), destination=str(final), version_id=version)  # fmt: skip
-    kept = remove_version(store, url.bucket, staging.key, staged.get("VersionId"))
-    warnings = list(cap.warnings)
-    if kept:
-        cap.custody.record("store.partial.kept", object=str(staging), reason=kept)
-        warnings.append(f"{staging} (a copy of the bundle) could not be removed: {kept}")
-    else:
-        cap.custody.record("store.partial.removed", object=str(staging),
-                           version_id=staged.get("VersionId"))  # fmt: skip
-    cap.custody.record(
-        "bundle.sealed",
-        path=str(final),
-        bucket=url.bucket,
-        key=final.key,
-        version_id=version,
-        manifest_sha256=manifest_sha,
-        file_sha256=file_sha,
-        bytes=file_bytes,
-        complete=complete,
-        **retention,
-        **signed_details(opts.signer),
-    )
-    custody_url = final.sibling(CUSTODY_SUFFIX)
-    put_small(
-        store, custody_url, cap.custody.to_jsonl(), lock, until=until,
-        meta={META_MANIFEST_SHA: manifest_sha, META_FILE_SHA: file_sha,
-              "exuvia-bundle-version-id": str(version or "")},
+    sealed = seal_staged(
+        store, url, staged, Digest(manifest_sha, file_sha, file_bytes, complete),
+        custody=cap.custody, lock=lock, until=until, meta=meta, signer=opts.signer,
     )  # fmt: skip
+    warnings = list(cap.warnings)
+    if sealed.partial_kept:
+        warnings.append(f"{staging} (a copy of the bundle) could not be removed: "
+                        f"{sealed.partial_kept}")  # fmt: skip
     return StoreCaptureResult(
-        url=str(final),
+        url=str(sealed.final),
         complete=complete,
         incomplete_reason="; ".join(cap.incomplete),
         manifest_sha256=manifest_sha,
@@ -229,8 +192,8 @@ def capture_to_store(
         file_bytes=file_bytes,
         counts=dict(cap.counts),
         skips=cap.skips.total,
-        custody_url=str(custody_url),
-        version_id=version,
+        custody_url=str(sealed.custody_url),
+        version_id=sealed.version_id,
         retention=retention,
         signed_by=opts.signer.fingerprint if opts.signer else None,
         warnings=warnings,
@@ -284,30 +247,3 @@ def _ranges(numbers: list[int]) -> str:
         if n is not None:
             start = prev = n
     return ",".join(out)
-
-
-def put_small(
-    store: Store,
-    url: S3Url,
-    data: bytes,
-    lock: LockSpec,
-    *,
-    until: Any,
-    meta: dict[str, str],
-) -> dict[str, Any]:
-    """One small object, never over an existing one, with the same lock."""
-    import base64  # noqa: PLC0415
-    import hashlib  # noqa: PLC0415
-
-    out: dict[str, Any] = store.call(
-        f"storing {url}",
-        store.client.put_object,
-        Bucket=url.bucket,
-        Key=url.key,
-        Body=data,
-        IfNoneMatch="*",
-        ChecksumSHA256=base64.b64encode(hashlib.sha256(data).digest()).decode(),
-        Metadata=object_metadata(meta),
-        **lock.put_args(until),
-    )
-    return out

@@ -18,8 +18,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from collectors.store.capture import CUSTODY_SUFFIX, META_FILE_SHA
 from collectors.store.client import Store, StoreError
+from collectors.store.seal import CUSTODY_SUFFIX, META_FILE_SHA
 from collectors.store.uri import S3Url
 
 CHUNK = 1 << 20

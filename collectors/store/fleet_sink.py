@@ -24,10 +24,10 @@ from typing import Any
 from collectors.capture import CaptureOptions, Progress
 from collectors.k8s.capture import K8sCapture, K8sOptions
 from collectors.k8s.client import KubeClient
-from collectors.store.capture import put_small
 from collectors.store.client import Store, StoreError
 from collectors.store.k8s_capture import K8sStoreCapture
 from collectors.store.lock import LockSpec
+from collectors.store.seal import put_small
 from collectors.store.uri import S3Url
 from forensics.case.format import CASE_FILE, CUSTODY_FILE, SIGNATURE_FILE
 

@@ -1,40 +1,56 @@
-"""A pod's bundle sealed into the store instead of a local file (a fleet's ``-o s3://``).
+"""A pod's bundle sealed into the store instead of a local file (``-o s3://…``).
 
+One pod (``exuvia capture k8s://NS/POD -o s3://BUCKET/PREFIX/NAME.exv``,
+:func:`capture_pod_to_store`) or each pod of a fleet (collectors/store/fleet_sink.py).
 The agent's stream is received into a local spool as for any k8s capture (it is
 checked against the agent's checkpoints before a byte of the final bundle is
 written); the final bundle is then assembled straight into a multipart upload
-of ``<key>.partial`` (no local copy of it) and sealed the way a single target's
-store capture is (collectors/store/capture.py): copied by the store to
+of ``<key>.partial`` (no local copy of it) and sealed by the seal step every
+store capture shares (collectors/store/seal.py): copied by the store to
 ``<key>`` or ``<key>.incomplete`` with the retention and ``If-None-Match: *``,
 the ``.partial`` removed, the custody log put as ``<final key>.custody.jsonl``.
+
+The upload is created before the pod is asked anything (so a bucket that is
+not writable is refused before an agent is added). One pod on the main thread
+(``signals=True``): the first SIGINT/SIGTERM while the agent streams cuts the
+stream, and what came is sealed ``.incomplete`` (``interrupted (SIGINT): …``),
+as a fleet does; one after the stream is noted and the seal goes on; one before
+the stream, or a second one, interrupts as before (nothing stored: the upload
+is aborted).
 """
 
 from __future__ import annotations
 
+import shutil
+import signal
+import sys
+import tempfile
+import threading
 from pathlib import Path
+from types import FrameType
 from typing import Any, BinaryIO
 
-from collectors.capture import CaptureOptions, Progress, signed_details
+from collectors.capture import CaptureOptions, CaptureResult, Progress
 from collectors.k8s.assemble import Outcome
 from collectors.k8s.capture import K8sCapture, K8sOptions
 from collectors.k8s.client import KubeClient
-from collectors.store.capture import (
-    CUSTODY_SUFFIX,
-    INCOMPLETE_SUFFIX,
-    META_FILE_SHA,
-    META_MANIFEST_SHA,
-    PARTIAL_SUFFIX,
-    object_metadata,
-    put_small,
-    stderr_retry,
-)
-from collectors.store.client import Store, StoreError
-from collectors.store.copy import copy_version, remove_version
+from collectors.k8s.inject import Injection
+from collectors.k8s.stream import StreamResult, cut
+from collectors.store.capture import StoreCaptureResult, preflight, stderr_retry
+from collectors.store.client import Store
 from collectors.store.lock import LockSpec
+from collectors.store.seal import (
+    BUNDLE_TYPE,
+    PARTIAL_SUFFIX,
+    Digest,
+    Sealed,
+    object_metadata,
+    seal_staged,
+)
 from collectors.store.upload import MultipartWriter
 from collectors.store.uri import S3Url
 
-BUNDLE_TYPE = "application/x-exuvia-bundle"
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class K8sStoreCapture(K8sCapture):
@@ -53,6 +69,7 @@ class K8sStoreCapture(K8sCapture):
         lock: LockSpec,
         progress: Progress | None = None,
         client: KubeClient | None = None,
+        signals: bool = False,
     ) -> None:
         super().__init__(uri, opts, k8s, progress=progress, client=client)
         self.store = store
@@ -61,76 +78,141 @@ class K8sStoreCapture(K8sCapture):
         self.until = lock.until()
         self.retention = lock.describe(self.until)
         self.meta = object_metadata({"exuvia-target": uri[:512]})
+        self.signals = signals
+        self.sealed: Sealed | None = None
+        #: the signal that cut the stream (``signals=True``), if one did
+        self.interrupted = ""
         self._writer: MultipartWriter | None = None
+        self._channel: Any = None
+        self._streamed = False
 
     def _retry(self, msg: str) -> None:
         self.custody.record("store.retry", message=msg)
         stderr_retry(msg)
 
-    def _open_output(self, partial: Path) -> BinaryIO:
+    def run(self) -> CaptureResult:
         staging = self.url.sibling(PARTIAL_SUFFIX)
-        self.custody.record("store.upload.started", url=str(self.url),
-                            endpoint=self.store.endpoint, **self.retention)  # fmt: skip
+        # first: a store that does not take the upload is refused before the pod is touched
         self._writer = MultipartWriter(
             self.store, staging.bucket, staging.key, on_retry=self._retry, track_sha256=False,
             create_args={"Metadata": self.meta, "ContentType": BUNDLE_TYPE},
         )  # fmt: skip
+        self.custody.record("store.upload.started", url=str(self.url),
+                            endpoint=self.store.endpoint, **self.retention)  # fmt: skip
+        old: dict[int, Any] = {}
+        if self.signals and threading.current_thread() is threading.main_thread():
+            old = {s: signal.signal(s, self._on_signal) for s in _SIGNALS}
+        try:
+            return super().run()
+        except BaseException:
+            self._writer.abort()  # never completed: no object (a completed one is kept)
+            raise
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        name = signal.Signals(signum).name
+        if self.interrupted or (self._channel is None and not self._streamed):
+            raise KeyboardInterrupt  # before the stream, or a second one: nothing stored
+        self.interrupted = name
+        if self._channel is not None:
+            cut(self._channel)  # receive() returns what came; it is sealed incomplete
+        else:  # the stream is whole: the bundle is sealed as it is
+            sys.stderr.write(f"exuvia: {name}: the stream is whole; sealing the bundle "
+                             "(again to abandon it)\n")  # fmt: skip
+
+    def _stream(self, kc: KubeClient, inj: Injection, argv: list[str], spool: Path) -> StreamResult:
+        result = super()._stream(_Watched(kc, self), inj, argv, spool)  # type: ignore[arg-type]
+        self._channel = None
+        self._streamed = True
+        if self.interrupted and result.broken:
+            result.broken = f"interrupted ({self.interrupted}): {result.broken}"
+            self.custody.record("capture.interrupted", signal=self.interrupted)
+        return result
+
+    def _open_output(self, partial: Path) -> BinaryIO:
+        """The upload created in run(), before the pod was touched."""
         return self._writer  # type: ignore[return-value]
 
     def _close_output(self, raw: BinaryIO) -> None:
         """Completed in _seal (after the assembly said complete or not)."""
 
-    def _write(self, kc: KubeClient, **kw: Any) -> Outcome:
-        try:
-            return super()._write(kc, **kw)
-        except BaseException:
-            if self._writer is not None:
-                self._writer.abort()
-            raise
-
     def _seal(self, out: Path, partial: Path, outcome: Outcome) -> tuple[Path, Path]:
-        w = self._writer
-        assert w is not None
-        try:
-            staged = w.complete()
-        except BaseException:
-            w.abort()
-            raise
-        staging = self.url.sibling(PARTIAL_SUFFIX)
-        final = self.url if outcome.complete else self.url.sibling(INCOMPLETE_SUFFIX)
-        meta = {**self.meta, META_MANIFEST_SHA: outcome.manifest_sha256,
-                META_FILE_SHA: outcome.file_sha256}  # fmt: skip
-        try:
-            done = copy_version(
-                self.store, final.bucket, src_key=staging.key,
-                src_version=staged.get("VersionId"), size=outcome.file_bytes, dst_key=final.key,
-                create_args={"Metadata": meta, "ContentType": BUNDLE_TYPE,
-                             **self.lock.put_args(self.until)},
-            )  # fmt: skip
-        except StoreError as err:
-            raise StoreError(
-                f"{err}; the sealed bundle is kept as {staging} (it verifies; no retention on it)"
-            ) from None
-        version = done.get("VersionId")
-        self.custody.record("store.copied", source=str(staging), destination=str(final),
-                            source_version_id=staged.get("VersionId"),
-                            version_id=version)  # fmt: skip
-        kept = remove_version(self.store, final.bucket, staging.key, staged.get("VersionId"))
-        if kept:
-            self.custody.record("store.partial.kept", object=str(staging), reason=kept)
-        else:
-            self.custody.record("store.partial.removed", object=str(staging),
-                                version_id=staged.get("VersionId"))  # fmt: skip
-        self.custody.record(
-            "bundle.sealed", path=str(final), bucket=final.bucket, key=final.key,
-            version_id=version, manifest_sha256=outcome.manifest_sha256,
-            file_sha256=outcome.file_sha256, bytes=outcome.file_bytes,
-            complete=outcome.complete, **self.retention, **signed_details(self.opts.signer),
+        assert self._writer is not None
+        staged = self._writer.complete()
+        digest = Digest(outcome.manifest_sha256, outcome.file_sha256, outcome.file_bytes,
+                        outcome.complete)  # fmt: skip
+        self.sealed = seal_staged(
+            self.store, self.url, staged, digest, custody=self.custody, lock=self.lock,
+            until=self.until, meta=self.meta, signer=self.opts.signer,
         )  # fmt: skip
-        custody = final.sibling(CUSTODY_SUFFIX)
-        put_small(self.store, custody, self.custody.to_jsonl(), self.lock, until=self.until,
-                  meta={META_MANIFEST_SHA: outcome.manifest_sha256,
-                        META_FILE_SHA: outcome.file_sha256,
-                        "exuvia-bundle-version-id": str(version or "")})  # fmt: skip
         # the names the case records (case.json names files relative to the case)
-        return Path(final.name), Path(custody.name)
+        return Path(self.sealed.final.name), Path(self.sealed.custody_url.name)
+
+
+class _Watched:
+    """The capture's KubeClient, whose exec channel the signal handler can cut."""
+
+    def __init__(self, kc: KubeClient, cap: K8sStoreCapture) -> None:
+        self._kc = kc
+        self._cap = cap
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._kc, name)
+
+    def exec(self, *a: Any, **kw: Any) -> Any:
+        channel = self._kc.exec(*a, **kw)
+        self._cap._channel = channel
+        return channel
+
+
+def capture_pod_to_store(  # noqa: PLR0917 - the command's one call site
+    uri: str,
+    opts: CaptureOptions,
+    k8s: K8sOptions,
+    store: Store,
+    url: S3Url,
+    lock: LockSpec,
+    progress: Progress | None = None,
+) -> StoreCaptureResult:
+    """One pod's bundle into ``url``: refused before the pod is touched when the
+    bucket, its lock or the key is not right; the agent's spool lives in a private
+    scratch directory (``$TMPDIR/exuvia-pod-*``), removed once the bundle is
+    sealed (kept, and said, when the capture fails: it holds what the agent sent)."""
+    preflight(store, url, lock)
+    scratch = Path(tempfile.mkdtemp(prefix="exuvia-pod-"))
+    opts.output = scratch / url.name
+    cap = K8sStoreCapture(uri, opts, k8s, store=store, url=url, lock=lock, progress=progress,
+                          signals=True)  # fmt: skip
+    try:
+        res = cap.run()
+    except BaseException:
+        if any(p.stat().st_size for p in scratch.iterdir()):
+            sys.stderr.write(f"exuvia: the agent's stream received so far is kept in {scratch}/\n")
+        else:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
+    shutil.rmtree(scratch, ignore_errors=True)
+    sealed = cap.sealed
+    assert sealed is not None
+    warnings = list(res.warnings)
+    if sealed.partial_kept:
+        warnings.append(f"{url.sibling(PARTIAL_SUFFIX)} (a copy of the bundle) could not be "
+                        f"removed: {sealed.partial_kept}")  # fmt: skip
+    return StoreCaptureResult(
+        url=str(sealed.final),
+        complete=res.complete,
+        incomplete_reason=res.incomplete_reason,
+        manifest_sha256=res.manifest_sha256,
+        file_sha256=res.file_sha256,
+        file_bytes=res.file_bytes,
+        counts=dict(res.counts),
+        skips=res.skips,
+        custody_url=str(sealed.custody_url),
+        version_id=sealed.version_id,
+        retention=cap.retention,
+        signed_by=res.signed_by,
+        warnings=warnings,
+        interrupted=cap.interrupted,
+    )

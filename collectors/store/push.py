@@ -20,18 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from collectors.store.capture import (
-    CUSTODY_SUFFIX,
-    META_FILE_SHA,
-    META_MANIFEST_SHA,
-    PUSH_RECORD_SUFFIX,
-    object_metadata,
-    preflight,
-    put_small,
-)
+from collectors.store.capture import PUSH_RECORD_SUFFIX, preflight
 from collectors.store.client import Store, StoreError
 from collectors.store.fetch import CASE_FILE
 from collectors.store.lock import LockSpec
+from collectors.store.seal import (
+    CUSTODY_SUFFIX,
+    META_FILE_SHA,
+    META_MANIFEST_SHA,
+    object_metadata,
+    put_small,
+)
 from collectors.store.upload import PART_SIZE, MultipartWriter
 from collectors.store.uri import S3Url
 from forensics.bundle import verify_bundle

@@ -6,6 +6,7 @@ Nothing here extracts members to disk; callers get names, sizes and bytes.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import tarfile
 from collections.abc import Callable, Iterator
@@ -53,6 +54,36 @@ class Member:
         return self.read_bytes < self.size
 
 
+class _Prefixed(io.RawIOBase):
+    """The bytes already read from a stream (its magic), then the rest of it."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        view = memoryview(b).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        try:
+            closer = getattr(self._rest, "close", None)
+            if closer is not None:
+                closer()
+        finally:
+            super().close()
+
+
 class StreamBroken(Exception):
     """The stream ended or became undecodable; carries the member it broke in."""
 
@@ -63,12 +94,18 @@ class StreamBroken(Exception):
 
 
 def open_stream(
-    path: str | Path, zstd_reader: Callable[[BinaryIO], Any] = ZstdReader
+    path: str | Path | BinaryIO, zstd_reader: Callable[[BinaryIO], Any] = ZstdReader
 ) -> tuple[BinaryIO, IO[bytes]]:
     """Open a bundle file; returns (raw file, decompressed stream).
 
     ``zstd_reader`` wraps a compressed file (the timeline passes one that
-    decompresses ahead on a thread)."""
+    decompresses ahead on a thread). ``path`` may also be an open binary stream
+    that cannot seek (an object read from the evidence store): it is read once,
+    from where it is, and closed with the raw file returned."""
+    if not isinstance(path, (str, Path)):
+        head = path.read(4)
+        raw: BinaryIO = io.BufferedReader(_Prefixed(head, path), CHUNK)
+        return raw, (zstd_reader(raw) if head == ZSTD_MAGIC else raw)
     try:
         raw = Path(path).open("rb")
     except OSError as err:

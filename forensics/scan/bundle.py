@@ -18,7 +18,7 @@ import tarfile
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from forensics.bundle.format import MANIFEST_NAME, decode_path
 from forensics.bundle.reader import CHUNK, load_json
@@ -63,14 +63,19 @@ def _reference_ns(manifest: object) -> int | None:
 
 
 def scan_bundle(
-    bundle: Path,
+    bundle: Path | BinaryIO,
     rules: CompiledRules,
     limits: ScanLimits | None = None,
     progress: Callable[[str], None] | None = None,
+    name: str | None = None,
 ) -> ScanResult:
-    """Scan every member of ``bundle`` named by :data:`SCAN_PREFIXES` with ``rules``."""
+    """Scan every member of ``bundle`` named by :data:`SCAN_PREFIXES` with ``rules``.
+
+    ``bundle`` may be an open stream read once from where it is (an object read
+    back from the evidence store), then ``name`` is the bundle's file name."""
     limits = limits or ScanLimits()
-    result = ScanResult(bundle=bundle.name, rules=rules.describe(), limits=limits.to_dict())
+    label = name or (bundle.name if isinstance(bundle, Path) else "bundle")
+    result = ScanResult(bundle=label, rules=rules.describe(), limits=limits.to_dict())
     result.started_ns = time.time_ns()
     scanner = ChunkScanner(rules.rules, limits)
     note = progress or (lambda _m: None)

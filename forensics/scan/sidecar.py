@@ -49,11 +49,16 @@ def _canonical(doc: dict[str, Any]) -> bytes:
     return json.dumps(doc, sort_keys=True, ensure_ascii=True, separators=(",", ":")).encode()
 
 
-def save_result(bundle: Path, result: ScanResult) -> tuple[Path, str]:
-    """Write the results beside ``bundle`` (or in the user's cache); (path, file SHA-256)."""
+def render_result(result: ScanResult) -> bytes:
+    """The results file's bytes (self-checked, canonical JSON), wherever they are kept."""
     doc: dict[str, Any] = {"format": SCAN_FORMAT, "version": SCAN_VERSION, **result.to_dict()}
     doc["self_check"] = hashlib.sha256(_canonical(doc)).hexdigest()
-    data = _canonical(doc) + b"\n"
+    return _canonical(doc) + b"\n"
+
+
+def save_result(bundle: Path, result: ScanResult) -> tuple[Path, str]:
+    """Write the results beside ``bundle`` (or in the user's cache); (path, file SHA-256)."""
+    data = render_result(result)
     sha = result.manifest_sha256
     path = sidecar_path(bundle, SUFFIX, _user_dir() / f"{sha}{SUFFIX}" if sha else None)
     write_atomic(path, data, "scan results", mode=0o640)

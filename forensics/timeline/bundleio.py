@@ -135,7 +135,7 @@ class _Zstd:
 
 
 def open_stream(
-    path: str | Path, skip_content: bool = False, content: Iterable[str] = ()
+    path: str | Path | BinaryIO, skip_content: bool = False, content: Iterable[str] = ()
 ) -> tuple[BinaryIO, IO[bytes]]:
     """The bundle file and its decompressed stream (decompressed ahead).
 
@@ -143,7 +143,7 @@ def open_stream(
     (:mod:`forensics.bundle.frameindex`), except those holding the ``content``
     members named; the stream then holds every other member.
     """
-    if skip_content:
+    if skip_content and isinstance(path, (str, Path)):
         skipping = _open_skipping(path, list(content))
         if skipping is not None:
             return skipping

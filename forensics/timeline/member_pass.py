@@ -17,7 +17,7 @@ import tarfile
 from collections.abc import Callable, Container
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, BinaryIO
 
 from forensics.errors import BundleError, BundleVersionError
 from forensics.timeline.bundleio import StreamCut, open_stream
@@ -36,7 +36,7 @@ class MemberPass:
 
 
 def each_member(
-    bundle: str | Path,
+    bundle: str | Path | BinaryIO,
     visit: Callable[[tarfile.TarInfo, IO[bytes]], None],
     only: Container[str] | None = None,
 ) -> MemberPass:
@@ -46,6 +46,7 @@ def each_member(
     ``visit``, ends the pass (recorded in ``cut``; BundleError when no member
     came before it); BundleVersionError and anything else propagate."""
     done = MemberPass()
+    label = bundle if isinstance(bundle, (str, Path)) else "the stream"
     raw, stream = open_stream(bundle)
     try:
         try:
@@ -53,7 +54,7 @@ def each_member(
                 fileobj=stream, mode="r|", encoding="utf-8", errors="surrogateescape"
             )
         except READ_ERRORS as err:
-            raise BundleError(f"{bundle}: not a readable bundle ({err})") from None
+            raise BundleError(f"{label}: not a readable bundle ({err})") from None
         try:
             for info in tar:
                 done.members += 1
@@ -66,7 +67,7 @@ def each_member(
             raise
         except READ_ERRORS as err:
             if done.members == 0:
-                raise BundleError(f"{bundle}: not a readable bundle ({err})") from None
+                raise BundleError(f"{label}: not a readable bundle ({err})") from None
             done.cut = str(err)
     finally:
         stream.close()  # the decompressing thread first (it reads ahead), then the file

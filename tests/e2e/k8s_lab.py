@@ -20,6 +20,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -206,3 +207,31 @@ def wait_for(probe: Callable[[], Any], timeout: float, what: str, interval: floa
             return val
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+def sigint_mid_stream(
+    proc: subprocess.Popen[str], spool: Callable[[], Path | None], container_id: str
+) -> tuple[str, str, float]:
+    """Interrupt a capture (``proc``) with SIGINT while its agent still streams:
+    wait until ``spool()`` names an agent stream over 1 MiB, stop the one agent of
+    ``container_id`` (SIGSTOP: the stream must still be open when it is cut), send
+    SIGINT, and wait for the capture to end; returns (stdout, stderr, seconds from
+    the signal). The process is killed if the wait fails."""
+    try:
+
+        def grown() -> Path | None:
+            found = spool()
+            return found if found is not None and found.stat().st_size > (1 << 20) else None
+
+        wait_for(grown, 300, "the agent's stream", 0.05)
+        pids = agent_pids(container_id)
+        assert len(pids) == 1, pids
+        os.kill(pids[0], signal.SIGSTOP)
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        stdout, stderr = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return stdout, stderr, time.monotonic() - t0

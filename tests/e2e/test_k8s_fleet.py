@@ -289,21 +289,11 @@ def test_sigint_seals_in_flight_bundles_incomplete_and_the_case_interrupted(
     # one at a time: the first streams while the others wait, never started
     proc = _start_fleet(case, kubeconfig_path, f"k8s://{ns}", "-l", f"{LABEL}={run}",
                         "--parallel", "1")  # fmt: skip
-    try:
-        spool = case / f"{ns}_big-0_app.exv.agent-stream"
-        lab.wait_for(lambda: spool.exists() and spool.stat().st_size > (1 << 20), 300,
-                     "the first stream", 0.05)  # fmt: skip
-        pids = lab.agent_pids(cids[0])
-        assert len(pids) == 1, pids
-        os.kill(pids[0], signal.SIGSTOP)  # the stream must still be flowing when we interrupt
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    print(f"exit {proc.returncode} after {time.monotonic() - t0:.1f}s\n{stdout}\n{stderr}")
+    spool = case / f"{ns}_big-0_app.exv.agent-stream"
+    stdout, stderr, took = lab.sigint_mid_stream(
+        proc, lambda: spool if spool.exists() else None, cids[0]
+    )
+    print(f"exit {proc.returncode} after {took:.1f}s\n{stdout}\n{stderr}")
     assert "Traceback" not in stderr
     assert proc.returncode == 130
     doc = _case_doc(case)

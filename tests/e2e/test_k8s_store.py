@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -193,24 +191,13 @@ def test_sigint_leaves_incomplete_bundles_and_an_interrupted_case_json(
         text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(s3, scratch),
         cwd=lab.REPO,
     )  # fmt: skip
-    try:
 
-        def spool() -> Path | None:
-            found = list(scratch.glob(f"exuvia-case-*/{ns}_big-0_app.exv.agent-stream"))
-            return found[0] if found and found[0].stat().st_size > (1 << 20) else None
+    def spool() -> Path | None:
+        found = list(scratch.glob(f"exuvia-case-*/{ns}_big-0_app.exv.agent-stream"))
+        return found[0] if found else None
 
-        lab.wait_for(spool, 300, "the first stream", 0.05)
-        pids = lab.agent_pids(cid)
-        assert len(pids) == 1, pids
-        os.kill(pids[0], signal.SIGSTOP)  # still streaming when interrupted
-        t0 = time.monotonic()
-        proc.send_signal(signal.SIGINT)
-        stdout, stderr = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    print(f"exit {proc.returncode} after {time.monotonic() - t0:.1f}s\n{stdout}\n{stderr}")
+    stdout, stderr, took = lab.sigint_mid_stream(proc, spool, cid)
+    print(f"exit {proc.returncode} after {took:.1f}s\n{stdout}\n{stderr}")
     assert "Traceback" not in stderr
     assert proc.returncode == 130
     first = f"{ns}_big-0_app.exv.incomplete"
@@ -263,3 +250,214 @@ def test_bad_store_input_is_one_line_before_the_cluster_is_asked(
     assert res.returncode == 2 and "--fallback-dir is for one target" in res.stderr, res.stderr
     assert _keys(s3, "cases/no-slash") == [] and _keys(s3, "cases/fb/") == []
     assert list(scratch.iterdir()) == []  # no scratch case directory left behind
+
+
+SCAN_RULE = """
+rule conf_changed_at_runtime {
+  strings:
+    $line = /# changed at runtime by pid [0-9]+\\n/
+  condition:
+    $line
+}
+"""
+
+
+def _ephemeral(cluster: Any, ns: str) -> dict[str, int]:
+    return {p.metadata.name: len(p.spec.ephemeral_containers or [])
+            for p in cluster.core.list_namespaced_pod(ns).items}  # fmt: skip
+
+
+def _one_line(res: subprocess.CompletedProcess[str], expect: str) -> None:
+    assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("exuvia: error:")]
+    assert len(errors) == 1 and expect in errors[0], res.stderr
+
+
+def test_one_pod_into_a_locked_bucket_verifies_there_and_cannot_be_deleted(
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    ns = _namespace(cluster, run, "pod")
+    pod = _pod("web", run)
+    pod["spec"]["containers"][0]["env"] = []  # the staged incident: the scan has a match
+    cluster.create_pod(ns, pod)
+    _running(cluster, ns, run, 1)
+    lab.wait_logged(cluster, ns, "web", "]: ready")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    prefix = f"pods/{run}/"
+    url = f"s3://{BUCKET}/{prefix}web.exv"
+    target = f"k8s://{ns}/web"
+
+    # bad store input and options that cannot combine: one line, no agent added
+    for out, extra, expect in (
+        (f"s3://plain/{prefix}web.exv", (), "does not have object lock enabled"),
+        (f"s3://{BUCKET}/{prefix}", (), "give the object's name"),
+        (url, ("--fallback-dir", str(tmp_path)), "--fallback-dir is for a local target"),
+    ):
+        res = subprocess.run(
+            _argv(s3, kubeconfig_path, "capture", target, "-o", out, *extra),
+            capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=300,
+            check=False,
+        )  # fmt: skip
+        _one_line(res, expect)
+    assert _ephemeral(cluster, ns) == {"web": 0}
+    assert list(scratch.iterdir()) == [] and _keys(s3, prefix) == []
+
+    rules = tmp_path / "rules.yar"
+    rules.write_text(SCAN_RULE)
+    res = subprocess.run(
+        _argv(s3, kubeconfig_path, "capture", target, "-o", url, "--retain", "1d",
+              "--scan", str(rules), "--output", "json"),
+        capture_output=True, text=True, env=_env(s3, scratch), cwd=tmp_path, timeout=900,
+        check=False,
+    )  # fmt: skip
+    print(res.stdout, res.stderr)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    out = json.loads(res.stdout)
+    assert out["format"] == "exuvia-capture-result" and out["bundle"] == url and out["complete"]
+    assert out["retention"]["mode"] == "GOVERNANCE" and out["retention"]["retain_until"]
+    assert out["custody_log"] == url + ".custody.jsonl" and out["exit_status"] == 0
+    # the scan read the sealed object back from the store: its results lie beside it
+    scan = out["scan"]
+    assert scan["matches"] >= 1 and scan["scan_complete"], scan
+    assert scan["rules_matched"] == ["rules.yar:conf_changed_at_runtime"], scan
+    assert scan["results_file"] == url + ".yara.json"
+    assert _keys(s3, prefix) == ["web.exv", "web.exv.custody.jsonl", "web.exv.yara.json"]
+    assert list(scratch.iterdir()) == []  # the agent's spool is gone; no local bundle
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rules.yar", "scratch"]
+    c = s3.client()
+    assert c.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    key = prefix + "web.exv"
+    head = c.head_object(Bucket=BUCKET, Key=key)
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["VersionId"] == out["version_id"]
+    assert head["Metadata"]["exuvia-manifest-sha256"] == out["manifest_sha256"]
+    side = c.get_object(Bucket=BUCKET, Key=key + ".custody.jsonl")["Body"].read()
+    log = [json.loads(ln) for ln in side.splitlines()]
+    sealed = next(e["details"] for e in log if e["action"] == "bundle.sealed")
+    assert (sealed["bucket"], sealed["key"]) == (BUCKET, key)
+    assert sealed["version_id"] == head["VersionId"]
+    assert sealed["mode"] == "GOVERNANCE" and sealed["retain_until"] and sealed["complete"]
+    actions = [e["action"] for e in log]
+    # the store was asked (the upload created) before the pod got its agent
+    assert actions.index("store.upload.started") < actions.index("agent.running")
+    assert "store.partial.removed" in actions and "capture.started" in actions
+    results = json.loads(c.get_object(Bucket=BUCKET, Key=key + ".yara.json")["Body"].read())
+    assert results["manifest_sha256"] == out["manifest_sha256"] and results["matches"]
+
+    ver = _verify(s3, url)
+    print(ver.stdout, ver.stderr)
+    assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr
+    assert f"OK: {url}" in ver.stdout
+    with pytest.raises(ClientError):  # the server refuses to delete the locked version
+        c.delete_object(Bucket=BUCKET, Key=key, VersionId=head["VersionId"])
+    assert c.head_object(Bucket=BUCKET, Key=key)["VersionId"] == head["VersionId"]
+
+    # the same key again: refused before the pod is touched (no second agent)
+    before = _ephemeral(cluster, ns)
+    again = subprocess.run(
+        _argv(s3, kubeconfig_path, "capture", target, "-o", url),
+        capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=300,
+        check=False,
+    )  # fmt: skip
+    _one_line(again, "already exists; refusing to overwrite evidence")
+    assert _ephemeral(cluster, ns) == before
+
+
+def test_sigint_of_one_pod_into_the_store_leaves_an_incomplete_that_verifies(
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    ns = _namespace(cluster, run, "podint")
+    cluster.create_pod(ns, _pod("big", run, image=lab.LAB_BIG_IMAGE))
+    (p,) = _running(cluster, ns, run, 1)
+    cid = p.status.container_statuses[0].container_id
+    lab.wait_logged(cluster, ns, "big", "]: ready")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    prefix = f"pods/{run}/"
+    url = f"s3://{BUCKET}/{prefix}big.exv"
+    proc = subprocess.Popen(
+        _argv(s3, kubeconfig_path, "capture", f"k8s://{ns}/big", "-o", url, "--files", "all",
+              "--retain", "1d", "--output", "json"),
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(s3, scratch),
+        cwd=lab.REPO,
+    )  # fmt: skip
+
+    def spool() -> Path | None:
+        found = list(scratch.glob("exuvia-pod-*/big.exv.agent-stream"))
+        return found[0] if found else None
+
+    stdout, stderr, took = lab.sigint_mid_stream(proc, spool, cid)
+    print(f"exit {proc.returncode} after {took:.1f}s\n{stdout}\n{stderr}")
+    assert "Traceback" not in stderr
+    assert proc.returncode == 3  # incomplete, as a local interrupted capture
+    out = json.loads(stdout)
+    assert out["bundle"] == url + ".incomplete" and not out["complete"]
+    assert "interrupted (SIGINT)" in out["incomplete_reason"], out
+    assert out["exit_status"] == 3 and out["retention"]["mode"] == "GOVERNANCE"
+    assert _keys(s3, prefix) == ["big.exv.incomplete", "big.exv.incomplete.custody.jsonl"]
+    c = s3.client()
+    assert c.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    head = c.head_object(Bucket=BUCKET, Key=prefix + "big.exv.incomplete")
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["VersionId"] == out["version_id"]
+    assert list(scratch.iterdir()) == []  # the spool is gone once sealed
+    local = tmp_path / "big.exv.incomplete"
+    local.write_bytes(c.get_object(Bucket=BUCKET, Key=prefix + "big.exv.incomplete")["Body"]
+                      .read())  # fmt: skip
+    report = verify_bundle(local)
+    assert report.ok and not report.complete, report.failures()
+    ver = _verify(s3, url + ".incomplete")
+    print(ver.stdout, ver.stderr)
+    # it verifies for what it holds (exit 0), and says it is an interrupted capture
+    assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr
+    assert "INCOMPLETE capture" in ver.stdout and "interrupted (SIGINT)" in ver.stdout
+
+
+def test_a_fleet_scanned_from_the_store_and_verified_there_as_a_case(
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    """``--scan`` of a fleet into the store: each sealed bundle read back from its
+    object as a stream, its results put beside it; only the staged pod matches."""
+    run = uuid.uuid4().hex[:6]
+    ns = _namespace(cluster, run, "scan")
+    staged = _pod("staged", run)
+    staged["spec"]["containers"][0]["env"] = []
+    cluster.create_pod(ns, staged)
+    cluster.create_pod(ns, _pod("clean", run))
+    _running(cluster, ns, run, 2)
+    for name in ("staged", "clean"):
+        lab.wait_logged(cluster, ns, name, "]: ready")
+    rules = tmp_path / "rules.yar"
+    rules.write_text(SCAN_RULE)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    prefix = f"cases/{run}/"
+    url = f"s3://{BUCKET}/{prefix}"
+    res = subprocess.run(
+        _argv(s3, kubeconfig_path, "capture", f"k8s://{ns}", "-l", f"{LABEL}={run}", "-o", url,
+              "--retain", "1d", "--scan", str(rules), "--output", "json"),
+        capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=900,
+        check=False,
+    )  # fmt: skip
+    print(res.stdout, res.stderr)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr
+    out = json.loads(res.stdout)
+    names = {p: f"{ns}_{p}_app.exv" for p in ("staged", "clean")}
+    assert _keys(s3, prefix) == sorted([
+        *names.values(), *(n + ".custody.jsonl" for n in names.values()),
+        *(n + ".yara.json" for n in names.values()), "case.json", "case.custody.jsonl",
+    ])  # fmt: skip
+    scans = {b["pod"]: b["scan"] for b in out["bundles"]}
+    assert scans["staged"]["rules_matched"] == ["rules.yar:conf_changed_at_runtime"], scans
+    assert scans["clean"]["matches"] == 0 and scans["clean"]["scan_complete"], scans
+    assert scans["staged"]["results_file"] == url + names["staged"] + ".yara.json"
+    c = s3.client()
+    head = c.head_object(Bucket=BUCKET, Key=prefix + names["staged"] + ".yara.json")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    log = c.get_object(Bucket=BUCKET, Key=prefix + "case.custody.jsonl")["Body"].read()
+    assert log.count(b'"bundle.scanned"') == 2
+    assert list(scratch.iterdir()) == []  # no local copy of any bundle is left
+    ver = _verify(s3, url)
+    print(ver.stdout, ver.stderr)
+    assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr

@@ -551,3 +551,49 @@ def test_bad_credentials_are_one_line_and_nothing_is_captured(
         assert secret not in res.stderr + res.stdout
     assert list(tmp_path.iterdir()) == []
     assert keys(s3, "locked", "creds/") == [] and uploads(s3, "locked") == before
+
+
+def test_capture_scan_into_the_store_records_the_match_in_the_streamed_bundle(
+    s3: S3Server, lab: Any, tmp_path: Path
+) -> None:
+    """``--scan`` with ``-o s3://``: the files are scanned in the same read as the
+    capture, the matches travel inside the streamed bundle, nothing lands locally."""
+    import uuid  # noqa: PLC0415
+
+    from tests.support.bundles import artifacts  # noqa: PLC0415
+
+    marker = f"EXUVIA-STORE-SCAN-{uuid.uuid4().hex[:12]}"
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "marker.yar").write_text(f'rule store_marker {{ strings: $m = "{marker}" '
+                                      "condition: $m }\n")  # fmt: skip
+    work = tmp_path / "cwd"
+    work.mkdir()
+    url = "s3://locked/cases/IR-scan/web.exv"
+    with lab.runc() as box:
+        Path(f"/proc/{box.pid}/root/tmp/planted.txt").write_text(f"key = {marker}\n")
+        res = cli(s3, "capture", box.uri, "-o", url, "-q", "--retain", "1h", "--scan", str(rules),
+                  "--files", "all", "--output", "json", cwd=work)  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    doc = json.loads(res.stdout)
+    assert doc["bundle"] == url and doc["complete"] and doc["version_id"]
+    assert doc["records"]["yara"] >= 2  # the rules' record and the match
+    assert list(work.iterdir()) == []  # no local copy, not even a .partial
+    stored = keys(s3, "locked", "cases/IR-scan/")
+    assert stored == ["cases/IR-scan/web.exv", "cases/IR-scan/web.exv.custody.jsonl"]
+    local = tmp_path / "fetched.exv"
+    local.write_bytes(s3.client().get_object(Bucket="locked", Key="cases/IR-scan/web.exv")
+                      ["Body"].read())  # fmt: skip
+    recs = artifacts(local)["yara"]
+    hits = [r for r in recs if r["kind"] == "yara_match"]
+    assert [r["path"] for r in hits] == ["/tmp/planted.txt"], hits
+    assert hits[0]["rule"] == "store_marker"
+    ver = cli(s3, "verify", url)
+    assert ver.returncode == 0, ver.stdout + ver.stderr
+
+    # rules that do not compile: one line, nothing captured, nothing stored
+    (rules / "bad.yar").write_text("rule x { condition: nope }\n")
+    bad = cli(s3, "capture", "pid://1", "-o", "s3://locked/cases/IR-scan/bad.exv", "-q",
+              "--scan", str(rules), cwd=work)  # fmt: skip
+    assert f"{rules / 'bad.yar'}:1:" in error_line(bad)
+    assert keys(s3, "locked", "cases/IR-scan/bad") == [] and uploads(s3, "locked") == []

@@ -228,3 +228,40 @@ def test_a_bundle_cut_inside_a_member_scans_what_precedes(tmp_path: Path) -> Non
         junk = tmp_path / "junk.exv"
         junk.write_bytes(b"\x00" * 100 + b"not a tar" * 100)
         scan_bundle(junk, compile_rules(marker_rule(tmp_path)))
+
+
+class _OneWay:
+    """A stream that cannot seek or tell (as an object body read from a store)."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self.closed = False
+
+    def read(self, n: int = -1) -> bytes:
+        n = len(self._data) if n < 0 else n
+        out, self._data = self._data[:n], self._data[n:]
+        return out
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_bundle_read_once_from_a_stream_scans_as_the_file_does(tmp_path: Path) -> None:
+    """The evidence store's path: the sealed object's body, read once, never on disk."""
+    big = os.urandom(3 << 20) + MARK  # past the first reads and the zstd frames
+    b = bundle_with(tmp_path / "b.exv", {file_member_name(b"/big"): big,
+                                          "binaries/1/exe": MARK})  # fmt: skip
+    rules = compile_rules(marker_rule(tmp_path))
+    from_file = scan_bundle(b, rules)
+    body = _OneWay(b.read_bytes())
+    from_stream = scan_bundle(body, rules, name="stored.exv")  # type: ignore[arg-type]
+    assert body.closed and from_stream.bundle == "stored.exv"
+    assert from_stream.complete and from_stream.members_scanned == from_file.members_scanned == 2
+    assert from_stream.manifest_sha256 == from_file.manifest_sha256
+    assert [m.to_dict()["member"] for m in from_stream.matches] == [
+        m.to_dict()["member"] for m in from_file.matches
+    ] and len(from_stream.matches) == 2
+    # a stream cut short: the scan says so instead of failing
+    cut = _OneWay(b.read_bytes()[: (2 << 20)])
+    short = scan_bundle(cut, rules, name="cut.exv")  # type: ignore[arg-type]
+    assert not short.complete and short.warnings

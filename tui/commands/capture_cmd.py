@@ -73,7 +73,8 @@ def register(sub: Any) -> None:
         "these YARA rules (a file or a directory of *.yar/*.yara), in the same read; "
         "matches go to artifacts/yara/ in the bundle. k8s:// targets (one pod or a fleet): "
         "each bundle is scanned on the client once sealed, as `exuvia scan` does "
-        "(BUNDLE.yara.json beside it). The rules are compiled before anything is "
+        "(BUNDLE.yara.json beside it; with -o s3://, read back from the stored object as a "
+        "stream, the results put beside it). The rules are compiled before anything is "
         "captured (docs/scan.md)",
     )
     k8s_cmd.add_k8s_options(p)
@@ -226,12 +227,11 @@ def run_to_store(args: argparse.Namespace) -> int:
     from collectors.store.capture import capture_to_store  # noqa: PLC0415 - boto3 only here
     from collectors.store.fallback import fallback_dir  # noqa: PLC0415
     from collectors.store.uri import parse_s3  # noqa: PLC0415
-    from forensics.errors import OutputError  # noqa: PLC0415
 
-    url = parse_s3(args.output)
     if parse_uri(args.target)[0] == "k8s":
-        raise OutputError("capturing a k8s:// target straight into a store is not supported yet; "
-                          "capture to a file and `exuvia push` it")  # fmt: skip
+        return k8s_cmd.run_capture_to_store(args)  # one pod: the fleet's per-pod store path
+    url = parse_s3(args.output)
+    hook = scan_hook(args)  # --scan: in the same read, into the bundle, as locally
     lock = lock_from(args)
     # boto3's import and client take ~0.5-2 s: build it while the target is resolved
     # (the thread is done before the capture forks anything)
@@ -240,6 +240,7 @@ def run_to_store(args: argparse.Namespace) -> int:
     with ThreadPoolExecutor(max_workers=1) as pool:
         pending = pool.submit(store_from, args)
         opts = options_from(args, Path(url.name))
+        opts.scan = hook
         target = resolve(args.target)
         store = pending.result()
     progress = _Progress(args.quiet)
@@ -248,10 +249,19 @@ def run_to_store(args: argparse.Namespace) -> int:
                                fallback=fallback_dir(args.fallback_dir))  # fmt: skip
     finally:
         progress.done()
+    status = 0 if res.complete else 3  # as for a local capture (docs/scripting.md)
+    print_store_result(res, args.output_format, status)
+    return status
+
+
+def print_store_result(
+    res: Any, output_format: str, status: int, scan: dict[str, Any] | None = None
+) -> None:
+    """A capture into the store (StoreCaptureResult): its warnings on stderr, then
+    the text summary or ``exuvia-capture-result`` (with ``scan`` for a pod's --scan)."""
     for line in res.warnings:  # never silently without what was asked for
         sys.stderr.write(f"exuvia: warning: {line}\n")
-    status = 0 if res.complete else 3  # as for a local capture (docs/scripting.md)
-    if args.output_format == "json":
+    if output_format == "json":
         print_json({
             "format": "exuvia-capture-result", "version": 1, "bundle": res.url,
             "complete": res.complete, "incomplete_reason": res.incomplete_reason or None,
@@ -259,9 +269,9 @@ def run_to_store(args: argparse.Namespace) -> int:
             "bytes": res.file_bytes, "records": dict(sorted(res.counts.items())),
             "skipped": res.skips, "custody_log": res.custody_url, "signed_by": res.signed_by,
             "version_id": res.version_id, "retention": res.retention, "warnings": res.warnings,
-            "exit_status": status,
+            **({"scan": scan} if scan is not None else {}), "exit_status": status,
         })  # fmt: skip
-        return status
+        return
     state = "complete" if res.complete else f"INCOMPLETE ({res.incomplete_reason})"
     print(f"bundle:          {res.url} ({state})")
     print(f"version id:      {res.version_id or '-'}")
@@ -277,4 +287,3 @@ def run_to_store(args: argparse.Namespace) -> int:
     print(f"custody log:     {res.custody_url}")
     if res.signed_by:
         print(f"signed by:       {res.signed_by}")
-    return status

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 from collectors.agent import add_arguments
@@ -138,6 +139,48 @@ def run_capture(args: argparse.Namespace) -> int:
     capture_cmd.print_result(res, args.output_format)
     if scanner is not None:
         for line in k8s_scan.scan_lines({f"{res.path.name}": scan}):
+            print(line)
+    return status
+
+
+def run_capture_to_store(args: argparse.Namespace) -> int:
+    """`exuvia capture k8s://NS/POD -o s3://BUCKET/PREFIX/NAME.exv`: the pod's bundle
+    assembled straight into the store (docs/evidence-store.md); --scan reads the
+    sealed object back from the store as a stream."""
+    from collectors.store.k8s_capture import capture_pod_to_store  # noqa: PLC0415 - boto3
+    from collectors.store.uri import parse_s3  # noqa: PLC0415
+    from tui.commands.store_opts import lock_from, store_from  # noqa: PLC0415
+
+    if getattr(args, "fallback_dir", None):
+        raise ExuviaError("--fallback-dir is for a local target; a pod's bundle goes into "
+                          "the store from its agent's spool, kept if the store fails")  # fmt: skip
+    url = parse_s3(args.output)
+    lock = lock_from(args)
+    store = store_from(args)
+    scanner = k8s_scan.store_scanner(args, store, lock)  # bad rules fail before anything runs
+    opts = capture_cmd.options_from(args, Path(url.name or "bundle.exv"))
+    progress = capture_cmd._Progress(args.quiet)
+    scan: dict[str, Any] = {}
+    try:
+        res = capture_pod_to_store(args.target, opts, k8s_options(args), store, url, lock,
+                                   progress)  # fmt: skip
+        if scanner is not None and res.interrupted:
+            scan = {"error": f"not scanned: interrupted ({res.interrupted})"}
+        elif scanner is not None:
+            progress("scanning the bundle from the store", None)
+            try:
+                scan = scanner(parse_s3(res.url))
+            except ExuviaError as err:  # the bundle is sealed and kept: say why, exit 3
+                scan = {"error": str(err)}
+    finally:
+        progress.done()
+    status = 0 if res.complete else 3
+    if scanner is not None and "error" in scan:
+        status = 3
+    capture_cmd.print_store_result(res, args.output_format, status,
+                                   scan if scanner is not None else None)  # fmt: skip
+    if scanner is not None and args.output_format != "json":
+        for line in k8s_scan.scan_lines({url.name: scan}):
             print(line)
     return status
 
@@ -277,6 +320,14 @@ def store_sink(args: argparse.Namespace) -> Any:
     return FleetStoreSink(store_from(args), url, lock)
 
 
+def _store_scan(args: argparse.Namespace, sink: Any) -> Any:
+    """``--scan`` of a fleet into the store: the sealed ``PREFIX/<file>`` objects."""
+    scan = k8s_scan.store_scanner(args, sink.store, sink.lock)
+    if scan is None:
+        return None
+    return lambda path: scan(sink.base.child(path.name))
+
+
 def _bundle_doc(b: dict[str, Any], keys: tuple[str, ...], scans: dict[str, Any]) -> dict[str, Any]:
     doc = {k: b.get(k) for k in keys}
     scan = scans.get(f"{b.get('namespace')}/{b.get('pod')}/{b.get('container')}")
@@ -298,12 +349,10 @@ def run_fleet_capture(args: argparse.Namespace) -> int:
     if args.node_level:
         raise ExuviaError("--node-level is for one pod; a fleet capture uses ephemeral agents")
     sink = store_sink(args) if isinstance(args.output, str) else None
-    if sink is not None and getattr(args, "scan", None) is not None:
-        sink.cleanup()
-        raise ExuviaError("--scan needs the bundles on local disk: capture the case into a "
-                          "directory with --scan, then `exuvia push` it")  # fmt: skip
     try:
-        scanner = k8s_scan.sealed_scanner(args)  # bad rules fail before anything is captured
+        # bad rules fail before anything is captured; into a store, each bundle is
+        # scanned from its sealed object read back as a stream (no local copy)
+        scanner = k8s_scan.sealed_scanner(args) if sink is None else _store_scan(args, sink)
         opts = capture_cmd.options_from(args, sink.local if sink else args.output)
         res = fleet_capture(req, opts, k8s_options(args), parallel=args.parallel,
                             per_node=args.per_node, max_pods=args.max_pods,

@@ -18,6 +18,8 @@ from typing import Any
 from forensics.textsafe import printable
 
 Scanner = Callable[[Path], dict[str, Any]]
+#: called with the sealed bundle's S3Url
+StoreScanner = Callable[[Any], dict[str, Any]]
 
 
 def sealed_scanner(args: argparse.Namespace) -> Scanner | None:
@@ -36,17 +38,42 @@ def sealed_scanner(args: argparse.Namespace) -> Scanner | None:
     def scan(bundle: Path) -> dict[str, Any]:
         result = scan_bundle(bundle, rules, limits)
         path, sha = save_result(bundle, result)
-        return {
-            "matches": len(result.matches),
-            "rules_matched": sorted({m.family for m in result.matches}),
-            "members_scanned": result.members_scanned,
-            "skipped": len(result.skips),
-            "scan_complete": result.complete,
-            "results_file": str(path),
-            "results_sha256": sha,
-        }
+        return summary(result, str(path), sha)
 
     return scan
+
+
+def store_scanner(args: argparse.Namespace, store: Any, lock: Any) -> StoreScanner | None:
+    """``--scan`` with ``-o s3://``: each bundle scanned from its sealed object, read
+    back from the store as a stream (no local copy), its results put beside it as
+    ``<key>.yara.json`` (collectors/store/scan.py); None without ``--scan``."""
+    if getattr(args, "scan", None) is None:
+        return None
+    from collectors.store.scan import scan_stored  # noqa: PLC0415 - boto3 and the engine
+    from forensics.scan.engine import ScanLimits  # noqa: PLC0415
+    from forensics.scan.rules import compile_rules  # noqa: PLC0415
+
+    rules = compile_rules(args.scan)
+    limits = ScanLimits()
+
+    def scan(url: Any) -> dict[str, Any]:
+        result, where, sha = scan_stored(store, url, rules, limits, lock)
+        return summary(result, str(where), sha)
+
+    return scan
+
+
+def summary(result: Any, results_file: str, results_sha256: str) -> dict[str, Any]:
+    """The ``scan`` object of the capture's result (docs/scripting.md)."""
+    return {
+        "matches": len(result.matches),
+        "rules_matched": sorted({m.family for m in result.matches}),
+        "members_scanned": result.members_scanned,
+        "skipped": len(result.skips),
+        "scan_complete": result.complete,
+        "results_file": results_file,
+        "results_sha256": results_sha256,
+    }
 
 
 def across(scans: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
