@@ -213,15 +213,38 @@ def build(
     hardlink: bool = False,
     quiet: bool = False,
 ) -> Tree:
-    """The cached real tree, assembled first if it is not there yet."""
+    """The cached real tree, assembled first if it is not there yet.
+
+    Concurrent callers (several benchmarks started at once on a fresh machine)
+    serialise on an flock of ``realtree/build.lock``: one builds, the others
+    wait for it and then read its manifest, instead of deleting each other's
+    ``root.partial``."""
     base = cache / "realtree"
     manifest = base / "tree.json"
     if manifest.exists():
-        info = json.loads(manifest.read_text())
-        return Tree(Path(info["root"]), **{k: v for k, v in info.items() if k != "root"})
+        return _load(manifest)
     if os.geteuid() != 0:
         raise SystemExit("building the real tree needs root (owners, runc)")
     base.mkdir(parents=True, exist_ok=True)
+    with open(base / "build.lock", "a") as lock:
+        if not quiet:
+            print("realtree: waiting for the build lock ...", file=sys.stderr, flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if manifest.exists():  # built by the holder we waited for
+            return _load(manifest)
+        return _build_locked(
+            base, manifest, min_files=min_files, min_bytes=min_bytes, hardlink=hardlink, quiet=quiet
+        )
+
+
+def _load(manifest: Path) -> Tree:
+    info = json.loads(manifest.read_text())
+    return Tree(Path(info["root"]), **{k: v for k, v in info.items() if k != "root"})
+
+
+def _build_locked(
+    base: Path, manifest: Path, *, min_files: int, min_bytes: int, hardlink: bool, quiet: bool
+) -> Tree:
     partial = base / "root.partial"
     if partial.exists():
         shutil.rmtree(partial)
