@@ -354,11 +354,20 @@ def exuvia_capture_argv(uri: str, out: Path, *extra: str) -> list[str]:
 
 
 def captured_bundle(cache: Path = CACHE, *, refresh: bool = False, quiet: bool = False) -> Path:
-    """The real tree's container captured with ``--files all`` (cached)."""
+    """The real tree's container captured with ``--files all`` (cached; concurrent
+    callers serialise on ``realtree/capture.lock``, as :func:`build` does)."""
     tree = build(cache, quiet=quiet)
     out = cache / "realtree" / "bundle.exv"
     if out.exists() and not refresh:
         return out
+    with open(out.parent / "capture.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.exists() and not refresh:  # captured by the holder we waited for
+            return out
+        return _capture_locked(tree, cache, out, quiet=quiet)
+
+
+def _capture_locked(tree: Tree, cache: Path, out: Path, *, quiet: bool) -> Path:
     # exuvia writes OUT.partial and renames it when sealed: no half bundle under
     # the final name; the custody log goes next to it as OUT.custody.jsonl
     for p in out.parent.glob("bundle.*"):
