@@ -213,15 +213,38 @@ def build(
     hardlink: bool = False,
     quiet: bool = False,
 ) -> Tree:
-    """The cached real tree, assembled first if it is not there yet."""
+    """The cached real tree, assembled first if it is not there yet.
+
+    Concurrent callers (several benchmarks started at once on a fresh machine)
+    serialise on an flock of ``realtree/build.lock``: one builds, the others
+    wait for it and then read its manifest, instead of deleting each other's
+    ``root.partial``."""
     base = cache / "realtree"
     manifest = base / "tree.json"
     if manifest.exists():
-        info = json.loads(manifest.read_text())
-        return Tree(Path(info["root"]), **{k: v for k, v in info.items() if k != "root"})
+        return _load(manifest)
     if os.geteuid() != 0:
         raise SystemExit("building the real tree needs root (owners, runc)")
     base.mkdir(parents=True, exist_ok=True)
+    with open(base / "build.lock", "a") as lock:
+        if not quiet:
+            print("realtree: waiting for the build lock ...", file=sys.stderr, flush=True)
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if manifest.exists():  # built by the holder we waited for
+            return _load(manifest)
+        return _build_locked(
+            base, manifest, min_files=min_files, min_bytes=min_bytes, hardlink=hardlink, quiet=quiet
+        )
+
+
+def _load(manifest: Path) -> Tree:
+    info = json.loads(manifest.read_text())
+    return Tree(Path(info["root"]), **{k: v for k, v in info.items() if k != "root"})
+
+
+def _build_locked(
+    base: Path, manifest: Path, *, min_files: int, min_bytes: int, hardlink: bool, quiet: bool
+) -> Tree:
     partial = base / "root.partial"
     if partial.exists():
         shutil.rmtree(partial)
@@ -331,11 +354,20 @@ def exuvia_capture_argv(uri: str, out: Path, *extra: str) -> list[str]:
 
 
 def captured_bundle(cache: Path = CACHE, *, refresh: bool = False, quiet: bool = False) -> Path:
-    """The real tree's container captured with ``--files all`` (cached)."""
+    """The real tree's container captured with ``--files all`` (cached; concurrent
+    callers serialise on ``realtree/capture.lock``, as :func:`build` does)."""
     tree = build(cache, quiet=quiet)
     out = cache / "realtree" / "bundle.exv"
     if out.exists() and not refresh:
         return out
+    with open(out.parent / "capture.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if out.exists() and not refresh:  # captured by the holder we waited for
+            return out
+        return _capture_locked(tree, cache, out, quiet=quiet)
+
+
+def _capture_locked(tree: Tree, cache: Path, out: Path, *, quiet: bool) -> Path:
     # exuvia writes OUT.partial and renames it when sealed: no half bundle under
     # the final name; the custody log goes next to it as OUT.custody.jsonl
     for p in out.parent.glob("bundle.*"):
