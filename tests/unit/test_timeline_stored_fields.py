@@ -44,3 +44,18 @@ def test_bad_values_are_left_out() -> None:
     msg, attrs = stored_fields(RECORDS[2], "/l", int(Flag.CHANGED))
     assert '"mode"' not in attrs and '"gid"' not in attrs and '"size"' not in attrs
     assert msg.endswith("(symlink, -1:?) [changed since start]")
+
+
+def test_bodyfile_row_line_is_bodyfile_line() -> None:
+    from forensics.timeline.export import bodyfile_line, bodyfile_row_line  # noqa: PLC0415
+
+    for rec in RECORDS:
+        fields = display_fields(rec)
+        times = {"atime": -1_500_000_000, "mtime": 10**18 + 7, "ctime": None, "btime": 0}
+        full = {**fields, "path": rec["path"], **times}
+        row = (
+            rec["path"], *(fields.get(k) for k in
+            ("path_b64", "type", "link_target", "inode", "mode", "uid", "gid", "size")),
+            times["atime"], times["mtime"], times["ctime"], times["btime"],
+        )  # fmt: skip
+        assert bodyfile_row_line(row) == bodyfile_line(full)
