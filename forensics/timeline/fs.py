@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from json.encoder import encode_basestring as _quote
 from typing import Any
 
 from forensics.textsafe import no_surrogates
@@ -24,6 +25,8 @@ from forensics.timeline.sink import Sink
 MAX_RECORD = 16 << 20
 I64 = 1 << 63
 _decode = json.JSONDecoder().raw_decode
+#: raw_decode without its Python frame: (value, end), StopIteration when no value starts
+_scan = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 _CHANGED = int(Flag.CHANGED)
 _DELETED = int(Flag.DELETED)
 _CHANGED_DELETED = _CHANGED | _DELETED
@@ -108,7 +111,7 @@ def extract_fs(stream: MemberStream, sink: Sink) -> None:
     append = rows.append
     flush = sink.flush
     problem = sink.problem
-    decode = _decode
+    scan = _scan
     batch = sink.batch
     lineno = 0
     for raw in iter_lines(stream, MAX_RECORD):
@@ -118,10 +121,10 @@ def extract_fs(stream: MemberStream, sink: Sink) -> None:
             continue
         try:
             text = raw.decode("utf-8")
-            rec, end = decode(text)
+            rec, end = scan(text, 0)
             if end != len(text):
                 raise ValueError("extra data after the record")
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+        except (ValueError, RecursionError, StopIteration):  # UnicodeDecodeError: ValueError
             if not raw or raw.isspace():
                 continue
             text = raw.decode("utf-8", "replace")
@@ -164,16 +167,13 @@ def extract_fs(stream: MemberStream, sink: Sink) -> None:
         flags = _CHANGED if g("changed") is True else 0
         if g("deleted") is True or g("type") == "whiteout":
             flags |= _CHANGED_DELETED
-        if "\\ud" in text or "\\uD" in text:  # a lone surrogate (crafted) cannot be stored
+        # one scan for the rare escape; a lone surrogate (crafted) cannot be stored
+        if "\\u" in text and ("\\ud" in text or "\\uD" in text):
             path = no_surrogates(path)
             rec = no_surrogates(rec)
         # the record itself is kept; its checked display fields and message too, so
         # showing or exporting an event parses nothing
-        fields = display_fields(rec)
-        append(
-            (flags, path, mid, lineno, text, m, a, c, b,
-             file_message(path, fields, flags), dumps(fields))
-        )  # fmt: skip
+        append((flags, path, mid, lineno, text, m, a, c, b, *stored_fields(rec, path, flags)))
         if len(rows) >= batch:
             flush()
             batch = sink.batch
@@ -214,6 +214,70 @@ def display_fields(rec: dict[str, Any]) -> dict[str, Any]:
         if type(v) is int and -I64 <= v < I64:
             out[key] = v
     return out
+
+
+def stored_fields(rec: dict[str, Any], path: str, flags: int) -> tuple[str, str]:
+    """(message, display fields as compact JSON) of a parsed ``fs_entry``, in one pass:
+    the same text as ``file_message(path, display_fields(rec), flags)`` and
+    ``dumps(display_fields(rec))``, without the intermediate dict and encoder."""
+    g = rec.get
+    out: list[str] = []
+    add = out.append
+    # the keys in sorted order (as dumps(sort_keys=True) writes them)
+    gid = g("gid")
+    if type(gid) is int and -I64 <= gid < I64:
+        add(f'"gid":{gid}')
+    else:
+        gid = None
+    v = g("inode")
+    if type(v) is int and -I64 <= v < I64:
+        add(f'"inode":{v}')
+    link = g("link_target")
+    if type(link) is str:
+        add('"link_target":' + _quote(link))
+    else:
+        link = None
+    mode = g("mode")
+    if type(mode) is str:
+        add('"mode":' + _quote(mode))
+    else:
+        mode = None
+    v = g("nlink")
+    if type(v) is int and -I64 <= v < I64:
+        add(f'"nlink":{v}')
+    for key in ("note", "path_b64", "read_error", "sha256"):
+        v = g(key)
+        if type(v) is str:
+            add(f'"{key}":' + _quote(v))
+    size = g("size")
+    if type(size) is int and -I64 <= size < I64:
+        add(f'"size":{size}')
+    else:
+        size = None
+    ftype = g("type")
+    if type(ftype) is str:
+        add('"type":' + _quote(ftype))
+    else:
+        ftype = None
+    uid = g("uid")
+    if type(uid) is int and -I64 <= uid < I64:
+        add(f'"uid":{uid}')
+    else:
+        uid = None
+    # the message, as file_message writes it
+    if size is not None and ftype not in ("dir", "whiteout"):
+        desc = f"{ftype or '?'}, {size} bytes"
+    else:
+        desc = ftype or "?"
+    if mode is not None:
+        desc = f"{desc}, {mode}"
+    desc = f"{desc}, {'?' if uid is None else uid}:{'?' if gid is None else gid}"
+    text = f"{path} -> {link} ({desc})" if link else f"{path} ({desc})"
+    if flags & _DELETED:
+        text += " [deleted since start]"
+    elif flags & _CHANGED:
+        text += " [changed since start]"
+    return text, "{" + ",".join(out) + "}"
 
 
 def file_message(path: str, f: dict[str, Any], flags: int) -> str:

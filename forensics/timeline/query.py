@@ -368,6 +368,26 @@ class Timeline:
             rec.update(id=rid, path=path, atime=atime, mtime=mtime, ctime=ctime, btime=btime)
             yield rec
 
+    def bodyfile_rows(self, q: Query | None = None) -> Iterator[tuple[Any, ...]]:
+        """What a bodyfile line needs of each record :meth:`file_records` yields, as a
+        tuple read by SQLite from the stored display fields (no JSON parsed in Python):
+        path, path_b64, type, link_target, inode, mode, uid, gid, size, atime, mtime,
+        ctime, btime (a field absent or not stored is None)."""
+        s = self._sql(q or Query(sources=("fs",)))
+        s.where.append("e.source = 1")
+        get = ", ".join(
+            f"json_extract(a, '$.{k}')"
+            for k in ("path_b64", "type", "link_target", "inode", "mode", "uid", "gid", "size")
+        )
+        sql = (
+            f"SELECT entity, {get}, atime, mtime, ctime, btime FROM ("
+            "SELECT r.id, r.entity, r.atime, r.mtime, r.ctime, r.btime,"
+            " CASE WHEN json_valid(r.attrs) THEN r.attrs ELSE '{}' END AS a FROM records r"
+            f" WHERE r.id IN (SELECT e.id >> 2 FROM {self._from(s)}{self._where(s)})"
+            ") ORDER BY id"
+        )
+        return self.con.execute(sql, s.params)
+
     def event_at_ref(self, member: str, line: int) -> Event | None:
         """The first event of the record at ``member``/``line`` (a finding's evidence)."""
         row = self.con.execute(
