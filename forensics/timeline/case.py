@@ -415,11 +415,11 @@ def _fast_export(
             fast.jsonl(tls, fields, [(k, row)], buf, slow_line)
             return buf.getvalue()
 
-        def jsonl_line(k: int, line: str, _x: str | None) -> str:
-            return line[:-1] + tails[k]
-
-        merged = fast.merged_sql(tls, q, sql_x._JSONL_LINE)
-        return fast.write_sql_lines(tls, _limited(merged, limit), f, jsonl_line, py_jsonl)
+        # the where fields appended by SQLite: each line is written as it comes
+        merged = fast.merged_sql(
+            tls, q, sql_x._JSONL_TAIL_LINE, params=[{"tail": t} for t in tails]
+        )
+        return fast.write_sql_lines(tls, _limited(merged, limit), f, None, py_jsonl)
     if fmt == "csv":
         w.writerow(CASE_CSV_COLUMNS)
         cells = [wh.fields() for wh in wheres]

@@ -190,13 +190,24 @@ def write_sql_lines(
     parts: Sequence[Timeline],
     merged: Iterable[tuple[int, SqlRow]],
     f: IO[str],
-    finish: Callable[[int, str, str | None], str | None],
+    finish: Callable[[int, str, str | None], str | None] | None,
     python: Callable[[int, Row], str],
 ) -> int:
     """Write each merged line as ``finish(bundle, line, extra)`` makes it (None: not
-    exactly renderable, so Python's), else the Python line of the event's row."""
+    exactly renderable, so Python's), else the Python line of the event's row;
+    ``finish`` None: the SQL's line is the whole line (a row at a time costs no call)."""
     out: list[str] = []
     n = 0
+    if finish is None:
+        append = out.append
+        for k, (_ts, eid, line, _extra) in merged:
+            n += 1
+            if len(out) >= BATCH:
+                f.write("".join(out))
+                out.clear()
+            append(line if line is not None else python(k, sql_x._row(parts[k], eid)))
+        f.write("".join(out))
+        return n
     for k, (_ts, eid, line, extra) in merged:
         n += 1
         if len(out) >= BATCH:
