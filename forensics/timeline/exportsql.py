@@ -78,7 +78,7 @@ def _sql_cell(col: str) -> str:
 
 
 #: a case's JSON line: the bundle's, its closing brace replaced by the bound ``:tail``
-#: (the where fields, the brace and the newline; formatted once per bundle)
+#: (the where fields and the brace; formatted once per bundle)
 _JSONL_TAIL_LINE = _JSONL_LINE.replace(
     "THEN ',' || substr(r.attrs, 2) ELSE '}' END)",
     "THEN ',' || substr(r.attrs, 2, length(r.attrs) - 2) ELSE '' END) || :tail",
