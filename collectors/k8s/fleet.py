@@ -47,6 +47,7 @@ from collectors.capture import CaptureOptions
 from collectors.context import examiner_host
 from collectors.k8s.capture import K8sCapture, K8sOptions
 from collectors.k8s.client import KubeClient
+from collectors.k8s.fleetqueue import run_queue
 from collectors.k8s.resolve import DEFAULT_MAX_PODS, Planned, Resolution, resolve, seen_after
 from collectors.k8s.selection import FleetRequest
 from collectors.k8s.stream import cut
@@ -369,41 +370,17 @@ class FleetCapture:
                 continue
             pods.setdefault((p.namespace, p.pod), []).append(p)
         queue = list(pods.values())
-        running: dict[threading.Thread, str] = {}
-        per_node: dict[str, int] = {}
-        cond = threading.Condition()
-
-        def work(items: list[Planned], node: str) -> None:
-            try:
-                self._capture_pod(writer, items)
-            finally:
-                with cond:
-                    per_node[node] -= 1
-                    cond.notify_all()
-
-        while queue or running:
-            with cond:
-                for t in [t for t in running if not t.is_alive()]:
-                    del running[t]
-                if self.stop.is_set():
-                    queue.clear()  # never started: sealed as failed, "not started: …"
-                    self._shut_streams()
-                started = False
-                for items in list(queue):
-                    node = items[0].node or "?"
-                    ahead = self.per_node * (1 + AHEAD_PER_SLOT)
-                    if len(running) >= self.parallel or per_node.get(node, 0) >= ahead:
-                        continue
-                    queue.remove(items)
-                    per_node[node] = per_node.get(node, 0) + 1
-                    label = f"capture {items[0].namespace}/{items[0].pod}"
-                    t = threading.Thread(target=work, args=(items, node), daemon=True, name=label)
-                    running[t] = node
-                    t.start()
-                    started = True
-                if not started:
-                    cond.wait(timeout=0.5)
-            self._event("tick")
+        run_queue(
+            queue,
+            lambda items: self._capture_pod(writer, items),
+            node_of=lambda items: items[0].node or "?",
+            label_of=lambda items: f"capture {items[0].namespace}/{items[0].pod}",
+            parallel=self.parallel,
+            ahead=self.per_node * (1 + AHEAD_PER_SLOT),
+            stop=self.stop,
+            on_stop=self._shut_streams,
+            tick=lambda: self._event("tick"),
+        )
 
     def _capture_pod(self, writer: CaseWriter, items: list[Planned]) -> None:
         kc: KubeClient | None = None

@@ -415,11 +415,11 @@ def _fast_export(
             fast.jsonl(tls, fields, [(k, row)], buf, slow_line)
             return buf.getvalue()
 
-        def jsonl_line(k: int, line: str, _x: str | None) -> str:
-            return line[:-1] + tails[k]
-
-        merged = fast.merged_sql(tls, q, sql_x._JSONL_LINE)
-        return fast.write_sql_lines(tls, _limited(merged, limit), f, jsonl_line, py_jsonl)
+        # the where fields appended by SQLite: each line is written as it comes
+        merged = fast.merged_sql(
+            tls, q, sql_x._JSONL_TAIL_LINE, params=[{"tail": t[:-1]} for t in tails]
+        )
+        return fast.write_sql_lines(tls, _limited(merged, limit), f, None, py_jsonl)
     if fmt == "csv":
         w.writerow(CASE_CSV_COLUMNS)
         cells = [wh.fields() for wh in wheres]
@@ -430,11 +430,10 @@ def _fast_export(
             fast.csv_rows(tls, cells, [(k, row)], buf, lambda k2, r: case_csv_row(event(k2, r)))
             return buf.getvalue()
 
-        def csv_line(k: int, line: str, _x: str | None) -> str | None:
-            return line + csv_tails[k] if line.isprintable() else None
-
-        merged = fast.merged_sql(tls, q, sql_x._CSV_LINE)
-        return fast.write_sql_lines(tls, _limited(merged, limit), f, csv_line, py_csv)
+        # the where cells appended by SQLite; a line not printable is Python's
+        tail_params = [{"tail": t[:-1]} for t in csv_tails]
+        merged = fast.merged_sql(tls, q, sql_x._CSV_LINE + " || :tail", params=tail_params)
+        return fast.write_sql_lines(tls, _limited(merged, limit), f, None, py_csv, printable=True)
     w.writerow(L2T_COLUMNS)
     hosts = [(wh.label, _where_text(wh)) for wh in wheres]
 

@@ -190,13 +190,19 @@ def write_sql_lines(
     parts: Sequence[Timeline],
     merged: Iterable[tuple[int, SqlRow]],
     f: IO[str],
-    finish: Callable[[int, str, str | None], str | None],
+    finish: Callable[[int, str, str | None], str | None] | None,
     python: Callable[[int, Row], str],
+    *,
+    printable: bool = False,
 ) -> int:
     """Write each merged line as ``finish(bundle, line, extra)`` makes it (None: not
-    exactly renderable, so Python's), else the Python line of the event's row."""
+    exactly renderable, so Python's), else the Python line of the event's row;
+    ``finish`` None: the SQL's line is the whole line, without its newline (with
+    ``printable``, a line that is not printable is Python's, as in a CSV)."""
     out: list[str] = []
     n = 0
+    if finish is None:
+        return _write_whole(parts, merged, f, python, printable)
     for k, (_ts, eid, line, extra) in merged:
         n += 1
         if len(out) >= BATCH:
@@ -206,6 +212,36 @@ def write_sql_lines(
         out.append(done if done is not None else python(k, sql_x._row(parts[k], eid)))
     f.write("".join(out))
     return n
+
+
+def _write_whole(
+    parts: Sequence[Timeline],
+    merged: Iterable[tuple[int, SqlRow]],
+    f: IO[str],
+    python: Callable[[int, Row], str],
+    printable: bool,
+) -> int:
+    """:func:`write_sql_lines` of lines SQLite rendered whole: BATCH at a time, each
+    batch checked at once (as exportsql._write does for a bundle alone)."""
+    it = iter(merged)
+    write = f.write
+    n = 0
+    while True:
+        block = list(islice(it, BATCH))
+        if not block:
+            return n
+        n += len(block)
+        lines = [r[2] for _k, r in block]
+        if None not in lines:
+            text = "\n".join(lines)  # type: ignore[arg-type]
+            if not printable or text.isprintable():
+                write(text + "\n")
+                continue
+        for line, (k, r) in zip(lines, block, strict=True):
+            if line is None or (printable and not line.isprintable()):
+                write(python(k, sql_x._row(parts[k], r[1])))
+            else:
+                write(line + "\n")
 
 
 __all__ = ["csv_rows", "jsonl", "l2t_rows", "merged_rows", "merged_sql", "write_sql_lines"]

@@ -77,6 +77,14 @@ def _sql_cell(col: str) -> str:
     )
 
 
+#: a case's JSON line: the bundle's, its closing brace replaced by the bound ``:tail``
+#: (the where fields and the brace; formatted once per bundle)
+_JSONL_TAIL_LINE = _JSONL_LINE.replace(
+    "THEN ',' || substr(r.attrs, 2) ELSE '}' END)",
+    "THEN ',' || substr(r.attrs, 2, length(r.attrs) - 2) ELSE '' END) || :tail",
+)
+assert _JSONL_TAIL_LINE != _JSONL_LINE
+
 _CSV_LINE = (
     f"{_SECONDS} || printf('.%09dZ,%d,', e.ts % 1000000000, e.ts) || k.descr_csv || ','"
     f" || k.kind || ',fs,' || {_sql_cell('r.entity')} || ',' || k.macb || ',' || fl.pipe_csv"
