@@ -179,10 +179,7 @@ def capture_to_store(
         store, url, staged, Digest(manifest_sha, file_sha, file_bytes, complete),
         custody=cap.custody, lock=lock, until=until, meta=meta, signer=opts.signer,
     )  # fmt: skip
-    warnings = list(cap.warnings)
-    if sealed.partial_kept:
-        warnings.append(f"{staging} (a copy of the bundle) could not be removed: "
-                        f"{sealed.partial_kept}")  # fmt: skip
+    warnings = sealed.warnings(cap.warnings, staging)
     return StoreCaptureResult(
         url=str(sealed.final),
         complete=complete,

@@ -196,10 +196,7 @@ def capture_pod_to_store(  # noqa: PLR0917 - the command's one call site
     shutil.rmtree(scratch, ignore_errors=True)
     sealed = cap.sealed
     assert sealed is not None
-    warnings = list(res.warnings)
-    if sealed.partial_kept:
-        warnings.append(f"{url.sibling(PARTIAL_SUFFIX)} (a copy of the bundle) could not be "
-                        f"removed: {sealed.partial_kept}")  # fmt: skip
+    warnings = sealed.warnings(res.warnings, url.sibling(PARTIAL_SUFFIX))
     return StoreCaptureResult(
         url=str(sealed.final),
         complete=res.complete,

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,14 @@ class Sealed:
     custody_url: S3Url
     #: why the ``.partial`` (a copy of the bundle) could not be removed, if it could not
     partial_kept: str | None
+
+    def warnings(self, before: Iterable[str], staging: S3Url) -> list[str]:
+        """The capture's warnings, and the kept ``.partial`` if it could not go."""
+        out = list(before)
+        if self.partial_kept:
+            out.append(f"{staging} (a copy of the bundle) could not be removed: "
+                       f"{self.partial_kept}")  # fmt: skip
+        return out
 
 
 def object_metadata(extra: dict[str, str]) -> dict[str, str]:

@@ -143,3 +143,21 @@ def test_fallback_parts_and_their_ranges(tmp_path: Path, monkeypatch: pytest.Mon
     assert fallback_dir(None) == tmp_path / "fb" and fallback_dir(Path("x")) == Path("x")
     monkeypatch.delenv(FALLBACK_ENV)
     assert fallback_dir(None) == Path.cwd()
+
+
+def test_a_kept_partial_is_added_to_the_capture_warnings_and_nothing_else() -> None:
+    from collectors.store.seal import Sealed  # noqa: PLC0415
+    from collectors.store.uri import parse_s3  # noqa: PLC0415
+
+    url = parse_s3("s3://evidence/case/web.exv")
+    staging = url.sibling(".partial")
+    gone = Sealed(final=url, version_id="v1", custody_url=url.sibling(".custody.jsonl"),
+                  partial_kept=None)  # fmt: skip
+    assert gone.warnings(["memory skipped"], staging) == ["memory skipped"]
+    kept = Sealed(final=url, version_id="v1", custody_url=url.sibling(".custody.jsonl"),
+                  partial_kept="AccessDenied")  # fmt: skip
+    assert kept.warnings(["memory skipped"], staging) == [
+        "memory skipped",
+        "s3://evidence/case/web.exv.partial (a copy of the bundle) could not be removed: "
+        "AccessDenied",
+    ]
