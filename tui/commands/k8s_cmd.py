@@ -121,18 +121,12 @@ def run_capture(args: argparse.Namespace) -> int:
             args.target, capture_cmd.options_from(args, args.output), k8s_options(args), progress
         ).run()
         if scanner is not None:
-            progress("scanning the bundle", None)
-            try:
-                scan = scanner(res.path)
-            except ExuviaError as err:  # the bundle is sealed and kept: say why, exit 3
-                scan = {"error": str(err)}
+            scan = k8s_scan.scan_sealed(scanner, res.path, progress)
     finally:
         progress.done()
     for line in res.warnings:  # --memory: a process not read is said, never silent
         sys.stderr.write(f"exuvia: warning: {line}\n")
-    status = 0 if res.complete else 3
-    if scanner is not None and "error" in scan:
-        status = 3
+    status = k8s_scan.exit_status(res.complete, scan if scanner is not None else None)
     if args.output_format == "json" and scanner is not None:
         print_json({**capture_cmd.result_doc(res), "scan": scan, "exit_status": status})
         return status
@@ -167,16 +161,11 @@ def run_capture_to_store(args: argparse.Namespace) -> int:
         if scanner is not None and res.interrupted:
             scan = {"error": f"not scanned: interrupted ({res.interrupted})"}
         elif scanner is not None:
-            progress("scanning the bundle from the store", None)
-            try:
-                scan = scanner(parse_s3(res.url))
-            except ExuviaError as err:  # the bundle is sealed and kept: say why, exit 3
-                scan = {"error": str(err)}
+            scan = k8s_scan.scan_sealed(scanner, parse_s3(res.url), progress,
+                                        "scanning the bundle from the store")  # fmt: skip
     finally:
         progress.done()
-    status = 0 if res.complete else 3
-    if scanner is not None and "error" in scan:
-        status = 3
+    status = k8s_scan.exit_status(res.complete, scan if scanner is not None else None)
     capture_cmd.print_store_result(res, args.output_format, status,
                                    scan if scanner is not None else None)  # fmt: skip
     if scanner is not None and args.output_format != "json":

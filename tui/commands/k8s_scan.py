@@ -63,6 +63,24 @@ def store_scanner(args: argparse.Namespace, store: Any, lock: Any) -> StoreScann
     return scan
 
 
+def scan_sealed(scanner: Callable[[Any], dict[str, Any]], sealed: Any, progress: Any,
+                what: str = "scanning the bundle") -> dict[str, Any]:  # fmt: skip
+    """Scan one sealed bundle (a path or the store's S3Url); a failure is the scan's
+    ``error`` (the bundle is sealed and kept: the capture says why and exits 3)."""
+    from forensics.errors import ExuviaError  # noqa: PLC0415
+
+    progress(what, None)
+    try:
+        return scanner(sealed)
+    except ExuviaError as err:
+        return {"error": str(err)}
+
+
+def exit_status(complete: bool, scan: dict[str, Any] | None) -> int:
+    """0 complete, 3 incomplete or (with --scan) not scanned (docs/scripting.md)."""
+    return 3 if not complete or (scan is not None and "error" in scan) else 0
+
+
 def summary(result: Any, results_file: str, results_sha256: str) -> dict[str, Any]:
     """The ``scan`` object of the capture's result (docs/scripting.md)."""
     return {
