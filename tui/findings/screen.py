@@ -99,6 +99,9 @@ class FindingsScreen(Screen[Jump | None]):
             self.show_report(self._pending)
 
     def show_report(self, report: FindingsReport) -> None:
+        if not self.is_mounted:  # still composing: some of its widgets are not there yet
+            self.call_later(self.show_report, report)  # runs once the screen is mounted
+            return
         self.report = report
         counts = ", ".join(f"{n} {k}" for k, n in report.counts.items() if n) or "none"
         head = Text(f"findings — {self.heading}: {len(report.findings)} ({counts})", style="bold")
@@ -119,6 +122,9 @@ class FindingsScreen(Screen[Jump | None]):
             )
 
     def show_error(self, message: str) -> None:
+        if not self.is_mounted:
+            self.call_later(self.show_error, message)
+            return
         self.query_one("#findings-head", Static).update(
             Text(f"findings — {self.heading}: ", style="bold").append_text(
                 safe(f"could not be computed: {message}", "red")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -157,6 +158,8 @@ class ReplayApp(App[None]):
         self.position: int | None = None
         self.report: VerifyReport | None = None
         self.snapshot: Snapshot | None = None
+        #: what to open once the snapshot is read (when_snapshot): the latest request only
+        self._snapshot_waiter: Callable[[Snapshot], object] | None = None
         self.notes: NotesFile | None = None
         self.notes_error: str | None = None
         self.hist_range: tuple[int, int] | None = None
@@ -170,6 +173,9 @@ class ReplayApp(App[None]):
         self.build_note = ""  # the build's last progress line (records read)
         self._grow_timer: Any = None
         self._first_key: tuple[int, int] | None = None
+        #: --from-container-start: done (or not asked), and the row the last try went to
+        self._start_done = not from_container_start
+        self._start_key: tuple[int, int] | None = None
         self._closing = False
         self._findings_started = False
         self._verify_child: Any = None  # the process verifying the bundle
@@ -290,6 +296,7 @@ class ReplayApp(App[None]):
         if now is None or now == before:
             return  # finished writing (sealing comes), or nothing new
         self._refill()
+        self._goto_container_start(self.events_list, final=False)
         self._count_so_far()
         self._screen_filled()
 
@@ -338,6 +345,7 @@ class ReplayApp(App[None]):
             # first chunk read at the list's first (one-row) height, when its real height
             # arrived while the window was frozen for the seal
             self._refill()
+            self._goto_container_start(self.events_list, final=True)
             self._detail(self.current())  # the same event, read from the final store
             self._screen_filled()
             self._title()
@@ -360,15 +368,32 @@ class ReplayApp(App[None]):
         self.query_one("#loading").remove()
         self.query_one("#main").mount(events, before=0)
         events.focus()
-        if self.from_container_start:
-            starts = tl.events(Query(kinds=("container.created", "container.started")), limit=1)
-            if starts:
-                events.goto_time(starts[0].ts)
         first = tl.events(self.window.query, limit=1)
         self._first_key = key(first[0]) if first else None
+        self._goto_container_start(events, final=self.tl is not None)
         self._title()
         self.show_status()
         self._screen_filled()
+
+    def _goto_container_start(self, lst: EventList | None, final: bool) -> None:
+        """``--from-container-start``: to the container's creation (or start). While the
+        store is built its event may not have been read yet, or an earlier one may come:
+        tried again at each refill and once more on the finished store (``final``), as
+        long as the responder has not moved from where the last try put them."""
+        window = self.window
+        if self._start_done or lst is None or window is None or self.reader is None:
+            return
+        here = window.current
+        if self._start_key is not None and (here is None or key(here) != self._start_key):
+            self._start_done = True  # moved on meanwhile: left where they are
+            return
+        kinds = ("container.created", "container.started")
+        starts = self.reader.events(Query(kinds=kinds), limit=1)
+        if starts:
+            lst.goto_time(starts[0].ts)
+            here = window.current
+            self._start_key = key(here) if here is not None else None
+        self._start_done = final
 
     def _screen_filled(self) -> None:
         """Start the findings once a full screen of events is shown (or the build is
@@ -437,6 +462,20 @@ class ReplayApp(App[None]):
             return
         self.snapshot = snap
         self._title()
+        waiter, self._snapshot_waiter = self._snapshot_waiter, None
+        if waiter is not None:
+            waiter(snap)
+
+    def when_snapshot(self, then: Callable[[Snapshot], object]) -> None:
+        """Call ``then`` with the snapshot: now, or as soon as the background reader has
+        read it — a key pressed while the bundle is still being read is not dropped. Only
+        the latest request waits (pressing again does not stack screens)."""
+        if self.snapshot is not None:
+            then(self.snapshot)
+            return
+        if self._snapshot_waiter is None:
+            self.notify("still reading the bundle: this opens as soon as it is read")
+        self._snapshot_waiter = then
 
     def _query(self, with_search: bool = False) -> Query:
         return self.filters.query(self.search_text if with_search else None)

@@ -89,10 +89,8 @@ def _open_view(app: ReplayApp, ev: Evidence) -> None:
     if ev.pivot == "file" and app.tl is not None and isinstance(ev.key, str):
         app.push_screen(FileScreen(app.tl, str(app.bundle), ev.key))
     elif ev.pivot in ("process", "socket") and isinstance(ev.key, int):
-        if app.snapshot is None:
-            app.notify("still reading the bundle; try again in a moment", severity="warning")
-            return
-        app.push_screen(ProcessScreen(app.snapshot, ev.key))
+        pid = ev.key
+        app.when_snapshot(lambda snap: app.push_screen(ProcessScreen(snap, pid)))
     else:
         app.notify(f"{ev.member}:{ev.line} has no timeline row or view of its own",
                    markup=False)  # fmt: skip

@@ -8,6 +8,7 @@ from forensics.timeline import Event
 from tui.replay.filters import Filters
 
 if TYPE_CHECKING:
+    from forensics.snapshot import Snapshot
     from tui.replay.app import ReplayApp
 
 
@@ -49,10 +50,10 @@ def open_view(app: ReplayApp, name: str) -> None:
 
             app.push_screen(NotesScreen(app.notes), done)
         return
-    snap = app.snapshot
-    if snap is None:
-        app.notify("still reading the bundle; try again in a moment", severity="warning")
-        return
+    app.when_snapshot(lambda snap: _open_snapshot_view(app, name, snap))
+
+
+def _open_snapshot_view(app: ReplayApp, name: str, snap: Snapshot) -> None:
     if name == "processes":
         from tui.replay.screens.processes import ProcessScreen
 
@@ -71,12 +72,11 @@ def open_pivot(app: ReplayApp, ev: Event) -> None:
     """From an event to what it is about: its process, its file entry, its log."""
     if ev.source == "proc":
         pid = ev.attrs.get("pid")
-        if app.snapshot is None:
-            app.notify("still reading the bundle; try again in a moment", severity="warning")
-            return
         from tui.replay.screens.processes import ProcessScreen
 
-        app.push_screen(ProcessScreen(app.snapshot, pid if isinstance(pid, int) else None))
+        app.when_snapshot(
+            lambda snap: app.push_screen(ProcessScreen(snap, pid if isinstance(pid, int) else None))
+        )
     elif ev.source == "fs" and app.tl is not None:
         from tui.replay.screens.files import FileScreen
 
