@@ -29,6 +29,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from collectors.store.capture import stderr_retry  # noqa: PLC0415 - boto3 only here
+    from collectors.store.journal import journal_url, push_journal  # noqa: PLC0415
     from collectors.store.push import push_bundle, push_case  # noqa: PLC0415
     from collectors.store.uri import parse_s3  # noqa: PLC0415
     from forensics.case import is_case  # noqa: PLC0415
@@ -40,7 +41,10 @@ def run(args: argparse.Namespace) -> int:
     if not src.exists():
         raise OutputError(f"{src}: no such file or directory")
     store = store_from(args)
-    if is_case(src):
+    if is_case(src) and journal_url(src) is not None:  # a fleet's journal: finish the case
+        base = url if url.is_prefix else parse_s3(args.dest.rstrip("/") + "/")
+        items = push_journal(store, src, base, lock)
+    elif is_case(src):
         items = push_case(store, src, url, lock, on_retry=stderr_retry).items
     elif src.is_file():
         if url.is_prefix:

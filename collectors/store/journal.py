@@ -1,0 +1,185 @@
+"""A fleet case's journal into the store: ``exuvia push JOURNAL s3://BUCKET/PREFIX/``.
+
+A fleet into the store (collectors/store/fleet_sink.py) journals its case in a
+local directory while it runs: case.json (rewritten atomically as each pod
+finishes), the case custody log (whose ``store.case`` entry names the prefix),
+and, when the store stopped answering, the bundles and parts kept there. The
+fleet itself ends with :func:`push_journal`; when it could not (the store still
+gone at the end, or the client killed with ``kill -9``) the same call, through
+``exuvia push``, finishes the case later:
+
+* a journal never sealed (the client was killed): each pod still ``capturing``
+  is looked for in the store: a sealed ``NAME.exv`` / ``NAME.exv.incomplete``
+  (its hashes are the object's metadata) is recorded as such; anything else is
+  ``failed``, the reason saying what is left where (an unfinished upload, a
+  ``.partial`` object, the agent's spool in the journal). Pods not started are
+  ``failed``, ``not started: …``. The case is sealed ``interrupted``.
+* bundles kept in the journal go up as ``exuvia push`` sends any bundle
+  (verified first, read back after), with their custody sidecars;
+* then ``case.custody.jsonl``, ``case.json.sig`` and ``case.json`` last, with
+  the retention and ``If-None-Match: *``.
+
+What was stored is removed from the journal; anything else (kept parts, a spool
+that holds data) stays, and is named.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from collectors.store.client import Store, StoreError
+from collectors.store.lock import LockSpec
+from collectors.store.push import Pushed, push_bundle, read_back_sha256
+from collectors.store.seal import (
+    CUSTODY_SUFFIX,
+    INCOMPLETE_SUFFIX,
+    META_FILE_SHA,
+    META_MANIFEST_SHA,
+    PARTIAL_SUFFIX,
+    put_small,
+)
+from collectors.store.uri import S3Url
+from forensics.case import CaseWriter
+from forensics.case.format import (
+    CAPTURING,
+    CASE_CAPTURING,
+    CASE_FILE,
+    COMPLETE,
+    CUSTODY_FILE,
+    FAILED,
+    INCOMPLETE,
+    SIGNATURE_FILE,
+)
+from forensics.custody import default_operator
+
+SPOOL_SUFFIX = ".agent-stream"
+#: case.json's ``interrupted`` for a case finished from the journal of a killed client
+KILLED = "the client died before the case was sealed (finished from its journal)"
+
+
+def journal_url(directory: Path) -> str | None:
+    """The ``s3://…/`` prefix a case journal belongs to (its ``store.case`` entry)."""
+    try:
+        lines = (directory / CUSTODY_FILE).read_bytes().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("action") == "store.case":
+            url = (entry.get("details") or {}).get("url")
+            return url if isinstance(url, str) else None
+    return None
+
+
+def push_journal(
+    store: Store, directory: Path, base: S3Url, lock: LockSpec, *, examiner: str | None = None
+) -> list[Pushed]:
+    """The case in ``directory`` into ``base``; StoreError naming the journal if
+    the store refuses (nothing is removed from it then)."""
+    recorded = journal_url(directory)
+    if recorded is not None and recorded != str(base):
+        raise StoreError(f"{directory} is the journal of the case {recorded}, not {base}")
+    try:
+        present = set(store.list_keys(base.bucket, base.key))
+        if base.child(CASE_FILE).key in present:
+            raise StoreError(f"{base} already holds case.json; that case is finished")
+        doc = _load(directory)
+        if doc.get("state") == CASE_CAPTURING:
+            _seal_killed(store, directory, base, present, examiner or default_operator())
+            doc = _load(directory)
+        pushed = []
+        for b in doc["bundles"]:
+            f = b.get("file")
+            if f and (directory / f).is_file() and base.child(f).key not in present:
+                pushed.append(push_bundle(store, directory / f, base.child(f), lock))
+        until = lock.until()
+        stored = [p.url.rsplit("/", 1)[-1] for p in pushed]
+        for name in (CUSTODY_FILE, SIGNATURE_FILE, CASE_FILE):  # case.json last
+            if (directory / name).exists():
+                data = (directory / name).read_bytes()
+                done = put_small(store, base.child(name), data, lock, until=until, meta={})
+                if read_back_sha256(store, base.child(name)) != hashlib.sha256(data).hexdigest():
+                    raise StoreError(f"read back, {base.child(name)} differs from {name}")
+                pushed.append(Pushed(str(base.child(name)), len(data),
+                                     hashlib.sha256(data).hexdigest(), None,
+                                     done.get("VersionId"), lock.describe(until)))  # fmt: skip
+    except (StoreError, OSError) as err:
+        raise StoreError(
+            f"{err}; the case is kept in {directory}/ (case.json there names every pod and "
+            f"where its bundle is); once the store answers: exuvia push {directory} {base}"
+        ) from None
+    _tidy(directory, stored)
+    return pushed
+
+
+def _load(directory: Path) -> dict[str, Any]:
+    try:
+        doc = json.loads((directory / CASE_FILE).read_bytes())
+    except (OSError, ValueError) as err:
+        raise StoreError(f"cannot read {directory / CASE_FILE}: {err}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("bundles"), list):
+        raise StoreError(f"{directory / CASE_FILE} is not a case file")
+    return doc
+
+
+def _seal_killed(
+    store: Store, directory: Path, base: S3Url, present: set[str], examiner: str
+) -> None:
+    """Seal the case a killed client left: each pod in flight as the store has it."""
+    w = CaseWriter.resume(directory, examiner=examiner)
+    w.note("case.resumed", journal=str(directory), url=str(base))
+    for b in w.bundle_entries():
+        if b["status"] != CAPTURING or not b.get("file"):
+            continue
+        where = (b["namespace"], b["pod"], b["container"])
+        f = str(b["file"])
+        for name, status in ((f, COMPLETE), (f + INCOMPLETE_SUFFIX, INCOMPLETE)):
+            if base.child(name).key in present:
+                meta = store.head(base.bucket, base.child(name).key)
+                m = meta.get("Metadata") or {}
+                w.finished(*where, status=status, file=name,
+                           manifest_sha256=m.get(META_MANIFEST_SHA),
+                           file_sha256=m.get(META_FILE_SHA), size=meta.get("ContentLength"),
+                           reason=None if status == COMPLETE else
+                           "sealed in the store before the client died; its manifest says what "
+                           "it lacks")  # fmt: skip
+                break
+        else:
+            w.finished(*where, status=FAILED, reason=_cut_off(directory, base, f, present))
+    w.seal(interrupted=KILLED)
+
+
+def _cut_off(directory: Path, base: S3Url, f: str, present: set[str]) -> str:
+    left = []
+    if base.child(f + PARTIAL_SUFFIX).key in present:
+        left.append(f"its sealed bundle is kept as {base.child(f + PARTIAL_SUFFIX)} "
+                    "(no retention)")  # fmt: skip
+    else:
+        left.append(f"no object holds it (at most an unfinished upload of "
+                    f"{base.child(f + PARTIAL_SUFFIX)}, never readable)")  # fmt: skip
+    spool = directory / (f + SPOOL_SUFFIX)
+    if spool.is_file() and spool.stat().st_size:
+        left.append(f"what the agent sent is kept in {spool}")
+    return "cut off: the client died mid-capture; " + "; ".join(left)
+
+
+def _tidy(directory: Path, stored: list[str]) -> None:
+    """Remove what is now in the store, and empty spools; name what stays."""
+    for name in (CASE_FILE, CUSTODY_FILE, SIGNATURE_FILE, *stored,
+                 *(n + CUSTODY_SUFFIX for n in stored)):  # fmt: skip
+        (directory / name).unlink(missing_ok=True)
+    for spool in directory.glob("*" + SPOOL_SUFFIX):
+        if spool.is_file() and not spool.stat().st_size:
+            spool.unlink()
+    left = sorted(p.name for p in directory.iterdir())
+    if not left:
+        directory.rmdir()
+        return
+    sys.stderr.write(f"exuvia: kept in {directory}/ (not in the store): {', '.join(left)}\n")
