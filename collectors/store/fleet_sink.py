@@ -28,6 +28,7 @@ journal; case.json says where each one is.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import shutil
@@ -145,13 +146,21 @@ class _PodCapture:
         cap = K8sStoreCapture(self.uri, self.opts, self.k8s, progress=self.progress,
                               client=self.api, store=self.sink.store,
                               url=self.sink.base.child(self.file), lock=self.sink.lock,
-                              fallback=local)  # fmt: skip
+                              fallback=local, keep_split=True)  # fmt: skip
         try:
-            return cap.run()
+            res = cap.run()
         except StoreUnreachable as err:
             if cap.upload_started:
                 raise
             why = str(err)
+        else:
+            if not cap.split:
+                return res
+            sys.stderr.write(f"exuvia: store: {cap.split}\n")
+            # the case says where it is until `exuvia push JOURNAL` finishes it
+            note = f"kept in two places while the store was gone: {cap.split}"
+            reason = "; ".join(r for r in (res.incomplete_reason, note) if r)
+            return dataclasses.replace(res, incomplete_reason=reason)
         sys.stderr.write(f"exuvia: store: {why}; {self.uri} is captured into "
                          f"{self.sink.local}/ instead, nothing is lost\n")  # fmt: skip
         local_cap = K8sCapture(self.uri, self.opts, self.k8s, progress=self.progress,

@@ -14,6 +14,10 @@ gone at the end, or the client killed with ``kill -9``) the same call, through
   ``failed``, the reason saying what is left where (an unfinished upload, a
   ``.partial`` object, the agent's spool in the journal). Pods not started are
   ``failed``, ``not started: …``. The case is sealed ``interrupted``.
+* a bundle sealed while the store was gone and kept in two places
+  (``NAME.exv.partial.parts/upload.json``: an unfinished upload, and the parts
+  here) is finished: the parts here go into that upload, it is completed and
+  sealed as any store capture is (copy with the retention, custody object);
 * bundles kept in the journal go up as ``exuvia push`` sends any bundle
   (verified first, read back after), with their custody sidecars;
 * then ``case.custody.jsonl``, ``case.json.sig`` and ``case.json`` last, with
@@ -25,13 +29,16 @@ that holds data) stays, and is named.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
+import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
 from collectors.store.client import Store, StoreError
+from collectors.store.fallback import PARTS_SUFFIX, UPLOAD_FILE
 from collectors.store.lock import LockSpec
 from collectors.store.push import Pushed, push_bundle, read_back_sha256
 from collectors.store.seal import (
@@ -40,7 +47,10 @@ from collectors.store.seal import (
     META_FILE_SHA,
     META_MANIFEST_SHA,
     PARTIAL_SUFFIX,
+    Digest,
+    object_metadata,
     put_small,
+    seal_staged,
 )
 from collectors.store.uri import S3Url
 from forensics.case import CaseWriter
@@ -54,7 +64,7 @@ from forensics.case.format import (
     INCOMPLETE,
     SIGNATURE_FILE,
 )
-from forensics.custody import default_operator
+from forensics.custody import CustodyLog, default_operator
 
 SPOOL_SUFFIX = ".agent-stream"
 #: case.json's ``interrupted`` for a case finished from the journal of a killed client
@@ -94,13 +104,16 @@ def push_journal(
         if doc.get("state") == CASE_CAPTURING:
             _seal_killed(store, directory, base, present, examiner or default_operator())
             doc = _load(directory)
-        pushed = []
+        pushed = [_finish_split(store, parts, base, lock)
+                  for parts in sorted(directory.glob("*" + PARTIAL_SUFFIX + PARTS_SUFFIX))
+                  if (parts / UPLOAD_FILE).is_file()]  # fmt: skip
+        split = len(pushed)
         for b in doc["bundles"]:
             f = b.get("file")
             if f and (directory / f).is_file() and base.child(f).key not in present:
                 pushed.append(push_bundle(store, directory / f, base.child(f), lock))
         until = lock.until()
-        stored = [p.url.rsplit("/", 1)[-1] for p in pushed]
+        stored = [p.url.rsplit("/", 1)[-1] for p in pushed[split:]]
         for name in (CUSTODY_FILE, SIGNATURE_FILE, CASE_FILE):  # case.json last
             if (directory / name).exists():
                 data = (directory / name).read_bytes()
@@ -117,6 +130,54 @@ def push_journal(
         ) from None
     _tidy(directory, stored)
     return pushed
+
+
+def _finish_split(store: Store, parts: Path, base: S3Url, lock: LockSpec) -> Pushed:
+    """A bundle sealed while the store was gone, kept in two places (``upload.json``:
+    the upload holding some parts, the others here): the parts kept here are
+    uploaded into that upload, it is completed, and the bundle is sealed as
+    every store capture is (copy with the retention, custody object)."""
+    doc = json.loads((parts / UPLOAD_FILE).read_bytes())
+    staging = S3Url(str(doc["bucket"]), str(doc["key"]))
+    if staging.bucket != base.bucket or not staging.key.startswith(base.key):
+        raise StoreError(f"{parts / UPLOAD_FILE} names {staging}, which is not under {base}")
+    custody = CustodyLog(examiner=default_operator())
+    custody.entries = [json.loads(line) for line in
+                       (parts / ("bundle" + CUSTODY_SUFFIX)).read_bytes().splitlines()
+                       if line.strip()]  # fmt: skip
+    target = next((str((e.get("details") or {}).get("target", "")) for e in custody.entries
+                   if e.get("action") == "capture.started"), "")  # fmt: skip
+    sums = not (store.endpoint or "").startswith("http://")  # as the upload was created
+    done = list(doc["parts_in_store"])
+    for number in doc["parts_here"]:
+        data = (parts / f"{int(number):05d}.part").read_bytes()
+        extra = {"ChecksumSHA256": base64.b64encode(hashlib.sha256(data).digest()).decode()}
+        resp = store.call(f"uploading part {number} of {staging}", store.client.upload_part,
+                          Bucket=staging.bucket, Key=staging.key, UploadId=doc["upload_id"],
+                          PartNumber=int(number), Body=data,
+                          **(extra if sums else {}))  # fmt: skip
+        done.append({"PartNumber": int(number), "ETag": resp["ETag"], **(extra if sums else {})})
+    custody.record("store.resumed", parts=doc["parts_here"], directory=str(parts),
+                   upload_id=doc["upload_id"])  # fmt: skip
+    done.sort(key=lambda p: int(p["PartNumber"]))
+    staged = store.call(f"completing the upload of {staging}",
+                        store.client.complete_multipart_upload, Bucket=staging.bucket,
+                        Key=staging.key, UploadId=doc["upload_id"], IfNoneMatch="*",
+                        MultipartUpload={"Parts": done})  # fmt: skip
+    url = S3Url(staging.bucket, staging.key[: -len(PARTIAL_SUFFIX)])
+    digest = Digest(doc["manifest_sha256"], doc["file_sha256"], int(doc["bytes"]),
+                    bool(doc["complete"]))  # fmt: skip
+    until = lock.until()
+    sealed = seal_staged(store, url, staged, digest, custody=custody, lock=lock, until=until,
+                         meta=object_metadata({"exuvia-target": target[:512]}),
+                         signer=None)  # fmt: skip
+    back = read_back_sha256(store, sealed.final)
+    if back != digest.file_sha256:  # the parts kept here are removed only when it matched
+        raise StoreError(f"read back, {sealed.final} has SHA-256 {back[:16]}…, not the sealed "
+                         f"bundle's {digest.file_sha256[:16]}…")  # fmt: skip
+    shutil.rmtree(parts)
+    return Pushed(str(sealed.final), digest.file_bytes, digest.file_sha256,
+                  digest.manifest_sha256, sealed.version_id, lock.describe(until))  # fmt: skip
 
 
 def _load(directory: Path) -> dict[str, Any]:

@@ -42,6 +42,8 @@ from collectors.store.fallback import LocalParts
 from collectors.store.lock import LockSpec
 from collectors.store.seal import (
     BUNDLE_TYPE,
+    CUSTODY_SUFFIX,
+    INCOMPLETE_SUFFIX,
     PARTIAL_SUFFIX,
     Digest,
     Sealed,
@@ -72,9 +74,13 @@ class K8sStoreCapture(K8sCapture):
         client: KubeClient | None = None,
         signals: bool = False,
         fallback: LocalParts | None = None,
+        keep_split: bool = False,
     ) -> None:
         """``fallback``: where the parts go when the store stops answering mid-upload
-        (a fleet's journal, collectors/store/fallback.py); None: the capture fails."""
+        (a fleet's journal, collectors/store/fallback.py); None: the capture fails.
+        ``keep_split``: a bundle sealed while the store is still gone, kept in two
+        places (the upload, the local parts), is a result (``split`` says where),
+        to be finished by collectors/store/journal.py; else it is an error."""
         super().__init__(uri, opts, k8s, progress=progress, client=client)
         self.store = store
         self.url = url
@@ -92,6 +98,9 @@ class K8sStoreCapture(K8sCapture):
         self.fallback = fallback
         #: the upload of ``.partial`` was created (the store answered before the pod was asked)
         self.upload_started = False
+        self.keep_split = keep_split
+        #: where the sealed bundle is when the store was gone at the seal (``keep_split``)
+        self.split = ""
 
     def _retry(self, msg: str) -> None:
         self.custody.record("store.retry", message=msg)
@@ -165,9 +174,14 @@ class K8sStoreCapture(K8sCapture):
             if local is None or not local.used:
                 raise
             seal = (digest.manifest_sha256, digest.file_sha256, digest.file_bytes)
-            raise kept_locally(self.custody, self._writer, local,
-                               self.url.sibling(PARTIAL_SUFFIX), err, seal,
-                               complete=digest.complete) from None  # fmt: skip
+            kept = kept_locally(self.custody, self._writer, local,
+                                self.url.sibling(PARTIAL_SUFFIX), err, seal,
+                                complete=digest.complete)  # fmt: skip
+            if not self.keep_split:
+                raise kept from None
+            self.split = str(kept)
+            final = self.url if digest.complete else self.url.sibling(INCOMPLETE_SUFFIX)
+            return Path(final.name), Path(final.name + CUSTODY_SUFFIX)
         if self._writer.resumed:
             where = str(self.fallback.path) if self.fallback else ""
             self.custody.record("store.resumed", parts=self._writer.resumed, directory=where)

@@ -190,8 +190,13 @@ def test_kill_9_mid_fleet_leaves_a_journal_and_push_finishes_the_case(
 def test_store_gone_mid_fleet_the_pods_fall_back_into_the_journal(
     cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
 ) -> None:
+    """versitygw killed while the second pod's agent streams (its upload of
+    .partial is already started): its parts go to the journal and its sealed
+    bundle is kept in two places; the third pod, whose upload cannot start, is
+    captured into the journal as a local bundle. Then the store is back and
+    `exuvia push JOURNAL` finishes both, and the case, which verifies there."""
     run = uuid.uuid4().hex[:6]
-    ns = _pods(cluster, run, "gone", 3, lab.LAB_IMAGE)
+    ns = _pods(cluster, run, "gone", 3, lab.LAB_BIG_IMAGE)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     prefix = f"cases/{run}/"
@@ -200,6 +205,15 @@ def test_store_gone_mid_fleet_the_pods_fall_back_into_the_journal(
     proc = _fleet(s3, kubeconfig_path, scratch, ns, run, url)
     try:
         first = lab.wait_for(lambda: _sealed(s3, prefix), 600, "a bundle sealed", 0.05)
+        assert len(first) == 1, first
+
+        def streaming() -> Path | None:
+            for p in journal.glob("*.agent-stream"):
+                if p.stat().st_size > (1 << 20) and p.name != first[0] + ".agent-stream":
+                    return p
+            return None
+
+        spool = lab.wait_for(streaming, 600, "the second pod's stream", 0.05)
         s3.stop(sig=signal.SIGKILL)
         try:
             stdout, stderr = proc.communicate(timeout=900)
@@ -216,41 +230,49 @@ def test_store_gone_mid_fleet_the_pods_fall_back_into_the_journal(
     last = lines[-1]
     assert last.startswith("exuvia: error:") and f"the case is kept in {journal}/" in last, last
     assert f"exuvia push {journal} {url}" in last
-    assert "captured into" in stderr and "nothing is lost" in stderr
+    assert "the bundle goes on into" in stderr and "is captured into" in stderr
 
-    # the journal holds the sealed case: the first pod in the store, the others here
+    # the journal holds the sealed case: where each bundle is
     doc = json.loads((journal / "case.json").read_text())
-    assert doc["state"] != "capturing" and doc["sealed_ns"], doc["state"]
-    assert len(doc["bundles"]) == 3
-    local = [b for b in doc["bundles"] if b["file"] and b["file"] != first[0]]
-    assert local, doc["bundles"]
-    for b in doc["bundles"]:
-        if b["file"] == first[0]:
-            assert b["status"] == "complete"
-        elif b["status"] == "failed":  # its upload was started: the parts kept here
-            assert "nothing is lost" in b["reason"] and str(journal) in b["reason"], b
-        else:
-            assert b["status"] == "complete", b
-            report = verify_bundle(journal / b["file"])
-            assert report.ok and report.complete, report.failures()
-            custody = (journal / (b["file"] + ".custody.jsonl")).read_text()
-            assert '"store.fallback"' in custody
+    assert doc["state"] == "complete" and doc["sealed_ns"], doc["state"]
+    by_file = {b["file"]: b for b in doc["bundles"]}
+    assert len(by_file) == 3 and all(b["status"] == "complete" for b in doc["bundles"])
+    split_name = spool.name[: -len(".agent-stream")]
+    (local_name,) = set(by_file) - {first[0], split_name}
+    split = by_file[split_name]
+    assert "kept in two places" in split["reason"] and "nothing is lost" in split["reason"]
+    parts = journal / (split_name + ".partial.parts")
+    upload = json.loads((parts / "upload.json").read_text())
+    assert upload["parts_here"] and upload["manifest_sha256"] == split["manifest_sha256"]
+    assert not spool.exists()  # the bundle is sealed (in its parts): the spool went
+    report = verify_bundle(journal / local_name)
+    assert report.ok and report.complete, report.failures()
+    assert report.manifest_sha256 == by_file[local_name]["manifest_sha256"]
+    custody = (journal / (local_name + ".custody.jsonl")).read_text()
+    assert '"store.fallback"' in custody
+    # nothing complete-looking in the store for either: an unfinished upload at most
     assert _keys(s3, prefix) == sorted([first[0], first[0] + ".custody.jsonl"])
 
     # the store is back: the journal finishes the case there
     res = _cli(s3, scratch, "push", str(journal), url, "--retain", "1d")
     print(res.stdout, res.stderr)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stdout + res.stderr
-    keys = _keys(s3, prefix)
-    for b in local:
-        if b["status"] == "complete":
-            assert b["file"] in keys and b["file"] + ".custody.jsonl" in keys
-    assert "case.json" in keys and "case.custody.jsonl" in keys
-    assert _case(s3, prefix)["bundles"] == doc["bundles"]
+    assert f"pushed: {url}{split_name} (" in res.stdout  # finished from its parts
+    names = sorted(by_file)
+    assert _keys(s3, prefix) == sorted([*names, *(n + ".custody.jsonl" for n in names),
+                                        "case.json", "case.custody.jsonl"])  # fmt: skip
+    assert _case(s3, prefix) == doc
+    c = s3.client()
+    assert c.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", []) == []
+    side = c.get_object(Bucket=BUCKET, Key=prefix + split_name + ".custody.jsonl")["Body"].read()
+    actions = [json.loads(ln)["action"] for ln in side.splitlines()]
+    assert actions.index("store.kept_locally") < actions.index("store.resumed")
+    assert actions[-1] == "bundle.sealed"
+    head = c.head_object(Bucket=BUCKET, Key=prefix + split_name)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["Metadata"]["exuvia-manifest-sha256"] == split["manifest_sha256"]
+    assert not journal.exists()  # everything is in the store now
     ver = _cli(s3, scratch, "verify", url)
     print(ver.stdout, ver.stderr)
     assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr
-    stored = sum(1 for b in doc["bundles"] if b["status"] == "complete")
-    assert f"{stored} of 3 bundles verify" in ver.stdout
-    if all(b["status"] == "complete" for b in doc["bundles"]):
-        assert not journal.exists()  # everything is in the store now
+    assert "3 of 3 bundles verify" in ver.stdout and "state complete" in ver.stdout
