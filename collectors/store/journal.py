@@ -116,13 +116,8 @@ def push_journal(
         stored = [p.url.rsplit("/", 1)[-1] for p in pushed[split:]]
         for name in (CUSTODY_FILE, SIGNATURE_FILE, CASE_FILE):  # case.json last
             if (directory / name).exists():
-                data = (directory / name).read_bytes()
-                done = put_small(store, base.child(name), data, lock, until=until, meta={})
-                if read_back_sha256(store, base.child(name)) != hashlib.sha256(data).hexdigest():
-                    raise StoreError(f"read back, {base.child(name)} differs from {name}")
-                pushed.append(Pushed(str(base.child(name)), len(data),
-                                     hashlib.sha256(data).hexdigest(), None,
-                                     done.get("VersionId"), lock.describe(until)))  # fmt: skip
+                pushed.append(_put_case_file(store, directory / name, base.child(name), lock,
+                                             until, present))  # fmt: skip
     except (StoreError, OSError) as err:
         raise StoreError(
             f"{err}; the case is kept in {directory}/ (case.json there names every pod and "
@@ -178,6 +173,21 @@ def _finish_split(store: Store, parts: Path, base: S3Url, lock: LockSpec) -> Pus
     shutil.rmtree(parts)
     return Pushed(str(sealed.final), digest.file_bytes, digest.file_sha256,
                   digest.manifest_sha256, sealed.version_id, lock.describe(until))  # fmt: skip
+
+
+def _put_case_file(  # noqa: PLR0917 - one call site
+    store: Store, path: Path, url: S3Url, lock: LockSpec, until: Any, present: set[str]
+) -> Pushed:
+    """One of the case's files, read back after. Already there (a client that died
+    between the custody log and case.json) with the same bytes: left as it is."""
+    data = path.read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    version = None
+    if url.key not in present:
+        version = put_small(store, url, data, lock, until=until, meta={}).get("VersionId")
+    if read_back_sha256(store, url) != sha:
+        raise StoreError(f"read back, {url} differs from {path}; refusing to overwrite evidence")
+    return Pushed(str(url), len(data), sha, None, version, lock.describe(until))
 
 
 def _load(directory: Path) -> dict[str, Any]:

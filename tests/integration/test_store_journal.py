@@ -123,3 +123,48 @@ def test_a_sealed_case_is_not_resumed(tmp_path: Path) -> None:
         CaseWriter.resume(d, examiner="t")
     with pytest.raises(OutputError, match="cannot read"):
         CaseWriter.resume(tmp_path / "nothing", examiner="t")
+
+
+def test_a_journal_whose_client_died_between_the_case_files_is_finished(
+    s3: S3Server, lab: Any, tmp_path: Path
+) -> None:
+    """The case sealed in the journal, a bundle kept there (the store was gone when
+    its pod started), and the client dead after putting case.custody.jsonl but
+    before case.json: push puts what is missing and leaves the same bytes be; a
+    custody object that differs is refused, never overwritten."""
+    run = uuid.uuid4().hex[:6]
+    url = f"s3://locked/j/{run}/"
+    target = lab.runc()
+    d = tmp_path / "journal"
+    w, files = _journal(d, url, [target])
+    w.started("local", "c0", "app")
+    res = cli(s3, "capture", target.uri, "-o", str(d / files[0]), "-q")
+    assert res.returncode == 0, res.stderr
+    w.finished("local", "c0", "app", status="complete", file=files[0],
+               manifest_sha256=verify_bundle(d / files[0]).manifest_sha256,
+               size=(d / files[0]).stat().st_size)  # fmt: skip
+    w.seal()
+    c = s3.client()
+    c.put_object(Bucket="locked", Key=f"j/{run}/case.custody.jsonl",
+                 Body=(d / "case.custody.jsonl").read_bytes())  # fmt: skip
+    res = cli(s3, "push", str(d), url, "--retain", "1h")
+    print(res.stdout, res.stderr)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    prefix = f"j/{run}/"
+    page = c.list_objects_v2(Bucket="locked", Prefix=prefix)["Contents"]
+    listed = sorted(o["Key"][len(prefix) :] for o in page)
+    assert listed == sorted([files[0], files[0] + ".custody.jsonl", "case.json",
+                             "case.custody.jsonl"])  # fmt: skip
+    assert not d.exists()  # everything it held is in the store
+    ver = cli(s3, "verify", url)
+    assert ver.returncode == 0 and "1 of 1 bundles verify" in ver.stdout, ver.stdout + ver.stderr
+
+    # a custody object that is not the journal's: refused, the journal kept
+    run2 = uuid.uuid4().hex[:6]
+    d2 = tmp_path / "journal2"
+    w2, _ = _journal(d2, f"s3://locked/j/{run2}/", [])
+    w2.seal()
+    c.put_object(Bucket="locked", Key=f"j/{run2}/case.custody.jsonl", Body=b"{}\n")
+    res = cli(s3, "push", str(d2), f"s3://locked/j/{run2}/")
+    assert res.returncode == 2 and "refusing to overwrite evidence" in res.stderr, res.stderr
+    assert "Traceback" not in res.stderr and (d2 / "case.json").exists()
