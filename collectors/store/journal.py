@@ -235,6 +235,9 @@ def _cut_off(directory: Path, base: S3Url, f: str, present: set[str]) -> str:
     else:
         left.append(f"no object holds it (at most an unfinished upload of "
                     f"{base.child(f + PARTIAL_SUFFIX)}, never readable)")  # fmt: skip
+    parts = directory / (f + PARTIAL_SUFFIX + PARTS_SUFFIX)
+    if parts.is_dir():
+        left.append(f"the parts the store did not take are in {parts}/")
     spool = directory / (f + SPOOL_SUFFIX)
     if spool.is_file() and spool.stat().st_size:
         left.append(f"what the agent sent is kept in {spool}")
