@@ -18,9 +18,12 @@ def register(sub: Any) -> None:
         "replaces an existing key, with its manifest and file SHA-256 as object metadata "
         "and the requested object lock, then read it back and check its SHA-256. A case "
         "directory goes up bundle by bundle, case.json last. DEST: s3://BUCKET/PREFIX/NAME.exv "
-        "for a bundle (or s3://BUCKET/PREFIX/ to keep its name); s3://BUCKET/PREFIX/ for a case.",
+        "for a bundle (or s3://BUCKET/PREFIX/ to keep its name); s3://BUCKET/PREFIX/ for a case. "
+        "The journal of a fleet captured into the store (exuvia-journal-…, kept when the "
+        "client died or the store was gone) finishes that case: what the store lacks goes up, "
+        "case.json last (docs/evidence-store.md).",
     )
-    p.add_argument("source", type=Path, metavar="BUNDLE|CASE_DIR")
+    p.add_argument("source", type=Path, metavar="BUNDLE|CASE_DIR|JOURNAL")
     p.add_argument("dest", metavar="DEST")
     add_store_options(p)
     add_output_format(p)
