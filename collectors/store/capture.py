@@ -45,6 +45,7 @@ from collectors.store.seal import (
 from collectors.store.upload import PART_SIZE, MultipartWriter
 from collectors.store.uri import S3Url
 from collectors.targets.base import TargetInfo
+from forensics.custody import CustodyLog
 from forensics.errors import CaptureInterrupted, OutputError
 
 #: ``exuvia push``'s record when the bundle had no custody sidecar to append it to
@@ -166,7 +167,8 @@ def capture_to_store(
         if local is None or not local.used:
             writer.abort()
             raise
-        raise kept_locally(cap, writer, local, staging, err, (manifest_sha, file_sha, file_bytes),
+        raise kept_locally(cap.custody, writer, local, staging, err,
+                           (manifest_sha, file_sha, file_bytes),
                            complete=not cap.incomplete) from None  # fmt: skip
     except BaseException:
         writer.abort()
@@ -197,8 +199,8 @@ def capture_to_store(
     )
 
 
-def kept_locally(  # noqa: PLR0917 - one call site
-    cap: Capture,
+def kept_locally(  # noqa: PLR0917 - a local target's and a fleet pod's
+    custody: CustodyLog,
     writer: MultipartWriter,
     local: LocalParts,
     staging: S3Url,
@@ -219,15 +221,15 @@ def kept_locally(  # noqa: PLR0917 - one call site
         "parts_here": kept, "manifest_sha256": manifest_sha, "file_sha256": file_sha,
         "bytes": file_bytes, "complete": complete,
     }  # fmt: skip
-    cap.custody.record("store.kept_locally", directory=str(local.path), **{
+    custody.record("store.kept_locally", directory=str(local.path), **{
         k: v for k, v in doc.items() if k not in ("format", "version")})  # fmt: skip
     described = local.describe(doc)
-    custody = cap.custody.write_sidecar(local.path / "bundle")
+    sidecar = custody.write_sidecar(local.path / "bundle")
     return StoreError(
         f"{err}; the sealed bundle ({'complete' if complete else 'INCOMPLETE'}, manifest "
         f"sha256 {manifest_sha}) is kept in two places: parts {_ranges(in_store)} in the "
         f"unfinished upload {writer.upload_id} of {staging}, parts {_ranges(kept)} in "
-        f"{local.path}/ ({described.name} and {custody.name} there say which); nothing is lost"
+        f"{local.path}/ ({described.name} and {sidecar.name} there say which); nothing is lost"
     )
 
 

@@ -36,11 +36,14 @@ from collectors.k8s.capture import K8sCapture, K8sOptions
 from collectors.k8s.client import KubeClient
 from collectors.k8s.inject import Injection
 from collectors.k8s.stream import StreamResult, cut
-from collectors.store.capture import StoreCaptureResult, preflight, stderr_retry
-from collectors.store.client import Store
+from collectors.store.capture import StoreCaptureResult, kept_locally, preflight, stderr_retry
+from collectors.store.client import Store, StoreError
+from collectors.store.fallback import LocalParts
 from collectors.store.lock import LockSpec
 from collectors.store.seal import (
     BUNDLE_TYPE,
+    CUSTODY_SUFFIX,
+    INCOMPLETE_SUFFIX,
     PARTIAL_SUFFIX,
     Digest,
     Sealed,
@@ -70,7 +73,14 @@ class K8sStoreCapture(K8sCapture):
         progress: Progress | None = None,
         client: KubeClient | None = None,
         signals: bool = False,
+        fallback: LocalParts | None = None,
+        keep_split: bool = False,
     ) -> None:
+        """``fallback``: where the parts go when the store stops answering mid-upload
+        (a fleet's journal, collectors/store/fallback.py); None: the capture fails.
+        ``keep_split``: a bundle sealed while the store is still gone, kept in two
+        places (the upload, the local parts), is a result (``split`` says where),
+        to be finished by collectors/store/journal.py; else it is an error."""
         super().__init__(uri, opts, k8s, progress=progress, client=client)
         self.store = store
         self.url = url
@@ -85,18 +95,33 @@ class K8sStoreCapture(K8sCapture):
         self._writer: MultipartWriter | None = None
         self._channel: Any = None
         self._streamed = False
+        self.fallback = fallback
+        #: the upload of ``.partial`` was created (the store answered before the pod was asked)
+        self.upload_started = False
+        self.keep_split = keep_split
+        #: where the sealed bundle is when the store was gone at the seal (``keep_split``)
+        self.split = ""
 
     def _retry(self, msg: str) -> None:
         self.custody.record("store.retry", message=msg)
         stderr_retry(msg)
 
+    def _degraded(self, msg: str) -> None:
+        where = str(self.fallback.path) if self.fallback is not None else ""
+        self.custody.record("store.fallback", message=msg, directory=where)
+        stderr_retry(msg)
+
     def run(self) -> CaptureResult:
         staging = self.url.sibling(PARTIAL_SUFFIX)
+        if self.fallback is not None:
+            self.fallback.refuse_existing()
         # first: a store that does not take the upload is refused before the pod is touched
         self._writer = MultipartWriter(
             self.store, staging.bucket, staging.key, on_retry=self._retry, track_sha256=False,
             create_args={"Metadata": self.meta, "ContentType": BUNDLE_TYPE},
+            fallback=self.fallback, on_fallback=self._degraded,
         )  # fmt: skip
+        self.upload_started = True
         self.custody.record("store.upload.started", url=str(self.url),
                             endpoint=self.store.endpoint, **self.retention)  # fmt: skip
         old: dict[int, Any] = {}
@@ -140,9 +165,26 @@ class K8sStoreCapture(K8sCapture):
 
     def _seal(self, out: Path, partial: Path, outcome: Outcome) -> tuple[Path, Path]:
         assert self._writer is not None
-        staged = self._writer.complete()
         digest = Digest(outcome.manifest_sha256, outcome.file_sha256, outcome.file_bytes,
                         outcome.complete)  # fmt: skip
+        try:
+            staged = self._writer.complete()
+        except StoreError as err:  # the store still gone when the kept parts go up
+            local = self.fallback
+            if local is None or not local.used:
+                raise
+            seal = (digest.manifest_sha256, digest.file_sha256, digest.file_bytes)
+            kept = kept_locally(self.custody, self._writer, local,
+                                self.url.sibling(PARTIAL_SUFFIX), err, seal,
+                                complete=digest.complete)  # fmt: skip
+            if not self.keep_split:
+                raise kept from None
+            self.split = str(kept)
+            final = self.url if digest.complete else self.url.sibling(INCOMPLETE_SUFFIX)
+            return Path(final.name), Path(final.name + CUSTODY_SUFFIX)
+        if self._writer.resumed:
+            where = str(self.fallback.path) if self.fallback else ""
+            self.custody.record("store.resumed", parts=self._writer.resumed, directory=where)
         self.sealed = seal_staged(
             self.store, self.url, staged, digest, custody=self.custody, lock=self.lock,
             until=self.until, meta=self.meta, signer=self.opts.signer,

@@ -62,13 +62,14 @@ class AppendingCustody(CustodyLog):
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fd: int | None = field(default=None, repr=False)
 
-    def open(self) -> None:
+    def open(self, *, append: bool = False) -> None:
+        """A new log (``append``: go on with an existing one, never truncated)."""
         if self.path is None:
             return
+        flags = os.O_WRONLY | os.O_APPEND | os.O_CLOEXEC
+        flags |= os.O_NOFOLLOW if append else os.O_CREAT | os.O_EXCL
         try:
-            self._fd = os.open(
-                self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC, 0o640
-            )
+            self._fd = os.open(self.path, flags, 0o640)
         except OSError as err:
             raise OutputError(f"cannot create {self.path}: {err.strerror}") from err
 
@@ -159,6 +160,27 @@ class CaseWriter:
             signing_key=w.signer.fingerprint if w.signer else None,
         )
         w.write()
+        return w
+
+    @classmethod
+    def resume(cls, directory: Path, *, examiner: str) -> CaseWriter:
+        """Go on with a case whose writer died (case.json ``capturing``, never
+        sealed): its case.json as last written, its custody log appended to.
+        OutputError when there is none, or it is sealed."""
+        try:
+            doc = json.loads((directory / CASE_FILE).read_bytes())
+        except (OSError, ValueError) as err:
+            raise OutputError(f"cannot read {directory / CASE_FILE}: {err}") from None
+        if not isinstance(doc, dict) or not isinstance(doc.get("bundles"), list):
+            raise OutputError(f"{directory / CASE_FILE} is not a case file")
+        if doc.get("state") != CASE_CAPTURING or doc.get("sealed_ns") is not None:
+            raise OutputError(f"{directory / CASE_FILE} is already sealed ({doc.get('state')})")
+        w = cls(directory, case_id=str(doc.get("case_id")), examiner=examiner,
+                request=doc.get("request") or {})  # fmt: skip
+        w.doc = doc
+        for b in doc["bundles"]:
+            w._index[(b.get("namespace"), b.get("pod"), b.get("container"))] = b
+        w.custody.open(append=True)
         return w
 
     def write(self) -> None:

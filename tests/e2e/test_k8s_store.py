@@ -78,8 +78,9 @@ def _argv(s3: S3Server, kubeconfig: str, *args: str) -> list[str]:
 
 def _env(s3: S3Server, scratch: Path | None = None) -> dict[str, str]:
     env = {**os.environ, **s3.env(), "PYTHONPATH": str(lab.REPO)}
-    if scratch is not None:
+    if scratch is not None:  # the agents' spools and a fleet's case journal go there
         env["TMPDIR"] = str(scratch)
+        env["EXUVIA_FALLBACK_DIR"] = str(scratch)
     return env
 
 
@@ -101,7 +102,7 @@ def _case_json(s3: S3Server, prefix: str) -> dict[str, Any]:
 
 
 def test_three_pods_by_label_into_a_locked_bucket_verify_from_the_store(
-    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
 ) -> None:
     run = uuid.uuid4().hex[:6]
     ns = _namespace(cluster, run, "web")
@@ -113,10 +114,14 @@ def test_three_pods_by_label_into_a_locked_bucket_verify_from_the_store(
     res = subprocess.run(
         _argv(s3, kubeconfig_path, "capture", f"k8s://{ns}", "-l", f"{LABEL}={run}", "-o", url,
               "--retain", "1d", "--lock-mode", "governance", "--output", "json"),
-        capture_output=True, text=True, env=_env(s3), cwd=lab.REPO, timeout=900, check=False,
+        capture_output=True, text=True, env=_env(s3, tmp_path), cwd=lab.REPO, timeout=900,
+        check=False,
     )  # fmt: skip
     print(res.stdout, res.stderr)
     assert res.returncode == 0, res.stderr
+    journal = tmp_path / f"exuvia-journal-{BUCKET}_cases_{run}"
+    assert res.stderr.splitlines()[0].startswith(f"exuvia: case journal: {journal}/")
+    assert list(tmp_path.iterdir()) == []  # the journal is gone once the case is stored
     out = json.loads(res.stdout)
     assert out["case"] == url and out["state"] == "complete"
     names = [f"{ns}_web-{i}_app.exv" for i in range(3)]
@@ -193,7 +198,7 @@ def test_sigint_leaves_incomplete_bundles_and_an_interrupted_case_json(
     )  # fmt: skip
 
     def spool() -> Path | None:
-        found = list(scratch.glob(f"exuvia-case-*/{ns}_big-0_app.exv.agent-stream"))
+        found = list(scratch.glob(f"exuvia-journal-*/{ns}_big-0_app.exv.agent-stream"))
         return found[0] if found else None
 
     stdout, stderr, took = lab.sigint_mid_stream(proc, spool, cid)
@@ -214,7 +219,7 @@ def test_sigint_leaves_incomplete_bundles_and_an_interrupted_case_json(
     report = verify_bundle(local)
     assert report.ok and not report.complete, report.failures()
     assert s3.client().list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
-    assert list(scratch.iterdir()) == []  # the scratch case dir and the spools are gone
+    assert list(scratch.iterdir()) == []  # the case journal and the spools are gone
     ver = _verify(s3, url)
     assert "Traceback" not in ver.stderr, ver.stderr
     assert "interrupted" in (ver.stdout + ver.stderr).lower(), ver.stdout
@@ -241,15 +246,18 @@ def test_bad_store_input_is_one_line_before_the_cluster_is_asked(
         errors = [ln for ln in res.stderr.splitlines() if ln.startswith("exuvia: error:")]
         assert len(errors) == 1 and expect in errors[0], res.stderr
         assert "no pods" not in errors[0]  # refused before resolution
+    # a case journal already there (an earlier case cut off) is never overwritten
+    old = tmp_path / "fb" / "exuvia-journal-locked_cases_fb"
+    old.mkdir(parents=True)
     res = subprocess.run(
         _argv(s3, kubeconfig_path, "capture", "k8s://default", "-l", sel, "-o",
-              "s3://locked/cases/fb/", "--fallback-dir", str(tmp_path)),
+              "s3://locked/cases/fb/", "--fallback-dir", str(tmp_path / "fb")),
         capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=300,
         check=False,
     )  # fmt: skip
-    assert res.returncode == 2 and "--fallback-dir is for one target" in res.stderr, res.stderr
+    _one_line(res, f"{old} already exists")
     assert _keys(s3, "cases/no-slash") == [] and _keys(s3, "cases/fb/") == []
-    assert list(scratch.iterdir()) == []  # no scratch case directory left behind
+    assert list(scratch.iterdir()) == [] and list(old.iterdir()) == []  # nothing left behind
 
 
 SCAN_RULE = """

@@ -295,6 +295,7 @@ def fleet_doc(res: Any) -> dict[str, Any]:
 
 def store_sink(args: argparse.Namespace) -> Any:
     """``-o s3://BUCKET/PREFIX/``: the case goes into the store (docs/evidence-store.md)."""
+    from collectors.store.fallback import fallback_dir  # noqa: PLC0415
     from collectors.store.fleet_sink import FleetStoreSink  # noqa: PLC0415 - boto3 only here
     from collectors.store.uri import parse_s3  # noqa: PLC0415
     from tui.commands.store_opts import lock_from, store_from  # noqa: PLC0415
@@ -303,10 +304,10 @@ def store_sink(args: argparse.Namespace) -> Any:
     if url.key and not url.is_prefix:
         raise ExuviaError(f"a fleet capture writes a case: give a prefix ending in '/' "
                           f"(s3://{url.bucket}/{url.key}/)")  # fmt: skip
-    if getattr(args, "fallback_dir", None):
-        raise ExuviaError("--fallback-dir is for one target; a fleet into a store has none")
     lock = lock_from(args)
-    return FleetStoreSink(store_from(args), url, lock)
+    # the case journal (and a pod's parts when the store stops answering) go there
+    return FleetStoreSink(store_from(args), url, lock,
+                          state_dir=fallback_dir(getattr(args, "fallback_dir", None)))  # fmt: skip
 
 
 def _store_scan(args: argparse.Namespace, sink: Any) -> Any:
@@ -348,8 +349,8 @@ def run_fleet_capture(args: argparse.Namespace) -> int:
                             events=FleetProgress(args.quiet), after_seal=scanner,
                             sink=sink)  # fmt: skip
     except BaseException:
-        if sink is not None and not any(sink.local.iterdir()):
-            sink.cleanup()  # refused before anything was captured: nothing to keep
+        if sink is not None:
+            sink.cleanup()  # refused before anything was captured: no empty journal left
         raise
     if args.output_format == "json":
         print_json(fleet_doc(res))

@@ -18,9 +18,12 @@ def register(sub: Any) -> None:
         "replaces an existing key, with its manifest and file SHA-256 as object metadata "
         "and the requested object lock, then read it back and check its SHA-256. A case "
         "directory goes up bundle by bundle, case.json last. DEST: s3://BUCKET/PREFIX/NAME.exv "
-        "for a bundle (or s3://BUCKET/PREFIX/ to keep its name); s3://BUCKET/PREFIX/ for a case.",
+        "for a bundle (or s3://BUCKET/PREFIX/ to keep its name); s3://BUCKET/PREFIX/ for a case. "
+        "The journal of a fleet captured into the store (exuvia-journal-…, kept when the "
+        "client died or the store was gone) finishes that case: what the store lacks goes up, "
+        "case.json last (docs/evidence-store.md).",
     )
-    p.add_argument("source", type=Path, metavar="BUNDLE|CASE_DIR")
+    p.add_argument("source", type=Path, metavar="BUNDLE|CASE_DIR|JOURNAL")
     p.add_argument("dest", metavar="DEST")
     add_store_options(p)
     add_output_format(p)
@@ -29,6 +32,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from collectors.store.capture import stderr_retry  # noqa: PLC0415 - boto3 only here
+    from collectors.store.journal import journal_url, push_journal  # noqa: PLC0415
     from collectors.store.push import push_bundle, push_case  # noqa: PLC0415
     from collectors.store.uri import parse_s3  # noqa: PLC0415
     from forensics.case import is_case  # noqa: PLC0415
@@ -40,7 +44,10 @@ def run(args: argparse.Namespace) -> int:
     if not src.exists():
         raise OutputError(f"{src}: no such file or directory")
     store = store_from(args)
-    if is_case(src):
+    if is_case(src) and journal_url(src) is not None:  # a fleet's journal: finish the case
+        base = url if url.is_prefix else parse_s3(args.dest.rstrip("/") + "/")
+        items = push_journal(store, src, base, lock)
+    elif is_case(src):
         items = push_case(store, src, url, lock, on_retry=stderr_retry).items
     elif src.is_file():
         if url.is_prefix:

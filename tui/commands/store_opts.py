@@ -40,8 +40,10 @@ def add_store_options(
             "--fallback-dir", type=Path, metavar="DIR",
             help="when the store stops answering mid-capture (after the retries), the "
             "parts it did not take go here, in NAME.exv.partial.parts/, and are uploaded "
-            "when the bundle is sealed if the store answers again (default "
-            "$EXUVIA_FALLBACK_DIR, else the current directory)",
+            "when the bundle is sealed if the store answers again; a fleet (-o "
+            "s3://BUCKET/PREFIX/) keeps its case journal here, in "
+            "exuvia-journal-BUCKET_PREFIX/ (default $EXUVIA_FALLBACK_DIR, else the current "
+            "directory)",
         )  # fmt: skip
     if not lock:
         return

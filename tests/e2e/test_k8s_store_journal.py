@@ -1,0 +1,278 @@
+"""End to end: a fleet into the store that does not end well, and its case journal.
+
+Real pods on the e2e cluster (namespaces ``fleets3-<run>-…``, deleted
+afterwards) and a real versitygw with object lock of this module's own (it is
+stopped and started again here). A fleet into ``s3://locked/cases/<run>/``
+journals its case locally (collectors/store/fleet_sink.py):
+
+* killed with ``kill -9`` mid-stream, it leaves the journal's case.json naming
+  every pod, the sealed bundles in the store, nothing complete-looking for the
+  pod cut off, and ``exuvia push JOURNAL s3://…/`` finishes the case there
+  (``interrupted``), which ``exuvia verify s3://…/`` checks;
+* with the store killed mid-fleet, the pods after it are captured into the
+  journal, the last line names it, and once the store is back ``exuvia push
+  JOURNAL s3://…/`` puts them and the case there, verifying as a case.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from forensics.bundle import verify_bundle
+from tests.e2e import k8s_lab as lab
+from tests.support.s3server import S3Server, s3_fixture
+
+pytestmark = pytest.mark.e2e
+LABEL = "exuvia.test/fleets3"
+BUCKET = "locked"
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    yield from s3_fixture(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def k8s_images(k8s_api_client: Any) -> str:
+    return lab.ensure_images(lab.WORKDIR)
+
+
+def _pods(cluster: Any, run: str, suffix: str, count: int, image: str) -> str:
+    ns = str(cluster.namespace("fleets3", enforce="baseline", name=f"fleets3-{run}-{suffix}"))
+    for i in range(count):
+        pod = lab.lab_pod(f"p-{i}", image)
+        pod["metadata"]["labels"] = {LABEL: run}
+        pod["spec"]["containers"][0]["env"] = [{"name": "LAB_MODE", "value": "clean"}]
+        cluster.create_pod(ns, pod)
+
+    def probe() -> bool:
+        pods = cluster.core.list_namespaced_pod(ns, label_selector=f"{LABEL}={run}").items
+        up = [p for p in pods if p.status.phase == "Running" and p.status.container_statuses
+              and all(s.state.running for s in p.status.container_statuses)]  # fmt: skip
+        return len(up) == count
+
+    cluster.wait(probe, 240, f"{count} running pods in {ns}")
+    for i in range(count):
+        lab.wait_logged(cluster, ns, f"p-{i}", "]: ready")
+    return ns
+
+
+def _env(s3: S3Server, scratch: Path) -> dict[str, str]:
+    return {**os.environ, **s3.env(), "PYTHONPATH": str(lab.REPO), "TMPDIR": str(scratch),
+            "EXUVIA_FALLBACK_DIR": str(scratch)}  # fmt: skip
+
+
+def _cli(s3: S3Server, scratch: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tui.cli", *args, "--endpoint-url", s3.endpoint],
+        capture_output=True, text=True, env=_env(s3, scratch), cwd=lab.REPO, timeout=600,
+        check=False,
+    )  # fmt: skip
+
+
+def _fleet(s3: S3Server, kubeconfig: str, scratch: Path, ns: str, run: str,
+           url: str) -> subprocess.Popen[str]:  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "tui.cli", "capture", f"k8s://{ns}", "-l", f"{LABEL}={run}",
+         "-o", url, "--parallel", "1", "--files", "all", "--retain", "1d",
+         "--endpoint-url", s3.endpoint, "--image", lab.COLLECTOR_IMAGE,
+         "--image-pull-policy", "Never", "--kubeconfig", kubeconfig],
+        text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(s3, scratch),
+        cwd=lab.REPO,
+    )  # fmt: skip
+
+
+def _keys(s3: S3Server, prefix: str) -> list[str]:
+    page = s3.client().list_objects_v2(Bucket=BUCKET, Prefix=prefix)
+    return sorted(o["Key"][len(prefix) :] for o in page.get("Contents", []))
+
+
+def _sealed(s3: S3Server, prefix: str) -> list[str]:
+    """The bundles sealed under ``prefix`` so far (their custody object is the last put)."""
+    return [k[: -len(".custody.jsonl")] for k in _keys(s3, prefix) if k.endswith(".custody.jsonl")]
+
+
+def _case(s3: S3Server, prefix: str) -> dict[str, Any]:
+    body = s3.client().get_object(Bucket=BUCKET, Key=prefix + "case.json")["Body"].read()
+    return dict(json.loads(body))
+
+
+def test_kill_9_mid_fleet_leaves_a_journal_and_push_finishes_the_case(
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    run = uuid.uuid4().hex[:6]
+    ns = _pods(cluster, run, "k9", 2, lab.LAB_BIG_IMAGE)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    prefix = f"cases/{run}/"
+    url = f"s3://{BUCKET}/{prefix}"
+    journal = scratch / f"exuvia-journal-{BUCKET}_cases_{run}"
+    proc = _fleet(s3, kubeconfig_path, scratch, ns, run, url)
+    try:
+        # the first pod sealed into the store, the second one's agent streaming
+        first = lab.wait_for(lambda: _sealed(s3, prefix), 600, "a bundle sealed", 0.2)
+        assert len(first) == 1, first
+
+        def streaming() -> Path | None:
+            for p in journal.glob("*.agent-stream"):
+                if p.stat().st_size > (1 << 20) and not first[0].startswith(p.name[:-13]):
+                    return p
+            return None
+
+        spool = lab.wait_for(streaming, 600, "the second pod's stream", 0.05)
+        proc.send_signal(signal.SIGKILL)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print(stderr)
+    assert proc.returncode == -signal.SIGKILL
+    assert stderr.splitlines()[0].startswith(f"exuvia: case journal: {journal}/")
+
+    # the journal's case.json, as last rewritten, names every pod
+    doc = json.loads((journal / "case.json").read_text())
+    assert doc["state"] == "capturing" and doc["sealed_ns"] is None
+    by_pod = {b["pod"]: b for b in doc["bundles"]}
+    assert sorted(by_pod) == ["p-0", "p-1"]
+    done = next(b for b in doc["bundles"] if b["file"] == first[0])
+    cut = next(b for b in doc["bundles"] if b is not done)
+    assert done["status"] == "complete" and cut["status"] == "capturing", doc["bundles"]
+    assert spool.name == cut["file"] + ".agent-stream"
+    # the store: the sealed bundle and its custody object, nothing for the pod cut off
+    # (its upload of .partial is unfinished: never an object), no case.json
+    assert _keys(s3, prefix) == sorted([first[0], first[0] + ".custody.jsonl"])
+    uploads = s3.client().list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
+    assert [u["Key"] for u in uploads] == [prefix + cut["file"] + ".partial"]
+
+    # the finishing step: the journal pushed into the case prefix
+    res = _cli(s3, scratch, "push", str(journal), url, "--retain", "1d")
+    print(res.stdout, res.stderr)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    assert f"pushed: {url}case.json" in res.stdout
+    assert _keys(s3, prefix) == sorted([first[0], first[0] + ".custody.jsonl", "case.json",
+                                        "case.custody.jsonl"])  # fmt: skip
+    case = _case(s3, prefix)
+    assert case["state"] == "interrupted" and "client died" in case["interrupted"]
+    stored = {b["pod"]: b for b in case["bundles"]}
+    assert stored[done["pod"]]["status"] == "complete"
+    assert stored[done["pod"]]["manifest_sha256"] == done["manifest_sha256"]
+    gone = stored[cut["pod"]]
+    assert gone["status"] == "failed" and gone["file"] is None
+    assert "cut off: the client died mid-capture" in gone["reason"]
+    assert str(spool) in gone["reason"]  # what the agent sent is kept, and said where
+    head = s3.client().head_object(Bucket=BUCKET, Key=prefix + "case.json")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    # the journal keeps only the spool (named), the rest is in the store
+    assert sorted(p.name for p in journal.iterdir()) == [spool.name]
+    assert f"kept in {journal}/" in res.stderr
+
+    ver = _cli(s3, scratch, "verify", url)
+    print(ver.stdout, ver.stderr)
+    assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr
+    assert "1 of 2 bundles verify" in ver.stdout and "state interrupted" in ver.stdout
+    assert "custody seal:     matches" in ver.stdout
+    # finished once: a second push is refused
+    again = _cli(s3, scratch, "push", str(journal), url)
+    assert again.returncode == 2 and "Traceback" not in again.stderr, again.stderr
+
+
+def test_store_gone_mid_fleet_the_pods_fall_back_into_the_journal(
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    """versitygw killed while the second pod's agent streams (its upload of
+    .partial is already started): its parts go to the journal and its sealed
+    bundle is kept in two places; the third pod, whose upload cannot start, is
+    captured into the journal as a local bundle. Then the store is back and
+    `exuvia push JOURNAL` finishes both, and the case, which verifies there."""
+    run = uuid.uuid4().hex[:6]
+    ns = _pods(cluster, run, "gone", 3, lab.LAB_BIG_IMAGE)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    prefix = f"cases/{run}/"
+    url = f"s3://{BUCKET}/{prefix}"
+    journal = scratch / f"exuvia-journal-{BUCKET}_cases_{run}"
+    proc = _fleet(s3, kubeconfig_path, scratch, ns, run, url)
+    try:
+        first = lab.wait_for(lambda: _sealed(s3, prefix), 600, "a bundle sealed", 0.05)
+        assert len(first) == 1, first
+
+        def streaming() -> Path | None:
+            for p in journal.glob("*.agent-stream"):
+                if p.stat().st_size > (1 << 20) and p.name != first[0] + ".agent-stream":
+                    return p
+            return None
+
+        spool = lab.wait_for(streaming, 600, "the second pod's stream", 0.05)
+        s3.stop(sig=signal.SIGKILL)
+        try:
+            stdout, stderr = proc.communicate(timeout=900)
+        finally:
+            s3.start()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    print(stdout, stderr)
+    assert proc.returncode == 2 and "Traceback" not in stderr
+    lines = stderr.splitlines()
+    assert lines[0].startswith(f"exuvia: case journal: {journal}/")
+    last = lines[-1]
+    assert last.startswith("exuvia: error:") and f"the case is kept in {journal}/" in last, last
+    assert f"exuvia push {journal} {url}" in last
+    assert "the bundle goes on into" in stderr and "is captured into" in stderr
+
+    # the journal holds the sealed case: where each bundle is
+    doc = json.loads((journal / "case.json").read_text())
+    assert doc["state"] == "complete" and doc["sealed_ns"], doc["state"]
+    by_file = {b["file"]: b for b in doc["bundles"]}
+    assert len(by_file) == 3 and all(b["status"] == "complete" for b in doc["bundles"])
+    split_name = spool.name[: -len(".agent-stream")]
+    (local_name,) = set(by_file) - {first[0], split_name}
+    split = by_file[split_name]
+    assert "kept in two places" in split["reason"] and "nothing is lost" in split["reason"]
+    parts = journal / (split_name + ".partial.parts")
+    upload = json.loads((parts / "upload.json").read_text())
+    assert upload["parts_here"] and upload["manifest_sha256"] == split["manifest_sha256"]
+    assert not spool.exists()  # the bundle is sealed (in its parts): the spool went
+    report = verify_bundle(journal / local_name)
+    assert report.ok and report.complete, report.failures()
+    assert report.manifest_sha256 == by_file[local_name]["manifest_sha256"]
+    custody = (journal / (local_name + ".custody.jsonl")).read_text()
+    assert '"store.fallback"' in custody
+    # nothing complete-looking in the store for either: an unfinished upload at most
+    assert _keys(s3, prefix) == sorted([first[0], first[0] + ".custody.jsonl"])
+
+    # the store is back: the journal finishes the case there
+    res = _cli(s3, scratch, "push", str(journal), url, "--retain", "1d")
+    print(res.stdout, res.stderr)
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stdout + res.stderr
+    assert f"pushed: {url}{split_name} (" in res.stdout  # finished from its parts
+    names = sorted(by_file)
+    assert _keys(s3, prefix) == sorted([*names, *(n + ".custody.jsonl" for n in names),
+                                        "case.json", "case.custody.jsonl"])  # fmt: skip
+    assert _case(s3, prefix) == doc
+    c = s3.client()
+    assert c.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", []) == []
+    side = c.get_object(Bucket=BUCKET, Key=prefix + split_name + ".custody.jsonl")["Body"].read()
+    actions = [json.loads(ln)["action"] for ln in side.splitlines()]
+    assert actions.index("store.kept_locally") < actions.index("store.resumed")
+    assert actions[-1] == "bundle.sealed"
+    head = c.head_object(Bucket=BUCKET, Key=prefix + split_name)
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    assert head["Metadata"]["exuvia-manifest-sha256"] == split["manifest_sha256"]
+    assert not journal.exists()  # everything is in the store now
+    ver = _cli(s3, scratch, "verify", url)
+    print(ver.stdout, ver.stderr)
+    assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr
+    assert "3 of 3 bundles verify" in ver.stdout and "state complete" in ver.stdout
