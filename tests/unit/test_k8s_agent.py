@@ -39,7 +39,8 @@ MODULES_OF = (
 #: what the capture code needs and ``wait`` never runs (each agent process's start-up
 #: is CPU its node pays per pod: a fleet on one node pays it for every pod)
 CAPTURE_MODULES = {"collectors.capture", "collectors.agent_serve", "collectors.fs.acquire",
-                   "forensics.bundle.writer", "zstandard", "psutil", "ctypes", "dataclasses"}  # fmt: skip
+                   "forensics.bundle.writer", "zstandard", "psutil", "ctypes",
+                   "dataclasses"}  # fmt: skip
 #: what a capture without --memory never runs: memory acquisition, the other runtimes'
 #: clients, the bundle reader and verifier, live triage
 NOT_FOR_A_CAPTURE = {"collectors.memory.acquire", "collectors.targets.docker", "http.client",
