@@ -10,8 +10,10 @@ target (LAB_MODE=clean) and one more lab pod with other labels; then
             --parallel 8 / --per-node 4), the real command line.
 
 Prints both wall times, their ratio (target: <= 3x), the fleet client's peak RSS
-(wait4's ru_maxrss of the client process; target: <= 300 MiB) and the load average
-before and after. The e2e cluster runs on this machine: the agents, kubelet and
+(wait4's ru_maxrss of the client process; target: <= 300 MiB), the load average
+before and after, each pod's phases from the custody logs, and where the CPU went
+during each run (the client, the cluster's processes, the agents' containers, the
+whole machine: node_cpu). The e2e cluster runs on this machine: the agents, kubelet and
 API server share its cores with the client (and with anyone else's work), so the
 numbers are noisy; run it when the machine is quiet and say what the load was.
 
