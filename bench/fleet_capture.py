@@ -10,8 +10,10 @@ target (LAB_MODE=clean) and one more lab pod with other labels; then
             --parallel 8 / --per-node 4), the real command line.
 
 Prints both wall times, their ratio (target: <= 3x), the fleet client's peak RSS
-(wait4's ru_maxrss of the client process; target: <= 300 MiB) and the load average
-before and after. The e2e cluster runs on this machine: the agents, kubelet and
+(wait4's ru_maxrss of the client process; target: <= 300 MiB), the load average
+before and after, each pod's phases from the custody logs, and where the CPU went
+during each run (the client, the cluster's processes, the agents' containers, the
+whole machine: node_cpu). The e2e cluster runs on this machine: the agents, kubelet and
 API server share its cores with the client (and with anyone else's work), so the
 numbers are noisy; run it when the machine is quiet and say what the load was.
 
@@ -21,6 +23,7 @@ numbers are noisy; run it when the machine is quiet and say what the load was.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -89,6 +92,61 @@ PHASES = (
     ("stream", "agent.exec", "agent.stream.ended"),  # the agent's capture, relayed
     ("seal", "agent.stream.ended", "bundle.sealed"),  # facts, relay check, client manifest
 )
+
+
+#: where a capture's CPU goes on this one-node cluster: long-lived processes by name,
+#: their own CPU and, apart, that of the children they reaped (a containerd shim reaps
+#: its runc calls and the processes exec'd into its containers: the agents' captures,
+#: which the agents' cgroups count too); the cgroups of the containers started during
+#: the run (the agents: their ``wait`` and every exec'd capture) and of the others
+NODE_PROCS = ("kube-apiserver", "etcd", "kubelet", "containerd-shim", "containerd",
+              "kube-controller", "kube-scheduler")  # fmt: skip
+KUBEPODS = Path("/sys/fs/cgroup/cpuacct/kubepods")
+
+
+def _pod_cgroups() -> dict[str, float]:
+    """CPU seconds of every container's cgroup (kubepods/QOS/podUID/CONTAINER)."""
+    out: dict[str, float] = {}
+    for usage in KUBEPODS.glob("*/pod*/*/cpuacct.usage"):
+        with contextlib.suppress(OSError, ValueError):
+            out[str(usage.parent)] = int(usage.read_text()) / 1e9
+    return out
+
+
+def node_cpu() -> dict[str, Any]:
+    """CPU seconds so far per NODE_PROCS name (processes alive now), the containers'
+    cgroups, and the whole machine (busy time of /proc/stat: everyone's work, noise too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    out: dict[str, Any] = dict.fromkeys(NODE_PROCS, 0.0)
+    out.update({f"{n} (reaped)": 0.0 for n in NODE_PROCS})
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            stat = (d / "stat").read_text()
+        except OSError:
+            continue
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        name = next((n for n in NODE_PROCS if comm.startswith(n)), None)
+        if name is not None:
+            f = [int(x) for x in stat[stat.rindex(")") + 2 :].split()[11:15]]
+            out[name] += (f[0] + f[1]) / tick  # utime stime
+            out[f"{name} (reaped)"] += (f[2] + f[3]) / tick  # cutime cstime
+    out["_cgroups"] = _pod_cgroups()
+    cpu = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    out["machine"] = (sum(int(x) for x in cpu) - int(cpu[3]) - int(cpu[4])) / tick
+    return out
+
+
+def cpu_delta(a: dict[str, Any], b: dict[str, Any]) -> dict[str, float]:
+    """What happened between the snapshots ``a`` and ``b``; a container's cgroup that is
+    new in ``b`` counts whole (an agent started meanwhile)."""
+    out = {k: b[k] - a[k] for k in b if not k.startswith("_") and k != "machine"}
+    ca, cb = a["_cgroups"], b["_cgroups"]
+    out["agents (new containers)"] = sum(v for k, v in cb.items() if k not in ca)
+    out["other containers"] = sum(v - ca[k] for k, v in cb.items() if k in ca)
+    out["machine"] = b["machine"] - a["machine"]
+    return out
 
 
 def _actions(path: Path) -> dict[str, int]:
@@ -190,13 +248,16 @@ def main() -> int:
         cli = [sys.executable, "-m", "tui.cli", "capture"]
         with tempfile.TemporaryDirectory(prefix="exuvia-fleet-bench-") as tmp:
             load0 = os.getloadavg()
+            n0 = node_cpu()
             one, rss1, rc1, cpu1 = timed(
                 [*cli, f"k8s://{ns}/solo", "-o", f"{tmp}/solo.exv", *common]
             )
+            n1 = node_cpu()
             bounds = ["--max-pods", str(args.replicas), "--parallel", str(args.parallel),
                       "--per-node", str(args.per_node)]  # fmt: skip
             many, rss, rc, cpu = timed([*cli, f"k8s://{ns}", "-l", "app=bench", "-o", f"{tmp}/case",
                                    *bounds, *common])  # fmt: skip
+            n2 = node_cpu()
             load1 = os.getloadavg()
             doc = json.loads((Path(tmp) / "case" / "case.json").read_text())
             phases = phase_report(Path(tmp) / "case")
@@ -216,6 +277,11 @@ def main() -> int:
               f"exit): {many - sealed_at:.1f} s")  # fmt: skip
         for line in phases:
             print(line)
+        d1, d20 = cpu_delta(n0, n1), cpu_delta(n1, n2)
+        print("CPU seconds on the machine during each run (1 pod | fleet | fleet per pod):")
+        for name, c1, cpu_pods in (("client", cpu1, cpu), *((k, d1[k], d20[k]) for k in d20
+                                                           if d1[k] or d20[k])):  # fmt: skip
+            print(f"  {name:<24} {c1:6.2f} | {cpu_pods:6.2f} | {cpu_pods / args.replicas:5.2f}")
         solo = [f"{name} {(solo_phases[b] - solo_phases[a]) / 1e9:.2f} s"
                 for name, a, b in PHASES[1:] if a in solo_phases and b in solo_phases]  # fmt: skip
         print(f"1 pod's phases: {', '.join(solo)}")

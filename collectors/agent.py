@@ -37,25 +37,28 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
 import json
 import os
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from collectors.agent_serve import DEFAULT_IDLE, MAX_ENTRIES, Server, run_serve
-from collectors.capture import Capture, CaptureOptions
-from collectors.fs.mounts import parse_mountinfo, root_mount
-from collectors.k8s.findpid import Found, NotFound, find_target, own_container
-from collectors.memory.acquire import MemoryOptions
-from collectors.memory.maps import MODES
-from collectors.targets.base import TargetInfo
-from collectors.targets.pid import process_facts, process_start_ns
+from collectors.memory import MODES
 from forensics import __version__
 from forensics.errors import AccessDenied, ExuviaError, TargetGone
+
+if TYPE_CHECKING:
+    from collectors.memory.acquire import MemoryOptions
+    from collectors.targets.base import TargetInfo
+
+# Every agent process starts a Python interpreter in the pod: ``wait`` (the
+# container's main process) and each exec'd ``capture`` or ``serve``. On a node
+# running many agents their start-up is CPU the node pays per pod, so each command
+# imports only what it runs: ``wait`` nothing but the standard library above, the
+# capture and serve code is imported by their commands (tests/unit/test_k8s_agent.py
+# checks the ``wait`` path's modules).
 
 STATE_DIR = "/tmp/exuvia-agent"  # noqa: S108 - inside the agent's own container
 PR_SET_DUMPABLE = 4
@@ -110,6 +113,8 @@ def wait(idle: float, linger: float, state_dir: str = STATE_DIR, poll: float = 0
 # -- capture ---------------------------------------------------------------------
 def _non_dumpable() -> str:
     """Keep same-uid processes of the target from ptracing the agent."""
+    import ctypes  # noqa: PLC0415 - the capture and serve commands only
+
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) != 0:
@@ -198,6 +203,9 @@ def memory_problem(procfs: str, pid: int) -> str | None:
 def _memory_options(args: argparse.Namespace) -> MemoryOptions | None:
     if args.memory is None:
         return None
+    from collectors.k8s.findpid import own_container  # noqa: PLC0415
+    from collectors.memory.acquire import MemoryOptions  # noqa: PLC0415
+
     pids = tuple(int(p) for p in args.memory_pids.split(",") if p) if args.memory_pids else None
     own = tuple(own_container(args.procfs)) if args.mode == "ephemeral" else ()
     return MemoryOptions(mode=args.memory, max_size=args.memory_max, pids=pids, exclude=own)
@@ -216,6 +224,10 @@ def _size(text: str) -> int:
 
 
 def _target(args: argparse.Namespace, pid: int, how: str, members: tuple[int, ...]) -> TargetInfo:
+    from collectors.k8s.findpid import own_container  # noqa: PLC0415
+    from collectors.targets.base import TargetInfo  # noqa: PLC0415
+    from collectors.targets.pid import process_facts, process_start_ns  # noqa: PLC0415
+
     given: dict[str, Any] = json.loads(args.target_json) if args.target_json else {}
     known = set(TargetInfo.__dataclass_fields__)
     fields = {k: v for k, v in given.items() if k in known and k not in ("pid", "runtime_facts")}
@@ -252,6 +264,8 @@ def node_upperdir(procfs: str, pid: int) -> str | None:
     runtime's shim: its ``root`` is where that path is valid (the node's init,
     ``<procfs>/1``, is the fallback).
     """
+    from collectors.fs.mounts import parse_mountinfo, root_mount  # noqa: PLC0415
+
     try:
         with open(f"{procfs}/{pid}/mountinfo", "rb") as fh:
             root = root_mount(parse_mountinfo(fh.read()))
@@ -290,6 +304,9 @@ def capture(args: argparse.Namespace, out: BinaryIO) -> int:
 
 
 def _capture(args: argparse.Namespace, out: BinaryIO) -> int:
+    from collectors.capture import Capture, CaptureOptions  # noqa: PLC0415
+    from collectors.k8s.findpid import NotFound, find_target  # noqa: PLC0415
+
     dumpable = _non_dumpable()
     try:
         found = find_target(args.procfs, args.container_id, allow_pid1=args.mode == "ephemeral")
@@ -388,13 +405,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     which.add_argument("--pid", type=int, help="the target's init pid in --procfs (local use)")
     s.add_argument("--mode", choices=("ephemeral", "node"), default="ephemeral")
     s.add_argument("--procfs", default="/proc")
-    s.add_argument("--idle", type=float, default=DEFAULT_IDLE, help="exit after this silence (s)")
+    s.add_argument("--idle", type=float, default=None, help="exit after this silence (s)")
     s.add_argument("--state-dir", default=STATE_DIR, help=argparse.SUPPRESS)
-    s.add_argument("--max-entries", type=int, default=MAX_ENTRIES, help=argparse.SUPPRESS)
+    s.add_argument("--max-entries", type=int, default=None, help=argparse.SUPPRESS)
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from collectors.agent_serve import DEFAULT_IDLE, MAX_ENTRIES, Server, run_serve  # noqa: PLC0415
+    from collectors.k8s.findpid import Found, NotFound, find_target  # noqa: PLC0415
+
     dumpable = _non_dumpable()
+    idle = DEFAULT_IDLE if args.idle is None else args.idle
+    max_entries = MAX_ENTRIES if args.max_entries is None else args.max_entries
 
     def open_target() -> Server:
         if args.pid is not None:
@@ -412,9 +434,9 @@ def _serve(args: argparse.Namespace) -> int:
         if problem:
             raise AccessDenied(problem)
         how = f"{found.how} ({dumpable})"
-        return Server(args.procfs, found.pid, how, found.members, args.max_entries)
+        return Server(args.procfs, found.pid, how, found.members, max_entries)
 
-    return run_serve(open_target, args.state_dir, args.idle, emit)
+    return run_serve(open_target, args.state_dir, idle, emit)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -28,7 +28,6 @@ from collectors.fs.mounts import PSEUDO_DIRS, parse_mountinfo, pseudo_mount_poin
 from collectors.fs.policy import CopyPolicy
 from collectors.fs.readonly_view import ReadOnlyView, open_readonly_view
 from collectors.fs.walk import O_NOATIME
-from collectors.memory.acquire import MemoryCollector, MemoryOptions
 from collectors.network import collect_network
 from collectors.processes import collect_processes
 from collectors.runtime_logs import copy_process_binary, copy_runtime_logs
@@ -50,6 +49,7 @@ from forensics.records import Record, Skip
 from forensics.timeutil import CLOCK_SOURCE, iso_ns, now_ns
 
 if TYPE_CHECKING:  # the in-pod agent never signs and need not load cryptography
+    from collectors.memory.acquire import MemoryCollector, MemoryOptions
     from forensics.scan.capture_hook import CaptureScan
     from forensics.signing import Signer
 
@@ -402,6 +402,10 @@ class Capture:
 
         def done(summary: dict[str, Any]) -> None:
             self.custody.record("memory.read", **{k: summary[k] for k in _MEMORY_CUSTODY})
+
+        # imported with --memory only: every other capture (the in-pod agent's first of
+        # all, whose start is CPU its node pays per pod) does without it
+        from collectors.memory.acquire import MemoryCollector  # noqa: PLC0415
 
         self.memory = MemoryCollector(self.ctx, writer, opts, on_done=done)
         if self.opts.scan is not None:  # cores scanned as they stream (their own scanner:

@@ -20,6 +20,7 @@ be covered by docs/rbac.yaml.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -221,9 +222,24 @@ class KubeClient:
         except (ConfigException, OSError, ValueError, TypeError, KeyError) as err:
             where = "in-cluster service account" if in_cluster else (kubeconfig or "kubeconfig")
             raise ExuviaError(f"cannot load the Kubernetes configuration ({where}): {err}") from err
+        self._apis()
+
+    def _apis(self) -> None:
         self._core = k8s.CoreV1Api(self._api)
         self._apps = k8s.AppsV1Api(self._api)
         self._batch = k8s.BatchV1Api(self._api)
+
+    def sibling(self) -> KubeClient:
+        """Another client of the same cluster, as this one was configured, for another
+        thread: its own ApiClient and connections (the kubernetes client's exec swaps a
+        method of its ApiClient while it connects, so one ApiClient is never shared
+        between threads), with a copy of this one's loaded configuration, so the
+        kubeconfig is not read and parsed again (a fleet's worker per pod did)."""
+        twin = object.__new__(KubeClient)
+        twin.info = self.info
+        twin._api = k8s.ApiClient(configuration=copy.deepcopy(self._api.configuration))
+        twin._apis()
+        return twin
 
     @property
     def namespace(self) -> str:

@@ -15,7 +15,8 @@ into one case directory (docs/case-format.md, docs/kubernetes.md).
    the single-pod path (collectors.k8s.capture.K8sCapture: the same agent image,
    security-profile matching, relay and sealing) with its own KubeClient (the
    kubernetes client's exec swaps a method of its ApiClient while it connects,
-   so one ApiClient is never shared between threads). A failure of one pod is
+   so one ApiClient is never shared between threads), a ``sibling`` of the
+   fleet's: the kubeconfig is read once. A failure of one pod is
    recorded with its reason and touches nothing else.
 4. Ctrl-C or SIGTERM: no new capture starts; every open exec stream is shut, so
    each in-flight capture seals what it received as ``.incomplete``; the case
@@ -231,11 +232,14 @@ class FleetCapture:
     _scans: dict[str, dict[str, Any]] = field(default_factory=dict)
     _streams: dict[str, int] = field(default_factory=dict)  # node -> streams open
     _stream_cond: threading.Condition = field(default_factory=threading.Condition)
+    _main_client: KubeClient | None = None
 
     # -- the API client -------------------------------------------------------------
     def _client(self) -> KubeClient:
         if self.client_factory is not None:
             return self.client_factory()
+        if self._main_client is not None:  # a worker's: the configuration already loaded
+            return self._main_client.sibling()
         return KubeClient(self.k8s.kubeconfig, self.k8s.context)
 
     # -- streams, for progress and for interruption -------------------------------------
@@ -298,7 +302,7 @@ class FleetCapture:
         if self.sink is not None:
             self.sink.preflight()  # once, before any pod is touched
         self._t0 = time.monotonic()
-        kc = self._client()
+        kc = self._main_client = self._client()
         try:
             res = resolve(kc, self.request, kc.namespace, max_pods=self.max_pods)
             writer = self._create(directory, kc, res)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from collectors.memory import MODES as MODES  # noqa: PLC0414 - re-exported (defined there for the agent)
+
 DELETED = b" (deleted)"
-MODES = ("anon", "all")
 UNTOUCHED = "never touched (zero pages): not stored"
 #: pseudo mappings the kernel refuses to /proc/PID/mem (vvar: EIO) or that are
 #: not the process's (vsyscall: a fixed kernel page)

@@ -15,17 +15,14 @@ exited), RuntimeToolError (the runtime's tool is missing or failed).
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 
 from collectors.k8s.target import parse_k8s
 from forensics.errors import TargetError, TargetGone
 
 from .base import TargetInfo
-from .containerd import resolve_containerd
-from .docker import resolve_docker
-from .pid import require_process, resolve_pid
-from .podman import resolve_podman
-from .runc import resolve_runc
+from .pid import require_process
 
 __all__ = ["SCHEMES", "TargetInfo", "parse_uri", "resolve"]
 
@@ -43,14 +40,17 @@ def _resolve_k8s(ref: str, uri: str, procfs: str = "/proc") -> TargetInfo:
     )
 
 
-# scheme -> resolver(ref, uri, procfs); the order is the order shown to users
-_RESOLVERS: dict[str, Resolver] = {
-    "pid": resolve_pid,
-    "runc": resolve_runc,
-    "podman": resolve_podman,
-    "docker": resolve_docker,
-    "containerd": resolve_containerd,
-    "k8s": _resolve_k8s,
+# scheme -> "module:resolver" of this package, resolver(ref, uri, procfs); the order is
+# the order shown to users. Imported when a URI of that scheme is resolved, so that
+# importing one module of this package (the in-pod agent imports .base and .pid) does
+# not import every runtime's client (.docker pulls in http.client).
+_RESOLVERS: dict[str, str] = {
+    "pid": "pid:resolve_pid",
+    "runc": "runc:resolve_runc",
+    "podman": "podman:resolve_podman",
+    "docker": "docker:resolve_docker",
+    "containerd": "containerd:resolve_containerd",
+    "k8s": "",
 }
 SCHEMES: tuple[str, ...] = tuple(_RESOLVERS)
 _EXAMPLES = (
@@ -73,6 +73,14 @@ def parse_uri(uri: str) -> tuple[str, str]:
     return scheme, rest.strip()
 
 
+def _resolver(scheme: str) -> Resolver:
+    if scheme == "k8s":
+        return _resolve_k8s
+    module, _, name = _RESOLVERS[scheme].partition(":")
+    fn: Resolver = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    return fn
+
+
 def resolve(uri: str, *, procfs: str = "/proc") -> TargetInfo:
     """Resolve a target URI to its init process and runtime facts.
 
@@ -80,7 +88,7 @@ def resolve(uri: str, *, procfs: str = "/proc") -> TargetInfo:
     agent passes its shared-PID-namespace view).
     """
     scheme, rest = parse_uri(uri)
-    info = _RESOLVERS[scheme](rest, uri.strip(), procfs)
+    info = _resolver(scheme)(rest, uri.strip(), procfs)
     if info.pid <= 0:
         raise TargetGone(f"{uri.strip()} has no running process")
     require_process(info.pid, procfs, uri.strip())

@@ -26,6 +26,48 @@ def test_the_agent_imports_only_collectors_and_forensics() -> None:
     assert out.stdout.strip() == ""
 
 
+#: what an agent command imports, run as the pod runs it (``python3 -m collectors.agent``)
+MODULES_OF = (
+    "import runpy, sys\n"
+    "sys.argv = ['collectors.agent', *sys.argv[1:]]\n"
+    "try:\n"
+    "    runpy.run_module('collectors.agent', run_name='__main__', alter_sys=True)\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "sys.__stdout__.write(' '.join(sorted(sys.modules)))\n"
+)
+#: what the capture code needs and ``wait`` never runs (each agent process's start-up
+#: is CPU its node pays per pod: a fleet on one node pays it for every pod)
+CAPTURE_MODULES = {"collectors.capture", "collectors.agent_serve", "collectors.fs.acquire",
+                   "forensics.bundle.writer", "zstandard", "psutil", "ctypes",
+                   "dataclasses"}  # fmt: skip
+#: what a capture without --memory never runs: memory acquisition, the other runtimes'
+#: clients, the bundle reader and verifier, live triage
+NOT_FOR_A_CAPTURE = {"collectors.memory.acquire", "collectors.targets.docker", "http.client",
+                     "collectors.targets.runc", "forensics.bundle.reader",
+                     "forensics.bundle.verify", "collectors.agent_serve",
+                     "collectors.live.processes"}  # fmt: skip
+
+
+def _agent_modules(*argv: str) -> set[str]:
+    out = subprocess.run([sys.executable, "-c", MODULES_OF, *argv], capture_output=True,
+                         text=True, check=True, timeout=60)  # fmt: skip
+    return set(out.stdout.split())
+
+
+def test_wait_imports_none_of_the_capture_code(tmp_path: Path) -> None:
+    mods = _agent_modules("wait", "--idle", "0", "--state-dir", str(tmp_path / "state"))
+    assert (tmp_path / "state").is_dir()  # it ran
+    assert sorted(mods & CAPTURE_MODULES) == []
+
+
+def test_capture_imports_only_what_a_capture_runs(tmp_path: Path) -> None:
+    mods = _agent_modules("capture", "--mode", "node", "--container-id",
+                          "containerd://" + "ab" * 32, "--state-dir", str(tmp_path))  # fmt: skip
+    assert {"collectors.capture", "forensics.bundle.writer"} <= mods  # the capture ran
+    assert sorted(mods & NOT_FOR_A_CAPTURE) == []
+
+
 def test_wait_exits_when_nobody_comes(tmp_path: Path) -> None:
     t0 = time.monotonic()
     assert agent.wait(idle=0.3, linger=10, state_dir=str(tmp_path), poll=0.05) == 0

@@ -115,6 +115,37 @@ def test_kubeconfig_context_and_namespace(tmp_path: Path) -> None:
         kc.get_pod("prod", "web")
 
 
+def test_a_sibling_reuses_the_loaded_configuration_with_its_own_api_client(
+    tmp_path: Path,
+) -> None:
+    """A fleet's worker clients: the kubeconfig is not read again (it is gone here), and
+    each has its own ApiClient and configuration (the exec swaps a method of its
+    ApiClient while it connects, so none is shared between threads)."""
+    cfg = {
+        "apiVersion": "v1", "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "users": [{"name": "u", "user": {"token": "t0k"}}],
+        "contexts": [{"name": "b", "context": {"cluster": "c", "user": "u", "namespace": "prod"}}],
+        "current-context": "b",
+    }  # fmt: skip
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump(cfg))
+    kc = KubeClient(str(path))
+    path.unlink()
+    twin = kc.sibling()
+    assert twin.info == kc.info and twin.namespace == "prod"
+    assert twin._api is not kc._api and twin._core.api_client is twin._api
+    mine, theirs = kc._api.configuration, twin._api.configuration
+    assert theirs is not mine
+    assert (theirs.host, theirs.api_key) == (mine.host, mine.api_key) == (
+        "https://127.0.0.1:1", {"BearerToken": "Bearer t0k"})  # fmt: skip
+    with pytest.raises(ExuviaError, match="cannot reach the Kubernetes API server"):
+        twin.get_pod("prod", "web")
+    twin.close()
+    with pytest.raises(ExuviaError, match="cannot reach the Kubernetes API server"):
+        kc.get_pod("prod", "web")  # closing the sibling left this one usable
+
+
 def test_in_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Inside a pod: the service account's token, CA and namespace (auto-detected)."""
     (tmp_path / "token").write_text("tok")
