@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from tui.cli import build_parser, main
+from tests.unit.test_timeline_support import NS, T0, fs_entry, make_bundle
+from tui.cli import COMMANDS, build_parser, command_of, main
 from tui.commands.options import size_arg
 
 
@@ -74,3 +76,65 @@ def test_verify_names_failures_and_exits_1(tmp_path: Path) -> None:
 )
 def test_sizes(text: str, value: int) -> None:
     assert size_arg(text) == value
+
+
+def test_the_lazy_parser_shows_every_command_as_the_full_one_does() -> None:
+    """`main` imports only the command that runs, every other one a placeholder: the
+    top-level help, each placeholder's help line and the command list are those of
+    the parser with every module registered."""
+    full = build_parser()
+    for only in ("", "timeline", "info", "verify", "agent", "nosuch"):
+        lazy = build_parser(only=only)
+        assert lazy.format_help() == full.format_help()
+        assert _help_lines(lazy) == _help_lines(full)
+    assert [name for name, _m, _h in COMMANDS] == list(_help_lines(full))
+
+
+def _help_lines(parser: argparse.ArgumentParser) -> dict[str, str | None]:
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return {a.dest: a.help for a in sub._choices_actions}
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["timeline", "b.exv"], "timeline"),
+        (["--version"], None),
+        (["-h", "info"], "info"),
+        (["--", "scan", "x"], "scan"),
+        ([], None),
+    ],
+)
+def test_the_command_word(argv: list[str], word: str | None) -> None:
+    assert command_of(argv) == word
+
+
+def test_a_timeline_export_imports_no_ui_cluster_or_store_client(tmp_path: Path) -> None:
+    """`exuvia timeline` (a real export of a real bundle, in a fresh interpreter) imports
+    no other command and nothing the terminal UI, the live collectors, the cluster or
+    the evidence store need."""
+    bundle = make_bundle(
+        tmp_path / "b.exv", fs=[fs_entry(f"/f{i}", T0 + i * NS, T0, T0) for i in range(20)]
+    )
+    out = tmp_path / "t.jsonl"
+    code = (
+        "import sys, tui.cli\n"
+        f"rc = tui.cli.main(['timeline', {str(bundle)!r}, '-q', '--format', 'jsonl',"
+        f" '-o', {str(out)!r}])\n"
+        "print(' '.join(sorted(sys.modules)))\n"
+        "sys.exit(rc)\n"
+    )
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "xdg")}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, env=env
+    )
+    assert res.returncode == 0, res.stderr
+    assert '"entity":"/f19"' in out.read_text()  # the export did run
+    roots = {m.split(".")[0] for m in res.stdout.split()}
+    assert "forensics" in roots
+    assert not roots & {"textual", "kubernetes", "boto3", "botocore", "collectors"}, roots
+    commands = {m for m in res.stdout.split() if m.startswith("tui.commands.")}
+    assert "tui.commands.timeline_cmd" in commands
+    assert not commands & {f"tui.commands.{mod}" for _c, mod, _h in COMMANDS} - {
+        "tui.commands.timeline_cmd"
+    }, commands
