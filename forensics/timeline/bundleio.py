@@ -199,6 +199,9 @@ class BundleScan:
     content_skipped: bool = False
     #: the manifest's member list, as text (see :func:`_manifest_head`)
     members_json: bytes | None = None
+    #: (size, sha256) the manifest lists for each member read, once worked out
+    #: (:func:`_unread` walks the list; :func:`check_against_manifest` needs no second walk)
+    listed: dict[str, tuple[object, object]] | None = None
 
     def manifest_entries(self) -> Iterator[dict[str, Any]] | None:
         """The manifest's member entries one by one, or None when it has no list."""
@@ -316,13 +319,18 @@ def _unread(scan: BundleScan, content: list[str]) -> int:
     if entries is None:
         return 0
     seen = {name for name, _s, _h in scan.members}
-    return sum(
-        1
-        for e in entries
-        if isinstance(e.get("name"), str)
-        and (not is_content(e["name"]) or e["name"] in content)
-        and e["name"] not in seen
-    )
+    listed: dict[str, tuple[object, object]] = {}
+    missing = 0
+    for e in entries:
+        name = e.get("name")
+        if not isinstance(name, str):
+            continue
+        if name in seen:
+            listed[name] = (e.get("size"), e.get("sha256"))
+        elif not is_content(name) or name in content:
+            missing += 1
+    scan.listed = listed
+    return missing
 
 
 def _scan(
@@ -448,12 +456,12 @@ def _flag(scan: BundleScan, info: tarfile.TarInfo, seen: set[str]) -> None:
 
 
 def _entries(text: str) -> Iterator[dict[str, Any]]:
-    decode = _DECODER.raw_decode
+    decode = _DECODER.scan_once  # type: ignore[attr-defined]  # raw_decode, no Python frame
     pos, n = 0, len(text)
     while pos < n:
         try:
             obj, pos = decode(text, pos)
-        except (ValueError, RecursionError):
+        except (ValueError, RecursionError, StopIteration):
             return  # malformed: the entries before it are checked
         if isinstance(obj, dict):
             yield obj
@@ -468,15 +476,17 @@ def check_against_manifest(scan: BundleScan) -> list[str]:
     """Members whose size or hash differ from the manifest, or that it does not list."""
     if scan.manifest is None:
         return []
-    listed: dict[str, tuple[object, object]] = {}
     entries = scan.manifest_entries()
     if entries is None:
         return ["the manifest has no member list"]
     read = {name for name, _s, _h in scan.members}
-    for e in entries:
-        name = e.get("name")
-        if isinstance(name, str) and name in read:
-            listed[name] = (e.get("size"), e.get("sha256"))
+    listed = scan.listed
+    if listed is None:
+        listed = {}
+        for e in entries:
+            name = e.get("name")
+            if isinstance(name, str) and name in read:
+                listed[name] = (e.get("size"), e.get("sha256"))
     out: list[str] = []
     for name, size, sha in scan.members:
         if name in (MANIFEST_NAME, SIGNATURE_NAME):

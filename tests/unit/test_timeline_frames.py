@@ -162,3 +162,21 @@ def test_index_parsing_refuses_what_does_not_add_up(tmp_path: Path) -> None:
     assert frameindex._checked("x", 0) is None
     manifest = b'{"a":{"name":"x"},"members":[{"name":"a","size":1},{"name":"files/etc/passwd",'
     assert frameindex.manifest_positions(manifest, ["files/etc/passwd", "nope"]) == [1]
+
+
+def test_the_manifest_list_walked_once_checks_what_two_walks_did(tmp_path: Path) -> None:
+    """A scan that skips content frames walks the manifest's member list once: what it
+    lists for the members read is kept for the integrity check, which then says what
+    a second walk says (a member whose hash differs is named either way)."""
+    sc = scan(_bundle(tmp_path / "b.exv"))
+    assert sc.content_skipped and sc.listed is not None
+    assert bundleio.check_against_manifest(sc) == []
+    name, size, _sha = sc.members[1]
+    sc.members[1] = (name, size, "0" * 64)  # as if the member read was altered
+    once = bundleio.check_against_manifest(sc)
+    sc.listed = None
+    assert (
+        once
+        == bundleio.check_against_manifest(sc)
+        == [f"{name}: does not match the manifest (altered or truncated)"]
+    )
