@@ -30,6 +30,9 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.stream import stream
 from kubernetes.stream.ws_client import ERROR_CHANNEL
 
+from tests.e2e import k8s_lab as lab
+from tests.support.s3server import S3Server, s3_fixture
+
 SKIP_REASON = "no Kubernetes cluster reachable: set KUBECONFIG (tests/e2e/cluster/up starts one)"
 DEFAULT_STATE = "/var/lib/exuvia-e2e"
 E2E_DIR = Path(__file__).resolve().parent
@@ -362,3 +365,16 @@ def pod_manifest() -> Callable[..., dict[str, Any]]:
 @pytest.fixture(scope="session")
 def restricted_sc() -> Callable[[], dict[str, Any]]:
     return restricted_security_context
+
+
+@pytest.fixture(scope="session")
+def k8s_images(k8s_api_client: Any) -> str:
+    """The collector image (from this tree) and the lab images, imported once per
+    session; a module that needs more images overrides it."""
+    return lab.ensure_images(lab.WORKDIR)
+
+
+@pytest.fixture(scope="module")
+def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server with object lock (versitygw) on 127.0.0.1, for one module."""
+    yield from s3_fixture(tmp_path_factory)

@@ -30,12 +30,6 @@ from tests.e2e import k8s_lab as lab
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="session")
-def k8s_images(k8s_api_client: Any) -> str:
-    """The collector image (from this tree) and the lab images, imported once per session."""
-    return lab.ensure_images(lab.WORKDIR)
-
-
 def start_lab(cluster: Any, ns: str, name: str = "lab", **kw: Any) -> dict[str, Any]:
     cluster.create_pod(ns, lab.lab_pod(name, **kw))
     cluster.wait_pod_running(ns, name)

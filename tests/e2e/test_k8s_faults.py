@@ -20,11 +20,6 @@ from tests.e2e import k8s_lab as lab
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="session")
-def k8s_images(k8s_api_client: Any) -> str:
-    return lab.ensure_images(lab.WORKDIR)
-
-
 def _pod_exists(cluster: Any, ns: str, name: str) -> bool:
     try:
         cluster.core.read_namespaced_pod(name, ns)

@@ -60,11 +60,6 @@ pytestmark = pytest.mark.e2e
 LABEL = "exuvia.test/fleet"
 
 
-@pytest.fixture(scope="session")
-def k8s_images(k8s_api_client: Any) -> str:
-    return lab.ensure_images(lab.WORKDIR)
-
-
 @pytest.fixture
 def apps(k8s_api_client: Any) -> Any:
     return client.AppsV1Api(k8s_api_client)

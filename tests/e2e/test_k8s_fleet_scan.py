@@ -45,11 +45,6 @@ rule conf_changed_at_runtime {
 """
 
 
-@pytest.fixture(scope="session")
-def k8s_images(k8s_api_client: Any) -> str:
-    return lab.ensure_images(lab.WORKDIR)
-
-
 def _namespace(cluster: Any, run: str) -> str:
     return str(cluster.namespace("fleet2", enforce="baseline", name=f"fleet2-scan-{run}"))
 

@@ -13,10 +13,7 @@ carries boto3), under a ref of this module's own.
 
 from __future__ import annotations
 
-import functools
 import json
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -26,33 +23,17 @@ import pytest
 
 from forensics.bundle import verify_bundle
 from tests.e2e import k8s_lab as lab
-from tests.e2e.test_k8s_incluster import API_HOST, API_PORT
+from tests.e2e.test_k8s_incluster import API_HOST, API_PORT, CLIENT_IMAGE, build_client_image
 from tests.e2e.test_k8s_rbac import Rbac
-from tests.support.s3server import S3Server, s3_fixture
+from tests.support.s3server import S3Server
 
 pytestmark = pytest.mark.e2e
-IMAGE = "localhost/exuvia/client-store:test"
 BUCKET = "locked"
-
-
-@functools.cache
-def _build() -> str:
-    out = subprocess.run(
-        [sys.executable, str(lab.REPO / "images/collector/build-local"), "--with-client",
-         "--ref", IMAGE, "--containerd-address", lab.containerd_socket()],
-        check=True, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
-    return out.stdout.strip()
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    yield from s3_fixture(tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
 def k8s_images(k8s_api_client: Any) -> str:
-    return lab.ensure_images(lab.WORKDIR) + "\n" + _build()
+    return lab.ensure_images(lab.WORKDIR) + "\n" + build_client_image()
 
 
 @pytest.fixture
@@ -76,7 +57,7 @@ def _client_pod(sa: str, argv: list[str], env: dict[str, str]) -> dict[str, Any]
             "restartPolicy": "Never",
             "terminationGracePeriodSeconds": 2,
             "containers": [{
-                "name": "exuvia", "image": IMAGE, "imagePullPolicy": "Never",
+                "name": "exuvia", "image": CLIENT_IMAGE, "imagePullPolicy": "Never",
                 "command": ["python3", "-m", "tui.cli", *argv],
                 "env": [{"name": k, "value": v} for k, v in variables.items()],
             }],

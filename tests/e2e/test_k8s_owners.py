@@ -21,11 +21,6 @@ from tests.e2e import k8s_lab as lab
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="session")
-def k8s_images(k8s_api_client: Any) -> str:
-    return lab.ensure_images(lab.WORKDIR)
-
-
 def template(labels: dict[str, str], restart: str = "Always") -> dict[str, Any]:
     spec = lab.lab_pod("x")["spec"]
     spec["restartPolicy"] = restart

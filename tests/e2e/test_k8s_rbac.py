@@ -98,11 +98,6 @@ class Rbac:
                     self.rbac.delete_cluster_role_binding(name)
 
 
-@pytest.fixture(scope="session")
-def k8s_images(k8s_api_client: Any) -> str:
-    return lab.ensure_images(lab.WORKDIR)
-
-
 @pytest.fixture
 def rbac(k8s_api_client: Any) -> Iterator[Rbac]:
     r = Rbac(k8s_api_client, uuid.uuid4().hex[:6])

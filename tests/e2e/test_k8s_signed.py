@@ -16,11 +16,6 @@ from tests.e2e.test_k8s_capture import start_lab
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="session")
-def k8s_images(k8s_api_client: Any) -> str:
-    return lab.ensure_images(lab.WORKDIR)
-
-
 def test_signed_k8s_capture(
     cluster: Any, kubeconfig_path: str, k8s_images: str, tmp_path: Path
 ) -> None:

@@ -22,7 +22,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,21 +29,11 @@ import pytest
 
 from forensics.bundle import verify_bundle
 from tests.e2e import k8s_lab as lab
-from tests.support.s3server import S3Server, s3_fixture
+from tests.support.s3server import S3Server
 
 pytestmark = pytest.mark.e2e
 LABEL = "exuvia.test/fleets3"
 BUCKET = "locked"
-
-
-@pytest.fixture(scope="module")
-def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    yield from s3_fixture(tmp_path_factory)
-
-
-@pytest.fixture(scope="session")
-def k8s_images(k8s_api_client: Any) -> str:
-    return lab.ensure_images(lab.WORKDIR)
 
 
 def _pods(cluster: Any, run: str, suffix: str, count: int, image: str) -> str:

@@ -23,7 +23,7 @@ from collectors.k8s.livepod import open_live
 from collectors.k8s.pods import list_pods
 from forensics.errors import ExuviaError
 from tests.e2e import k8s_lab as lab
-from tests.e2e.test_k8s_capture import k8s_images, start_lab  # noqa: F401 - fixture
+from tests.e2e.test_k8s_capture import start_lab
 from tui.demo.rootfs import CHANGED_CONFIG, TARGET_PATH, build_demo_rootfs
 from tui.triage.app import make_app
 from tui.triage.screens.pod import PodScreen
@@ -39,7 +39,7 @@ pytestmark = pytest.mark.e2e
 def test_live_processes_files_and_sockets_of_a_pod(
     cluster: Any,
     kubeconfig_path: str,
-    k8s_images: str,  # noqa: F811 - the fixture imported above
+    k8s_images: str,
     level: str,
 ) -> None:
     ns = cluster.namespace("podlive", enforce=level)
@@ -114,7 +114,7 @@ async def _until(pilot: Any, cond: Any, timeout: float, what: str) -> None:
 async def test_pod_dashboard_processes_files_sockets_then_capture(
     cluster: Any,
     kubeconfig_path: str,
-    k8s_images: str,  # noqa: F811 - the fixture imported above
+    k8s_images: str,
     tmp_path: Path,
 ) -> None:
     os.environ["TZ"] = "UTC"
@@ -198,7 +198,7 @@ def _tmux(sock: str, *args: str) -> subprocess.CompletedProcess[str]:
 def test_the_real_command_opens_a_pod_and_shows_its_process_tree(
     cluster: Any,
     kubeconfig_path: str,
-    k8s_images: str,  # noqa: F811 - the fixture imported above
+    k8s_images: str,
     tmp_path: Path,
 ) -> None:
     """`exuvia triage k8s://NS/POD/CONTAINER` in a real terminal; a missing pod is one line."""

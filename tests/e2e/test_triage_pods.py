@@ -15,7 +15,7 @@ from textual.widgets import DataTable
 
 from forensics.bundle import verify_bundle
 from tests.e2e import k8s_lab as lab
-from tests.e2e.test_k8s_capture import k8s_images, start_lab  # noqa: F401 - fixture
+from tests.e2e.test_k8s_capture import start_lab
 from tui.triage.app import make_app
 from tui.triage.screens.picker import PickerScreen
 from tui.triage.screens.pod import PodScreen
@@ -35,7 +35,7 @@ async def _until(pilot: Any, cond: Any, timeout: float, what: str) -> None:
 async def test_pick_a_pod_see_its_log_and_capture_it(
     cluster: Any,
     kubeconfig_path: str,
-    k8s_images: str,  # noqa: F811 - the fixture imported above
+    k8s_images: str,
     tmp_path: Path,
 ) -> None:
     os.environ["TZ"] = "UTC"
