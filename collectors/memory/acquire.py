@@ -364,11 +364,8 @@ class MemoryCollector:
         matches, skips = self.scanner.end(sha256)
         now = now_ns()
         for m in matches:
-            rec = m.to_dict()
-            rec.update(pid=pid, copied=True, ts_ns=now, **locate(regions, m.offset))
-            for hit in rec["strings"]:
-                hit.update(locate(regions, hit["offset"]))
-            self.yara.append(rec)
+            m.pid, m.regions = pid, regions
+            self.yara.append({**m.to_dict(), "copied": True, "ts_ns": now})
         for sk in skips:
             self.yara.append({**sk.to_dict(), "pid": pid, "path": None, "ts_ns": now})
 
@@ -462,21 +459,6 @@ class MemoryCollector:
         if per is None:
             return None
         return min(per, self.left if self.left is not None else per)
-
-
-def locate(regions: list[dict[str, Any]], core_offset: int) -> dict[str, Any]:
-    """Where a core byte offset is in the process: ``address`` and the region's
-    ``region_start``/``region_kind``/``region_perms`` (nothing for the core's head)."""
-    for r in regions:
-        base, n = r.get("core_offset", 0), r.get("stored", 0)
-        if n and base <= core_offset < base + n:
-            return {
-                "address": r["start"] + core_offset - base,
-                "region_start": r["start"],
-                "region_kind": r["kind"],
-                "region_perms": r["perms"],
-            }
-    return {}
 
 
 def by_choice(why: str) -> bool:

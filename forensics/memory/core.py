@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Any
 
 PAGE = 4096
 ET_CORE = 4
@@ -219,3 +220,22 @@ def layout(
     head = ehdr + b"".join(phdrs) + note
     head += b"\0" * (data_off - len(head))
     return CoreLayout(head=head, offsets=offsets, size=off)
+
+
+def locate(regions: list[dict[str, Any]], core_offset: int) -> dict[str, Any]:
+    """Where a core byte offset is in the process, from its ``memory`` record's
+    regions: ``address`` and the region's ``region_start``/``region_kind``/
+    ``region_perms``; nothing for the core's head (or a region the record does not
+    describe in whole numbers: a bundle's records are input like any other)."""
+    for r in regions:
+        base, n, start = r.get("core_offset", 0), r.get("stored", 0), r.get("start")
+        if not (type(base) is int and type(n) is int and type(start) is int):
+            continue
+        if n > 0 and base <= core_offset < base + n:
+            return {
+                "address": start + core_offset - base,
+                "region_start": start,
+                "region_kind": str(r.get("kind", "?")),
+                "region_perms": str(r.get("perms", "?")),
+            }
+    return {}

@@ -14,15 +14,17 @@ bytes it was found in.
 from __future__ import annotations
 
 import hashlib
+import json
 import tarfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, Any, BinaryIO
 
 from forensics.bundle.format import MANIFEST_NAME, decode_path
 from forensics.bundle.reader import CHUNK, load_json
 from forensics.errors import BundleError
+from forensics.memory.view import stored_regions
 from forensics.scan.engine import ChunkScanner, ScanLimits
 from forensics.scan.model import ScanResult, ScanSkip
 from forensics.scan.rules import CompiledRules
@@ -37,6 +39,9 @@ SCAN_PREFIXES: dict[str, str] = {
     "memory/": "process memory cores (capture --memory)",
 }
 _PATH_PREFIXES = ("files/", "elf/")
+#: the memory collector's records (where each core's regions are), read whole
+MEMORY_RECORDS = "artifacts/memory"
+MAX_RECORDS = 64 << 20
 
 
 def scanned_member(name: str) -> bool:
@@ -83,12 +88,17 @@ def scan_bundle(
     manifest_bytes: bytes | None = None
     current: str | None = None  # the scanned member being read
 
+    cores: dict[str, tuple[int | None, list[dict[str, Any]]]] = {}  # memory records
+
     def visit(info: tarfile.TarInfo, f: IO[bytes]) -> None:
         nonlocal manifest_bytes, current
         name = info.name
         if name == MANIFEST_NAME:
             if info.size <= 256 << 20:
                 manifest_bytes = f.read()
+            return
+        if name.startswith(MEMORY_RECORDS) and info.size <= MAX_RECORDS:
+            cores.update(_core_regions(f.read()))
             return
         if not scanned_member(name):
             return
@@ -126,10 +136,28 @@ def scan_bundle(
             f"the bundle's stream ends early or is corrupt after {done.members} members "
             f"({done.cut}); the scan covers what came before"
         )
+    for m in result.matches:  # a core's: where in the process (its memory record)
+        if m.member in cores:
+            m.pid, m.regions = cores[m.member]
     result.bytes_scanned = scanner.bytes_scanned
     _check_manifest(result, manifest_bytes, hashes)
     result.finished_ns = time.time_ns()
     return result
+
+
+def _core_regions(data: bytes) -> Iterator[tuple[str, tuple[int | None, list[dict[str, Any]]]]]:
+    """(core member, (pid, stored regions)) for each ``memory`` record of a records
+    member; lines that are not such a record are left (the timeline reports them)."""
+    for raw in data.splitlines():
+        try:
+            rec = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and rec.get("kind") == "memory":
+            member, pid = rec.get("member"), rec.get("pid")
+            if isinstance(member, str):
+                pid = pid if type(pid) is int else None
+                yield member, (pid, stored_regions(rec))
 
 
 def _check_manifest(result: ScanResult, data: bytes | None, hashes: dict[str, str]) -> None:

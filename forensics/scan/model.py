@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from forensics.memory.core import locate
 from forensics.textsafe import printable
 
 #: matched bytes kept per string (the length is always the real one)
@@ -76,6 +77,10 @@ class Match:
     strings: list[StringHit] = field(default_factory=list)
     string_count: int = 0  # every matched string, also those not kept
     windowed: bool = False  # found while scanning the member in windows
+    #: a process memory core's: its pid and its ``memory`` record's regions, so the
+    #: match and each string also say where they are in the process (address, region)
+    pid: int | None = None
+    regions: list[dict[str, Any]] | None = None
 
     @property
     def offset(self) -> int:
@@ -87,6 +92,14 @@ class Match:
         return f"{self.namespace}:{self.rule}"
 
     def to_dict(self) -> dict[str, Any]:
+        d = self._fields()
+        if self.regions is not None:
+            d.update(pid=self.pid, **locate(self.regions, self.offset))
+            for hit in d["strings"]:
+                hit.update(locate(self.regions, hit["offset"]))
+        return d
+
+    def _fields(self) -> dict[str, Any]:
         return {
             "kind": "yara_match",
             "rule": self.rule,

@@ -527,7 +527,8 @@ def test_scan_of_the_bundle_finds_the_same_offsets_in_memory_cores(
     captured: Captured, programs: dict[str, Program], tmp_path: Path
 ) -> None:
     """`exuvia scan BUNDLE --rules R` on the captured bundle: the same matches at the
-    same core offsets as during the capture, and none in another process's core."""
+    same core offsets as during the capture, placed in the process as the capture
+    placed them (pid, address, region), and none in another process's core."""
     rules = tmp_path / "markers.yar"
     rules.write_text(marker_rules(programs))
     copy = tmp_path / "mem.exv"
@@ -551,6 +552,11 @@ def test_scan_of_the_bundle_finds_the_same_offsets_in_memory_cores(
         assert m["member"] == f"memory/{p.pid}.core"
         assert sorted(s["offset"] for s in m["strings"]) == sorted(
             s["offset"] for s in live[f"marker_{key}"]["strings"]
+        )
+        place = ("offset", "address", "region_start", "region_kind", "region_perms")
+        assert m["pid"] == p.pid and m["address"] == live[f"marker_{key}"]["address"]
+        assert sorted(tuple(s[k] for k in place) for s in m["strings"]) == sorted(
+            tuple(s[k] for k in place) for s in live[f"marker_{key}"]["strings"]
         )
     # no file of the container holds a marker: every match is in a memory core
     assert all(m["member"].startswith("memory/") for m in doc["matches"]), doc["matches"]

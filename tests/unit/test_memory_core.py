@@ -18,7 +18,7 @@ from elftools.elf.elffile import ELFFile
 
 from collectors.memory.acquire import parse_syscall, plan
 from collectors.memory.maps import parse_maps, split_untouched, why_not
-from forensics.memory.core import FileMapping, ProcessFacts, Segment, layout
+from forensics.memory.core import FileMapping, ProcessFacts, Segment, layout, locate
 
 MAPS = b"""\
 00400000-00401000 r--p 00000000 00:2a 123 /app/bin
@@ -182,3 +182,21 @@ def test_split_untouched_keeps_addresses_and_offsets() -> None:
     ]
     assert [why_not(p, "anon") is None for p in pieces] == [False, True, False]
     assert pieces[1].offset == 0x100000
+
+
+def test_locate_places_a_core_offset_in_its_region_and_ignores_hostile_regions() -> None:
+    regions = [
+        {"start": 0x1000, "core_offset": 4096, "stored": 8192, "kind": "heap", "perms": "rw-p"},
+        {"start": "0x9000", "core_offset": 0, "stored": 10**9},  # text, not a number
+        {"start": True, "core_offset": 0, "stored": 10**9},  # a bool is not an address
+        {"start": 0x20000, "core_offset": 20480, "stored": 0, "kind": "anon"},  # nothing stored
+        {"start": 0x30000, "core_offset": 20480, "stored": 4096},  # no kind or perms
+    ]
+    assert locate(regions, 4096 + 10) == {
+        "address": 0x1000 + 10, "region_start": 0x1000,
+        "region_kind": "heap", "region_perms": "rw-p",
+    }  # fmt: skip
+    assert locate(regions, 4096 + 8192) == {}  # past the region: not in the heap
+    assert locate(regions, 100) == {}  # the core's head, and the hostile regions skipped
+    assert locate(regions, 20480)["region_kind"] == "?"  # the last one, described as unknown
+    assert locate(regions, 20480)["address"] == 0x30000
