@@ -31,8 +31,10 @@ from typing import IO, Any
 from forensics.case import CaseBundle, load_case
 from forensics.errors import BundleError, ExuviaError
 from forensics.timeline import casefast as fast
+from forensics.timeline import casemerge
 from forensics.timeline import exportsql as sql_x
 from forensics.timeline.cache import open_timeline
+from forensics.timeline.casemerge import Split
 from forensics.timeline.events import Event, event_key
 from forensics.timeline.export import (
     CSV_COLUMNS,
@@ -385,19 +387,31 @@ def write_case_export(
             tl.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
 
 
-def _fast_export(
-    sel: list[tuple[Where, Timeline]], q: Query, fmt: str, f: IO[str], limit: int | None
+def _fast_export(  # noqa: PLR0917
+    sel: list[tuple[Where, Timeline]],
+    q: Query,
+    fmt: str,
+    f: IO[str],
+    limit: int | None,
+    split: Split = None,
+    *,
+    header: bool = True,
 ) -> int:
-    """jsonl, csv or l2tcsv: each bundle's lines rendered by SQLite as for a bundle
-    alone (forensics/timeline/exportsql.py), merged in case order, the where fields
-    appended (formatted once per bundle); an event the SQL leaves is written by the
-    Python fast path (forensics/timeline/casefast.py), itself checked against the
-    event-at-a-time code above."""
+    """jsonl, csv or l2tcsv: the bundles' lines rendered by SQLite as for a bundle alone
+    (forensics/timeline/exportsql.py) and merged in case order by SQLite too
+    (forensics/timeline/casemerge.py), the where fields (formatted once per bundle)
+    appended by the SQL; an event the SQL leaves is written by the Python fast path
+    (forensics/timeline/casefast.py), itself checked against the event-at-a-time code
+    above. ``split``: only the events before or from a time (no header with
+    ``header`` False)."""
     wheres = [w for w, _tl in sel]
     tls = [tl for _w, tl in sel]
 
     def event(k: int, row: tuple[Any, ...]) -> CaseEvent:
         return CaseEvent(wheres[k], tls[k].event_of(row))
+
+    def rows(line: str, extra: str = "NULL", params: Any = None) -> Any:
+        return casemerge.merged(tls, q, line, extra, params, limit, split)
 
     w = csv.writer(f, lineterminator="\n")
     if fmt == "jsonl":
@@ -416,12 +430,17 @@ def _fast_export(
             return buf.getvalue()
 
         # the where fields appended by SQLite: each line is written as it comes
-        merged = fast.merged_sql(
-            tls, q, sql_x._JSONL_TAIL_LINE, params=[{"tail": t[:-1]} for t in tails]
-        )
-        return fast.write_sql_lines(tls, _limited(merged, limit), f, None, py_jsonl)
+        tail_params = [{"tail": t[:-1]} for t in tails]
+        raw = getattr(f, "buffer", None)
+        if raw is None:
+            with rows(sql_x._JSONL_TAIL_LINE, params=tail_params) as merged:
+                return fast.write_sql_lines(tls, merged, f, None, py_jsonl)
+        f.flush()  # as bytes straight to the file, as a bundle's own export does
+        with rows(f"CAST({sql_x._JSONL_TAIL_LINE} AS BLOB)", params=tail_params) as merged:
+            return fast.write_sql_bytes(tls, merged, raw, py_jsonl)
     if fmt == "csv":
-        w.writerow(CASE_CSV_COLUMNS)
+        if header:
+            w.writerow(CASE_CSV_COLUMNS)
         cells = [wh.fields() for wh in wheres]
         csv_tails = ["," + _csv_line(_where_cells(wh)) + "\n" for wh in wheres]
 
@@ -432,9 +451,10 @@ def _fast_export(
 
         # the where cells appended by SQLite; a line not printable is Python's
         tail_params = [{"tail": t[:-1]} for t in csv_tails]
-        merged = fast.merged_sql(tls, q, sql_x._CSV_LINE + " || :tail", params=tail_params)
-        return fast.write_sql_lines(tls, _limited(merged, limit), f, None, py_csv, printable=True)
-    w.writerow(L2T_COLUMNS)
+        with rows(sql_x._CSV_LINE + " || :tail", params=tail_params) as merged:
+            return fast.write_sql_lines(tls, merged, f, None, py_csv, printable=True)
+    if header:
+        w.writerow(L2T_COLUMNS)
     hosts = [(wh.label, _where_text(wh)) for wh in wheres]
 
     def py_l2t(k: int, row: tuple[Any, ...]) -> str:
@@ -449,12 +469,8 @@ def _fast_export(
         return full + "\n" if full.isprintable() else None
 
     params = [{"host": sql_x._csv_cell(label or "-")} for label, _t in hosts]
-    merged = fast.merged_sql(tls, q, sql_x._L2T_LINE, sql_x._L2T_EXTRA, params)
-    return fast.write_sql_lines(tls, _limited(merged, limit), f, l2t_line, py_l2t)
-
-
-def _limited(merged: Iterable[Any], limit: int | None) -> Iterable[Any]:
-    return merged if limit is None else itertools.islice(merged, limit)
+    with rows(sql_x._L2T_LINE, sql_x._L2T_EXTRA, params) as merged:
+        return fast.write_sql_lines(tls, merged, f, l2t_line, py_l2t)
 
 
 def _csv_line(cells: tuple[str, ...]) -> str:
