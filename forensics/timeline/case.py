@@ -398,9 +398,9 @@ def _fast_export(  # noqa: PLR0917
     header: bool = True,
 ) -> int:
     """jsonl, csv or l2tcsv: the bundles' lines rendered by SQLite as for a bundle alone
-    (forensics/timeline/exportsql.py) and merged in case order by SQLite too
-    (forensics/timeline/casemerge.py), the where fields (formatted once per bundle)
-    appended by the SQL; an event the SQL leaves is written by the Python fast path
+    (forensics/timeline/exportsql.py), the where fields (formatted once per bundle)
+    appended by the SQL, merged in case order a block at a time
+    (forensics/timeline/casemerge.py); an event the SQL leaves is written by the Python fast path
     (forensics/timeline/casefast.py), itself checked against the event-at-a-time code
     above. ``split``: only the events before or from a time (no header with
     ``header`` False)."""
@@ -424,10 +424,7 @@ def _fast_export(  # noqa: PLR0917
                 return _jsonl_line(CaseEvent(wheres[k], ev))
             return bundle_jsonl_line(ev)[:-2] + tails[k]  # the bundle's line, where appended
 
-        def py_jsonl(k: int, row: tuple[Any, ...]) -> str:
-            buf = io.StringIO()
-            fast.jsonl(tls, fields, [(k, row)], buf, slow_line)
-            return buf.getvalue()
+        py_jsonl = fast.jsonl_lines(tls, fields, slow_line)
 
         # the where fields appended by SQLite: each line is written as it comes
         tail_params = [{"tail": t[:-1]} for t in tails]
@@ -444,10 +441,7 @@ def _fast_export(  # noqa: PLR0917
         cells = [wh.fields() for wh in wheres]
         csv_tails = ["," + _csv_line(_where_cells(wh)) + "\n" for wh in wheres]
 
-        def py_csv(k: int, row: tuple[Any, ...]) -> str:
-            buf = io.StringIO()
-            fast.csv_rows(tls, cells, [(k, row)], buf, lambda k2, r: case_csv_row(event(k2, r)))
-            return buf.getvalue()
+        py_csv = fast.csv_lines(tls, cells, lambda k, r: case_csv_row(event(k, r)))
 
         # the where cells appended by SQLite; a line not printable is Python's
         tail_params = [{"tail": t[:-1]} for t in csv_tails]
@@ -457,10 +451,7 @@ def _fast_export(  # noqa: PLR0917
         w.writerow(L2T_COLUMNS)
     hosts = [(wh.label, _where_text(wh)) for wh in wheres]
 
-    def py_l2t(k: int, row: tuple[Any, ...]) -> str:
-        buf = io.StringIO()
-        fast.l2t_rows(tls, hosts, [(k, row)], buf, lambda k2, r: l2t_case_row(event(k2, r)))
-        return buf.getvalue()
+    py_l2t = fast.l2t_lines(tls, hosts, lambda k, r: l2t_case_row(event(k, r)))
 
     def l2t_line(k: int, line: str, extra: str | None) -> str | None:
         if extra is None:

@@ -19,19 +19,18 @@ which gives the same fields and values.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import io
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, Any, Protocol
 
 from forensics.timeline import exportsql as sql_x
 from forensics.timeline.exportfast import _fast, _Memo, compact, csv_fields, jsonl_line, l2t_fields
-from forensics.timeline.query import Query, Timeline
+from forensics.timeline.query import Timeline
 from forensics.timeline.text import one_line
 
 #: lines joined into one write
 BATCH = 512
 Row = tuple[Any, ...]
-#: (index of the bundle among ``parts``, its stored row)
-Merged = Iterable[tuple[int, Row]]
 
 
 class Rows(Protocol):
@@ -40,73 +39,68 @@ class Rows(Protocol):
     def fetchmany(self, size: int, /) -> list[Any]: ...
 
 
-def jsonl(
+def jsonl_lines(
     parts: Sequence[Timeline],
     wheres: Sequence[Mapping[str, Any]],
-    merged: Merged,
-    f: IO[str],
     slow: Callable[[int, Row], str],
-) -> int:
-    """Timesketch JSONL, each line ending with its bundle's where fields."""
+) -> Callable[[int, Row], str]:
+    """The Timesketch JSON line of bundle ``k``'s ``row``, ending with the bundle's
+    where fields (its pieces made once per export, not once per line)."""
     memos = [_Memo(tl) for tl in parts]
     tails = ["," + compact(dict(w))[1:] + "\n" for w in wheres]
-    lines: list[str] = []
-    write = lines.append  # written BATCH lines at a time: one write call, not one per line
-    n = 0
-    for k, row in merged:
-        n += 1
-        if len(lines) >= BATCH:
-            f.write("".join(lines))
-            lines.clear()
-        if not _fast(row):
-            write(slow(k, row))
-            continue
-        write(jsonl_line(memos[k], row, tails[k]))
-    f.write("".join(lines))
-    return n
+
+    def line(k: int, row: Row) -> str:
+        return jsonl_line(memos[k], row, tails[k]) if _fast(row) else slow(k, row)
+
+    return line
 
 
-def csv_rows(
+def _csv_line_of(cells: Callable[[int, Row], Sequence[Any]]) -> Callable[[int, Row], str]:
+    """The CSV line of the cells ``cells(k, row)`` gives, as the csv module writes it."""
+    buf = io.StringIO()
+    writerow = csv.writer(buf, lineterminator="\n").writerow
+
+    def line(k: int, row: Row) -> str:
+        buf.seek(0)
+        buf.truncate()
+        writerow(cells(k, row))
+        return buf.getvalue()
+
+    return line
+
+
+def csv_lines(
     parts: Sequence[Timeline],
     wheres: Sequence[Mapping[str, Any]],
-    merged: Merged,
-    f: IO[str],
     slow: Callable[[int, Row], tuple[Any, ...]],
-) -> int:
-    """The case CSV's rows (after its header): the bundle's columns, then the where cells."""
+) -> Callable[[int, Row], str]:
+    """The case CSV's line of bundle ``k``'s ``row``: the bundle's columns, then the
+    where cells."""
     memos = [_Memo(tl) for tl in parts]
-    cells = [tuple(one_line(str(v or "")) for v in w.values()) for w in wheres]
-    writerow = csv.writer(f, lineterminator="\n").writerow
-    n = 0
-    for k, row in merged:
-        n += 1
-        if not _fast(row):
-            writerow(slow(k, row))
-            continue
-        writerow((*csv_fields(memos[k], row), *cells[k]))
-    return n
+    where = [tuple(one_line(str(v or "")) for v in w.values()) for w in wheres]
+
+    def cells(k: int, row: Row) -> Sequence[Any]:
+        return (*csv_fields(memos[k], row), *where[k]) if _fast(row) else slow(k, row)
+
+    return _csv_line_of(cells)
 
 
-def l2t_rows(
+def l2t_lines(
     parts: Sequence[Timeline],
     wheres: Sequence[tuple[str, str]],
-    merged: Merged,
-    f: IO[str],
     slow: Callable[[int, Row], tuple[str, ...]],
-) -> int:
-    """plaso l2tcsv rows (after its header); ``wheres``: per bundle, (host, where
-    text): the host column is the bundle's label, the where text ends ``extra``."""
+) -> Callable[[int, Row], str]:
+    """The plaso l2tcsv line of bundle ``k``'s ``row``; ``wheres``: per bundle, (host,
+    where text): the host column is the bundle's label, the where text ends ``extra``."""
     memos = [_Memo(tl) for tl in parts]
-    writerow = csv.writer(f, lineterminator="\n").writerow
-    n = 0
-    for k, row in merged:
-        n += 1
+
+    def cells(k: int, row: Row) -> Sequence[Any]:
         if not _fast(row):
-            writerow(slow(k, row))
-            continue
+            return slow(k, row)
         host, where = wheres[k]
-        writerow(l2t_fields(memos[k], row, host, where))
-    return n
+        return l2t_fields(memos[k], row, host, where)
+
+    return _csv_line_of(cells)
 
 
 # -- lines rendered and merged by SQLite (forensics/timeline/casemerge.py) -----------
@@ -187,4 +181,4 @@ def write_sql_bytes(
     return n
 
 
-__all__ = ["csv_rows", "jsonl", "l2t_rows", "write_sql_bytes", "write_sql_lines"]
+__all__ = ["csv_lines", "jsonl_lines", "l2t_lines", "write_sql_bytes", "write_sql_lines"]

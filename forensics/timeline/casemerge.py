@@ -1,21 +1,25 @@
-"""A case's bundles merged inside SQLite: their stores ATTACHed, one compound SELECT.
+"""A case's bundles merged a block at a time: no merge step per event in Python.
 
-Each bundle's store is ATTACHed (read-only) to one connection of its own, and
-one ``SELECT … UNION ALL SELECT … ORDER BY ts, bundle, id`` returns every
-selected event of the case in case order, its finished line rendered by the
-same SQL as a bundle's own export (:mod:`forensics.timeline.exportsql`) with the
-bundle's pre-formatted pieces (the where fields) bound per arm. Each arm reads
-its bundle's time index in order, so SQLite merges the arms with co-routines
-(``MERGE (UNION ALL)`` in the query plan) and sorts nothing: the bundle's place
-is a column of a one-row lookup (``temp.x_bundles``, searched by its key), which
-the planner knows is constant within the arm; a literal constant would make it
-sort each run of equal times ("USE TEMP B-TREE FOR RIGHT PART OF ORDER BY",
-see tests/unit/test_case_merge.py).
+Each bundle's store renders its selected events' finished lines with the same
+SQL as the bundle's own export (:mod:`forensics.timeline.exportsql`), the
+bundle's pre-formatted pieces (the where fields) bound as parameters, and
+returns them in its time index's order as :data:`Merged` rows (time, the
+bundle's place in the case, event id, line, extra), read :data:`CHUNK` rows at a
+time. The merge works on blocks of those rows: every buffered row earlier than
+the lowest "last time read" of the bundles still being read cannot be preceded
+by a row not read yet, so those rows of every bundle are cut off their buffers
+(a bisection), put together and sorted (``list.sort``: runs already in order,
+merged by the C code with galloping); the bundle whose buffer set the bound is
+read on. Rows compare as tuples on (time, bundle, event id), which no two rows
+share: that is the case order, ties in time listed bundle by bundle.
 
-SQLite attaches at most ``SQLITE_LIMIT_ATTACHED`` databases to a connection (10
-as built here): a larger case is cut into groups of consecutive bundles, each
-merged by its own connection, and the groups' streams are merged by a heap on
-(time, group): the groups hold consecutive bundles, so that is the case order.
+Measured against the alternatives (docs/performance.md, "A case's merged
+timeline"): a heap step per event in Python cost about half a microsecond per
+event; one compound ``SELECT … UNION ALL … ORDER BY ts, bundle, id`` over the
+stores ATTACHed to one connection (merged by SQLite's co-routines, no sort) cost
+more again, as its arms step the five stores in turn, row by row (their B-tree
+pages and the CPU's caches switching at every row), where here each store is
+read a chunk at a time.
 """
 
 # ruff: noqa: S608 - SQL text is built only from exportsql's constants and the store's
@@ -23,191 +27,110 @@ merged by its own connection, and the groups' streams are merged by a heap on
 
 from __future__ import annotations
 
-import re
 import sqlite3
+from bisect import bisect_left
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from heapq import heapify, heappop, heapreplace
-from itertools import chain, islice
-from typing import Any, cast
+from itertools import chain
+from operator import itemgetter
+from typing import Any
 
 from forensics.timeline import exportsql as sql_x
-from forensics.timeline.query import Query, Timeline, _ro_uri
+from forensics.timeline.query import Query, Timeline
 
-#: rows read from one group's connection at a time (when there are several groups)
+#: rows read from one store at a time
 CHUNK = 2048
 #: a part of the case: the events before ("<") or from (">=") a time
 Split = tuple[str, int] | None
 #: (ts, bundle, event id, line or NULL, extra or NULL): a merged row
 Merged = tuple[int, int, int, Any, Any]
-_END: Any = object()
-_STORE_TABLE = re.compile(r"\b(FROM|JOIN)\s+(events|records|fts|members)\b")
-_UNQUALIFIED = re.compile(r"(?<![\w.])(events|records|members)\b")
-_MEMBERS_JOIN = "temp.x_members m "
+_TS = itemgetter(0)
 
 
-def attach_limit() -> int:
-    """How many databases one connection may attach (SQLITE_LIMIT_ATTACHED)."""
-    con = sqlite3.connect(":memory:")
-    try:
-        return con.getlimit(sqlite3.SQLITE_LIMIT_ATTACHED)
-    finally:
-        con.close()
+def select_sql(  # noqa: PLR0917
+    tl: Timeline,
+    k: int,
+    q: Query,
+    line: str,
+    extra: str = "NULL",
+    params: Mapping[str, Any] | None = None,
+    limit: int | None = None,
+    split: Split = None,
+) -> tuple[str, dict[str, Any]]:
+    """The SELECT (and its parameters) of bundle ``k``'s selected events (of ``split``'s
+    part) as :data:`Merged` rows in its time order; ``line`` and ``extra`` are SQL over
+    ``e``, ``r``, ``k``, ``fl`` and ``m`` as in exportsql, ``params`` the values they
+    bind for this bundle. The export's temporary tables are made on ``tl``'s connection."""
+    sql_x._tables(tl)
+    s = tl._sql(q)
+    if split is not None:
+        s.where.append(f"e.ts {'<' if split[0] == '<' else '>='} :split_ts")
+        s.params["split_ts"] = split[1]
+    fast = sql_x._FAST
+    sql = (
+        f"SELECT e.ts, {int(k)}, e.id, CASE WHEN {fast} THEN {line} END,"
+        f" CASE WHEN {fast} THEN {extra} END FROM {tl._from(s)}"
+        f" JOIN records r ON r.id = e.id >> 2{sql_x._JOINS}{tl._where(s)} ORDER BY e.ts, e.id"
+    )
+    if limit is not None:  # the case's first N events are among each bundle's first N
+        sql += " LIMIT :limit"
+        s.params["limit"] = limit
+    s.params.update(params or {})
+    return sql, s.params
 
 
-def groups(n: int, size: int) -> list[range]:
-    """``range(n)`` cut into the fewest runs of at most ``size``, as even as can be."""
-    count = max(1, -(-n // max(1, size)))
-    base, more = divmod(n, count)
-    out, start = [], 0
-    for g in range(count):
-        end = start + base + (1 if g < more else 0)
-        out.append(range(start, end))
-        start = end
-    return out
+def blocks(
 
-
-class _Pieces:
-    """What :func:`exportsql._tables` reads of a timeline: a connection and the members."""
-
-    def __init__(self, con: sqlite3.Connection, members: Mapping[int, str]) -> None:
-        self.con = con
-        self._members = members
-
-
-def _qualified(sql: str, db: str) -> str:
-    """``sql`` with every store table it names read from the attached ``db`` (a name
-    left unqualified would silently read the first attached store's table)."""
-    out = _STORE_TABLE.sub(lambda m: f"{m[1]} {db}.{m[2]}", sql)
-    left = _UNQUALIFIED.findall(out)
-    if left:
-        raise AssertionError(f"store tables not qualified in the case's SQL: {left}")
-    return out
-
-
-def _bound(text: str, names: Sequence[str], k: int) -> str:
-    """``text`` with each of its per-bundle parameters ``:name`` renamed ``:name_k``."""
-    for name in names:
-        text = re.sub(rf":{name}\b", f":{name}_{k}", text)
-    return text
-
-
-class Group:
-    """Consecutive bundles of a case (``first`` is the first one's place in the case),
-    their stores ATTACHed to one connection with the export's per-value tables."""
-
-    def __init__(self, tls: Sequence[Timeline], first: int) -> None:
-        self.tls = list(tls)
-        self.first = first
-        self.con = sqlite3.connect(":memory:", uri=True, check_same_thread=False)
-        try:
-            self._open()
-        except BaseException:
-            self.con.close()
-            raise
-
-    def _open(self) -> None:
-        con = self.con
-        for j, tl in enumerate(self.tls):
-            con.execute(f"ATTACH DATABASE ? AS b{j}", (_ro_uri(tl.path),))
-            con.execute(f"PRAGMA b{j}.cache_size = -32768")  # as a Timeline's own
-            con.execute(f"PRAGMA b{j}.mmap_size = 0")  # one pass: no mapped RSS
-            # the kinds and flags tables (the same for every bundle) and this bundle's
-            # members, kept as x_members<k>
-            sql_x._tables(cast(Timeline, _Pieces(con, tl._members)))
-            con.execute(f"ALTER TABLE temp.x_members RENAME TO x_members{self.first + j}")
-        con.execute("CREATE TEMP TABLE x_bundles(b INTEGER PRIMARY KEY)")
-        con.executemany(
-            "INSERT INTO temp.x_bundles VALUES (?)",
-            [(self.first + j,) for j in range(len(self.tls))],
-        )
-
-    def close(self) -> None:
-        self.con.close()
-
-    def select(  # noqa: PLR0917
-        self,
-        q: Query,
-        line: str,
-        extra: str = "NULL",
-        params: Sequence[Mapping[str, Any]] | None = None,
-        limit: int | None = None,
-        split: Split = None,
-    ) -> tuple[str, dict[str, Any]]:
-        """The compound SELECT of this group's :data:`Merged` rows in case order, and
-        its parameters; ``params``: per bundle of the case, the values of the names
-        ``line`` and ``extra`` bind (e.g. ``:tail``), each bound apart for each arm."""
-        arms: list[str] = []
-        bound: dict[str, Any] = {}
-        for j, tl in enumerate(self.tls):
-            k = self.first + j
-            s = tl._sql(q)
-            if split is not None:
-                s.where.append(f"e.ts {'<' if split[0] == '<' else '>='} :split_ts")
-                s.params["split_ts"] = split[1]
-            s.where.append(f"xb.b = {k}")
-            for name, value in s.params.items():  # the same query: the same values
-                if bound.setdefault(name, value) != value:
-                    raise AssertionError(f"parameter {name} differs between bundles")
-            own = dict(params[k]) if params else {}
-            for name, value in own.items():
-                bound[f"{name}_{k}"] = value
-            names = list(own)
-            fast = sql_x._FAST
-            joins = sql_x._JOINS.replace(_MEMBERS_JOIN, f"temp.x_members{k} m ")
-            assert joins != sql_x._JOINS, "exportsql's members join changed"
-            arm = (
-                f"SELECT e.ts, xb.b, e.id, CASE WHEN {fast} THEN {_bound(line, names, k)} END,"
-                f" CASE WHEN {fast} THEN {_bound(extra, names, k)} END"
-                f" FROM temp.x_bundles xb CROSS JOIN {tl._from(s)}"
-                f" JOIN records r ON r.id = e.id >> 2{joins}{tl._where(s)}"
-            )
-            arms.append(_qualified(arm, f"b{j}"))
-        sql = " UNION ALL ".join(arms) + " ORDER BY 1, 2, 3"
-        if limit is not None:
-            sql += " LIMIT :limit"
-            bound["limit"] = limit
-        return sql, bound
-
-    def plan(self, sql: str, params: Mapping[str, Any]) -> list[str]:
-        """SQLite's query plan of ``sql`` (EXPLAIN QUERY PLAN), one line per step."""
-        return [str(r[3]) for r in self.con.execute("EXPLAIN QUERY PLAN " + sql, params)]
+    cursors: Sequence[sqlite3.Cursor], chunk: int | None = None
+) -> Iterator[list[Merged]]:
+    """The rows of ``cursors`` (each in (time, event id) order, bundle ``k``'s rows
+    holding ``k``) in case order, a sorted block at a time; ``chunk`` rows (default
+    :data:`CHUNK`) read from a cursor at a time."""
+    chunk = chunk or CHUNK
+    bufs: list[list[Merged]] = []
+    reading: list[int] = []  # the bundles whose cursor may have more rows
+    for k, cur in enumerate(cursors):
+        rows = cur.fetchmany(chunk)
+        bufs.append(rows)
+        if len(rows) == chunk:
+            reading.append(k)
+    while reading:
+        # no row still unread comes before ``bound``: the earliest of the last read times
+        bound = min(bufs[k][-1][0] for k in reading)
+        out: list[Merged] = []
+        for k, rows in enumerate(bufs):
+            cut = bisect_left(rows, bound, key=_TS)
+            if cut:
+                out += rows[:cut]
+                bufs[k] = rows[cut:]
+        if out:
+            out.sort()
+            yield out
+        for k in [k for k in reading if bufs[k][-1][0] == bound]:
+            more = cursors[k].fetchmany(chunk)
+            bufs[k] += more
+            if len(more) < chunk:
+                reading.remove(k)
+    rest = list(chain.from_iterable(bufs))
+    if rest:
+        rest.sort()
+        yield rest
 
 
 class _Rows:
-    """The merged rows of several groups' cursors, with a cursor's ``fetchmany``."""
+    """The merged blocks behind a cursor's ``fetchmany`` (a block of any size), at
+    most ``limit`` rows."""
 
-    def __init__(self, cursors: Sequence[sqlite3.Cursor], limit: int | None) -> None:
-        chunked = [chain.from_iterable(iter(lambda c=c: c.fetchmany(CHUNK), [])) for c in cursors]
-        self._it = islice(_merge(chunked), limit)
+    def __init__(self, it: Iterator[list[Merged]], limit: int | None) -> None:
+        self._it = it
+        self._left = limit
 
-    def fetchmany(self, size: int) -> list[Merged]:
-        return list(islice(self._it, size))
-
-
-def _merge(sources: Sequence[Iterator[Merged]]) -> Iterator[Merged]:
-    """The rows of ``sources`` (each in case order, the sources in the case's order)
-    in (time, source) order, which is the case order: a source's bundles all come
-    after the previous source's."""
-    heap: list[list[Any]] = []
-    for g, it in enumerate(sources):
-        row = next(it, _END)
-        if row is not _END:
-            heap.append([row[0], g, row, it])
-    heapify(heap)
-    while len(heap) > 1:
-        s = heap[0]
-        yield s[2]
-        row = next(s[3], _END)
-        if row is _END:
-            heappop(heap)
-            continue
-        s[0] = row[0]
-        s[2] = row
-        heapreplace(heap, s)
-    if heap:  # the last source left: no more merging
-        yield heap[0][2]
-        yield from heap[0][3]
+    def fetchmany(self, _size: int) -> list[Merged]:
+        block = next(self._it, [])
+        if self._left is not None:
+            block = block[: self._left]
+            self._left -= len(block)
+        return block
 
 
 @contextmanager
@@ -219,23 +142,19 @@ def merged(  # noqa: PLR0917
     params: Sequence[Mapping[str, Any]] | None = None,
     limit: int | None = None,
     split: Split = None,
-) -> Iterator[sqlite3.Cursor | _Rows]:
+) -> Iterator[_Rows]:
     """Every selected event of ``tls`` (a case's bundles, in its order) as :data:`Merged`
     rows in case order (time, bundle, event id), from something with ``fetchmany``;
-    ``line`` and ``extra`` are SQL over the arm's ``e``, ``r``, ``k``, ``fl``, ``m``
-    (as in exportsql), ``params`` the values they bind per bundle."""
-    opened: list[Group] = []
+    ``params``: per bundle, the values ``line`` and ``extra`` bind (as ``:tail``)."""
+    cursors = []
+    for k, tl in enumerate(tls):
+        sql, bound = select_sql(tl, k, q, line, extra, params[k] if params else None, limit, split)
+        cursors.append(tl.con.execute(sql, bound))
     try:
-        for run in groups(len(tls), attach_limit()):
-            opened.append(Group([tls[k] for k in run], run.start))
-        cursors = []
-        for g in opened:
-            sql, bound = g.select(q, line, extra, params, limit, split)
-            cursors.append(g.con.execute(sql, bound))
-        yield cursors[0] if len(cursors) == 1 else _Rows(cursors, limit)
+        yield _Rows(blocks(cursors), limit)
     finally:
-        for g in opened:
-            g.close()
+        for cur in cursors:
+            cur.close()
 
 
-__all__ = ["CHUNK", "Group", "Merged", "Split", "attach_limit", "groups", "merged"]
+__all__ = ["CHUNK", "Merged", "Split", "blocks", "merged", "select_sql"]
