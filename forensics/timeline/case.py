@@ -20,9 +20,11 @@ its bundle; the same case always lists the same events in the same order.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import heapq
 import io
 import itertools
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,11 +52,15 @@ from forensics.timeline.export import (
 )
 from forensics.timeline.export import _jsonl_line as bundle_jsonl_line
 from forensics.timeline.exportfast import compact
+from forensics.timeline.exportpart import PARALLEL_MIN, ChildPart, write_in_two
 from forensics.timeline.query import MMAP_SIZE, Histogram, Query, Timeline, nice_width
 from forensics.timeline.text import one_line
 
 #: the fields every case export adds to an event
 WHERE_FIELDS = ("namespace", "pod", "container", "node", "bundle")
+#: a case of more bundles is exported by one process (the second's argument, a JSON
+#: list of the bundles' stores and where fields, would near the kernel's 128 KiB)
+SPLIT_MAX_BUNDLES = 200
 
 Progress = Callable[[str], None]
 
@@ -374,7 +380,19 @@ def write_case_export(
             if fmt == "csv":
                 return _csv(events, f, notes)
             return _l2tcsv(events, f, notes)
-        return _fast_export(ct._selected(chosen), q, fmt, f, limit)
+        sel = ct._selected(chosen)
+        at = _split_time(sel, q, limit, out)
+        if at is None:
+            return _fast_export(sel, q, fmt, f, limit)
+        # a large whole-case export to a file: the events from ``at`` on by a second
+        # process (as a bundle's own large export is written, export.write_export)
+        parts = [[str(tl.path), *dataclasses.astuple(w)] for w, tl in sel]
+
+        def child(part: Path) -> ChildPart:
+            spec = {"fmt": fmt, "from_ts": at, "out": str(part), "parts": parts}
+            return ChildPart("forensics.timeline.exportchild", ["--case", json.dumps(spec)], part)
+
+        return write_in_two(f, out, child, lambda: _fast_export(sel, q, fmt, f, None, ("<", at)))
 
     # one pass over every store: SQLite's bounded page cache, not memory maps whose
     # pages would all count in the process's RSS (as write_export does)
@@ -385,6 +403,54 @@ def write_case_export(
     finally:
         for _w, tl in ct.parts:
             tl.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+
+
+def _split_time(
+    sel: list[tuple[Where, Timeline]], q: Query, limit: int | None, out: str | Path
+) -> int | None:
+    """The time that cuts a large whole-case export to a file into two parts of about
+    as many events (the median of the bundles' median times, weighted by their
+    sizes: each a walk of half its time index), or None: one process writes it all."""
+    if str(out) == "-" or limit is not None or q != Query():
+        return None
+    sizes = [tl.meta.get("events") for _w, tl in sel]
+    counts = [n for n in sizes if isinstance(n, int) and n > 0]
+    if len(counts) != len(sizes) or sum(counts) < PARALLEL_MIN or len(sel) > SPLIT_MAX_BUNDLES:
+        return None
+    medians = []
+    for (_w, tl), n in zip(sel, counts, strict=True):
+        row = tl.con.execute(
+            "SELECT ts FROM events ORDER BY ts LIMIT 1 OFFSET ?", (n // 2,)
+        ).fetchone()
+        if row is None:
+            return None
+        medians.append((int(row[0]), n))
+    medians.sort()
+    seen = 0
+    for ts, n in medians:
+        seen += n
+        if 2 * seen >= sum(counts):
+            return ts
+    return None  # not reached: the weights add up to the whole
+
+
+def write_part(spec: str) -> int:
+    """Write the part of a large case export a second process writes (``python -m
+    forensics.timeline.exportchild --case SPEC``); SPEC is JSON: ``fmt``, ``from_ts``
+    (the events from that time on), ``out`` and ``parts`` (per bundle, its store and
+    :class:`Where`). Returns the line count."""
+    d = json.loads(spec)
+    sel: list[tuple[Where, Timeline]] = []
+    try:
+        for store, *where in d["parts"]:
+            tl = Timeline(store)
+            sel.append((Where(*where), tl))
+            tl.con.execute("PRAGMA mmap_size = 0")
+        with open(d["out"], "w", encoding="utf-8", newline="", errors="surrogateescape") as f:
+            return _fast_export(sel, Query(), d["fmt"], f, None, (">=", d["from_ts"]), header=False)
+    finally:
+        for _w, tl in sel:
+            tl.close()
 
 
 def _fast_export(  # noqa: PLR0917

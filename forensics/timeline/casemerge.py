@@ -79,10 +79,7 @@ def select_sql(  # noqa: PLR0917
     return sql, s.params
 
 
-def blocks(
-
-    cursors: Sequence[sqlite3.Cursor], chunk: int | None = None
-) -> Iterator[list[Merged]]:
+def blocks(cursors: Sequence[sqlite3.Cursor], chunk: int | None = None) -> Iterator[list[Merged]]:
     """The rows of ``cursors`` (each in (time, event id) order, bundle ``k``'s rows
     holding ``k``) in case order, a sorted block at a time; ``chunk`` rows (default
     :data:`CHUNK`) read from a cursor at a time."""

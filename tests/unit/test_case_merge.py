@@ -1,22 +1,27 @@
-"""The case export's merge inside SQLite (forensics/timeline/casemerge.py): the
-bundles' stores ATTACHed to one connection, one compound SELECT in case order,
-groups of at most SQLITE_LIMIT_ATTACHED stores merged by a heap; over cases of
-real bundles written by BundleWriter and filed by CaseWriter."""
+"""The case export's merge (forensics/timeline/casemerge.py): each bundle's rows
+rendered by its store, merged a sorted block at a time; over real SQLite cursors
+and cases of real bundles written by BundleWriter and filed by CaseWriter."""
 
 from __future__ import annotations
 
 import json
+import random
+import sqlite3
+import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from forensics.errors import OutputError
 from forensics.timeline import Query, casemerge
+from forensics.timeline import case as case_mod
 from forensics.timeline.case import open_case_timeline, write_case_export
 from tests.unit.test_case_diff import make_case, replica
 from tests.unit.test_case_timeline import _general_lines
 
-MANY = 12  # more bundles than SQLite attaches to one connection here (10)
+MANY = 12  # more bundles than SQLite attaches to one connection (10 as built here)
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +34,36 @@ def many(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield make_case(d / "case", reps)
 
 
-def test_groups_cut_a_case_into_even_runs() -> None:
-    assert casemerge.groups(5, 10) == [range(5)]
-    assert casemerge.groups(12, 10) == [range(6), range(6, 12)]
-    assert casemerge.groups(21, 10) == [range(7), range(7, 14), range(14, 21)]
-    assert casemerge.groups(1, 10) == [range(1)]
-    cut = casemerge.groups(31, 4)
-    assert [k for run in cut for k in run] == list(range(31)) and max(map(len, cut)) <= 4
+def _cursors(con: sqlite3.Connection, bundles: list[list[tuple[int, int]]]) -> list[Any]:
+    """One cursor per bundle over its (ts, id) rows, in (ts, id) order, as Merged rows."""
+    out = []
+    for k, rows in enumerate(bundles):
+        con.execute(f"CREATE TABLE b{k}(ts INTEGER, id INTEGER PRIMARY KEY)")
+        con.executemany(f"INSERT INTO b{k} VALUES (?, ?)", rows)
+        out.append(con.execute(f"SELECT ts, {k}, id, 'l' || id, NULL FROM b{k} ORDER BY ts, id"))
+    return out
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 7, 64])
+def test_blocks_are_the_case_order_whatever_the_chunk(chunk: int) -> None:
+    """Ties in time within and across bundles (runs of a time longer than a chunk),
+    an empty bundle, a bundle of exactly a chunk's rows: every row once, in
+    (time, bundle, id) order, each block sorted and after the previous one."""
+    rnd = random.Random(chunk)
+    bundles: list[list[tuple[int, int]]] = []
+    for k in range(6):
+        n = {0: 0, 1: chunk, 2: 1}.get(k, 40 + 13 * k)
+        ids = rnd.sample(range(1, 10_000), n)
+        bundles.append([(rnd.choice((5, 5, 5, 9, rnd.randrange(20))), i) for i in ids])
+    con = sqlite3.connect(":memory:")
+    want = sorted((ts, k, i, f"l{i}", None) for k, rows in enumerate(bundles) for ts, i in rows)
+    got: list[Any] = []
+    for block in casemerge.blocks(_cursors(con, bundles), chunk):
+        assert block and block == sorted(block)
+        assert not got or got[-1] < block[0]
+        got += block
+    assert got == want
+    con.close()
 
 
 def _keys(lines: list[str], files: list[str]) -> list[tuple[int, int, int]]:
@@ -45,9 +73,8 @@ def _keys(lines: list[str], files: list[str]) -> list[tuple[int, int, int]]:
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "l2tcsv"])
 def test_more_bundles_than_one_connection_attaches(many: Path, tmp_path: Path, fmt: str) -> None:
-    """12 bundles: two groups of 6 merged by the heap, byte for byte the lines of the
-    event-at-a-time code, with and without a query and a limit."""
-    assert casemerge.attach_limit() < MANY  # else this test would not test the groups
+    """12 bundles (more than one SQLite connection could ATTACH): byte for byte the
+    lines of the event-at-a-time code, with and without a query and a limit."""
     with open_case_timeline(many) as ct:
         assert len(ct.parts) == MANY
         for q, limit in ((Query(), None), (Query(text="passwd"), None), (Query(), 30)):
@@ -62,7 +89,7 @@ def test_equal_times_across_bundles_and_groups_keep_the_case_order(
     many: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Events at the same time in every bundle: listed bundle by bundle (the case's
-    order), then by event id, inside one connection's merge and across the groups."""
+    order), then by event id, whichever rows a block of the merge was cut at."""
     with open_case_timeline(many) as ct:
         files = [w.file for w in ct.wheres]
         out = tmp_path / "t.jsonl"
@@ -73,34 +100,67 @@ def test_equal_times_across_bundles_and_groups_keep_the_case_order(
         assert {b for _ts, b, _id in first} == set(range(MANY))  # a tie in every bundle
         assert len(first) > MANY  # and several events of a bundle in it
         whole = out.read_bytes()
-        for limit in (1, 3):  # every store its own group, or groups of three: the same bytes
-            monkeypatch.setattr(casemerge, "attach_limit", lambda limit=limit: limit)
+        for chunk in (1, 2, 5):  # blocks cut inside the ties: the same bytes
+            monkeypatch.setattr(casemerge, "CHUNK", chunk)
             write_case_export(ct, Query(), "jsonl", out)
             assert out.read_bytes() == whole
 
 
-def test_the_merge_sorts_nothing(many: Path) -> None:
-    """SQLite merges the arms (each in its time index's order) with co-routines:
-    no temporary B-tree, for the whole case as for a time window."""
+def test_each_bundle_is_read_in_its_time_index_order(many: Path) -> None:
+    """Each bundle's SELECT walks its time index: nothing sorted (no temporary B-tree)
+    for the whole case, a time window, or a part split at a time."""
     with open_case_timeline(many) as ct:
-        tls = [tl for _w, tl in ct.parts][:5]
-        g = casemerge.Group(tls, 0)
-        try:
-            for q in (Query(), Query(start=1, end=1 << 62)):
-                sql, params = g.select(q, "r.message", params=[{}] * 5, split=(">=", 5))
-                plan = g.plan(sql, params)
-                assert plan.count("MERGE (UNION ALL)") == 4
-                assert sum("USING INDEX events_ts" in x for x in plan) == 5
-                assert not [x for x in plan if "TEMP B-TREE" in x], plan
-        finally:
-            g.close()
+        tl = ct.parts[3][1]
+        for q, split in (
+            (Query(), None),
+            (Query(start=1, end=1 << 62), None),
+            (Query(), (">=", 5)),
+        ):
+            sql, params = casemerge.select_sql(tl, 3, q, "r.message", split=split)
+            plan = [str(r[3]) for r in tl.con.execute("EXPLAIN QUERY PLAN " + sql, params)]
+            assert any("INDEX events_ts" in x for x in plan), plan
+            assert not [x for x in plan if "TEMP B-TREE" in x], plan
 
 
-def test_a_store_table_left_unqualified_is_refused() -> None:
-    """An arm naming a store table without its attached schema would read the first
-    store's table for every bundle: refused, not run."""
-    assert casemerge._qualified("SELECT 1 FROM events e JOIN records r", "b3") == (
-        "SELECT 1 FROM b3.events e JOIN b3.records r"
-    )
-    with pytest.raises(AssertionError, match="not qualified"):
-        casemerge._qualified("SELECT (SELECT count(*) FROM x, records) FROM b0.events", "b1")
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "l2tcsv"])
+def test_two_processes_write_the_same_bytes(
+    many: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str
+) -> None:
+    """A large whole-case export is cut at a time between this process and a second
+    one (exportchild --case); the file is the one a single process writes."""
+    with open_case_timeline(many) as ct:
+        one = tmp_path / f"one.{fmt}"
+        n = write_case_export(ct, Query(), fmt, one)
+        monkeypatch.setattr(case_mod, "PARALLEL_MIN", 10)
+        at = case_mod._split_time(ct.parts, Query(), None, tmp_path / "x")
+        times = sorted({e.event.ts for e in ct.iter_events()})
+        assert at is not None and times[0] <= at <= times[-1]
+        d = tmp_path / "two"
+        d.mkdir()
+        two = d / f"two.{fmt}"
+        assert write_case_export(ct, Query(), fmt, two) == n
+        assert two.read_bytes() == one.read_bytes()
+        assert [p.name for p in d.iterdir()] == [two.name]  # no part left
+        # most of this case's events share its first time (the median): cut later too,
+        # so that both processes write events (both write some for any cut)
+        for cut in (times[1], times[len(times) // 2], times[-1]):
+            monkeypatch.setattr(case_mod, "_split_time", lambda *_a, cut=cut: cut)
+            assert write_case_export(ct, Query(), fmt, two) == n
+            assert two.read_bytes() == one.read_bytes()
+        monkeypatch.undo()
+        monkeypatch.setattr(case_mod, "PARALLEL_MIN", 10)
+        assert case_mod._split_time(ct.parts, Query(text="x"), None, two) is None
+        assert case_mod._split_time(ct.parts, Query(), 5, two) is None
+        assert case_mod._split_time(ct.parts, Query(), None, "-") is None
+
+
+def test_a_failed_second_process_fails_the_case_export(
+    many: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(case_mod, "PARALLEL_MIN", 10)
+    monkeypatch.setattr(sys, "executable", "/bin/false")
+    d = tmp_path / "out"
+    d.mkdir()
+    with open_case_timeline(many) as ct, pytest.raises(OutputError, match="second half"):
+        write_case_export(ct, Query(), "jsonl", d / "x.jsonl")
+    assert list(d.iterdir()) == []
