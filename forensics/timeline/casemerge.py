@@ -81,9 +81,10 @@ def select_sql(  # noqa: PLR0917
 
 def blocks(cursors: Sequence[sqlite3.Cursor], chunk: int | None = None) -> Iterator[list[Merged]]:
     """The rows of ``cursors`` (each in (time, event id) order, bundle ``k``'s rows
-    holding ``k``) in case order, a sorted block at a time; ``chunk`` rows (default
-    :data:`CHUNK`) read from a cursor at a time."""
-    chunk = chunk or CHUNK
+    holding ``k``) in case order, a sorted block at a time; ``chunk`` rows read from
+    a cursor at a time (default :data:`CHUNK`; less for more than 16 bundles, so that
+    about 16 × CHUNK rows are held at most, some 20 MB of JSON lines)."""
+    chunk = chunk or max(1, CHUNK * 16 // max(16, len(cursors)))
     bufs: list[list[Merged]] = []
     reading: list[int] = []  # the bundles whose cursor may have more rows
     for k, cur in enumerate(cursors):
