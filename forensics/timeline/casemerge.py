@@ -67,9 +67,11 @@ def select_sql(  # noqa: PLR0917
         s.where.append(f"e.ts {'<' if split[0] == '<' else '>='} :split_ts")
         s.params["split_ts"] = split[1]
     fast = sql_x._FAST
+    # no extra column (jsonl, csv): NULL, not the test of every row once more
+    last = "NULL" if extra == "NULL" else f"CASE WHEN {fast} THEN {extra} END"
     sql = (
-        f"SELECT e.ts, {int(k)}, e.id, CASE WHEN {fast} THEN {line} END,"
-        f" CASE WHEN {fast} THEN {extra} END FROM {tl._from(s)}"
+        f"SELECT e.ts, {int(k)}, e.id, CASE WHEN {fast} THEN {line} END, {last}"
+        f" FROM {tl._from(s)}"
         f" JOIN records r ON r.id = e.id >> 2{sql_x._JOINS}{tl._where(s)} ORDER BY e.ts, e.id"
     )
     if limit is not None:  # the case's first N events are among each bundle's first N
