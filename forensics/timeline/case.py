@@ -414,22 +414,26 @@ def _split_time(
     if str(out) == "-" or limit is not None or q != Query():
         return None
     sizes = [tl.meta.get("events") for _w, tl in sel]
-    counts = [n for n in sizes if isinstance(n, int) and n > 0]
-    if len(counts) != len(sizes) or sum(counts) < PARALLEL_MIN or len(sel) > SPLIT_MAX_BUNDLES:
+    if not all(isinstance(n, int) for n in sizes) or len(sel) > SPLIT_MAX_BUNDLES:
+        return None
+    total = sum(n for n in sizes if isinstance(n, int))
+    if total < PARALLEL_MIN:
         return None
     medians = []
-    for (_w, tl), n in zip(sel, counts, strict=True):
+    for (_w, tl), n in zip(sel, sizes, strict=True):
+        if not n:
+            continue
         row = tl.con.execute(
-            "SELECT ts FROM events ORDER BY ts LIMIT 1 OFFSET ?", (n // 2,)
+            "SELECT ts FROM events ORDER BY ts LIMIT 1 OFFSET ?", (int(n) // 2,)
         ).fetchone()
         if row is None:
             return None
-        medians.append((int(row[0]), n))
+        medians.append((int(row[0]), int(n)))
     medians.sort()
     seen = 0
     for ts, n in medians:
         seen += n
-        if 2 * seen >= sum(counts):
+        if 2 * seen >= total:
             return ts
     return None  # not reached: the weights add up to the whole
 
