@@ -145,11 +145,11 @@ def _write_whole(
     while block := rows.fetchmany(BATCH):
         n += len(block)
         lines = [r[3] for r in block]
-        if None not in lines:
-            text = "\n".join(lines)
-            if not printable or text.isprintable():
-                write(text + "\n")
-                continue
+        # each line checked, not the joined text: its newlines are not printable
+        if None not in lines and (not printable or all(map(str.isprintable, lines))):
+            lines.append("")  # the last newline, without copying the text once more
+            write("\n".join(lines))
+            continue
         for line, r in zip(lines, block, strict=True):
             if line is None or (printable and not line.isprintable()):
                 write(python(r[1], sql_x._row(parts[r[1]], r[2])))
@@ -170,7 +170,8 @@ def write_sql_bytes(
         n += len(block)
         lines = [r[3] for r in block]
         if None not in lines:
-            write(b"\n".join(lines) + b"\n")
+            lines.append(b"")  # the last newline, without copying the text once more
+            write(b"\n".join(lines))
             continue
         for line, r in zip(lines, block, strict=True):
             if line is None:
