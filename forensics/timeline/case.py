@@ -20,9 +20,11 @@ its bundle; the same case always lists the same events in the same order.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import heapq
 import io
 import itertools
+import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,8 +33,10 @@ from typing import IO, Any
 from forensics.case import CaseBundle, load_case
 from forensics.errors import BundleError, ExuviaError
 from forensics.timeline import casefast as fast
+from forensics.timeline import casemerge
 from forensics.timeline import exportsql as sql_x
 from forensics.timeline.cache import open_timeline
+from forensics.timeline.casemerge import Split
 from forensics.timeline.events import Event, event_key
 from forensics.timeline.export import (
     CSV_COLUMNS,
@@ -48,11 +52,15 @@ from forensics.timeline.export import (
 )
 from forensics.timeline.export import _jsonl_line as bundle_jsonl_line
 from forensics.timeline.exportfast import compact
+from forensics.timeline.exportpart import PARALLEL_MIN, ChildPart, write_in_two
 from forensics.timeline.query import MMAP_SIZE, Histogram, Query, Timeline, nice_width
 from forensics.timeline.text import one_line
 
 #: the fields every case export adds to an event
 WHERE_FIELDS = ("namespace", "pod", "container", "node", "bundle")
+#: a case of more bundles is exported by one process (the second's argument, a JSON
+#: list of the bundles' stores and where fields, would near the kernel's 128 KiB)
+SPLIT_MAX_BUNDLES = 200
 
 Progress = Callable[[str], None]
 
@@ -372,7 +380,19 @@ def write_case_export(
             if fmt == "csv":
                 return _csv(events, f, notes)
             return _l2tcsv(events, f, notes)
-        return _fast_export(ct._selected(chosen), q, fmt, f, limit)
+        sel = ct._selected(chosen)
+        at = _split_time(sel, q, limit, out)
+        if at is None:
+            return _fast_export(sel, q, fmt, f, limit)
+        # a large whole-case export to a file: the events from ``at`` on by a second
+        # process (as a bundle's own large export is written, export.write_export)
+        parts = [[str(tl.path), *dataclasses.astuple(w)] for w, tl in sel]
+
+        def child(part: Path) -> ChildPart:
+            spec = {"fmt": fmt, "from_ts": at, "out": str(part), "parts": parts}
+            return ChildPart("forensics.timeline.exportchild", ["--case", json.dumps(spec)], part)
+
+        return write_in_two(f, out, child, lambda: _fast_export(sel, q, fmt, f, None, ("<", at)))
 
     # one pass over every store: SQLite's bounded page cache, not memory maps whose
     # pages would all count in the process's RSS (as write_export does)
@@ -385,19 +405,83 @@ def write_case_export(
             tl.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
 
 
-def _fast_export(
-    sel: list[tuple[Where, Timeline]], q: Query, fmt: str, f: IO[str], limit: int | None
+def _split_time(
+    sel: list[tuple[Where, Timeline]], q: Query, limit: int | None, out: str | Path
+) -> int | None:
+    """The time that cuts a large whole-case export to a file into two parts of about
+    as many events (the median of the bundles' median times, weighted by their
+    sizes: each a walk of half its time index), or None: one process writes it all."""
+    if str(out) == "-" or limit is not None or q != Query():
+        return None
+    sizes = [tl.meta.get("events") for _w, tl in sel]
+    if not all(isinstance(n, int) for n in sizes) or len(sel) > SPLIT_MAX_BUNDLES:
+        return None
+    total = sum(n for n in sizes if isinstance(n, int))
+    if total < PARALLEL_MIN:
+        return None
+    medians = []
+    for (_w, tl), n in zip(sel, sizes, strict=True):
+        if not n:
+            continue
+        row = tl.con.execute(
+            "SELECT ts FROM events ORDER BY ts LIMIT 1 OFFSET ?", (int(n) // 2,)
+        ).fetchone()
+        if row is None:
+            return None
+        medians.append((int(row[0]), int(n)))
+    medians.sort()
+    seen = 0
+    for ts, n in medians:
+        seen += n
+        if 2 * seen >= total:
+            return ts
+    return None  # not reached: the weights add up to the whole
+
+
+def write_part(spec: str) -> int:
+    """Write the part of a large case export a second process writes (``python -m
+    forensics.timeline.exportchild --case SPEC``); SPEC is JSON: ``fmt``, ``from_ts``
+    (the events from that time on), ``out`` and ``parts`` (per bundle, its store and
+    :class:`Where`). Returns the line count."""
+    d = json.loads(spec)
+    sel: list[tuple[Where, Timeline]] = []
+    try:
+        for store, *where in d["parts"]:
+            tl = Timeline(store)
+            sel.append((Where(*where), tl))
+            tl.con.execute("PRAGMA mmap_size = 0")
+        with open(d["out"], "w", encoding="utf-8", newline="", errors="surrogateescape") as f:
+            return _fast_export(sel, Query(), d["fmt"], f, None, (">=", d["from_ts"]), header=False)
+    finally:
+        for _w, tl in sel:
+            tl.close()
+
+
+def _fast_export(  # noqa: PLR0917
+    sel: list[tuple[Where, Timeline]],
+    q: Query,
+    fmt: str,
+    f: IO[str],
+    limit: int | None,
+    split: Split = None,
+    *,
+    header: bool = True,
 ) -> int:
-    """jsonl, csv or l2tcsv: each bundle's lines rendered by SQLite as for a bundle
-    alone (forensics/timeline/exportsql.py), merged in case order, the where fields
-    appended (formatted once per bundle); an event the SQL leaves is written by the
-    Python fast path (forensics/timeline/casefast.py), itself checked against the
-    event-at-a-time code above."""
+    """jsonl, csv or l2tcsv: the bundles' lines rendered by SQLite as for a bundle alone
+    (forensics/timeline/exportsql.py), the where fields (formatted once per bundle)
+    appended by the SQL, merged in case order a block at a time
+    (forensics/timeline/casemerge.py); an event the SQL leaves is written by the Python fast path
+    (forensics/timeline/casefast.py), itself checked against the event-at-a-time code
+    above. ``split``: only the events before or from a time (no header with
+    ``header`` False)."""
     wheres = [w for w, _tl in sel]
     tls = [tl for _w, tl in sel]
 
     def event(k: int, row: tuple[Any, ...]) -> CaseEvent:
         return CaseEvent(wheres[k], tls[k].event_of(row))
+
+    def rows(line: str, extra: str = "NULL", params: Any = None) -> Any:
+        return casemerge.merged(tls, q, line, extra, params, limit, split)
 
     w = csv.writer(f, lineterminator="\n")
     if fmt == "jsonl":
@@ -410,37 +494,34 @@ def _fast_export(
                 return _jsonl_line(CaseEvent(wheres[k], ev))
             return bundle_jsonl_line(ev)[:-2] + tails[k]  # the bundle's line, where appended
 
-        def py_jsonl(k: int, row: tuple[Any, ...]) -> str:
-            buf = io.StringIO()
-            fast.jsonl(tls, fields, [(k, row)], buf, slow_line)
-            return buf.getvalue()
+        py_jsonl = fast.jsonl_lines(tls, fields, slow_line)
 
         # the where fields appended by SQLite: each line is written as it comes
-        merged = fast.merged_sql(
-            tls, q, sql_x._JSONL_TAIL_LINE, params=[{"tail": t[:-1]} for t in tails]
-        )
-        return fast.write_sql_lines(tls, _limited(merged, limit), f, None, py_jsonl)
+        tail_params = [{"tail": t[:-1]} for t in tails]
+        raw = getattr(f, "buffer", None)
+        if raw is None:
+            with rows(sql_x._JSONL_TAIL_LINE, params=tail_params) as merged:
+                return fast.write_sql_lines(tls, merged, f, None, py_jsonl)
+        f.flush()  # as bytes straight to the file, as a bundle's own export does
+        with rows(f"CAST({sql_x._JSONL_TAIL_LINE} AS BLOB)", params=tail_params) as merged:
+            return fast.write_sql_bytes(tls, merged, raw, py_jsonl)
     if fmt == "csv":
-        w.writerow(CASE_CSV_COLUMNS)
+        if header:
+            w.writerow(CASE_CSV_COLUMNS)
         cells = [wh.fields() for wh in wheres]
         csv_tails = ["," + _csv_line(_where_cells(wh)) + "\n" for wh in wheres]
 
-        def py_csv(k: int, row: tuple[Any, ...]) -> str:
-            buf = io.StringIO()
-            fast.csv_rows(tls, cells, [(k, row)], buf, lambda k2, r: case_csv_row(event(k2, r)))
-            return buf.getvalue()
+        py_csv = fast.csv_lines(tls, cells, lambda k, r: case_csv_row(event(k, r)))
 
         # the where cells appended by SQLite; a line not printable is Python's
         tail_params = [{"tail": t[:-1]} for t in csv_tails]
-        merged = fast.merged_sql(tls, q, sql_x._CSV_LINE + " || :tail", params=tail_params)
-        return fast.write_sql_lines(tls, _limited(merged, limit), f, None, py_csv, printable=True)
-    w.writerow(L2T_COLUMNS)
+        with rows(sql_x._CSV_LINE + " || :tail", params=tail_params) as merged:
+            return fast.write_sql_lines(tls, merged, f, None, py_csv, printable=True)
+    if header:
+        w.writerow(L2T_COLUMNS)
     hosts = [(wh.label, _where_text(wh)) for wh in wheres]
 
-    def py_l2t(k: int, row: tuple[Any, ...]) -> str:
-        buf = io.StringIO()
-        fast.l2t_rows(tls, hosts, [(k, row)], buf, lambda k2, r: l2t_case_row(event(k2, r)))
-        return buf.getvalue()
+    py_l2t = fast.l2t_lines(tls, hosts, lambda k, r: l2t_case_row(event(k, r)))
 
     def l2t_line(k: int, line: str, extra: str | None) -> str | None:
         if extra is None:
@@ -449,12 +530,8 @@ def _fast_export(
         return full + "\n" if full.isprintable() else None
 
     params = [{"host": sql_x._csv_cell(label or "-")} for label, _t in hosts]
-    merged = fast.merged_sql(tls, q, sql_x._L2T_LINE, sql_x._L2T_EXTRA, params)
-    return fast.write_sql_lines(tls, _limited(merged, limit), f, l2t_line, py_l2t)
-
-
-def _limited(merged: Iterable[Any], limit: int | None) -> Iterable[Any]:
-    return merged if limit is None else itertools.islice(merged, limit)
+    with rows(sql_x._L2T_LINE, sql_x._L2T_EXTRA, params) as merged:
+        return fast.write_sql_lines(tls, merged, f, l2t_line, py_l2t)
 
 
 def _csv_line(cells: tuple[str, ...]) -> str:

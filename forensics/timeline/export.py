@@ -28,7 +28,6 @@ import itertools
 import json
 import os
 import re
-import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -42,7 +41,7 @@ from forensics.timeline import exportfast as fast
 from forensics.timeline import exportsql as fastsql
 from forensics.timeline.events import Event, event_key
 from forensics.timeline.exportfast import compact
-from forensics.timeline.exportpart import PARALLEL_MIN, PartWriter
+from forensics.timeline.exportpart import PARALLEL_MIN, PartWriter, write_in_two
 from forensics.timeline.query import MMAP_SIZE, Query, Timeline
 from forensics.timeline.text import one_line
 from forensics.timeutil import NS_PER_S, iso_ns
@@ -374,20 +373,12 @@ def write_export(
         if key is None:
             return part_lines(tl, q, fmt, f, host or "-", None, limit)
         # a large whole-timeline export to a file: the second half by a second process
-        dest = Path(out)
-        fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-        os.close(fd)
-        part = Path(name)
-        writer = PartWriter(tl.path, fmt, host or "-", key, part)
-        try:
-            n = part_lines(tl, q, fmt, f, host or "-", ("<", key))
-            n += writer.finish()
-            f.flush()
-            with part.open("rb") as src:
-                shutil.copyfileobj(src, f.buffer, 1 << 20)  # type: ignore[attr-defined]
-        finally:
-            writer.abort()
-        return n
+        return write_in_two(
+            f,
+            out,
+            lambda part: PartWriter(tl.path, fmt, host or "-", key, part),
+            lambda: part_lines(tl, q, fmt, f, host or "-", ("<", key)),
+        )
 
     # one pass over the whole store: read through SQLite's bounded page cache, not a
     # memory map whose pages would all count in the process's RSS

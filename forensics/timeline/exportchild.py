@@ -1,6 +1,8 @@
 """The process writing the second half of a large export (:mod:`.exportpart`).
 
 ``python -m forensics.timeline.exportchild STORE FORMAT HOST TS ID OUT``
+``python -m forensics.timeline.exportchild --case SPEC`` (a case's, see
+:func:`forensics.timeline.case.write_part`)
 """
 
 from __future__ import annotations
@@ -9,6 +11,11 @@ import sys
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) == 3 and argv[1] == "--case":
+        from forensics.timeline.case import write_part  # noqa: PLC0415
+
+        sys.stdout.write(f"{write_part(argv[2])}\n")
+        return 0
     if len(argv) != 7:
         sys.stderr.write(
             "usage: python -m forensics.timeline.exportchild STORE FMT HOST TS ID OUT\n"
