@@ -34,6 +34,7 @@ from tests.support.s3server import S3Server
 pytestmark = pytest.mark.e2e
 LABEL = "exuvia.test/fleets3"
 BUCKET = "locked"
+SPOOL = ".agent-stream"
 
 
 def _pods(cluster: Any, run: str, suffix: str, count: int, image: str) -> str:
@@ -96,6 +97,19 @@ def _case(s3: S3Server, prefix: str) -> dict[str, Any]:
     return dict(json.loads(body))
 
 
+def _next_stream(journal: Path, sealed: str) -> Path:
+    """The spool of another pod than the one already sealed, once over 1 MiB: that
+    pod's agent is streaming."""
+
+    def streaming() -> Path | None:
+        for p in journal.glob("*" + SPOOL):
+            if p.stat().st_size > (1 << 20) and not sealed.startswith(p.name[: -len(SPOOL)]):
+                return p
+        return None
+
+    return Path(lab.wait_for(streaming, 600, "the second pod's stream", 0.05))
+
+
 def test_kill_9_mid_fleet_leaves_a_journal_and_push_finishes_the_case(
     cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
 ) -> None:
@@ -112,13 +126,7 @@ def test_kill_9_mid_fleet_leaves_a_journal_and_push_finishes_the_case(
         first = lab.wait_for(lambda: _sealed(s3, prefix), 600, "a bundle sealed", 0.2)
         assert len(first) == 1, first
 
-        def streaming() -> Path | None:
-            for p in journal.glob("*.agent-stream"):
-                if p.stat().st_size > (1 << 20) and not first[0].startswith(p.name[:-13]):
-                    return p
-            return None
-
-        spool = lab.wait_for(streaming, 600, "the second pod's stream", 0.05)
+        spool = _next_stream(journal, first[0])
         proc.send_signal(signal.SIGKILL)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -196,13 +204,7 @@ def test_store_gone_mid_fleet_the_pods_fall_back_into_the_journal(
         first = lab.wait_for(lambda: _sealed(s3, prefix), 600, "a bundle sealed", 0.05)
         assert len(first) == 1, first
 
-        def streaming() -> Path | None:
-            for p in journal.glob("*.agent-stream"):
-                if p.stat().st_size > (1 << 20) and p.name != first[0] + ".agent-stream":
-                    return p
-            return None
-
-        spool = lab.wait_for(streaming, 600, "the second pod's stream", 0.05)
+        spool = _next_stream(journal, first[0])
         s3.stop(sig=signal.SIGKILL)
         try:
             stdout, stderr = proc.communicate(timeout=900)
