@@ -19,7 +19,8 @@ gone at the end, or the client killed with ``kill -9``) the same call, through
   here) is finished: the parts here go into that upload, it is completed and
   sealed as any store capture is (copy with the retention, custody object);
 * bundles kept in the journal go up as ``exuvia push`` sends any bundle
-  (verified first, read back after), with their custody sidecars;
+  (verified first, read back after), with their custody sidecars and, with
+  ``--scan``, their scan results (``NAME.exv.yara.json``, scanned in the journal);
 * then ``case.custody.jsonl``, ``case.json.sig`` and ``case.json`` last, with
   the retention and ``If-None-Match: *``.
 
@@ -47,6 +48,7 @@ from collectors.store.seal import (
     META_FILE_SHA,
     META_MANIFEST_SHA,
     PARTIAL_SUFFIX,
+    SCAN_SUFFIX,
     Digest,
     object_metadata,
     put_small,
@@ -108,12 +110,18 @@ def push_journal(
                   for parts in sorted(directory.glob("*" + PARTIAL_SUFFIX + PARTS_SUFFIX))
                   if (parts / UPLOAD_FILE).is_file()]  # fmt: skip
         split = len(pushed)
+        until = lock.until()
+        scans: list[Pushed] = []
         for b in doc["bundles"]:
             f = b.get("file")
             if f and (directory / f).is_file() and base.child(f).key not in present:
                 pushed.append(push_bundle(store, directory / f, base.child(f), lock))
-        until = lock.until()
+                side = directory / (f + SCAN_SUFFIX)  # --scan's results of a local bundle
+                if side.is_file():
+                    scans.append(_put_case_file(store, side, base.child(side.name), lock,
+                                                until, present))  # fmt: skip
         stored = [p.url.rsplit("/", 1)[-1] for p in pushed[split:]]
+        pushed.extend(scans)
         for name in (CUSTODY_FILE, SIGNATURE_FILE, CASE_FILE):  # case.json last
             if (directory / name).exists():
                 pushed.append(_put_case_file(store, directory / name, base.child(name), lock,
@@ -246,8 +254,8 @@ def _cut_off(directory: Path, base: S3Url, f: str, present: set[str]) -> str:
 
 def _tidy(directory: Path, stored: list[str]) -> None:
     """Remove what is now in the store, and empty spools; name what stays."""
-    for name in (CASE_FILE, CUSTODY_FILE, SIGNATURE_FILE, *stored,
-                 *(n + CUSTODY_SUFFIX for n in stored)):  # fmt: skip
+    sidecars = [n + suffix for n in stored for suffix in (CUSTODY_SUFFIX, SCAN_SUFFIX)]
+    for name in (CASE_FILE, CUSTODY_FILE, SIGNATURE_FILE, *stored, *sidecars):
         (directory / name).unlink(missing_ok=True)
     for spool in directory.glob("*" + SPOOL_SUFFIX):
         if spool.is_file() and not spool.stat().st_size:

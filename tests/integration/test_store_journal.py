@@ -143,6 +143,15 @@ def test_a_journal_whose_client_died_between_the_case_files_is_finished(
     w.finished("local", "c0", "app", status="complete", file=files[0],
                manifest_sha256=verify_bundle(d / files[0]).manifest_sha256,
                size=(d / files[0]).stat().st_size)  # fmt: skip
+    # with --scan, a bundle kept in the journal is scanned there (k8s_cmd._store_scan):
+    # its results beside it go up with it
+    rules = tmp_path / "any.yar"
+    rules.write_text("rule any_member { condition: true }\n")
+    res = subprocess.run([sys.executable, "-m", "tui.cli", "scan", str(d / files[0]), "--rules",
+                          str(rules)], capture_output=True, text=True, cwd=REPO, timeout=600,
+                         check=False)  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    results = (d / (files[0] + ".yara.json")).read_bytes()
     w.seal()
     c = s3.client()
     c.put_object(Bucket="locked", Key=f"j/{run}/case.custody.jsonl",
@@ -153,8 +162,11 @@ def test_a_journal_whose_client_died_between_the_case_files_is_finished(
     prefix = f"j/{run}/"
     page = c.list_objects_v2(Bucket="locked", Prefix=prefix)["Contents"]
     listed = sorted(o["Key"][len(prefix) :] for o in page)
-    assert listed == sorted([files[0], files[0] + ".custody.jsonl", "case.json",
-                             "case.custody.jsonl"])  # fmt: skip
+    assert listed == sorted([files[0], files[0] + ".custody.jsonl", files[0] + ".yara.json",
+                             "case.json", "case.custody.jsonl"])  # fmt: skip
+    side = f"{prefix}{files[0]}.yara.json"
+    assert c.get_object(Bucket="locked", Key=side)["Body"].read() == results
+    assert c.head_object(Bucket="locked", Key=side)["ObjectLockMode"] == "GOVERNANCE"
     assert not d.exists()  # everything it held is in the store
     ver = cli(s3, "verify", url)
     assert ver.returncode == 0 and "1 of 1 bundles verify" in ver.stdout, ver.stdout + ver.stderr

@@ -265,3 +265,24 @@ def test_a_bundle_read_once_from_a_stream_scans_as_the_file_does(tmp_path: Path)
     cut = _OneWay(b.read_bytes()[: (2 << 20)])
     short = scan_bundle(cut, rules, name="cut.exv")  # type: ignore[arg-type]
     assert not short.complete and short.warnings
+
+
+def test_a_fleet_pod_captured_into_the_journal_is_scanned_there(tmp_path: Path) -> None:
+    """`capture k8s://NS -l SEL -o s3://…/ --scan R` while the store is gone: a pod's
+    bundle captured into the journal is scanned where it is, its results beside it
+    (push JOURNAL takes them up with it), instead of being looked for in the store."""
+    import argparse  # noqa: PLC0415
+    from types import SimpleNamespace  # noqa: PLC0415
+
+    from collectors.store.uri import S3Url  # noqa: PLC0415
+    from tui.commands.k8s_cmd import _store_scan  # noqa: PLC0415
+
+    bundle = build(tmp_path / "local_p0_app.exv")
+    rules = tmp_path / "any.yar"
+    rules.write_text("rule any_member { condition: true }\n")
+    sink = SimpleNamespace(store=None, lock=None, base=S3Url("locked", "cases/x/"))
+    scan = _store_scan(argparse.Namespace(scan=rules), sink)
+    summary = scan(bundle)  # no store is asked: it has none here
+    side = Path(summary["results_file"])
+    assert side == tmp_path / "local_p0_app.exv.yara.json" and summary["matches"] > 0
+    assert load_result(side)["matches"][0]["rule"] == "any_member"

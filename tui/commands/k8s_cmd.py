@@ -315,7 +315,8 @@ def _store_scan(args: argparse.Namespace, sink: Any) -> Any:
     scan = k8s_scan.store_scanner(args, sink.store, sink.lock)
     if scan is None:
         return None
-    return lambda path: scan(sink.base.child(path.name))
+    # a pod captured into the journal (the store was gone) is scanned there
+    return lambda path: scan(path if path.is_file() else sink.base.child(path.name))
 
 
 def _bundle_doc(b: dict[str, Any], keys: tuple[str, ...], scans: dict[str, Any]) -> dict[str, Any]:

@@ -46,18 +46,26 @@ def sealed_scanner(args: argparse.Namespace) -> Scanner | None:
 def store_scanner(args: argparse.Namespace, store: Any, lock: Any) -> StoreScanner | None:
     """``--scan`` with ``-o s3://``: each bundle scanned from its sealed object, read
     back from the store as a stream (no local copy), its results put beside it as
-    ``<key>.yara.json`` (collectors/store/scan.py); None without ``--scan``."""
+    ``<key>.yara.json`` (collectors/store/scan.py); a bundle given as a local Path
+    (a fleet's pod captured into the journal while the store was gone) is scanned
+    there, its results beside it, pushed with it. None without ``--scan``."""
     if getattr(args, "scan", None) is None:
         return None
     from collectors.store.scan import scan_stored  # noqa: PLC0415 - boto3 and the engine
+    from forensics.scan.bundle import scan_bundle  # noqa: PLC0415
     from forensics.scan.engine import ScanLimits  # noqa: PLC0415
     from forensics.scan.rules import compile_rules  # noqa: PLC0415
+    from forensics.scan.sidecar import save_result  # noqa: PLC0415
 
     rules = compile_rules(args.scan)
     limits = ScanLimits()
 
-    def scan(url: Any) -> dict[str, Any]:
-        result, where, sha = scan_stored(store, url, rules, limits, lock)
+    def scan(sealed: Any) -> dict[str, Any]:
+        if isinstance(sealed, Path):  # captured locally while the store was gone: there
+            result = scan_bundle(sealed, rules, limits)
+            path, sha = save_result(sealed, result)
+            return summary(result, str(path), sha)
+        result, where, sha = scan_stored(store, sealed, rules, limits, lock)
         return summary(result, str(where), sha)
 
     return scan
