@@ -66,7 +66,9 @@ from forensics.case.format import (
     INCOMPLETE,
     SIGNATURE_FILE,
 )
+from forensics.case.model import read_case_doc
 from forensics.custody import CustodyLog, default_operator
+from forensics.errors import BundleError
 
 SPOOL_SUFFIX = ".agent-stream"
 #: case.json's ``interrupted`` for a case finished from the journal of a killed client
@@ -200,12 +202,9 @@ def _put_case_file(  # noqa: PLR0917 - one call site
 
 def _load(directory: Path) -> dict[str, Any]:
     try:
-        doc = json.loads((directory / CASE_FILE).read_bytes())
-    except (OSError, ValueError) as err:
-        raise StoreError(f"cannot read {directory / CASE_FILE}: {err}") from None
-    if not isinstance(doc, dict) or not isinstance(doc.get("bundles"), list):
-        raise StoreError(f"{directory / CASE_FILE} is not a case file")
-    return doc
+        return read_case_doc(directory)
+    except BundleError as err:  # as a StoreError: push_journal names the journal
+        raise StoreError(str(err)) from None
 
 
 def _seal_killed(

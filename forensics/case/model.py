@@ -187,6 +187,20 @@ def read_case_bytes(directory: Path) -> bytes:
     return data
 
 
+def read_case_doc(directory: Path) -> dict[str, Any]:
+    """case.json as a JSON object with a list of bundles, read as :func:`read_case_bytes`
+    reads it, for a writer or a journal that goes on with it (no field checked beyond
+    that: :func:`parse_case` checks them all); BundleError when it is not one."""
+    data = read_case_bytes(directory)
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as err:
+        raise BundleError(f"cannot read {directory / CASE_FILE}: {err}") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("bundles"), list):
+        raise BundleError(f"{directory / CASE_FILE} is not a case file")
+    return doc
+
+
 def load_case(path: str | Path) -> Case:
     """Read a case directory (or its case.json); BundleError when it is not one."""
     p = Path(path)

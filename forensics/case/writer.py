@@ -42,8 +42,9 @@ from forensics.case.format import (
     PENDING,
     SIGNATURE_FILE,
 )
+from forensics.case.model import read_case_doc
 from forensics.custody import CustodyLog
-from forensics.errors import OutputError
+from forensics.errors import BundleError, OutputError
 from forensics.timeutil import iso_ns, now_ns
 
 if TYPE_CHECKING:
@@ -168,11 +169,9 @@ class CaseWriter:
         sealed): its case.json as last written, its custody log appended to.
         OutputError when there is none, or it is sealed."""
         try:
-            doc = json.loads((directory / CASE_FILE).read_bytes())
-        except (OSError, ValueError) as err:
-            raise OutputError(f"cannot read {directory / CASE_FILE}: {err}") from None
-        if not isinstance(doc, dict) or not isinstance(doc.get("bundles"), list):
-            raise OutputError(f"{directory / CASE_FILE} is not a case file")
+            doc = read_case_doc(directory)
+        except BundleError as err:
+            raise OutputError(str(err)) from None
         if doc.get("state") != CASE_CAPTURING or doc.get("sealed_ns") is not None:
             raise OutputError(f"{directory / CASE_FILE} is already sealed ({doc.get('state')})")
         w = cls(directory, case_id=str(doc.get("case_id")), examiner=examiner,
