@@ -68,60 +68,69 @@ def host_out() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
-def client_pod(name: str, sa: str, target_uri: str, out_dir: Path) -> dict[str, Any]:
-    argv = ["python3", "-m", "tui.cli", *lab.capture_argv(target_uri, Path("/out/cap.exv"))]
-    container = {
+def client_pod(
+    name: str, sa: str, argv: list[str], env: dict[str, str] | None = None,
+    out_dir: Path | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """The exuvia client as a pod under service account ``sa``: in-cluster configuration
+    (the API server's real address), ``env`` added, ``out_dir`` (a hostPath) as /out."""
+    variables = {"KUBERNETES_SERVICE_HOST": API_HOST, "KUBERNETES_SERVICE_PORT": API_PORT,
+                 **(env or {})}  # fmt: skip
+    container: dict[str, Any] = {
         "name": "exuvia",
         "image": CLIENT_IMAGE,
         "imagePullPolicy": "Never",
-        "command": argv,
-        "env": [
-            {"name": "KUBERNETES_SERVICE_HOST", "value": API_HOST},
-            {"name": "KUBERNETES_SERVICE_PORT", "value": API_PORT},
-        ],
-        "volumeMounts": [{"name": "out", "mountPath": "/out"}],
+        "command": ["python3", "-m", "tui.cli", *argv],
+        "env": [{"name": k, "value": v} for k, v in variables.items()],
     }
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": name},
-        "spec": {
-            "serviceAccountName": sa,
-            "automountServiceAccountToken": True,
-            "hostNetwork": True,
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 2,
-            "containers": [container],
-            "volumes": [{"name": "out", "hostPath": {"path": str(out_dir), "type": "Directory"}}],
-        },
+    spec: dict[str, Any] = {
+        "serviceAccountName": sa,
+        "automountServiceAccountToken": True,
+        "hostNetwork": True,
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": 2,
+        "containers": [container],
     }
+    if out_dir is not None:
+        container["volumeMounts"] = [{"name": "out", "mountPath": "/out"}]
+        spec["volumes"] = [{"name": "out", "hostPath": {"path": str(out_dir), "type": "Directory"}}]
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
 
 
-def test_capture_from_inside_the_cluster_with_in_cluster_config(
-    rbac: Rbac, cluster: Any, k8s_images: str, host_out: Path
-) -> None:
-    target_ns = cluster.namespace("k8sh-ic-target", enforce="baseline")
-    client_ns = cluster.namespace("k8sh-ic-client", enforce="privileged")
+def staged_client(rbac: Rbac, cluster: Any, prefix: str) -> tuple[str, str]:
+    """A lab pod ready in ``PREFIX-target`` and a service account ``capturer`` in
+    ``PREFIX-client`` bound to exactly docs/rbac.yaml's roles: (target ns, client ns)."""
+    target_ns = cluster.namespace(f"{prefix}-target", enforce="baseline")
+    client_ns = cluster.namespace(f"{prefix}-client", enforce="privileged")
     cluster.create_pod(target_ns, lab.lab_pod("lab"))
     cluster.wait_pod_running(target_ns, "lab")
     lab.wait_logged(cluster, target_ns, "lab", "]: ready")
-
     cluster.core.create_namespaced_service_account(client_ns, {"metadata": {"name": "capturer"}})
     roles = rbac.roles()
     rbac.bind(roles["exuvia-capture"], target_ns, "capturer", client_ns)
     rbac.bind(roles["exuvia-capture-nodes"], None, "capturer", client_ns)
+    return target_ns, client_ns
 
-    cluster.create_pod(
-        client_ns, client_pod("exuvia-client", "capturer", f"k8s://{target_ns}/lab", host_out)
-    )
+
+def client_done(cluster: Any, client_ns: str, timeout: float) -> tuple[Any, str]:
+    """Wait for the client pod ``exuvia-client`` to end: (its pod, its log)."""
 
     def done() -> Any:
         pod = cluster.read_pod(client_ns, "exuvia-client")
         return pod if pod.status.phase in ("Succeeded", "Failed") else None
 
-    pod = cluster.wait(done, 240, "the in-cluster capture to finish",
+    pod = cluster.wait(done, timeout, "the in-cluster capture to finish",
                        on_timeout=lambda: cluster.describe(client_ns, "exuvia-client"))  # fmt: skip
-    log = cluster.logs(client_ns, "exuvia-client", "exuvia")
+    return pod, cluster.logs(client_ns, "exuvia-client", "exuvia")
+
+
+def test_capture_from_inside_the_cluster_with_in_cluster_config(
+    rbac: Rbac, cluster: Any, k8s_images: str, host_out: Path
+) -> None:
+    target_ns, client_ns = staged_client(rbac, cluster, "k8sh-ic")
+    argv = lab.capture_argv(f"k8s://{target_ns}/lab", Path("/out/cap.exv"))
+    cluster.create_pod(client_ns, client_pod("exuvia-client", "capturer", argv, out_dir=host_out))
+    pod, log = client_done(cluster, client_ns, 240)
     assert pod.status.phase == "Succeeded", log + cluster.describe(client_ns, "exuvia-client")
     assert "(complete)" in log, log
 

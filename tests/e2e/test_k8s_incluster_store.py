@@ -23,7 +23,12 @@ import pytest
 
 from forensics.bundle import verify_bundle
 from tests.e2e import k8s_lab as lab
-from tests.e2e.test_k8s_incluster import API_HOST, API_PORT, CLIENT_IMAGE, build_client_image
+from tests.e2e.test_k8s_incluster import (
+    build_client_image,
+    client_done,
+    client_pod,
+    staged_client,
+)
 from tests.e2e.test_k8s_rbac import Rbac
 from tests.support.s3server import S3Server
 
@@ -43,40 +48,10 @@ def rbac(k8s_api_client: Any) -> Iterator[Rbac]:
     r.cleanup()
 
 
-def _client_pod(sa: str, argv: list[str], env: dict[str, str]) -> dict[str, Any]:
-    variables = {"KUBERNETES_SERVICE_HOST": API_HOST, "KUBERNETES_SERVICE_PORT": API_PORT,
-                 **env}  # fmt: skip
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": {"name": "exuvia-client"},
-        "spec": {
-            "serviceAccountName": sa,
-            "automountServiceAccountToken": True,
-            "hostNetwork": True,
-            "restartPolicy": "Never",
-            "terminationGracePeriodSeconds": 2,
-            "containers": [{
-                "name": "exuvia", "image": CLIENT_IMAGE, "imagePullPolicy": "Never",
-                "command": ["python3", "-m", "tui.cli", *argv],
-                "env": [{"name": k, "value": v} for k, v in variables.items()],
-            }],
-        },
-    }  # fmt: skip
-
-
 def test_in_cluster_capture_uploads_into_the_locked_bucket(
     rbac: Rbac, cluster: Any, s3: S3Server, k8s_images: str, tmp_path: Path
 ) -> None:
-    target_ns = cluster.namespace("s3ic-target", enforce="baseline")
-    client_ns = cluster.namespace("s3ic-client", enforce="privileged")
-    cluster.create_pod(target_ns, lab.lab_pod("lab"))
-    cluster.wait_pod_running(target_ns, "lab")
-    lab.wait_logged(cluster, target_ns, "lab", "]: ready")
-    cluster.core.create_namespaced_service_account(client_ns, {"metadata": {"name": "capturer"}})
-    roles = rbac.roles()
-    rbac.bind(roles["exuvia-capture"], target_ns, "capturer", client_ns)
-    rbac.bind(roles["exuvia-capture-nodes"], None, "capturer", client_ns)
+    target_ns, client_ns = staged_client(rbac, cluster, "s3ic")
 
     key = f"incluster/{target_ns}/lab.exv"
     url = f"s3://{BUCKET}/{key}"
@@ -84,15 +59,8 @@ def test_in_cluster_capture_uploads_into_the_locked_bucket(
             "--endpoint-url", s3.endpoint, "--output", "json"]  # fmt: skip
     argv[argv.index("-o") + 1] = url  # Path() would fold the "//"
     env = {k: v for k, v in s3.env().items() if k.startswith("AWS_")}
-    cluster.create_pod(client_ns, _client_pod("capturer", argv, env))
-
-    def done() -> Any:
-        pod = cluster.read_pod(client_ns, "exuvia-client")
-        return pod if pod.status.phase in ("Succeeded", "Failed") else None
-
-    pod = cluster.wait(done, 300, "the in-cluster capture to finish",
-                       on_timeout=lambda: cluster.describe(client_ns, "exuvia-client"))  # fmt: skip
-    log = cluster.logs(client_ns, "exuvia-client", "exuvia")
+    cluster.create_pod(client_ns, client_pod("exuvia-client", "capturer", argv, env))
+    pod, log = client_done(cluster, client_ns, 300)
     assert pod.status.phase == "Succeeded", log + cluster.describe(client_ns, "exuvia-client")
     assert s3.secret_key not in log  # credentials are never printed
     out, _ = json.JSONDecoder().raw_decode(log[log.index("{") :])

@@ -22,6 +22,9 @@ import signal
 import subprocess
 import sys
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,29 +113,50 @@ def _next_stream(journal: Path, sealed: str) -> Path:
     return Path(lab.wait_for(streaming, 600, "the second pod's stream", 0.05))
 
 
-def test_kill_9_mid_fleet_leaves_a_journal_and_push_finishes_the_case(
-    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
-) -> None:
+@dataclass
+class MidFleet:
+    """A fleet into the store caught with its first pod sealed and the next streaming."""
+
+    proc: subprocess.Popen[str]
+    scratch: Path
+    prefix: str
+    url: str
+    journal: Path
+    first: list[str]
+    spool: Path
+
+
+@contextmanager
+def _mid_fleet(cluster: Any, s3: S3Server, kubeconfig: str, tmp_path: Path, suffix: str,
+               count: int) -> Iterator[MidFleet]:  # fmt: skip
+    """``count`` pods captured one at a time into the store; yields once the first is
+    sealed there and the second's agent streams; the client is killed if still alive."""
     run = uuid.uuid4().hex[:6]
-    ns = _pods(cluster, run, "k9", 2, lab.LAB_BIG_IMAGE)
+    ns = _pods(cluster, run, suffix, count, lab.LAB_BIG_IMAGE)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     prefix = f"cases/{run}/"
     url = f"s3://{BUCKET}/{prefix}"
     journal = scratch / f"exuvia-journal-{BUCKET}_cases_{run}"
-    proc = _fleet(s3, kubeconfig_path, scratch, ns, run, url)
+    proc = _fleet(s3, kubeconfig, scratch, ns, run, url)
     try:
-        # the first pod sealed into the store, the second one's agent streaming
-        first = lab.wait_for(lambda: _sealed(s3, prefix), 600, "a bundle sealed", 0.2)
+        first = lab.wait_for(lambda: _sealed(s3, prefix), 600, "a bundle sealed", 0.05)
         assert len(first) == 1, first
-
-        spool = _next_stream(journal, first[0])
-        proc.send_signal(signal.SIGKILL)
-        _, stderr = proc.communicate(timeout=60)
+        yield MidFleet(proc, scratch, prefix, url, journal, first, _next_stream(journal, first[0]))
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_kill_9_mid_fleet_leaves_a_journal_and_push_finishes_the_case(
+    cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
+) -> None:
+    with _mid_fleet(cluster, s3, kubeconfig_path, tmp_path, "k9", 2) as f:
+        f.proc.send_signal(signal.SIGKILL)
+        _, stderr = f.proc.communicate(timeout=60)
+    proc, scratch, prefix, url, journal = f.proc, f.scratch, f.prefix, f.url, f.journal
+    first, spool = f.first, f.spool
     print(stderr)
     assert proc.returncode == -signal.SIGKILL
     assert stderr.splitlines()[0].startswith(f"exuvia: case journal: {journal}/")
@@ -192,28 +216,14 @@ def test_store_gone_mid_fleet_the_pods_fall_back_into_the_journal(
     bundle is kept in two places; the third pod, whose upload cannot start, is
     captured into the journal as a local bundle. Then the store is back and
     `exuvia push JOURNAL` finishes both, and the case, which verifies there."""
-    run = uuid.uuid4().hex[:6]
-    ns = _pods(cluster, run, "gone", 3, lab.LAB_BIG_IMAGE)
-    scratch = tmp_path / "scratch"
-    scratch.mkdir()
-    prefix = f"cases/{run}/"
-    url = f"s3://{BUCKET}/{prefix}"
-    journal = scratch / f"exuvia-journal-{BUCKET}_cases_{run}"
-    proc = _fleet(s3, kubeconfig_path, scratch, ns, run, url)
-    try:
-        first = lab.wait_for(lambda: _sealed(s3, prefix), 600, "a bundle sealed", 0.05)
-        assert len(first) == 1, first
-
-        spool = _next_stream(journal, first[0])
+    with _mid_fleet(cluster, s3, kubeconfig_path, tmp_path, "gone", 3) as f:
         s3.stop(sig=signal.SIGKILL)
         try:
-            stdout, stderr = proc.communicate(timeout=900)
+            stdout, stderr = f.proc.communicate(timeout=900)
         finally:
             s3.start()
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, scratch, prefix, url, journal = f.proc, f.scratch, f.prefix, f.url, f.journal
+    first, spool = f.first, f.spool
     print(stdout, stderr)
     assert proc.returncode == 2 and "Traceback" not in stderr
     lines = stderr.splitlines()
