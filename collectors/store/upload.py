@@ -44,7 +44,7 @@ class MultipartWriter:
         part_retries: int = 3,
         track_sha256: bool = True,
         on_retry: Callable[[str], None] | None = None,
-        part_checksums: bool | None = None,
+        part_checksums: bool = True,
         fallback: LocalParts | None = None,
         on_fallback: Callable[[str], None] | None = None,
     ) -> None:
@@ -73,11 +73,8 @@ class MultipartWriter:
         self.degraded: StoreError | None = None
         #: the parts uploaded again from ``fallback`` once the store answered
         self.resumed: list[int] = []
-        # One SHA-256 per part checked by the store: over plain http SigV4 signs the
-        # payload's hash (the store recomputes it), over https SigV4 leaves parts
-        # unsigned and the part's x-amz-checksum-sha256 is what the store checks.
-        if part_checksums is None:
-            part_checksums = not (store.endpoint or "").startswith("http://")
+        # One SHA-256 per part, checked by the store: the part carries it as
+        # x-amz-checksum-sha256 (signed), its payload goes unsigned (client.py)
         self.part_checksums = part_checksums
         extra = {"ChecksumAlgorithm": "SHA256"} if self.part_checksums else {}
         resp = store.call(

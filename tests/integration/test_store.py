@@ -397,9 +397,10 @@ def test_a_local_case_pushed_and_verified_as_a_case(s3: S3Server, lab: Any, tmp_
 
 @pytest.mark.parametrize("part_checksums", [True, False])
 def test_multipart_writer_parts_and_checksums(s3: S3Server, part_checksums: bool) -> None:
-    """The writer alone against the real server: parts of 5 MiB, both checksum
-    modes (https sends x-amz-checksum-sha256; http relies on SigV4's payload hash),
-    a wrong part checksum refused by the store, nothing visible before complete."""
+    """The writer alone against the real server: parts of 5 MiB, both request
+    shapes (x-amz-checksum-sha256 with an unsigned payload, exuvia's; or no part
+    checksum and SigV4's payload hash), a wrong part checksum refused by the store,
+    nothing visible before complete."""
     import hashlib  # noqa: PLC0415
 
     from collectors.store.client import Store  # noqa: PLC0415
