@@ -39,7 +39,7 @@ class MultipartWriter:
         *,
         create_args: dict[str, Any] | None = None,
         part_size: int = PART_SIZE,
-        queue_parts: int = 2,
+        queue_parts: int = 1,
         workers: int = 2,
         part_retries: int = 3,
         track_sha256: bool = True,
@@ -64,7 +64,7 @@ class MultipartWriter:
         self._buf = bytearray()
         self._parts: list[dict[str, Any]] = []
         self._error: StoreError | None = None
-        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=queue_parts)
+        self._queue: queue.Queue[tuple[int, bytes | bytearray] | None] = queue.Queue(maxsize=queue_parts)
         self._next_part = 1
         self.closed = False
         self.fallback = fallback
@@ -125,9 +125,10 @@ class MultipartWriter:
             return n
         self._buf += data
         if len(self._buf) >= size:
-            with memoryview(self._buf) as view:
-                part = bytes(view[:size])
-            del self._buf[:size]
+            # the buffer itself becomes the part (botocore takes a bytearray body
+            # as it is): only the tail past the part is copied, never the part
+            part, self._buf = self._buf, self._buf[size:]
+            del part[size:]
             self._send(part)
         return n
 
@@ -140,7 +141,7 @@ class MultipartWriter:
         """Nothing is durable before :meth:`complete`; a part below 5 MiB cannot be sent."""
         self._raise_if_failed()
 
-    def _send(self, part: bytes) -> None:
+    def _send(self, part: bytes | bytearray) -> None:
         if not self._threads:
             self._threads = [
                 threading.Thread(target=self._run, name=f"s3-upload-{i}", daemon=True)
@@ -193,7 +194,7 @@ class MultipartWriter:
         self.on_fallback(f"{err}; the store is not answering: the bundle goes on "
                          f"into {self.fallback.path}, nothing is lost")  # fmt: skip
 
-    def _spill(self, number: int, data: bytes) -> None:
+    def _spill(self, number: int, data: bytes | bytearray) -> None:
         assert self.fallback is not None
         try:
             self.fallback.put(number, data)
@@ -202,7 +203,7 @@ class MultipartWriter:
                 f"{self.degraded}; and keeping the parts locally failed: {err}"
             )
 
-    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+    def _upload_part(self, number: int, data: bytes | bytearray) -> dict[str, Any]:
         sums: dict[str, str] = {}
         if self.part_checksums:
             sums["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
@@ -236,8 +237,7 @@ class MultipartWriter:
         """Send the last part and create the object; returns the store's answer
         (``VersionId``, ``ETag``). The key existing by now is an error."""
         if self._buf or self._next_part == 1:
-            part = bytes(self._buf)
-            self._buf.clear()
+            part, self._buf = self._buf, bytearray()
             self._send(part)
         self._drain()
         self.closed = True
