@@ -140,8 +140,15 @@ def run(  # noqa: PLR0917
                              before=clean, after=clean, ok_codes=(0, 3))  # fmt: skip
     stores = [benchlib.Command("store", [], cwd=work, env=env, ok_codes=(0, 3))]
     if baseline is not None:
-        stores.append(benchlib.Command("store-baseline", [], cwd=work, ok_codes=(0, 3),
-                                       env={**env, "PYTHONPATH": str(baseline.resolve())}))
+        stores.append(
+            benchlib.Command(
+                "store-baseline",
+                [],
+                cwd=work,
+                ok_codes=(0, 3),
+                env={**env, "PYTHONPATH": str(baseline.resolve())},
+            )
+        )
     server_cpus: dict[str, list[float]] = {c.name: [] for c in stores}
     for cmd in stores:
         state: dict[str, Any] = {}
@@ -156,8 +163,11 @@ def run(  # noqa: PLR0917
         def report(cmd: benchlib.Command = cmd, state: dict[str, Any] = state) -> None:
             ended, cpu = time.time_ns(), server_cpu(server) - state["cpu"]
             server_cpus[cmd.name].append(cpu)
-            print(f"  {cmd.name} {state['key']}: server CPU {cpu:.2f}s; "
-                  f"{phases(server, state['key'], state['t0'], ended)}", flush=True)
+            print(
+                f"  {cmd.name} {state['key']}: server CPU {cpu:.2f}s; "
+                f"{phases(server, state['key'], state['t0'], ended)}",
+                flush=True,
+            )
 
         cmd.before, cmd.after = next_key, report
     # one untimed tar warms the page cache for both (as capture_speed.py does)

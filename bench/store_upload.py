@@ -86,8 +86,8 @@ def main() -> None:
                       f"server CPU {srv:.2f}s", flush=True)  # fmt: skip
                 if mode == "checksum":
                     s0, t0 = _server_cpu(server), time.perf_counter()
-                    copy_version(store, "bench", src_key=key, src_version=version,
-                                 size=len(data), dst_key=key + ".sealed", create_args={})  # fmt: skip
+                    copy_version(store, "bench", src_key=key, src_version=version, size=len(data),
+                                 dst_key=key + ".sealed", create_args={})  # fmt: skip
                     copies.append((time.perf_counter() - t0, _server_cpu(server) - s0))
                     print(f"run {i} seal copy: wall {copies[-1][0]:.2f}s, server CPU "
                           f"{copies[-1][1]:.2f}s", flush=True)  # fmt: skip

@@ -28,6 +28,8 @@ from forensics.errors import OutputError
 PART_SIZE = 8 << 20
 MIN_PART = 5 << 20  # S3's smallest part but the last
 _DEFERRED = {signal.SIGINT, signal.SIGTERM}
+#: a part's bytes: a bytearray when gathered from small writes (handed over, not copied)
+Part = bytes | bytearray
 
 
 class MultipartWriter:
@@ -64,7 +66,7 @@ class MultipartWriter:
         self._buf = bytearray()
         self._parts: list[dict[str, Any]] = []
         self._error: StoreError | None = None
-        self._queue: queue.Queue[tuple[int, bytes | bytearray] | None] = queue.Queue(maxsize=queue_parts)
+        self._queue: queue.Queue[tuple[int, Part] | None] = queue.Queue(maxsize=queue_parts)
         self._next_part = 1
         self.closed = False
         self.fallback = fallback
@@ -141,7 +143,7 @@ class MultipartWriter:
         """Nothing is durable before :meth:`complete`; a part below 5 MiB cannot be sent."""
         self._raise_if_failed()
 
-    def _send(self, part: bytes | bytearray) -> None:
+    def _send(self, part: Part) -> None:
         if not self._threads:
             self._threads = [
                 threading.Thread(target=self._run, name=f"s3-upload-{i}", daemon=True)
@@ -194,7 +196,7 @@ class MultipartWriter:
         self.on_fallback(f"{err}; the store is not answering: the bundle goes on "
                          f"into {self.fallback.path}, nothing is lost")  # fmt: skip
 
-    def _spill(self, number: int, data: bytes | bytearray) -> None:
+    def _spill(self, number: int, data: Part) -> None:
         assert self.fallback is not None
         try:
             self.fallback.put(number, data)
@@ -203,7 +205,7 @@ class MultipartWriter:
                 f"{self.degraded}; and keeping the parts locally failed: {err}"
             )
 
-    def _upload_part(self, number: int, data: bytes | bytearray) -> dict[str, Any]:
+    def _upload_part(self, number: int, data: Part) -> dict[str, Any]:
         sums: dict[str, str] = {}
         if self.part_checksums:
             sums["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
