@@ -110,11 +110,13 @@ def phases(server: S3Server, key: str, started_ns: int, ended_ns: int) -> str:
         ts.setdefault(entry["action"], entry["ts_ns"])
     marks = [("start-up+preflight", "store.upload.started"), ("stream", "store.staged"),
              ("seal copy", "store.copied"), ("remove .partial", "bundle.sealed")]  # fmt: skip
-    out, last = [], started_ns
+    out, last, pending = [], started_ns, ""
     for label, action in marks:
-        if action in ts:
-            out.append(f"{label} {(ts[action] - last) / 1e9:.2f}s")
-            last = ts[action]
+        if action not in ts:  # an older checkout's log: the phase is in the next one
+            pending += label + "+"
+            continue
+        out.append(f"{pending}{label} {(ts[action] - last) / 1e9:.2f}s")
+        last, pending = ts[action], ""
     out.append(f"custody put+exit {(ended_ns - last) / 1e9:.2f}s")
     return ", ".join(out)
 
