@@ -27,12 +27,16 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import os
 import shutil
 import signal
+import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,6 +57,9 @@ def main() -> None:
     ap.add_argument("--gib", type=float, default=0.5, help="synthetic: total size")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--compress", choices=("zstd", "none"), default="zstd")
+    ap.add_argument("--baseline-repo", type=Path, metavar="CHECKOUT",
+                    help="also time the store capture from this other checkout, alternating "
+                         "(before/after a change in the same run)")  # fmt: skip
     args = ap.parse_args()
     # a SIGTERM (timeout(1)) still stops the server and removes the container
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -73,7 +80,7 @@ def main() -> None:
         )
         with target as (pid, uri, what):
             print(f"== {what}; store: versitygw posix on {server.endpoint}", flush=True)
-            run(pid, uri, work, server, args.runs, args.compress)
+            run(pid, uri, work, server, args.runs, args.compress, args.baseline_repo)
     finally:
         server.stop()
         shutil.rmtree(work, ignore_errors=True)
@@ -85,7 +92,39 @@ def capture_argv(uri: str, output: str, *extra: str) -> list[str]:
     return argv
 
 
-def run(pid: int, uri: str, work: Path, server: S3Server, runs: int, compress: str) -> None:  # noqa: PLR0917
+def server_cpu(server: S3Server) -> float:
+    """The server's CPU seconds so far (user + system, from /proc)."""
+    assert server.proc is not None
+    fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def phases(server: S3Server, key: str, started_ns: int, ended_ns: int) -> str:
+    """Where a store capture's wall time went, from its custody object's records:
+    start-up + preflight, stream (capture + parts), completion of the ``.partial``
+    (``store.staged``, absent before it was recorded), seal copy, removal, custody put."""
+    body = server.client().get_object(Bucket="bench", Key=key + ".custody.jsonl")["Body"].read()
+    ts = {}
+    for line in body.splitlines():
+        entry = json.loads(line)
+        ts.setdefault(entry["action"], entry["ts_ns"])
+    marks = [("start-up+preflight", "store.upload.started"), ("stream", "store.staged"),
+             ("seal copy", "store.copied"), ("remove .partial", "bundle.sealed")]  # fmt: skip
+    out, last, pending = [], started_ns, ""
+    for label, action in marks:
+        if action not in ts:  # an older checkout's log: the phase is in the next one
+            pending += label + "+"
+            continue
+        out.append(f"{pending}{label} {(ts[action] - last) / 1e9:.2f}s")
+        last, pending = ts[action], ""
+    out.append(f"custody put+exit {(ended_ns - last) / 1e9:.2f}s")
+    return ", ".join(out)
+
+
+def run(  # noqa: PLR0917
+    pid: int, uri: str, work: Path, server: S3Server, runs: int, compress: str,
+    baseline: Path | None,
+) -> None:  # fmt: skip
     out = work / "out.exv"
     env = {"PYTHONPATH": str(REPO), **server.env()}
     extra = ("--compress", compress)
@@ -101,23 +140,50 @@ def run(pid: int, uri: str, work: Path, server: S3Server, runs: int, compress: s
     # 3: sealed with skips recorded (a real tree has some), as in capture_speed.py
     local = benchlib.Command("local", capture_argv(uri, str(out), *extra), cwd=REPO, env=env,
                              before=clean, after=clean, ok_codes=(0, 3))  # fmt: skip
-    store = benchlib.Command("store", [], cwd=work, env=env, ok_codes=(0, 3))
+    stores = [benchlib.Command("store", [], cwd=work, env=env, ok_codes=(0, 3))]
+    if baseline is not None:
+        stores.append(
+            benchlib.Command(
+                "store-baseline",
+                [],
+                cwd=work,
+                ok_codes=(0, 3),
+                env={**env, "PYTHONPATH": str(baseline.resolve())},
+            )
+        )
+    server_cpus: dict[str, list[float]] = {c.name: [] for c in stores}
+    for cmd in stores:
+        state: dict[str, Any] = {}
 
-    def next_key() -> None:  # evidence is never overwritten: a new key each run
-        store.argv = [*capture_argv(uri, f"s3://bench/run{next(numbers)}.exv", *extra),
-                      "--retain", "1h", "--endpoint-url", server.endpoint]  # fmt: skip
+        def next_key(cmd: benchlib.Command = cmd, state: dict[str, Any] = state) -> None:
+            # evidence is never overwritten: a new key each run
+            state["key"] = f"run{next(numbers)}.exv"
+            cmd.argv = [*capture_argv(uri, f"s3://bench/{state['key']}", *extra),
+                        "--retain", "1h", "--endpoint-url", server.endpoint]  # fmt: skip
+            state["cpu"], state["t0"] = server_cpu(server), time.time_ns()
 
-    store.before = next_key
+        def report(cmd: benchlib.Command = cmd, state: dict[str, Any] = state) -> None:
+            ended, cpu = time.time_ns(), server_cpu(server) - state["cpu"]
+            server_cpus[cmd.name].append(cpu)
+            print(
+                f"  {cmd.name} {state['key']}: server CPU {cpu:.2f}s; "
+                f"{phases(server, state['key'], state['t0'], ended)}",
+                flush=True,
+            )
+
+        cmd.before, cmd.after = next_key, report
     # one untimed tar warms the page cache for both (as capture_speed.py does)
     warm = f"tar --one-file-system -cf - -C /proc/{pid}/root . >/dev/null"
     benchlib.measure(benchlib.Command("warm-up", warm, shell=True))
-    res = benchlib.compare([local, store], runs=runs, warmup=False)
+    res = benchlib.compare([local, *stores], runs=runs, warmup=False)
     head = server.client().head_object(Bucket="bench", Key="run0.exv")
     print(f"bundle (--compress {compress}): {head['ContentLength'] / 1e6:.1f} MB in the "
           f"store, {local_bytes[0] / 1e6:.1f} MB on local disk")  # fmt: skip
-    print(res.ratio_line("store", "local", 1.2))
-    print(f"peak RSS over all exuvia's processes: store {res.peak_rss('store'):.0f} MiB "
-          f"(target <= 250), local {res.peak_rss('local'):.0f} MiB")  # fmt: skip
+    for cmd in stores:
+        print(res.ratio_line(cmd.name, "local", 1.2))
+        print(f"peak RSS over all exuvia's processes: {cmd.name} {res.peak_rss(cmd.name):.0f} "
+              f"MiB (target <= 250), local {res.peak_rss('local'):.0f} MiB; server CPU median "
+              f"{statistics.median(server_cpus[cmd.name]):.2f}s")  # fmt: skip
     print(f"after: {benchlib.load_text()}")
 
 

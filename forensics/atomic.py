@@ -20,7 +20,9 @@ from pathlib import Path
 from forensics.errors import OutputError
 
 
-def write_atomic(path: Path, data: bytes, what: str = "file", mode: int = 0o640) -> None:
+def write_atomic(
+    path: Path, data: bytes | bytearray, what: str = "file", mode: int = 0o640
+) -> None:
     """Replace ``path`` with ``data``; OutputError (naming ``what``) on failure."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -218,6 +218,7 @@ def kept_locally(  # noqa: PLR0917 - a local target's and a fleet pod's
         "format": "exuvia-store-fallback", "version": 1,
         "bucket": staging.bucket, "key": staging.key, "upload_id": writer.upload_id,
         "endpoint": writer.store.endpoint, "parts_in_store": writer.uploaded(),
+        "part_checksums": writer.part_checksums,
         "parts_here": kept, "manifest_sha256": manifest_sha, "file_sha256": file_sha,
         "bytes": file_bytes, "complete": complete,
     }  # fmt: skip

@@ -84,6 +84,38 @@ def translate(err: Exception, what: str) -> StoreError:
     return StoreError(f"{what}: {type(err).__name__}: {err}")
 
 
+#: the operations whose body exuvia always sends with its SHA-256 (x-amz-checksum-sha256)
+_CHECKSUMMED_OPS = ("UploadPart", "PutObject")
+_CHECKSUM_HEADER = "x-amz-checksum-sha256"
+
+
+def _unsigned_if_checksummed(request: Any, **_: Any) -> None:
+    """botocore's ``before-sign`` event for an upload whose body carries its SHA-256.
+
+    Over plain http botocore's S3 signer hashes the whole body for SigV4
+    (``X-Amz-Content-SHA256``) although the request already carries the same
+    digest in ``x-amz-checksum-sha256``, a header SigV4 signs like every other.
+    For such a request only, this turns on botocore's own
+    ``s3={"payload_signing_enabled": False}`` (what it does by itself over https
+    for a checksummed upload): the payload is sent as ``UNSIGNED-PAYLOAD`` and the
+    store verifies the body against the signed checksum, refusing it (BadDigest)
+    when a byte differs — one SHA-256 per part on each side instead of two. A
+    request without that header (the completion's part list, deletes) stays signed
+    with its payload hash."""
+    if _CHECKSUM_HEADER not in request.headers:
+        return
+    config = request.context.get("client_config")
+    if config is None:
+        return
+    s3 = dict(getattr(config, "s3", None) or {})
+    if s3.get("payload_signing_enabled") is False:
+        return
+    from botocore.config import Config  # noqa: PLC0415
+
+    s3["payload_signing_enabled"] = False
+    request.context["client_config"] = config.merge(Config(s3=s3))
+
+
 class Store:
     """A bucket-agnostic S3 client; every method raises StoreError only."""
 
@@ -115,6 +147,8 @@ class Store:
                 s3={"addressing_style": "path"},
             )
             self.client: Any = session.client("s3", endpoint_url=endpoint_url, config=config)
+            for op in _CHECKSUMMED_OPS:
+                self.client.meta.events.register(f"before-sign.s3.{op}", _unsigned_if_checksummed)
         except StoreError:
             raise
         except Exception as err:  # noqa: BLE001 - a bad profile or endpoint: one line

@@ -47,7 +47,7 @@ class LocalParts:
     def _part(self, number: int) -> Path:
         return self.path / f"{number:05d}.part"
 
-    def put(self, number: int, data: bytes) -> None:
+    def put(self, number: int, data: bytes | bytearray) -> None:
         if not self._made:
             try:
                 self.path.mkdir(mode=0o750)

@@ -152,7 +152,9 @@ def _finish_split(store: Store, parts: Path, base: S3Url, lock: LockSpec) -> Pus
                        if line.strip()]  # fmt: skip
     target = next((str((e.get("details") or {}).get("target", "")) for e in custody.entries
                    if e.get("action") == "capture.started"), "")  # fmt: skip
-    sums = not (store.endpoint or "").startswith("http://")  # as the upload was created
+    # as the upload was created (an upload.json of before 2026-12-07 does not say:
+    # then parts carried their SHA-256 over https only)
+    sums = bool(doc.get("part_checksums", not (store.endpoint or "").startswith("http://")))
     done = list(doc["parts_in_store"])
     for number in doc["parts_here"]:
         data = (parts / f"{int(number):05d}.part").read_bytes()

@@ -7,7 +7,8 @@ is copied by the store to ``<key>`` (complete) or ``<key>.incomplete``
 (interrupted but sealed) with the retention and ``If-None-Match: *``, the
 ``.partial`` version is removed (or kept, and said), the custody log records
 ``store.copied``, ``store.partial.removed|kept`` and ``bundle.sealed`` (bucket,
-key, version id, hashes, retention), and goes up as ``<final key>.custody.jsonl``
+key, version id, hashes, retention; ``store.staged`` before them: the completed
+``.partial`` and its version), and goes up as ``<final key>.custody.jsonl``
 carrying the manifest's and the file's SHA-256 as metadata.
 """
 
@@ -95,6 +96,8 @@ def seal_staged(
     # from here on the sealed bundle exists as <key>.partial: a failure leaves it there
     meta = {**meta, META_MANIFEST_SHA: digest.manifest_sha256, META_FILE_SHA: digest.file_sha256}
     src_version = staged.get("VersionId")
+    custody.record("store.staged", object=str(staging), version_id=src_version,
+                   bytes=digest.file_bytes)  # fmt: skip
     try:
         done = copy_version(
             store, url.bucket, src_key=staging.key, src_version=src_version,

@@ -28,6 +28,8 @@ from forensics.errors import OutputError
 PART_SIZE = 8 << 20
 MIN_PART = 5 << 20  # S3's smallest part but the last
 _DEFERRED = {signal.SIGINT, signal.SIGTERM}
+#: a part's bytes: a bytearray when gathered from small writes (handed over, not copied)
+Part = bytes | bytearray
 
 
 class MultipartWriter:
@@ -39,12 +41,12 @@ class MultipartWriter:
         *,
         create_args: dict[str, Any] | None = None,
         part_size: int = PART_SIZE,
-        queue_parts: int = 2,
+        queue_parts: int = 1,
         workers: int = 2,
         part_retries: int = 3,
         track_sha256: bool = True,
         on_retry: Callable[[str], None] | None = None,
-        part_checksums: bool | None = None,
+        part_checksums: bool = True,
         fallback: LocalParts | None = None,
         on_fallback: Callable[[str], None] | None = None,
     ) -> None:
@@ -64,7 +66,7 @@ class MultipartWriter:
         self._buf = bytearray()
         self._parts: list[dict[str, Any]] = []
         self._error: StoreError | None = None
-        self._queue: queue.Queue[tuple[int, bytes] | None] = queue.Queue(maxsize=queue_parts)
+        self._queue: queue.Queue[tuple[int, Part] | None] = queue.Queue(maxsize=queue_parts)
         self._next_part = 1
         self.closed = False
         self.fallback = fallback
@@ -73,11 +75,8 @@ class MultipartWriter:
         self.degraded: StoreError | None = None
         #: the parts uploaded again from ``fallback`` once the store answered
         self.resumed: list[int] = []
-        # One SHA-256 per part checked by the store: over plain http SigV4 signs the
-        # payload's hash (the store recomputes it), over https SigV4 leaves parts
-        # unsigned and the part's x-amz-checksum-sha256 is what the store checks.
-        if part_checksums is None:
-            part_checksums = not (store.endpoint or "").startswith("http://")
+        # One SHA-256 per part, checked by the store: the part carries it as
+        # x-amz-checksum-sha256 (signed), its payload goes unsigned (client.py)
         self.part_checksums = part_checksums
         extra = {"ChecksumAlgorithm": "SHA256"} if self.part_checksums else {}
         resp = store.call(
@@ -128,9 +127,10 @@ class MultipartWriter:
             return n
         self._buf += data
         if len(self._buf) >= size:
-            with memoryview(self._buf) as view:
-                part = bytes(view[:size])
-            del self._buf[:size]
+            # the buffer itself becomes the part (botocore takes a bytearray body
+            # as it is): only the tail past the part is copied, never the part
+            part, self._buf = self._buf, self._buf[size:]
+            del part[size:]
             self._send(part)
         return n
 
@@ -143,7 +143,7 @@ class MultipartWriter:
         """Nothing is durable before :meth:`complete`; a part below 5 MiB cannot be sent."""
         self._raise_if_failed()
 
-    def _send(self, part: bytes) -> None:
+    def _send(self, part: Part) -> None:
         if not self._threads:
             self._threads = [
                 threading.Thread(target=self._run, name=f"s3-upload-{i}", daemon=True)
@@ -196,7 +196,7 @@ class MultipartWriter:
         self.on_fallback(f"{err}; the store is not answering: the bundle goes on "
                          f"into {self.fallback.path}, nothing is lost")  # fmt: skip
 
-    def _spill(self, number: int, data: bytes) -> None:
+    def _spill(self, number: int, data: Part) -> None:
         assert self.fallback is not None
         try:
             self.fallback.put(number, data)
@@ -205,7 +205,7 @@ class MultipartWriter:
                 f"{self.degraded}; and keeping the parts locally failed: {err}"
             )
 
-    def _upload_part(self, number: int, data: bytes) -> dict[str, Any]:
+    def _upload_part(self, number: int, data: Part) -> dict[str, Any]:
         sums: dict[str, str] = {}
         if self.part_checksums:
             sums["ChecksumSHA256"] = base64.b64encode(hashlib.sha256(data).digest()).decode()
@@ -239,8 +239,7 @@ class MultipartWriter:
         """Send the last part and create the object; returns the store's answer
         (``VersionId``, ``ETag``). The key existing by now is an error."""
         if self._buf or self._next_part == 1:
-            part = bytes(self._buf)
-            self._buf.clear()
+            part, self._buf = self._buf, bytearray()
             self._send(part)
         self._drain()
         self.closed = True
