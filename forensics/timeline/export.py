@@ -401,6 +401,8 @@ def prepare_l2t(tl: Timeline, limit: int | None = None) -> bool:
         return True
     if limit is not None and limit < l2tsql.FILL_MIN:
         return False
+    if tl.con.in_transaction:  # its read lock would keep the fill's commit waiting
+        tl.con.commit()
     return l2tsql.fill(tl.path)
 
 

@@ -163,6 +163,9 @@ def _tables(tl: Timeline) -> None:
     con.executemany("INSERT INTO temp.x_flags VALUES (?, ?, ?, ?)", flags)
     members = [(mid, name, compact(name), _csv_cell(name)) for mid, name in tl._members.items()]
     con.executemany("INSERT INTO temp.x_members VALUES (?, ?, ?, ?)", members)
+    # the INSERTs opened a transaction (the sqlite3 module's): ended here, or its read
+    # lock on the store would outlast the export and keep a writer out (l2tsql.fill)
+    con.commit()
 
 
 def _select(  # noqa: PLR0917

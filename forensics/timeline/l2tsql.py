@@ -50,9 +50,10 @@ from forensics.timeline.store import BUILDING_KEY
 #: a new name, and the old table is dropped when the new one is made)
 TABLE = "l2t_v1"
 _OLD_TABLES = ("l2t",)
-#: how long a fill waits for another connection's lock (a reader of the store, or a
-#: second export making the same table) before the export goes without it
-LOCK_WAIT_S = 5.0
+#: how long a fill waits for another connection's lock (a reader of the store in the
+#: middle of a statement, or a second export making the same table) before the
+#: export goes without it
+LOCK_WAIT_S = 2.0
 #: an export of fewer lines than this (``--limit``) does not make the table
 FILL_MIN = 10_000
 #: rows written at a time (``progress`` is called after each batch)

@@ -281,3 +281,18 @@ def test_a_record_the_formats_cannot_render_gets_none(attrs: str) -> None:
 def test_a_nul_in_the_path_or_message_gets_none() -> None:
     assert l2tsql.formats("/a\x00b", "/a (file)", "{}") is None
     assert l2tsql.formats("/a", "/a\x00 (file)", "{}") is None
+
+
+def test_an_earlier_export_on_the_same_connection_does_not_keep_the_fill_out(
+    store: Path, tmp_path: Path
+) -> None:
+    """Another format exported first on the same connection (as the replay UI does)
+    left no read transaction open: its lock would have kept the fill's commit waiting
+    (LOCK_WAIT_S), then out."""
+    with Timeline(store) as tl:
+        write_export(tl, Query(), "csv", tmp_path / "a.csv", limit=5)
+        assert not tl.con.in_transaction
+        start = time.monotonic()
+        _export(tl, tmp_path / "a.l2tcsv")
+        assert l2tsql.present(tl.con)
+        assert time.monotonic() - start < l2tsql.LOCK_WAIT_S
