@@ -47,9 +47,8 @@ from typing import Any
 from forensics.timeline.store import BUILDING_KEY
 
 #: the side table (its name carries the version of the formats: a change of them is
-#: a new name, and the old table is dropped when the new one is made)
+#: a new name, so a store's older table is never read as the new one)
 TABLE = "l2t_v1"
-_OLD_TABLES = ("l2t",)
 #: how long a fill waits for another connection's lock (a reader of the store in the
 #: middle of a statement, or a second export making the same table) before the
 #: export goes without it
@@ -183,8 +182,6 @@ def fill(path: Path, progress: Callable[[int], None] | None = None) -> bool:
             if building.fetchone() is not None:
                 con.execute("ROLLBACK")
                 return False
-            for old in _OLD_TABLES:
-                con.execute(f"DROP TABLE IF EXISTS main.{old}")
             con.execute(
                 f"CREATE TABLE main.{TABLE}"
                 "(id INTEGER PRIMARY KEY, line TEXT NOT NULL, extra TEXT NOT NULL)"
