@@ -47,6 +47,7 @@ from forensics.timeline.export import (
     bodyfile_line,
     csv_row,
     l2t_row,
+    prepare_l2t,
     timesketch_record,
     write_atomically,
 )
@@ -394,6 +395,9 @@ def write_case_export(
 
         return write_in_two(f, out, child, lambda: _fast_export(sel, q, fmt, f, None, ("<", at)))
 
+    if fmt == "l2tcsv" and notes is None:  # each bundle's l2tcsv record formats
+        for _w, tl in ct._selected(chosen):
+            prepare_l2t(tl, limit)
     # one pass over every store: SQLite's bounded page cache, not memory maps whose
     # pages would all count in the process's RSS (as write_export does)
     for _w, tl in ct.parts:
@@ -530,7 +534,10 @@ def _fast_export(  # noqa: PLR0917
         return full + "\n" if full.isprintable() else None
 
     params = [{"host": sql_x._csv_cell(label or "-")} for label, _t in hosts]
-    with rows(sql_x._L2T_LINE, sql_x._L2T_EXTRA, params) as merged:
+    # each bundle's record formats when its store has them (export.prepare_l2t)
+    with casemerge.merged(
+        tls, q, sql_x._L2T_LINE, sql_x._L2T_EXTRA, params, limit, split, sql_x.l2t_sql
+    ) as merged:
         return fast.write_sql_lines(tls, merged, f, l2t_line, py_l2t)
 
 

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import sqlite3
 from bisect import bisect_left
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from itertools import chain
 from operator import itemgetter
@@ -56,11 +56,13 @@ def select_sql(  # noqa: PLR0917
     params: Mapping[str, Any] | None = None,
     limit: int | None = None,
     split: Split = None,
+    joins: str = "",
 ) -> tuple[str, dict[str, Any]]:
     """The SELECT (and its parameters) of bundle ``k``'s selected events (of ``split``'s
     part) as :data:`Merged` rows in its time order; ``line`` and ``extra`` are SQL over
-    ``e``, ``r``, ``k``, ``fl`` and ``m`` as in exportsql, ``params`` the values they
-    bind for this bundle. The export's temporary tables are made on ``tl``'s connection."""
+    ``e``, ``r``, ``k``, ``fl`` and ``m`` as in exportsql (and the tables of ``joins``),
+    ``params`` the values they bind for this bundle. The export's temporary tables are
+    made on ``tl``'s connection."""
     sql_x._tables(tl)
     s = tl._sql(q)
     if split is not None:
@@ -72,7 +74,8 @@ def select_sql(  # noqa: PLR0917
     sql = (
         f"SELECT e.ts, {int(k)}, e.id, CASE WHEN {fast} THEN {line} END, {last}"
         f" FROM {tl._from(s)}"
-        f" JOIN records r ON r.id = e.id >> 2{sql_x._JOINS}{tl._where(s)} ORDER BY e.ts, e.id"
+        f" JOIN records r ON r.id = e.id >> 2{sql_x._JOINS}{joins}{tl._where(s)}"
+        " ORDER BY e.ts, e.id"
     )
     if limit is not None:  # the case's first N events are among each bundle's first N
         sql += " LIMIT :limit"
@@ -142,13 +145,18 @@ def merged(  # noqa: PLR0917
     params: Sequence[Mapping[str, Any]] | None = None,
     limit: int | None = None,
     split: Split = None,
+    pick: Callable[[Timeline], tuple[str, str, str]] | None = None,
 ) -> Iterator[_Rows]:
     """Every selected event of ``tls`` (a case's bundles, in its order) as :data:`Merged`
     rows in case order (time, bundle, event id), from something with ``fetchmany``;
-    ``params``: per bundle, the values ``line`` and ``extra`` bind (as ``:tail``)."""
+    ``params``: per bundle, the values ``line`` and ``extra`` bind (as ``:tail``);
+    ``pick``: per bundle's store, its own (line, extra, joins) instead."""
     cursors = []
     for k, tl in enumerate(tls):
-        sql, bound = select_sql(tl, k, q, line, extra, params[k] if params else None, limit, split)
+        own_line, own_extra, joins = (line, extra, "") if pick is None else pick(tl)
+        sql, bound = select_sql(
+            tl, k, q, own_line, own_extra, params[k] if params else None, limit, split, joins
+        )
         cursors.append(tl.con.execute(sql, bound))
     try:
         yield _Rows(blocks(cursors), limit)

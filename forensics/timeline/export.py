@@ -39,6 +39,7 @@ from forensics.bundle.format import decode_path
 from forensics.errors import OutputError
 from forensics.timeline import exportfast as fast
 from forensics.timeline import exportsql as fastsql
+from forensics.timeline import l2tsql
 from forensics.timeline.events import Event, event_key
 from forensics.timeline.exportfast import compact
 from forensics.timeline.exportpart import PARALLEL_MIN, PartWriter, write_in_two
@@ -380,6 +381,8 @@ def write_export(
             lambda: part_lines(tl, q, fmt, f, host or "-", ("<", key)),
         )
 
+    if fmt == "l2tcsv" and notes is None:
+        prepare_l2t(tl, limit)
     # one pass over the whole store: read through SQLite's bounded page cache, not a
     # memory map whose pages would all count in the process's RSS
     tl.con.execute("PRAGMA mmap_size = 0")
@@ -387,6 +390,20 @@ def write_export(
         return write_atomically(out, body)
     finally:
         tl.con.execute(f"PRAGMA mmap_size = {MMAP_SIZE}")
+
+
+def prepare_l2t(tl: Timeline, limit: int | None = None) -> bool:
+    """Before an l2tcsv export of ``tl``: its file records' l2tcsv formats made once
+    (:func:`forensics.timeline.l2tsql.fill`) unless the store has them, or the export
+    is short (``limit`` under :data:`~forensics.timeline.l2tsql.FILL_MIN`); whether
+    the store has them now (False: the export takes the general SQL, same bytes)."""
+    if l2tsql.present(tl.con):
+        return True
+    if limit is not None and limit < l2tsql.FILL_MIN:
+        return False
+    if tl.con.in_transaction:  # its read lock would keep the fill's commit waiting
+        tl.con.commit()
+    return l2tsql.fill(tl.path)
 
 
 def _split_key(

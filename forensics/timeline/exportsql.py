@@ -27,6 +27,7 @@ import io
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
+from forensics.timeline import l2tsql
 from forensics.timeline.events import FLAG_NAMES, flag_names, kind_names, macb
 from forensics.timeline.events import KIND_DESCRIPTIONS as _DESC
 from forensics.timeline.exportfast import Row, compact
@@ -118,6 +119,14 @@ _L2T_EXTRA = (
 )
 
 
+def l2t_sql(tl: Timeline) -> tuple[str, str, str]:
+    """The l2tcsv line and extra SQL for ``tl``'s store, and the join they need: the
+    record formats (l2tsql) when the store has them."""
+    if l2tsql.present(tl.con):
+        return l2tsql.EXPORT_LINE, l2tsql.EXPORT_EXTRA, l2tsql.JOIN
+    return _L2T_LINE, _L2T_EXTRA, ""
+
+
 def _tables(tl: Timeline) -> None:
     """The temporary per-value tables (kinds, flags, members) on ``tl``'s connection."""
     con = tl.con
@@ -154,6 +163,9 @@ def _tables(tl: Timeline) -> None:
     con.executemany("INSERT INTO temp.x_flags VALUES (?, ?, ?, ?)", flags)
     members = [(mid, name, compact(name), _csv_cell(name)) for mid, name in tl._members.items()]
     con.executemany("INSERT INTO temp.x_members VALUES (?, ?, ?, ?)", members)
+    # the INSERTs opened a transaction (the sqlite3 module's): ended here, or its read
+    # lock on the store would outlast the export and keep a writer out (l2tsql.fill)
+    con.commit()
 
 
 def _select(  # noqa: PLR0917
@@ -163,10 +175,12 @@ def _select(  # noqa: PLR0917
     line: str,
     extra: str = "NULL",
     part: Part = None,
+    joins: str = "",
     **params: Any,
 ) -> Iterator[tuple[Any, ...]]:
     """(line or NULL, extra, event id) for each selected event, in timeline order;
-    with ``part`` = ("<" or ">=", (ts, id)), only those before or from that event."""
+    with ``part`` = ("<" or ">=", (ts, id)), only those before or from that event;
+    ``joins``: more tables the line or extra reads."""
     s = tl._sql(q)
     if part is not None:
         op = "<" if part[0] == "<" else ">="
@@ -175,7 +189,7 @@ def _select(  # noqa: PLR0917
     sql = (
         f"SELECT CASE WHEN {_FAST} THEN {line} END, CASE WHEN {_FAST} THEN {extra} END, e.id"
         f" FROM {tl._from(s)}"
-        f" JOIN records r ON r.id = e.id >> 2{_JOINS}{tl._where(s)} ORDER BY e.ts, e.id"
+        f" JOIN records r ON r.id = e.id >> 2{_JOINS}{joins}{tl._where(s)} ORDER BY e.ts, e.id"
     )
     if limit is not None:
         sql += " LIMIT :limit"
@@ -295,9 +309,12 @@ def l2t_lines(  # noqa: PLR0917
     slow: Callable[[Row], str],
     part: Part = None,
 ) -> int:
-    """plaso l2tcsv lines after its header (as exportfast.l2t_rows)."""
+    """plaso l2tcsv lines after its header (as exportfast.l2t_rows): from the record
+    formats of :mod:`forensics.timeline.l2tsql` when the store has them, else from
+    the stored fields by :data:`_L2T_LINE` and :data:`_L2T_EXTRA`."""
     _tables(tl)
-    cur = _select(tl, q, limit, _L2T_LINE, _L2T_EXTRA, part, host=_csv_cell(host or "-"))
+    line, extra, joins = l2t_sql(tl)
+    cur = _select(tl, q, limit, line, extra, part, joins, host=_csv_cell(host or "-"))
     return _write(tl, cur, f, slow, csv_cells=True, extra=True)
 
 

@@ -19,6 +19,9 @@ Tables (schema version :data:`SCHEMA_VERSION`):
     on ``ts``: ``ORDER BY ts, id`` is the timeline's order.
 ``fts``
     FTS5 over each record's entity and message (contentless; rowid = record id).
+``l2t_v1`` (optional)
+    not made by the build: the first l2tcsv export of the store adds it, the
+    l2tcsv formats of each file record (:mod:`forensics.timeline.l2tsql`).
 ``members``, ``problems``, ``meta``
     member names for refs; what could not be used (the first
     :data:`~forensics.timeline.sink.MAX_PROBLEMS`; every one is counted in the

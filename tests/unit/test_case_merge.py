@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from forensics.errors import OutputError
-from forensics.timeline import Query, casemerge
+from forensics.timeline import Query, casemerge, exportsql, l2tsql
 from forensics.timeline import case as case_mod
 from forensics.timeline.case import open_case_timeline, write_case_export
 from tests.unit.test_case_diff import make_case, replica
@@ -164,3 +164,33 @@ def test_a_failed_second_process_fails_the_case_export(
     with open_case_timeline(many) as ct, pytest.raises(OutputError, match="second half"):
         write_case_export(ct, Query(), "jsonl", d / "x.jsonl")
     assert list(d.iterdir()) == []
+
+
+def test_l2tcsv_uses_each_bundles_record_formats(many: Path, tmp_path: Path) -> None:
+    """A case's l2tcsv export makes each bundle's l2tcsv record formats (l2tsql) as a
+    bundle's own does, and reads them where a store has them: the same bytes with
+    some stores having them and others not, and the SQL, not Python, wrote the lines."""
+    with open_case_timeline(many) as ct:
+        for _w, tl in ct.parts:  # as built: no table (an earlier test may have made it)
+            con = sqlite3.connect(tl.path)
+            con.execute(f"DROP TABLE IF EXISTS {l2tsql.TABLE}")
+            con.commit()
+            con.close()
+        assert l2tsql.fill(ct.parts[0][1].path)
+        short, whole = tmp_path / "s.l2tcsv", tmp_path / "t.l2tcsv"
+        write_case_export(ct, Query(), "l2tcsv", short, limit=30)  # short: makes none
+        assert [l2tsql.present(tl.con) for _w, tl in ct.parts] == [True] + [False] * (MANY - 1)
+        write_case_export(ct, Query(), "l2tcsv", whole)
+        assert all(l2tsql.present(tl.con) for _w, tl in ct.parts)
+        # (the reference last: its half-read cursors would hold the stores' read locks)
+        assert whole.read_text().splitlines(keepends=True) == _general_lines(ct, Query(), "l2tcsv")
+        assert short.read_text().splitlines(keepends=True) == _general_lines(
+            ct, Query(), "l2tcsv", 30
+        )
+        tls = [tl for _w, tl in ct.parts]
+        params = [{"host": "h"} for _ in tls]
+        fs = Query(sources=("fs",))
+        with casemerge.merged(tls, fs, "NULL", "NULL", params, pick=exportsql.l2t_sql) as rows:
+            got = [row for block in iter(lambda: rows.fetchmany(0), []) for row in block]
+        assert got
+        assert all(line is not None and extra is not None for *_k, line, extra in got)
