@@ -45,7 +45,7 @@ from forensics.errors import (
     TargetGone,
 )
 from forensics.jsonfast import dumps
-from forensics.records import Record, Skip
+from forensics.records import Record, RecordLine, Skip
 from forensics.timeutil import CLOCK_SOURCE, iso_ns, now_ns
 
 if TYPE_CHECKING:  # the in-pod agent never signs and need not load cryptography
@@ -176,7 +176,7 @@ class Capture:
 
     # -- helpers -----------------------------------------------------------------
     def _jsonl(
-        self, writer: BundleWriter, collector: str, items: Iterable[Record | Skip]
+        self, writer: BundleWriter, collector: str, items: Iterable[Record | RecordLine | Skip]
     ) -> list[Record]:
         """Write a collector's records as chunk members ``artifacts/<collector>/NNNNNN.jsonl``
         (each written before the next checkpoint, so a kill loses none it covers);
@@ -186,6 +186,12 @@ class Capture:
         chunks = RecordChunks(writer, collector)
         try:
             for item in items:
+                if isinstance(item, RecordLine):  # the filesystem's, encoded in its reader
+                    chunks.add(item.line)
+                    self.counts[collector] += 1
+                    if keep:
+                        kept.append(Record(item.kind, item.data))
+                    continue
                 if isinstance(item, Skip):
                     self.skips.add(item)
                     continue
@@ -613,7 +619,9 @@ def _open_root(path: str) -> int:
         return os.open(path, flags)
 
 
-def _split_yara(items: Iterable[Record | Skip], out: list[Record]) -> Iterator[Record | Skip]:
+def _split_yara(
+    items: Iterable[Record | RecordLine | Skip], out: list[Record]
+) -> Iterator[Record | RecordLine | Skip]:
     """The filesystem's records, with the ``--scan`` records each file's record carries
     (``yara``) moved to ``out`` (the yara collector's records)."""
     for item in items:

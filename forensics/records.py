@@ -7,8 +7,9 @@ mediator decides where they go (plaso's parser/mediator split).
 from __future__ import annotations
 
 import errno as errno_mod
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,6 +18,25 @@ class Record:
 
     kind: str
     data: dict[str, Any]
+
+
+class RecordLine(NamedTuple):
+    """A record already encoded as the capture writes it: ``line`` is
+    ``jsonfast.dumps({"kind": kind, **data})`` and a newline.
+
+    The filesystem reader process sends its records so (collectors/fs/record_line.py),
+    and the capture writes the line as it is; :attr:`data` decodes it for anyone
+    who wants the fields.
+    """
+
+    kind: str
+    line: bytes
+
+    @property
+    def data(self) -> dict[str, Any]:
+        fields: dict[str, Any] = json.loads(self.line)
+        del fields["kind"]
+        return fields
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ from collectors.fs.statx import Stat
 from collectors.fs.walk import COLLECTOR, O_NOATIME, WalkEntry, Whiteout, walk
 from forensics.bundle.format import file_member_name
 from forensics.bundle.writer import SMALL, BundleWriter, MemberWriter
-from forensics.records import Record, Skip, skip_from_oserror
+from forensics.records import Record, RecordLine, Skip, skip_from_oserror
 from forensics.textsafe import bytes_field
 
 FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -126,11 +126,12 @@ class FilesystemAcquirer:
 
     def run(
         self, root_fd: int, no_descend: frozenset[bytes], upper_fd: int | None
-    ) -> Iterator[Record | Skip]:
+    ) -> Iterator[Record | RecordLine | Skip]:
         """Records and skips of every entry below ``root_fd``, in walk order.
 
         With ``reader_process`` the walk, reads and hashing run in a forked
-        process (collectors/fs/reader_process.py) and only the writing here.
+        process (collectors/fs/reader_process.py) and only the writing here;
+        its ``fs_entry`` records come already encoded, as :class:`RecordLine`.
         """
         if self.reader_process:
             return run_in_reader(self, root_fd, no_descend, upper_fd)

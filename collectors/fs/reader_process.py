@@ -32,9 +32,10 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, NoReturn
 
+from collectors.fs.record_line import LineEncoder
 from forensics.bundle.whole import Mask, defer_signals, restore_signals
 from forensics.bundle.writer import CHUNK, MemberEntry, MemberStream, padded, read_up_to
-from forensics.records import Record, Skip
+from forensics.records import Record, RecordLine, Skip
 
 if TYPE_CHECKING:
     from collectors.fs.acquire import FilesystemAcquirer, FsStats
@@ -242,9 +243,15 @@ def _child(
             progress_chan = chan
             acq._progress = lambda st: progress_chan.op(("p", _snapshot(st)))
         op = chan.op
+        # records go as their JSON lines (smaller to send, written as they are);
+        # one with --scan's matches keeps its dict: the capture moves them out
+        encode_line = LineEncoder("fs_entry")
         for item in acq.run_here(root_fd, no_descend, upper_fd):
             if isinstance(item, Record):
-                op(("r", item.kind, item.data))
+                if item.kind == "fs_entry" and "yara" not in item.data:
+                    op(("j", encode_line(item.data)))
+                else:
+                    op(("r", item.kind, item.data))
             else:
                 op(("s", item.collector, item.subject, item.reason, item.errno, item.extra))
         for line in acq.elf.spooled_lines():
@@ -267,8 +274,9 @@ def _child(
 
 def run_in_reader(
     acq: FilesystemAcquirer, root_fd: int, no_descend: frozenset[bytes], upper_fd: int | None
-) -> Iterator[Record | Skip]:
-    """What ``acq.run`` yields, with the walk, reads and hashing in a reader process.
+) -> Iterator[Record | RecordLine | Skip]:
+    """What ``acq.run`` yields, with the walk, reads and hashing in a reader process;
+    ``fs_entry`` records come as :class:`RecordLine` (the same JSON).
 
     Members are written to ``acq.writer`` here; ``acq.stats`` and ``acq.elf``
     hold the reader's figures and ELF records when this generator is exhausted.
@@ -312,7 +320,9 @@ def run_in_reader(
             slot, ops = marshal.loads(stream.read(int.from_bytes(head, "little")))  # noqa: S302
             for op in ops:
                 kind = op[0]
-                if kind == "r":
+                if kind == "j":
+                    yield RecordLine("fs_entry", op[1])
+                elif kind == "r":
                     yield Record(op[1], op[2])
                 elif kind == "m":
                     off = op[3]

@@ -19,7 +19,8 @@ from collectors.fs.policy import CopyPolicy
 from collectors.fs.reader_process import NSLOTS, SLOT, ProxyWriter, ReaderFailed, _Channel
 from forensics.bundle import BundleWriter, verify_bundle
 from forensics.bundle.writer import CHUNK, SMALL
-from forensics.records import Record, Skip
+from forensics.jsonfast import dumps
+from forensics.records import Record, RecordLine, Skip
 from tests.support.bundles import member
 
 
@@ -59,12 +60,25 @@ def _acquire(
         # O_NOATIME: the first run must not change what the second one records
         fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY | os.O_NOATIME)
         try:
-            items = list(acq.run(fd, frozenset(), None))
+            items = [_as_record(i) for i in acq.run(fd, frozenset(), None)]
         finally:
             os.close(fd)
         elf = list(acq.elf.records())
         w.finish({"complete": True})
     return items, vars(acq.stats), elf
+
+
+#: the JSON lines the reader process sent, by path (filled by _as_record)
+_LINES: dict[str, bytes] = {}
+
+
+def _as_record(item: Record | RecordLine | Skip) -> Record | Skip:
+    """The reader process sends fs_entry records as JSON lines: compare their fields."""
+    if isinstance(item, RecordLine):
+        rec = Record(item.kind, item.data)
+        _LINES[rec.data["path"]] = item.line
+        return rec
+    return item
 
 
 def _no_link_atime(items: list[Record | Skip]) -> list[Record | Skip]:
@@ -86,9 +100,17 @@ def test_reader_process_gives_what_the_acquirer_gives_in_process(
     files = _tree(root)
     before = _children()
     here, here_stats, here_elf = _acquire(root, tmp_path / "here.exv", policy, False)
+    _LINES.clear()
     split, split_stats, split_elf = _acquire(root, tmp_path / "split.exv", policy, True)
     # readlink(2) has no O_NOATIME: the first run's read of the link moved its atime
     assert _no_link_atime(split) == _no_link_atime(here)
+    # and each line sent is the bytes the capture wrote from the in-process dict
+    sent = 0
+    for rec in here:
+        if isinstance(rec, Record) and rec.data["type"] != "symlink":
+            assert _LINES[rec.data["path"]] == dumps({"kind": rec.kind, **rec.data}) + b"\n"
+            sent += 1
+    assert sent > 30
     assert split_stats == here_stats
     assert split_elf == here_elf
     assert (len(split_elf) == 1) == (policy == "none")
@@ -129,7 +151,7 @@ def test_stopping_early_kills_and_reaps_the_reader_process(tmp_path: Path) -> No
             items = acq.run(fd, frozenset(), None)
             assert isinstance(items, types.GeneratorType)
             first = next(items)
-            assert isinstance(first, Record) and first.data["path"] == "/"
+            assert isinstance(first, RecordLine) and first.data["path"] == "/"
             assert len(_children() - before) == 1
             items.close()
         finally:
