@@ -10,9 +10,11 @@ gone at the end, or the client killed with ``kill -9``) the same call, through
 
 * a journal never sealed (the client was killed): each pod still ``capturing``
   is looked for in the store: a sealed ``NAME.exv`` / ``NAME.exv.incomplete``
-  (its hashes are the object's metadata) is recorded as such; anything else is
-  ``failed``, the reason saying what is left where (an unfinished upload, a
-  ``.partial`` object, the agent's spool in the journal). Pods not started are
+  (its hashes are the object's metadata) is recorded as such; else its agent's
+  spool kept here is salvaged into the store as ``NAME.exv.incomplete``
+  (collectors/store/journal_salvage.py) and recorded ``incomplete``; anything
+  else is ``failed``, the reason saying what is left where (an unfinished
+  upload, a ``.partial`` object, a spool nothing in which is vouched for). Pods not started are
   ``failed``, ``not started: …``. The case is sealed ``interrupted``.
 * a bundle sealed while the store was gone and kept in two places
   (``NAME.exv.partial.parts/upload.json``: an unfinished upload, and the parts
@@ -21,6 +23,8 @@ gone at the end, or the client killed with ``kill -9``) the same call, through
 * bundles kept in the journal go up as ``exuvia push`` sends any bundle
   (verified first, read back after), with their custody sidecars and, with
   ``--scan``, their scan results (``NAME.exv.yara.json``, scanned in the journal);
+* with ``--scan`` (the rules recorded in ``store.case``), each bundle now in the
+  store without results beside it is scanned there (collectors/store/journal_scan.py);
 * then ``case.custody.jsonl``, ``case.json.sig`` and ``case.json`` last, with
   the retention and ``If-None-Match: *``.
 
@@ -48,6 +52,7 @@ from collectors.store.journal_salvage import (
     salvage_spool,
     spool_of,
 )
+from collectors.store.journal_scan import scan_finished
 from collectors.store.lock import LockSpec
 from collectors.store.push import Pushed, push_bundle, read_back_sha256
 from collectors.store.seal import (
@@ -134,6 +139,8 @@ def push_journal(
                                                 until, present))  # fmt: skip
         stored = [p.url.rsplit("/", 1)[-1] for p in pushed[split:]]
         pushed.extend(scans)
+        # --scan: what the fleet could not scan in the store (collectors/store/journal_scan.py)
+        pushed.extend(scan_finished(store, directory, base, lock, doc, present))
         for name in (CUSTODY_FILE, SIGNATURE_FILE, CASE_FILE):  # case.json last
             if (directory / name).exists():
                 pushed.append(_put_case_file(store, directory / name, base.child(name), lock,
