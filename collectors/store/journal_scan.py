@@ -15,7 +15,6 @@ recorded ``bundle.scan_failed`` (unscanned), never a traceback.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,7 @@ from collectors.store.push import Pushed
 from collectors.store.seal import SCAN_SUFFIX
 from collectors.store.uri import S3Url
 from forensics.case.format import COMPLETE, CUSTODY_FILE, INCOMPLETE
-from forensics.case.writer import AppendingCustody
+from forensics.case.writer import AppendingCustody, read_custody_entries
 from forensics.custody import default_operator
 from forensics.errors import ExuviaError
 
@@ -106,18 +105,9 @@ def _rules(recorded: dict[str, Any]) -> tuple[Any, str]:
 
 def _entries(directory: Path) -> list[dict[str, Any]]:
     try:
-        lines = (directory / CUSTODY_FILE).read_bytes().splitlines()
-    except OSError:
+        return read_custody_entries(directory / CUSTODY_FILE)
+    except ExuviaError:
         return []
-    out = []
-    for line in lines:
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict):
-            out.append(entry)
-    return out
 
 
 def _custody(directory: Path) -> AppendingCustody:
