@@ -64,6 +64,9 @@ class FleetStoreSink:
         #: the case journal (not made before the preflight)
         self.local = state_dir / journal_name(self.base)
         self._made = False
+        #: ``--scan``: the rules (absolute path, SHA-256), recorded in ``store.case`` so
+        #: that ``exuvia push JOURNAL`` scans the bundles it finishes with the same rules
+        self.scan: dict[str, Any] | None = None
 
     @property
     def location(self) -> str:
@@ -126,7 +129,8 @@ class FleetStoreSink:
 
     def describe(self) -> dict[str, Any]:
         return {"url": str(self.base), "endpoint": self.store.endpoint,
-                "journal": str(self.local), **self.lock.describe(self.lock.until())}  # fmt: skip
+                "journal": str(self.local), **self.lock.describe(self.lock.until()),
+                **({"scan": self.scan} if self.scan else {})}  # fmt: skip
 
 
 class _PodCapture:

@@ -10,9 +10,11 @@ gone at the end, or the client killed with ``kill -9``) the same call, through
 
 * a journal never sealed (the client was killed): each pod still ``capturing``
   is looked for in the store: a sealed ``NAME.exv`` / ``NAME.exv.incomplete``
-  (its hashes are the object's metadata) is recorded as such; anything else is
-  ``failed``, the reason saying what is left where (an unfinished upload, a
-  ``.partial`` object, the agent's spool in the journal). Pods not started are
+  (its hashes are the object's metadata) is recorded as such; else its agent's
+  spool kept here is salvaged into the store as ``NAME.exv.incomplete``
+  (collectors/store/journal_salvage.py) and recorded ``incomplete``; anything
+  else is ``failed``, the reason saying what is left where (an unfinished
+  upload, a ``.partial`` object, a spool nothing in which is vouched for). Pods not started are
   ``failed``, ``not started: …``. The case is sealed ``interrupted``.
 * a bundle sealed while the store was gone and kept in two places
   (``NAME.exv.partial.parts/upload.json``: an unfinished upload, and the parts
@@ -21,6 +23,8 @@ gone at the end, or the client killed with ``kill -9``) the same call, through
 * bundles kept in the journal go up as ``exuvia push`` sends any bundle
   (verified first, read back after), with their custody sidecars and, with
   ``--scan``, their scan results (``NAME.exv.yara.json``, scanned in the journal);
+* with ``--scan`` (the rules recorded in ``store.case``), each bundle now in the
+  store without results beside it is scanned there (collectors/store/journal_scan.py);
 * then ``case.custody.jsonl``, ``case.json.sig`` and ``case.json`` last, with
   the retention and ``If-None-Match: *``.
 
@@ -40,6 +44,15 @@ from typing import Any
 
 from collectors.store.client import Store, StoreError
 from collectors.store.fallback import PARTS_SUFFIX, UPLOAD_FILE
+from collectors.store.journal_salvage import (
+    META_SALVAGED,
+    SPOOL_SUFFIX,
+    Salvaged,
+    left_behind,
+    salvage_spool,
+    spool_of,
+)
+from collectors.store.journal_scan import scan_finished
 from collectors.store.lock import LockSpec
 from collectors.store.push import Pushed, push_bundle, read_back_sha256
 from collectors.store.seal import (
@@ -70,7 +83,6 @@ from forensics.case.model import read_case_doc
 from forensics.custody import CustodyLog, default_operator
 from forensics.errors import BundleError
 
-SPOOL_SUFFIX = ".agent-stream"
 #: case.json's ``interrupted`` for a case finished from the journal of a killed client
 KILLED = "the client died before the case was sealed (finished from its journal)"
 
@@ -105,12 +117,15 @@ def push_journal(
         if base.child(CASE_FILE).key in present:
             raise StoreError(f"{base} already holds case.json; that case is finished")
         doc = _load(directory)
+        salvaged: list[Pushed] = []
         if doc.get("state") == CASE_CAPTURING:
-            _seal_killed(store, directory, base, present, examiner or default_operator())
+            salvaged = _seal_killed(store, directory, base, present, lock,
+                                    examiner or default_operator())  # fmt: skip
             doc = _load(directory)
         pushed = [_finish_split(store, parts, base, lock)
                   for parts in sorted(directory.glob("*" + PARTIAL_SUFFIX + PARTS_SUFFIX))
                   if (parts / UPLOAD_FILE).is_file()]  # fmt: skip
+        pushed[:0] = salvaged
         split = len(pushed)
         until = lock.until()
         scans: list[Pushed] = []
@@ -124,6 +139,8 @@ def push_journal(
                                                 until, present))  # fmt: skip
         stored = [p.url.rsplit("/", 1)[-1] for p in pushed[split:]]
         pushed.extend(scans)
+        # --scan: what the fleet could not scan in the store (collectors/store/journal_scan.py)
+        pushed.extend(scan_finished(store, directory, base, lock, doc, present))
         for name in (CUSTODY_FILE, SIGNATURE_FILE, CASE_FILE):  # case.json last
             if (directory / name).exists():
                 pushed.append(_put_case_file(store, directory / name, base.child(name), lock,
@@ -209,10 +226,12 @@ def _load(directory: Path) -> dict[str, Any]:
         raise StoreError(str(err)) from None
 
 
-def _seal_killed(
-    store: Store, directory: Path, base: S3Url, present: set[str], examiner: str
-) -> None:
-    """Seal the case a killed client left: each pod in flight as the store has it."""
+def _seal_killed(  # noqa: PLR0917 - one call site
+    store: Store, directory: Path, base: S3Url, present: set[str], lock: LockSpec, examiner: str
+) -> list[Pushed]:
+    """Seal the case a killed client left: each pod in flight as the store has it,
+    or salvaged from its agent's stream kept here (collectors/store/journal_salvage.py)."""
+    salvaged: list[Pushed] = []
     w = CaseWriter.resume(directory, examiner=examiner)
     w.note("case.resumed", journal=str(directory), url=str(base))
     for b in w.bundle_entries():
@@ -228,28 +247,35 @@ def _seal_killed(
                            manifest_sha256=m.get(META_MANIFEST_SHA),
                            file_sha256=m.get(META_FILE_SHA), size=meta.get("ContentLength"),
                            reason=None if status == COMPLETE else
-                           "sealed in the store before the client died; its manifest says what "
-                           "it lacks")  # fmt: skip
+                           ("salvaged from the agent's stream kept in the journal after the "
+                            "client died (an earlier push stored it)" if META_SALVAGED in m else
+                            "sealed in the store before the client died; its manifest says what "
+                            "it lacks"))  # fmt: skip
                 break
         else:
-            w.finished(*where, status=FAILED, reason=_cut_off(directory, base, f, present))
+            spool = spool_of(directory, f)
+            got = None
+            if spool is not None:
+                got = salvage_spool(store, directory, base, f, lock, examiner, present)
+            if isinstance(got, Salvaged):
+                p = got.pushed
+                w.finished(*where, status=INCOMPLETE, file=got.file, reason=got.reason,
+                           manifest_sha256=p.manifest_sha256, file_sha256=p.file_sha256,
+                           size=p.bytes)  # fmt: skip
+                # read back and matched, and case.json says where it is now: the spool goes
+                (directory / (f + SPOOL_SUFFIX)).unlink()
+                salvaged.append(p)
+                continue
+            w.finished(*where, status=FAILED, reason=_cut_off(directory, base, f, present, got))
     w.seal(interrupted=KILLED)
+    return salvaged
 
 
-def _cut_off(directory: Path, base: S3Url, f: str, present: set[str]) -> str:
-    left = []
-    if base.child(f + PARTIAL_SUFFIX).key in present:
-        left.append(f"its sealed bundle is kept as {base.child(f + PARTIAL_SUFFIX)} "
-                    "(no retention)")  # fmt: skip
-    else:
-        left.append(f"no object holds it (at most an unfinished upload of "
-                    f"{base.child(f + PARTIAL_SUFFIX)}, never readable)")  # fmt: skip
-    parts = directory / (f + PARTIAL_SUFFIX + PARTS_SUFFIX)
-    if parts.is_dir():
-        left.append(f"the parts the store did not take are in {parts}/")
-    spool = directory / (f + SPOOL_SUFFIX)
-    if spool.is_file() and spool.stat().st_size:
-        left.append(f"what the agent sent is kept in {spool}")
+def _cut_off(directory: Path, base: S3Url, f: str, present: set[str], why: str | None) -> str:
+    left = left_behind(directory, base, f, present)
+    spool = spool_of(directory, f)
+    if spool is not None:
+        left.append(f"what the agent sent is kept in {spool}" + (f" ({why})" if why else ""))
     return "cut off: the client died mid-capture; " + "; ".join(left)
 
 

@@ -92,8 +92,9 @@ def read_back_sha256(store: Store, url: S3Url) -> str:
 def push_bundle(
     store: Store, path: Path, url: S3Url, lock: LockSpec, *,
     on_retry: Callable[[str], None] = lambda _m: None, part_size: int = PART_SIZE,
-    verified: bool = False,
+    verified: bool = False, meta: dict[str, str] | None = None,
 ) -> Pushed:  # fmt: skip
+    """``meta``: more object metadata (a salvaged bundle's source)."""
     if not verified:
         report = verify_bundle(path)
         if not report.ok:
@@ -105,7 +106,10 @@ def push_bundle(
     preflight(store, url, lock)
     until = lock.until()
     retention = lock.describe(until)
-    meta = {META_FILE_SHA: file_sha, META_MANIFEST_SHA: manifest_sha} if file_sha else {}
+    meta = {
+        **(meta or {}),
+        **({META_FILE_SHA: file_sha, META_MANIFEST_SHA: manifest_sha} if file_sha else {}),
+    }
     sent, done = _stream_up(
         store, path, url,
         create_args={"Metadata": object_metadata(meta),

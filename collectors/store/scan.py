@@ -10,6 +10,7 @@ with the bundle's lock and ``If-None-Match: *``, as it lies beside a local one.
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from collectors.store.client import Store
@@ -23,11 +24,28 @@ if TYPE_CHECKING:
     from forensics.scan.rules import CompiledRules
 
 
+@dataclass
+class StoredScan:
+    result: ScanResult
+    url: S3Url
+    sha256: str
+    bytes: int
+    version_id: str | None
+
+
 def scan_stored(
     store: Store, url: S3Url, rules: CompiledRules, limits: ScanLimits, lock: LockSpec
 ) -> tuple[ScanResult, S3Url, str]:
     """Scan the object at ``url``; returns the result, where the results were put
     and their SHA-256."""
+    s = scan_object(store, url, rules, limits, lock)
+    return s.result, s.url, s.sha256
+
+
+def scan_object(
+    store: Store, url: S3Url, rules: CompiledRules, limits: ScanLimits, lock: LockSpec
+) -> StoredScan:
+    """:func:`scan_stored`, with the results object's size and version id."""
     from forensics.scan.bundle import scan_bundle  # noqa: PLC0415 - the engine on demand
     from forensics.scan.sidecar import render_result  # noqa: PLC0415
 
@@ -35,7 +53,8 @@ def scan_stored(
         result = scan_bundle(body, rules, limits, name=url.name)
     data = render_result(result)
     side = url.sibling(SCAN_SUFFIX)
-    put_small(store, side, data, lock, until=lock.until(),
-              meta={META_MANIFEST_SHA: result.manifest_sha256 or ""},
-              content_type="application/json")  # fmt: skip
-    return result, side, hashlib.sha256(data).hexdigest()
+    done = put_small(store, side, data, lock, until=lock.until(),
+                     meta={META_MANIFEST_SHA: result.manifest_sha256 or ""},
+                     content_type="application/json")  # fmt: skip
+    return StoredScan(result, side, hashlib.sha256(data).hexdigest(), len(data),
+                      done.get("VersionId"))  # fmt: skip

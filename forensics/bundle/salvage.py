@@ -77,8 +77,12 @@ def salvage(
     host: dict[str, Any] | None = None,
     argv: list[str] | None = None,
     signer: Signer | None = None,
+    whole_ok: bool = False,
 ) -> SalvageResult:
-    """Write the sealed ``.incomplete`` copy of ``source``; see the module doc."""
+    """Write the sealed ``.incomplete`` copy of ``source``; see the module doc.
+    ``whole_ok``: a source that verifies whole (an agent's stream received in full,
+    whose client died before it made its own bundle of it) is copied too, every
+    member its manifest vouches for (``salvaged_from.sealed``)."""
     out = out if out is not None else default_output(source)
     for p in (out, out.with_name(out.name + ".custody.jsonl")):
         if os.path.lexists(p):
@@ -86,14 +90,16 @@ def salvage(
     if out.resolve() == source.resolve():
         raise OutputError("the output would be the original; give another -o")
     report = verify_bundle(source)
-    if report.has_manifest:
+    if report.has_manifest and whole_ok and report.ok:
+        pass  # every member its manifest lists, checked again as it is copied
+    elif report.has_manifest:
         raise BundleError(
             f"{source} has a manifest (it was sealed): nothing to salvage; `exuvia verify` it"
         )
-    if not report.cut_off:
+    elif not report.cut_off:
         problems = "; ".join(report.failures()[:3])
         raise BundleError(f"{source} is not merely cut off, it does not verify: {problems}")
-    if report.checkpoints_valid == 0:
+    elif report.checkpoints_valid == 0:
         raise BundleError(f"{source}: no checkpoint was written before it was cut off")
     custody = CustodyLog(examiner=examiner)
     custody.record(
@@ -149,7 +155,12 @@ def salvage(
         file_bytes=writer.file_bytes,
         custody_path=custody_path,
         signed_by=signer.fingerprint if signer else None,
-        banner=cut_off_banner(report),
+        banner=(
+            f"WHOLE: the stream verifies with its manifest: {report.members_verified} "
+            f"members, {report.records_vouched} records"
+        )
+        if report.has_manifest
+        else cut_off_banner(report),
     )
 
 
@@ -165,6 +176,7 @@ def _write(
 ) -> tuple[str, BundleWriter, int]:
     """Copy the vouched members of ``source`` into a new bundle on ``raw``; seal it."""
     start = now_ns()
+    whole = report.has_manifest  # salvage() let it through: it verifies whole
     wanted = set(report.vouched_names)
     copied: dict[str, tuple[int, str]] = {}
     claimed: dict[str, tuple[Any, Any]] = {}
@@ -181,7 +193,7 @@ def _write(
         for info in tar:
             name = info.name
             is_cp = name.startswith(CHECKPOINT_DIR)
-            if not info.isreg() or not (is_cp or name in wanted):
+            if not info.isreg() or not (is_cp or whole or name in wanted):
                 continue
             f = tar.extractfile(info)
             assert f is not None
@@ -193,7 +205,7 @@ def _write(
                 if isinstance(body.get("ts_ns"), int):
                     last_cp_ns = body["ts_ns"]
                 checkpoints += 1
-                if checkpoints >= report.checkpoints_valid:
+                if checkpoints >= report.checkpoints_valid and not whole:
                     break  # what follows the last valid checkpoint is not vouched for
                 continue
             if name == HEADER_NAME:
@@ -212,6 +224,9 @@ def _write(
                 prior = [e for e in map(_json, data.splitlines()) if e]
                 copied[name] = (len(data), hashlib.sha256(data).hexdigest())
                 continue  # it heads the copy's own log, written last
+            elif name == MANIFEST_NAME and whole:  # what a whole source vouches for
+                wanted, claimed = _manifest_claims(f.read(MAX_JSON_MEMBER))
+                continue
             elif name in (MANIFEST_NAME, SIGNATURE_NAME):
                 continue
             else:
@@ -229,7 +244,7 @@ def _write(
         src_raw.close()
     if writer is None:
         raise BundleError(f"{source}: no {HEADER_NAME} among what its checkpoints vouch for")
-    if checkpoints < report.checkpoints_valid or set(copied) != wanted:
+    if checkpoints < report.checkpoints_valid or (whole and not wanted) or set(copied) != wanted:
         raise BundleError(f"{source}: changed while salvaged (not every vouched member found)")
     for name, (size, sha) in copied.items():
         if name == HEADER_NAME:
@@ -268,7 +283,11 @@ def _write(
         "options": {"salvaged": True},
         "complete": False,
         "incomplete_reason": (
-            f"salvaged: the capture was cut off before its manifest; this copy holds what "
+            f"salvaged: the stream {source.name} was received whole, but its capture was cut "
+            f"off before it was made into a bundle; this copy holds every member its manifest "
+            f"(sha256 {report.manifest_sha256[:16]}…) vouches for"
+            if whole
+            else f"salvaged: the capture was cut off before its manifest; this copy holds what "
             f"checkpoint {report.last_checkpoint} of {source.name} vouches for"
         ),
         "counts": dict(report.records_by_collector),
@@ -293,6 +312,17 @@ def _write(
     return manifest_sha, writer, len(copied)
 
 
+def _manifest_claims(data: bytes) -> tuple[set[str], dict[str, tuple[Any, Any]]]:
+    """The members a whole source's manifest lists (checkpoints aside), and each
+    one's (size, SHA-256)."""
+    claimed: dict[str, tuple[Any, Any]] = {}
+    for e in _json(data).get("members") or []:
+        if isinstance(e, dict) and isinstance(e.get("name"), str):
+            claimed[e["name"]] = (e.get("size"), e.get("sha256"))
+    wanted = {n for n in claimed if not n.startswith(CHECKPOINT_DIR) and n != SIGNATURE_NAME}
+    return wanted, claimed
+
+
 def _salvaged_from(source: Path, report: VerifyReport) -> dict[str, Any]:
     return {
         "file": source.name,
@@ -303,6 +333,11 @@ def _salvaged_from(source: Path, report: VerifyReport) -> dict[str, Any]:
         "members": report.members_verified,
         "records": report.records_vouched,
         "dropped_members": len(report.unverifiable) + len(report.truncated),
+        **(
+            {"sealed": True, "manifest_sha256": report.manifest_sha256}
+            if report.has_manifest
+            else {}
+        ),
     }
 
 

@@ -106,13 +106,20 @@ def verify_case(
     strays = sorted(
         n
         for n in _names(directory)
-        if BUNDLE_SUFFIX in n and not n.endswith(".custody.jsonl") and n not in named
+        if BUNDLE_SUFFIX in n
+        and not n.endswith(".custody.jsonl")
+        and n not in named
+        and not (n.endswith(SCAN_SIDECAR) and n[: -len(SCAN_SIDECAR)] in named)
     )
     if strays:
         report.notes.append(
             f"not part of the case (case.json does not name them): {', '.join(strays[:10])}"
         )
     return report
+
+
+#: a bundle's scan results beside it (forensics/scan/sidecar.py): part of the case
+SCAN_SIDECAR = ".yara.json"
 
 
 def _names(directory: Path) -> list[str]:

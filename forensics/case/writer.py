@@ -92,6 +92,25 @@ class AppendingCustody(CustodyLog):
             self._fd = None
 
 
+def read_custody_entries(path: Path) -> list[dict[str, Any]]:
+    """The entries of a custody log as written so far (a line cut by a kill skipped)."""
+    try:
+        lines = path.read_bytes().splitlines()
+    except FileNotFoundError:
+        return []
+    except OSError as err:
+        raise OutputError(f"cannot read {path}: {err.strerror}") from err
+    out = []
+    for line in lines:
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict):
+            out.append(entry)
+    return out
+
+
 class CaseWriter:
     """Creates a case directory and keeps its case.json current."""
 
@@ -179,6 +198,7 @@ class CaseWriter:
         w.doc = doc
         for b in doc["bundles"]:
             w._index[(b.get("namespace"), b.get("pod"), b.get("container"))] = b
+        w.custody.entries = read_custody_entries(directory / CUSTODY_FILE)  # seq goes on
         w.custody.open(append=True)
         return w
 

@@ -102,3 +102,17 @@ def signature(bundle: Path, manifest_sha256: str | None) -> str:
     except OSError:
         return ""
     return f"{st.st_ino}:{st.st_size}:{st.st_mtime_ns}"
+
+
+def summary(result: ScanResult, results_file: str, results_sha256: str) -> dict[str, Any]:
+    """A scan in short: the ``scan`` object of a capture's result (docs/scripting.md)
+    and the details of a case's ``bundle.scanned`` custody entry."""
+    return {
+        "matches": len(result.matches),
+        "rules_matched": sorted({m.family for m in result.matches}),
+        "members_scanned": result.members_scanned,
+        "skipped": len(result.skips),
+        "scan_complete": result.complete,
+        "results_file": results_file,
+        "results_sha256": results_sha256,
+    }

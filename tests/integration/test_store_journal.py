@@ -45,10 +45,14 @@ def cli(s3: S3Server, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def _journal(d: Path, url: str, targets: list[Any]) -> tuple[CaseWriter, list[str]]:
+def _journal(
+    d: Path, url: str, targets: list[Any], scan: dict[str, Any] | None = None
+) -> tuple[CaseWriter, list[str]]:
+    """``scan``: the ``--scan`` rules as fleet_sink records them in ``store.case``."""
     w = CaseWriter.create(d, case_id="IR-journal", examiner="tester",
                           request={"target": "three runc", "workload": None})  # fmt: skip
-    w.note("store.case", url=url, endpoint="test", journal=str(d))
+    w.note("store.case", url=url, endpoint="test", journal=str(d),
+           **({"scan": scan} if scan else {}))  # fmt: skip
     names = [f"c{i}" for i in range(len(targets))]
     w.resolved([{"namespace": "local", "name": n, "uid": t.container_id, "node": "this-host",
                  "phase": "Running", "owners": []} for n, t in zip(names, targets, strict=True)],

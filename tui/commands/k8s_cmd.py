@@ -312,7 +312,12 @@ def store_sink(args: argparse.Namespace) -> Any:
 
 def _store_scan(args: argparse.Namespace, sink: Any) -> Any:
     """``--scan`` of a fleet into the store: the sealed ``PREFIX/<file>`` objects."""
-    scan = k8s_scan.store_scanner(args, sink.store, sink.lock)
+
+    def record(rules: Any) -> None:  # for `exuvia push JOURNAL`: the bundles it finishes
+        sink.scan = {"rules": str(Path(rules.source).resolve()), "sha256": rules.sha256,
+                     "rules_count": rules.count}  # fmt: skip
+
+    scan = k8s_scan.store_scanner(args, sink.store, sink.lock, on_rules=record)
     if scan is None:
         return None
     # a pod captured into the journal (the store was gone) is scanned there

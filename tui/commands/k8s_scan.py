@@ -43,12 +43,15 @@ def sealed_scanner(args: argparse.Namespace) -> Scanner | None:
     return scan
 
 
-def store_scanner(args: argparse.Namespace, store: Any, lock: Any) -> StoreScanner | None:
+def store_scanner(
+    args: argparse.Namespace, store: Any, lock: Any, on_rules: Callable[[Any], None] | None = None
+) -> StoreScanner | None:
     """``--scan`` with ``-o s3://``: each bundle scanned from its sealed object, read
     back from the store as a stream (no local copy), its results put beside it as
     ``<key>.yara.json`` (collectors/store/scan.py); a bundle given as a local Path
     (a fleet's pod captured into the journal while the store was gone) is scanned
-    there, its results beside it, pushed with it. None without ``--scan``."""
+    there, its results beside it, pushed with it. ``on_rules``: told the compiled
+    rules (a fleet records them in its journal). None without ``--scan``."""
     if getattr(args, "scan", None) is None:
         return None
     from collectors.store.scan import scan_stored  # noqa: PLC0415 - boto3 and the engine
@@ -59,6 +62,8 @@ def store_scanner(args: argparse.Namespace, store: Any, lock: Any) -> StoreScann
 
     rules = compile_rules(args.scan)
     limits = ScanLimits()
+    if on_rules is not None:
+        on_rules(rules)
 
     def scan(sealed: Any) -> dict[str, Any]:
         if isinstance(sealed, Path):  # captured locally while the store was gone: there
@@ -91,15 +96,9 @@ def exit_status(complete: bool, scan: dict[str, Any] | None) -> int:
 
 def summary(result: Any, results_file: str, results_sha256: str) -> dict[str, Any]:
     """The ``scan`` object of the capture's result (docs/scripting.md)."""
-    return {
-        "matches": len(result.matches),
-        "rules_matched": sorted({m.family for m in result.matches}),
-        "members_scanned": result.members_scanned,
-        "skipped": len(result.skips),
-        "scan_complete": result.complete,
-        "results_file": results_file,
-        "results_sha256": results_sha256,
-    }
+    from forensics.scan.sidecar import summary as scan_summary  # noqa: PLC0415 - one definition
+
+    return scan_summary(result, results_file, results_sha256)
 
 
 def across(scans: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
