@@ -33,19 +33,10 @@ class StoredScan:
     version_id: str | None
 
 
-def scan_stored(
-    store: Store, url: S3Url, rules: CompiledRules, limits: ScanLimits, lock: LockSpec
-) -> tuple[ScanResult, S3Url, str]:
-    """Scan the object at ``url``; returns the result, where the results were put
-    and their SHA-256."""
-    s = scan_object(store, url, rules, limits, lock)
-    return s.result, s.url, s.sha256
-
-
 def scan_object(
     store: Store, url: S3Url, rules: CompiledRules, limits: ScanLimits, lock: LockSpec
 ) -> StoredScan:
-    """:func:`scan_stored`, with the results object's size and version id."""
+    """Scan the object at ``url`` and put its results beside it; what was put."""
     from forensics.scan.bundle import scan_bundle  # noqa: PLC0415 - the engine on demand
     from forensics.scan.sidecar import render_result  # noqa: PLC0415
 

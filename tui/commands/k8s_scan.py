@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from forensics.scan.sidecar import summary
 from forensics.textsafe import printable
 
 Scanner = Callable[[Path], dict[str, Any]]
@@ -54,7 +55,7 @@ def store_scanner(
     rules (a fleet records them in its journal). None without ``--scan``."""
     if getattr(args, "scan", None) is None:
         return None
-    from collectors.store.scan import scan_stored  # noqa: PLC0415 - boto3 and the engine
+    from collectors.store.scan import scan_object  # noqa: PLC0415 - boto3 and the engine
     from forensics.scan.bundle import scan_bundle  # noqa: PLC0415
     from forensics.scan.engine import ScanLimits  # noqa: PLC0415
     from forensics.scan.rules import compile_rules  # noqa: PLC0415
@@ -70,8 +71,8 @@ def store_scanner(
             result = scan_bundle(sealed, rules, limits)
             path, sha = save_result(sealed, result)
             return summary(result, str(path), sha)
-        result, where, sha = scan_stored(store, sealed, rules, limits, lock)
-        return summary(result, str(where), sha)
+        s = scan_object(store, sealed, rules, limits, lock)
+        return summary(s.result, str(s.url), s.sha256)
 
     return scan
 
@@ -92,13 +93,6 @@ def scan_sealed(scanner: Callable[[Any], dict[str, Any]], sealed: Any, progress:
 def exit_status(complete: bool, scan: dict[str, Any] | None) -> int:
     """0 complete, 3 incomplete or (with --scan) not scanned (docs/scripting.md)."""
     return 3 if not complete or (scan is not None and "error" in scan) else 0
-
-
-def summary(result: Any, results_file: str, results_sha256: str) -> dict[str, Any]:
-    """The ``scan`` object of the capture's result (docs/scripting.md)."""
-    from forensics.scan.sidecar import summary as scan_summary  # noqa: PLC0415 - one definition
-
-    return scan_summary(result, results_file, results_sha256)
 
 
 def across(scans: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
