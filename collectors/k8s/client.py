@@ -409,6 +409,42 @@ class KubeClient:
             if not token:
                 return items
 
+    def watch_pod(
+        self, namespace: str, name: str, resource_version: str, timeout: float
+    ) -> Iterator[dict[str, Any]]:
+        """The pod as it is after each change since ``resource_version``, for at most
+        ``timeout`` seconds: one watch request instead of a GET per poll. Ends quietly
+        when the server closes the watch or says it cannot continue it (410: the version
+        is too old); a refusal (no ``watch`` right) raises as any call does."""
+        resp = self._call(
+            "watch",
+            "pods",
+            namespace,
+            self._core.list_namespaced_pod,
+            namespace,
+            field_selector=f"metadata.name={name}",
+            resource_version=resource_version,
+            timeout_seconds=max(1, int(timeout + 0.999)),
+            watch=True,
+            _preload_content=False,
+            _request_timeout=(TIMEOUT[0], timeout + TIMEOUT[0]),
+        )
+        try:
+            for line in resp:
+                try:
+                    event = json.loads(line)
+                except ValueError:
+                    return  # a cut line: the caller reads the pod again
+                obj = event.get("object") if isinstance(event, dict) else None
+                if event.get("type") in ("ADDED", "MODIFIED") and isinstance(obj, dict):
+                    yield obj
+                elif event.get("type") in ("DELETED", "ERROR"):
+                    return  # the caller's next GET says what happened
+        except (urllib3.exceptions.HTTPError, OSError):
+            return  # the watch broke: the caller reads the pod again
+        finally:
+            resp.release_conn()
+
     def get_node(self, name: str) -> dict[str, Any]:
         return self._json("get", "nodes", None, self._core.read_node, name)
 

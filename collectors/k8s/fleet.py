@@ -161,6 +161,12 @@ class _Tracked:
         self._refuse_if_stopped()
         return self._kc.add_ephemeral_container(*a, **kw)
 
+    def watch_pod(self, *a: Any, **kw: Any) -> Iterator[dict[str, Any]]:
+        self._refuse_if_stopped()
+        for pod in self._kc.watch_pod(*a, **kw):
+            self._refuse_if_stopped()
+            yield pod
+
     def exec(self, *a: Any, **kw: Any) -> Any:
         """The agent's capture, in one of the node's stream slots."""
         self._refuse_if_stopped()

@@ -44,12 +44,28 @@ def api_receivers(tree: ast.AST) -> dict[str, str]:
     return out
 
 
-def api_calls(source: str) -> tuple[set[tuple[str, str]], set[str]]:
-    """(class, method) of every API method referenced, and names that could not be tied
-    to a known API object (those fail the test: the scan must see everything)."""
+def watched(tree: ast.AST) -> set[int]:
+    """ids of the API method references made in a call with ``watch=True`` (called so,
+    or handed to a call that passes it on, as ``self._call(…, fn, …, watch=True)``):
+    a list request with ``?watch=true`` is authorized as the verb "watch"."""
+    out: set[int] = set()
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        if not any(k.arg == "watch" and isinstance(k.value, ast.Constant) and k.value.value
+                   is True for k in node.keywords):  # fmt: skip
+            continue
+        out.update(id(n) for n in [node.func, *node.args] if isinstance(n, ast.Attribute))
+    return out
+
+
+def api_calls(source: str) -> tuple[set[tuple[str, str, bool]], set[str]]:
+    """(class, method, watched) of every API method referenced, and names that could not
+    be tied to a known API object (those fail the test: the scan must see everything)."""
     tree = ast.parse(source)
     receivers = api_receivers(tree)
-    found: set[tuple[str, str]] = set()
+    watches = watched(tree)
+    found: set[tuple[str, str, bool]] = set()
     unresolved: set[str] = set()
     for node in ast.walk(tree):
         if not isinstance(node, ast.Attribute) or node.attr not in API_METHODS:
@@ -61,11 +77,11 @@ def api_calls(source: str) -> tuple[set[tuple[str, str]], set[str]]:
         if cls is None or not hasattr(API_CLASSES[cls], node.attr):
             unresolved.add(node.attr)
             continue
-        found.add((cls, node.attr))
+        found.add((cls, node.attr, id(node) in watches))
     return found, unresolved
 
 
-def permissions(cls: str, method: str) -> set[Perm]:
+def permissions(cls: str, method: str, watch: bool = False) -> set[Perm]:
     src = inspect.getsource(getattr(API_CLASSES[cls], f"_{method}_serialize"))
     http = re.search(r"method='(\w+)'", src)
     path = re.search(r"resource_path='([^']+)'", src)
@@ -86,6 +102,9 @@ def permissions(cls: str, method: str) -> set[Perm]:
         # exec/attach/portforward: a websocket upgrade (GET, authorized as "get"), which
         # newer API servers also authorize as "create", as they do SPDY's POST
         return {(group, full, "get"), (group, full, "create")}
+    if watch:
+        assert verb == "GET" and not named, f"{cls}.{method}: watch=True on a non-list call"
+        return {(group, full, "watch")}
     mapping = {"GET": "get" if named else "list", "POST": "create", "PATCH": "patch",
                "PUT": "update", "DELETE": "delete" if named else "deletecollection"}  # fmt: skip
     return {(group, full, mapping[verb])}
@@ -95,8 +114,8 @@ def required(source: str) -> set[Perm]:
     calls, unresolved = api_calls(source)
     assert not unresolved, f"API methods referenced on unknown objects: {sorted(unresolved)}"
     out: set[Perm] = set()
-    for cls, method in calls:
-        out |= permissions(cls, method)
+    for cls, method, watch in calls:
+        out |= permissions(cls, method, watch)
     return out
 
 
@@ -126,6 +145,7 @@ def test_the_scanner_sees_the_calls_we_know_of() -> None:
     need = required(CLIENT.read_text())
     for perm in [
         ("", "pods", "get"),
+        ("", "pods", "watch"),
         ("", "pods/ephemeralcontainers", "patch"),
         ("", "pods/exec", "create"),
         ("", "pods/log", "get"),
@@ -158,6 +178,9 @@ def test_rbac_grants_nothing_the_code_does_not_use() -> None:
          ("apps", "deployments", "patch"), False),
         ("stream(self._core.connect_post_namespaced_pod_attach, 'p', 'ns')",
          ("", "pods/attach", "create"), False),
+        ("self._call('w', 'x', None, self._core.list_namespaced_secret, 'ns', watch=True)",
+         ("", "secrets", "watch"), False),
+        ("self._core.list_namespaced_pod('ns', watch=True)", ("", "pods", "watch"), True),
     ],
 )  # fmt: skip
 def test_a_new_call_is_caught(snippet: str, perm: Perm, is_granted: bool) -> None:
