@@ -9,6 +9,7 @@ exuvia (the error texts below name the operation, bucket and key only).
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -25,6 +26,20 @@ _CREDENTIAL_CODES = {
     "InvalidToken": "the session token is invalid",
     "AuthorizationHeaderMalformed": "the credentials are malformed",
 }
+
+
+#: botocore's RuntimeError when a refresh (credential_process, a role, SSO) gives
+#: credentials whose expiry is already past (botocore/credentials.py)
+_STILL_EXPIRED = "refreshed credentials are still expired"
+
+
+def expired_credentials(what: str, profile: str | None) -> StoreError:
+    """One line naming the profile (never a key) for credentials past their expiry."""
+    source = f"profile {profile!r}" if profile else "the AWS chain"
+    return StoreError(
+        f"{what}: the credentials have expired ({source} gave credentials whose "
+        "expiration is past, also when asked again); renew them and try again"
+    )
 
 
 class StoreError(OutputError):
@@ -81,6 +96,8 @@ def translate(err: Exception, what: str) -> StoreError:
         return StoreError(f"{what}: the store refused ({code or status})")
     if isinstance(err, bex.BotoCoreError):
         return StoreError(f"{what}: {type(err).__name__}")
+    if isinstance(err, RuntimeError) and _STILL_EXPIRED in str(err):
+        return expired_credentials(what, None)
     return StoreError(f"{what}: {type(err).__name__}: {err}")
 
 
@@ -132,11 +149,13 @@ class Store:
             from botocore.config import Config  # noqa: PLC0415
 
             session = boto3.Session(profile_name=profile)
-            if session.get_credentials() is None:
+            creds = session.get_credentials()
+            if creds is None:
                 raise StoreError(
                     "no AWS credentials found (environment, shared credentials file, "
                     "or --aws-profile)"
                 )
+            _refuse_expired(creds, profile or os.environ.get("AWS_PROFILE"))
             config = Config(
                 retries={"max_attempts": max_attempts, "mode": "standard"},
                 connect_timeout=connect_timeout,
@@ -221,6 +240,21 @@ class Store:
         out: dict[str, Any] = self.call(f"reading s3://{bucket}/{key}", self.client.head_object,
                                         Bucket=bucket, Key=key)  # fmt: skip
         return out
+
+
+def _refuse_expired(creds: Any, profile: str | None) -> None:
+    """Expired credentials are refused when the store is opened, before any
+    request (and so before anything is captured or pushed): the signer's first
+    ``get_frozen_credentials`` would refresh credentials whose expiry is past
+    (a ``credential_process``, an assumed role, SSO) and raise botocore's bare
+    RuntimeError from inside the first request; asking here does the same
+    refresh, once, and turns it into one line."""
+    try:
+        creds.get_frozen_credentials()
+    except RuntimeError as err:
+        if _STILL_EXPIRED not in str(err):
+            raise
+        raise expired_credentials("opening the store", profile) from None
 
 
 class _TranslatingBody:

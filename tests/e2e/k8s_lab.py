@@ -43,6 +43,13 @@ COLLECTOR_IMAGE = os.environ.get("EXUVIA_E2E_COLLECTOR_IMAGE", "localhost/exuvia
 LAB_IMAGE = "localhost/exuvia/lab:test"
 LAB_BIG_IMAGE = "localhost/exuvia/lab-big:test"
 BLOB_MIB = 64
+#: lab-big plus MANY_FILES small incompressible files in /bulk, which the depth-first,
+#: name-ordered walk copies before /data/blob.bin: the agent's stream holds a
+#: checkpoint (one per 4096 members) well before the blob's 64 MiB, during which the
+#: stream is still far from its end (lab-big's only checkpoints come after the blob,
+#: at its end: the writer checks its thresholds and its 1 s timer when a member ends)
+LAB_MANY_IMAGE = "localhost/exuvia/lab-many:test"
+MANY_FILES = 8192
 
 
 def containerd_socket() -> str:
@@ -103,6 +110,12 @@ def build_lab_images(workdir: Path) -> None:
             fh.write(rng.randbytes(1 << 20))
     os.chmod(data / "blob.bin", 0o644)
     ctr("images", "import", oci_archive(rootfs, workdir / "lab-big.tar", LAB_BIG_IMAGE).path)
+    bulk = rootfs / "bulk"
+    bulk.mkdir(mode=0o755)
+    for i in range(MANY_FILES):
+        (bulk / f"{i:05d}.bin").write_bytes(rng.randbytes(512))
+        os.chmod(bulk / f"{i:05d}.bin", 0o644)
+    ctr("images", "import", oci_archive(rootfs, workdir / "lab-many.tar", LAB_MANY_IMAGE).path)
 
 
 def lab_pod(name: str, image: str = LAB_IMAGE, *, restricted: bool = False) -> dict[str, Any]:

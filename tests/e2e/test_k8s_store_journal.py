@@ -17,11 +17,13 @@ journals its case locally (collectors/store/fleet_sink.py):
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,6 +45,7 @@ SPOOL = ".agent-stream"
 
 
 def _pods(cluster: Any, run: str, suffix: str, count: int, image: str) -> str:
+    """``count`` clean lab pods of ``image`` labelled for this run, running and ready."""
     ns = str(cluster.namespace("fleets3", enforce="baseline", name=f"fleets3-{run}-{suffix}"))
     for i in range(count):
         pod = lab.lab_pod(f"p-{i}", image)
@@ -130,11 +133,11 @@ class MidFleet:
 
 @contextmanager
 def _mid_fleet(cluster: Any, s3: S3Server, kubeconfig: str, tmp_path: Path, suffix: str,
-               count: int) -> Iterator[MidFleet]:  # fmt: skip
+               count: int, image: str = lab.LAB_BIG_IMAGE) -> Iterator[MidFleet]:  # fmt: skip
     """``count`` pods captured one at a time into the store; yields once the first is
     sealed there and the second's agent streams; the client is killed if still alive."""
     run = uuid.uuid4().hex[:6]
-    ns = _pods(cluster, run, suffix, count, lab.LAB_BIG_IMAGE)
+    ns = _pods(cluster, run, suffix, count, image)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     prefix = f"cases/{run}/"
@@ -151,17 +154,55 @@ def _mid_fleet(cluster: Any, s3: S3Server, kubeconfig: str, tmp_path: Path, suff
             proc.wait()
 
 
+def _kill_after_a_checkpoint(proc: subprocess.Popen[str], spool: Path, timeout: float = 120) -> Any:
+    """``kill -9`` the client at a moment its spool holds a checkpoint and is still
+    cut off (the agent streaming); returns the spool's verify report at the kill.
+
+    The agent's writer checks its 1 s timer (and its 4096-member, 64 MiB counts)
+    only when a member ends, and the relay moves ~100 MiB/s: lab-big's single 64 MiB
+    blob gives its stream the first checkpoint only at its end, just before the pod
+    is sealed and its spool removed (a wait for one there ran out). lab-many's 8192
+    small files in /bulk come before the blob: checkpoints at 4096 and 8192 members,
+    then 64 MiB still to go. Reading a growing spool is slower than that stream, so
+    the client is frozen (SIGSTOP) for each look: the spool is then exactly what
+    ``kill -9`` would leave, and is verified as such; without a checkpoint yet the
+    client goes on (SIGCONT) and is looked at again a moment later, else it is
+    killed while still frozen."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None or not spool.exists():
+            raise AssertionError(
+                f"the second pod's stream ended (client exit {proc.returncode}, spool "
+                f"{'kept' if spool.exists() else 'removed'}) before its spool held a checkpoint"
+            )
+        os.kill(proc.pid, signal.SIGSTOP)
+        report = verify_bundle(spool)
+        if report.cut_off and report.checkpoints_valid > 0:
+            proc.send_signal(signal.SIGKILL)
+            return report
+        os.kill(proc.pid, signal.SIGCONT)
+        time.sleep(0.02)  # let the stream move on before the next look
+    raise AssertionError(f"no checkpoint in {spool} within {timeout}s")
+
+
 def test_kill_9_mid_fleet_leaves_a_journal_and_push_finishes_the_case(
     cluster: Any, s3: S3Server, kubeconfig_path: str, k8s_images: str, tmp_path: Path
 ) -> None:
-    with _mid_fleet(cluster, s3, kubeconfig_path, tmp_path, "k9", 2) as f:
-        f.proc.send_signal(signal.SIGKILL)
+    """Killed once the second pod's spool holds a checkpoint, mid-stream (pods of
+    lab-many: 8192 small files before a 64 MiB blob): push salvages what the
+    checkpoints vouch for into a locked ``.incomplete``."""
+    with _mid_fleet(cluster, s3, kubeconfig_path, tmp_path, "k9", 2, lab.LAB_MANY_IMAGE) as f:
+        at_kill = _kill_after_a_checkpoint(f.proc, f.spool)
         _, stderr = f.proc.communicate(timeout=60)
     proc, scratch, prefix, url, journal = f.proc, f.scratch, f.prefix, f.url, f.journal
     first, spool = f.first, f.spool
     print(stderr)
     assert proc.returncode == -signal.SIGKILL
     assert stderr.splitlines()[0].startswith(f"exuvia: case journal: {journal}/")
+    cut_report = verify_bundle(spool)  # what the kill left: cut off, after a checkpoint
+    assert cut_report.cut_off and cut_report.checkpoints_valid > 0, cut_report.failures()
+    assert cut_report.last_checkpoint == at_kill.last_checkpoint
+    spool_sha = hashlib.sha256(spool.read_bytes()).hexdigest()
 
     # the journal's case.json, as last rewritten, names every pod
     doc = json.loads((journal / "case.json").read_text())
@@ -178,60 +219,52 @@ def test_kill_9_mid_fleet_leaves_a_journal_and_push_finishes_the_case(
     uploads = s3.client().list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
     assert [u["Key"] for u in uploads] == [prefix + cut["file"] + ".partial"]
 
-    # the finishing step: the journal pushed into the case prefix
-    # whether what the agent sent before the kill holds a checkpoint decides what push
-    # can do with it (the kill comes once the spool passes 1 MiB, checkpoints every
-    # second): salvage it into the store, or keep it, named
-    salvageable = verify_bundle(spool).checkpoints_valid > 0
+    # the finishing step: the journal pushed into the case prefix; what the agent sent
+    # before the kill is salvaged from its spool into the store
     res = _cli(s3, scratch, "push", str(journal), url, "--retain", "1d")
     print(res.stdout, res.stderr)
     assert res.returncode == 0 and "Traceback" not in res.stderr, res.stdout + res.stderr
     assert f"pushed: {url}case.json" in res.stdout
-    if not salvageable:
-        assert _keys(s3, prefix) == sorted([first[0], first[0] + ".custody.jsonl", "case.json",
-                                            "case.custody.jsonl"])  # fmt: skip
-        case = _case(s3, prefix)
-        assert case["state"] == "interrupted" and "client died" in case["interrupted"]
-        gone = {b["pod"]: b for b in case["bundles"]}[cut["pod"]]
-        assert gone["status"] == "failed" and gone["file"] is None, gone
-        assert "not salvaged" in gone["reason"] and str(spool) in gone["reason"]
-        # the journal keeps only the spool (named), the rest is in the store
-        assert sorted(p.name for p in journal.iterdir()) == [spool.name]
-        assert f"kept in {journal}/" in res.stderr
-    else:
-        # what the agent sent before the kill is salvaged from its spool into the store
-        salvaged = cut["file"] + ".incomplete"
-        assert f"pushed: {url}{salvaged} (" in res.stdout
-        assert _keys(s3, prefix) == sorted([first[0], first[0] + ".custody.jsonl", salvaged,
-                                            salvaged + ".custody.jsonl", "case.json",
-                                            "case.custody.jsonl"])  # fmt: skip
-        case = _case(s3, prefix)
-        assert case["state"] == "interrupted" and "client died" in case["interrupted"]
-        stored = {b["pod"]: b for b in case["bundles"]}
-        assert stored[done["pod"]]["status"] == "complete"
-        assert stored[done["pod"]]["manifest_sha256"] == done["manifest_sha256"]
-        gone = stored[cut["pod"]]
-        assert gone["status"] == "incomplete" and gone["file"] == salvaged, gone
-        assert gone["reason"].startswith("salvaged after the client died mid-capture")
-        assert str(spool) in gone["reason"] and "up to checkpoint" in gone["reason"]
-        c = s3.client()
-        head = c.head_object(Bucket=BUCKET, Key=prefix + salvaged)
-        assert head["ObjectLockMode"] == "GOVERNANCE"
-        assert head["Metadata"]["exuvia-manifest-sha256"] == gone["manifest_sha256"]
-        with pytest.raises(ClientError):  # locked: the server refuses to delete it
-            c.delete_object(Bucket=BUCKET, Key=prefix + salvaged, VersionId=head["VersionId"])
-        head = c.head_object(Bucket=BUCKET, Key=prefix + "case.json")
-        assert head["ObjectLockMode"] == "GOVERNANCE"
-        # the upload of .partial is left to the lifecycle rule (never readable, never aborted)
-        assert "AbortIncompleteMultipartUpload" in gone["reason"]
-        # the spool went once its salvaged copy was read back: the journal is empty, gone
-        assert not journal.exists()
+    salvaged = cut["file"] + ".incomplete"
+    assert f"pushed: {url}{salvaged} (" in res.stdout
+    assert _keys(s3, prefix) == sorted([first[0], first[0] + ".custody.jsonl", salvaged,
+                                        salvaged + ".custody.jsonl", "case.json",
+                                        "case.custody.jsonl"])  # fmt: skip
+    case = _case(s3, prefix)
+    assert case["state"] == "interrupted" and "client died" in case["interrupted"]
+    stored = {b["pod"]: b for b in case["bundles"]}
+    assert stored[done["pod"]]["status"] == "complete"
+    assert stored[done["pod"]]["manifest_sha256"] == done["manifest_sha256"]
+    gone = stored[cut["pod"]]
+    assert gone["status"] == "incomplete" and gone["file"] == salvaged, gone
+    assert gone["reason"].startswith("salvaged after the client died mid-capture")
+    assert str(spool) in gone["reason"] and "up to checkpoint" in gone["reason"]
+    # the object verifies for what it holds: only what the spool's checkpoints vouch for
+    c = s3.client()
+    obj = tmp_path / "salvaged.exv"
+    obj.write_bytes(c.get_object(Bucket=BUCKET, Key=prefix + salvaged)["Body"].read())
+    held = verify_bundle(obj)
+    assert held.ok and not held.complete, held.failures()
+    assert held.manifest_sha256 == gone["manifest_sha256"]
+    src = held.manifest["salvaged_from"]
+    assert src["file"] == spool.name and src["sha256"] == spool_sha
+    assert src["checkpoint"] == cut_report.last_checkpoint and src["members"] > 0, src
+    head = c.head_object(Bucket=BUCKET, Key=prefix + salvaged)
+    assert head["ObjectLockMode"] == "GOVERNANCE" and head["ObjectLockRetainUntilDate"]
+    assert head["Metadata"]["exuvia-manifest-sha256"] == gone["manifest_sha256"]
+    with pytest.raises(ClientError):  # locked: the server refuses to delete it
+        c.delete_object(Bucket=BUCKET, Key=prefix + salvaged, VersionId=head["VersionId"])
+    head = c.head_object(Bucket=BUCKET, Key=prefix + "case.json")
+    assert head["ObjectLockMode"] == "GOVERNANCE"
+    # the upload of .partial is left to the lifecycle rule (never readable, never aborted)
+    assert "AbortIncompleteMultipartUpload" in gone["reason"]
+    # the spool went once its salvaged copy was read back: the journal is empty, gone
+    assert not journal.exists()
 
     ver = _cli(s3, scratch, "verify", url)
     print(ver.stdout, ver.stderr)
     assert ver.returncode == 0 and "Traceback" not in ver.stderr, ver.stdout + ver.stderr
-    verified = "2 of 2" if salvageable else "1 of 2"
-    assert f"{verified} bundles verify" in ver.stdout and "state interrupted" in ver.stdout
+    assert "2 of 2 bundles verify" in ver.stdout and "state interrupted" in ver.stdout
     assert "custody seal:     matches" in ver.stdout
     # finished once: a second push is refused
     again = _cli(s3, scratch, "push", str(journal), url)
