@@ -120,24 +120,16 @@ def main(argv: list[str] | None = None) -> int:
             )  # fmt: skip
         for fmt in FORMATS:
             if fmt == "l2tcsv":  # the first export makes its side table: two rows
-                cmds.append(
-                    Command(
-                        "l2tcsv warm, first",
-                        _timeline(bundle, fmt, work / "f.l2t"),
-                        cwd=ROOT,
-                        env=env,
-                        before=lambda: _l2t_table(bundle, False),
+                for row, want in (("first", False), ("repeat", True)):
+                    cmds.append(
+                        Command(
+                            f"l2tcsv warm, {row}",
+                            _timeline(bundle, fmt, work / f"{row}.l2t"),
+                            cwd=ROOT,
+                            env=env,
+                            before=lambda want=want: _l2t_table(bundle, want),
+                        )
                     )
-                )
-                cmds.append(
-                    Command(
-                        "l2tcsv warm, repeat",
-                        _timeline(bundle, fmt, work / "w.l2t"),
-                        cwd=ROOT,
-                        env=env,
-                        before=lambda: _l2t_table(bundle, True),
-                    )
-                )
                 continue
             cmds.append(
                 Command(f"{fmt} warm", _timeline(bundle, fmt, work / f"w.{fmt}"), cwd=ROOT, env=env)
