@@ -34,10 +34,6 @@ if TYPE_CHECKING:
 
 #: input not yet compressed plus output not yet written, at most (bytes)
 LIMIT = 16 << 20
-#: zstd's worker threads for a frame holding one big member (sink.BIG_MEMBER):
-#: measured on the real tree's big files, 2 threads halve the wall time of
-#: compressing them for no more CPU (docs/performance.md, "capsplit")
-BIG_THREADS = 2
 _BLOCK = b"B"  # flush a zstd block
 _END = b"E"  # end the frame
 
@@ -45,12 +41,10 @@ _END = b"E"  # end the frame
 class _Job:
     """One frame: pieces of tar bytes in, compressed pieces out."""
 
-    __slots__ = ("big", "ended", "info", "items", "out", "processed", "thread")
+    __slots__ = ("ended", "info", "items", "out", "processed", "thread")
 
-    def __init__(self, thread: _Compressor, big: bool) -> None:
+    def __init__(self, thread: _Compressor) -> None:
         self.thread = thread
-        #: compressed by zstd's own worker threads (one big member)
-        self.big = big
         self.out: collections.deque[bytes] = collections.deque()
         self.items = 0  # handed to its compressor
         self.processed = 0  # done by it
@@ -69,10 +63,8 @@ class _Compressor:
         self.pool = pool
         self.job: _Job | None = None
         self._made = 0
-        self._level = level
         cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
         self.zw = cctx.stream_writer(self, closefd=False, write_return_read=True)  # type: ignore[arg-type]
-        self._zw_big: zstandard.ZstdCompressionWriter | None = None
         self.q: collections.deque[tuple[_Job, Any] | None] = collections.deque()
         self._ready = threading.Semaphore(0)
         self._thread = threading.Thread(target=self._run, name="bundle-zstd", daemon=True)
@@ -85,14 +77,6 @@ class _Compressor:
         self.job.out.append(piece)
         self._made += len(piece)
         return len(piece)
-
-    def _big_writer(self) -> zstandard.ZstdCompressionWriter:
-        if self._zw_big is None:
-            cctx = zstandard.ZstdCompressor(
-                level=self._level, threads=BIG_THREADS, write_checksum=True
-            )
-            self._zw_big = cctx.stream_writer(self, closefd=False, write_return_read=True)  # type: ignore[arg-type]
-        return self._zw_big
 
     def put(self, job: _Job, item: Any) -> None:
         self.q.append((job, item))
@@ -118,14 +102,13 @@ class _Compressor:
             taken = 0
             try:
                 if pool.error is None:
-                    zw = self._big_writer() if job.big else self.zw
                     if what is _END:
-                        zw.flush(zstandard.FLUSH_FRAME)
+                        self.zw.flush(zstandard.FLUSH_FRAME)
                     elif what is _BLOCK:
-                        zw.flush(zstandard.FLUSH_BLOCK)
+                        self.zw.flush(zstandard.FLUSH_BLOCK)
                     else:
                         taken = len(what)
-                        zw.write(what)
+                        self.zw.write(what)
             except BaseException as err:  # noqa: BLE001 - handed to the sequencing thread
                 pool.error = err
             with pool.cv:
@@ -152,8 +135,6 @@ class FramePool:
         self._turn = 0
         self._jobs: collections.deque[_Job] = collections.deque()
         self._cur: _Job | None = None
-        #: the next frame holds a big member (see _Job.big)
-        self.big_next = False
         self.frames: list[Frame] = []
         self._frame_file_at = 0
 
@@ -172,8 +153,7 @@ class FramePool:
         if not len(data):
             return
         if self._cur is None:
-            self._cur = _Job(self._threads[self._turn], self.big_next)
-            self.big_next = False
+            self._cur = _Job(self._threads[self._turn])
             self._turn = (self._turn + 1) % len(self._threads)
             self._jobs.append(self._cur)
         # the caller's buffer may be reused once this returns (sink batches are

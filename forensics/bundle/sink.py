@@ -28,10 +28,6 @@ COMPRESSIONS = ("zstd", "none")
 #: a frame of copied contents ends at the first member past this much, so that a
 #: reader wanting one copied file (/etc/passwd, a log) decompresses little else
 CONTENT_FRAME = 2 << 20
-#: with a frame pool, a copied file this big starts a frame of its own, which zstd's
-#: own worker threads compress (a frame is one job of a pool thread, so without
-#: them a big file would keep zstd on one core; see framepool.py)
-BIG_MEMBER = 8 << 20
 ZSTD_BLOCK = 128 << 10
 #: tar bytes per batch handed to the worker, and batches queued at most: the file
 #: (and so a checkpoint's durability) lags the caller by at most about
@@ -163,11 +159,6 @@ class _Output:
         self.file.flush()
         self.prefix = (self.file.count, self.file.sha256.copy().hexdigest(), tar_bytes)
 
-    def big(self) -> None:
-        """The next frame holds a big member: zstd's own threads compress it."""
-        if self.pool is not None:
-            self.pool.big_next = True
-
     def index(self) -> None:
         if self.pool is not None:
             self.pool.drain()
@@ -225,8 +216,6 @@ class _Worker:
                                 self._cv.notify_all()
                         elif kind == "i":
                             out.index()
-                        elif kind == "b":
-                            out.big()
                     out.file.release()
             except BaseException as err:  # noqa: BLE001 - handed to the calling thread
                 self.error = err
@@ -288,7 +277,6 @@ class Sink:
         self._frame_content = False
         self._members = 0
         self._worker = _Worker(self._out) if offload else None
-        self._pool = self._out.pool is not None
         self._batch: list[Op] = []
         self._buf = bytearray()  # tar bytes not yet in the batch (offload)
         self._batch_bytes = 0
@@ -351,25 +339,19 @@ class Sink:
             self._worker.drain()
 
     # -- the interface ------------------------------------------------------------
-    def member_start(self, content: bool, size: int = 0) -> None:
+    def member_start(self, content: bool) -> None:
         """Called before each member's header: a zstd frame ends where members of
-        copied content and other members alternate, so a reader can skip the former.
-        (With a frame pool a content member of ``size`` >= BIG_MEMBER starts one too.)"""
+        copied content and other members alternate, so a reader can skip the former."""
         self._members += 1
         if not self._zstd or self._stored_left >= 0:
             return
-        big = self._pool and content and size >= BIG_MEMBER
-        if (
-            not big
-            and content == self._frame_content
-            and (not content or self.tar_bytes - self._frame_at[0] < CONTENT_FRAME)
+        if content == self._frame_content and (
+            not content or self.tar_bytes - self._frame_at[0] < CONTENT_FRAME
         ):
             return
         if self.tar_bytes > self._frame_at[0]:
             self._end_zstd_frame(self._members - 1)
         self._frame_content = content
-        if big:
-            self._op(("b",))
 
     def _end_zstd_frame(self, members: int) -> None:
         tar_at, first = self._frame_at

@@ -237,7 +237,7 @@ class BundleWriter:
 
     # -- members -------------------------------------------------------------
     def _header(self, name: str, size: int) -> bytes:
-        self._sink.member_start(is_content(name), size)
+        self._sink.member_start(is_content(name))
         return member_header(name, size, self._mtime)
 
     def add_bytes(

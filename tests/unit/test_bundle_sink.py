@@ -14,9 +14,8 @@ import pytest
 import zstandard
 
 from forensics.bundle import BundleWriter, framepool, verify_bundle
-from forensics.bundle.frameindex import find_tail, read_index
 from forensics.bundle.reader import BundleReader
-from forensics.bundle.sink import BIG_MEMBER, CONTENT_FRAME, Sink
+from forensics.bundle.sink import CONTENT_FRAME, Sink
 
 
 def drive(sink: Sink, seed: int) -> list[tuple[int, str, int]]:
@@ -148,32 +147,3 @@ def test_an_offloaded_bundle_verifies_and_reads_back(tmp_path: Path, pool: int) 
     wanted = ("files/d/f0", "files/d/f59", "files/big")
     got = BundleReader(p).read_members(lambda n: n in wanted)
     assert got == {n: contents[n] for n in wanted}
-
-
-def test_a_big_copied_file_gets_a_frame_of_its_own_compressed_by_zstd_threads(
-    tmp_path: Path,
-) -> None:
-    """With a pool, a member of BIG_MEMBER or more starts its own frame (zstd's
-    threads compress it); the bundle verifies and reads back, and the frame
-    index holds that frame: the big member's header, content and padding."""
-    p = tmp_path / "b.exv"
-    rnd = random.Random(3)
-    big = (rnd.randbytes(1 << 20) + bytes(1 << 20)) * (BIG_MEMBER // (2 << 20) + 1) + b"x" * 777
-    contents = {f"files/s{i}": rnd.randbytes(5000 + i) for i in range(40)}
-    with p.open("wb") as f:
-        w = BundleWriter(f, level=1, offload=True, pool=2)
-        for name, data in list(contents.items())[:20]:
-            w.add_bytes(name, data)
-        w.add_bytes("files/big", big)
-        for name, data in list(contents.items())[20:]:
-            w.add_bytes(name, data)
-        w.finish({"complete": True, "incomplete_reason": ""})
-    contents["files/big"] = big
-    report = verify_bundle(p)
-    assert report.ok, report.failures()
-    assert BundleReader(p).read_members(lambda n: n.startswith("files/")) == contents
-    with p.open("rb") as f:
-        frames = read_index(f, find_tail(f, p.stat().st_size) or 0)
-    assert frames is not None
-    whole = 512 + len(big) + (-len(big)) % 512
-    assert [fr for fr in frames if fr[4] and fr[3] == whole], frames
