@@ -81,9 +81,6 @@ class CaptureOptions:
     #: process (docs/performance.md, "On the real tree"), so it overlaps the
     #: Python work of writing records and members
     compress_thread: bool = True
-    #: with compress_thread: zstd frames compressed by this many threads at once
-    #: (forensics/bundle/framepool.py; 0: one stream on the worker, as before)
-    compress_pool: int = 2
     #: sign the manifest with this key (loaded by the caller; never written anywhere)
     signer: Signer | None = None
     #: process memory as ELF cores (None: not captured; docs/memory.md)
@@ -264,7 +261,6 @@ class Capture:
                     level=self.opts.level,
                     threads=self.opts.threads,
                     offload=self.opts.compress_thread,
-                    pool=self.opts.compress_pool,
                     header={"tool": f"exuvia {__version__}", "target": self.target.uri},
                 )
                 try:

@@ -21,7 +21,6 @@ from typing import Any, BinaryIO
 import zstandard
 
 from forensics.bundle.frameindex import Frame, encode_index
-from forensics.bundle.framepool import FramePool
 from forensics.bundle.whole import signals_deferred
 
 COMPRESSIONS = ("zstd", "none")
@@ -97,22 +96,11 @@ class _Output:
     the prefix figures. Runs on the calling thread or on the sink's worker."""
 
     def __init__(
-        self,
-        raw: BinaryIO,
-        compress: str,
-        level: int,
-        threads: int,
-        *,
-        hold: bool = False,
-        pool: int = 0,
+        self, raw: BinaryIO, compress: str, level: int, threads: int, hold: bool = False
     ) -> None:
-        #: ``pool`` > 0: frames compressed by that many threads (framepool.py)
-        self.pool: FramePool | None = None
-        self.file = _HashingFile(raw, hold and not (pool and compress == "zstd"))
+        self.file = _HashingFile(raw, hold)
         self.zw: zstandard.ZstdCompressionWriter | None = None
-        if compress == "zstd" and pool:
-            self.pool = FramePool(self.file, level, pool, threads)
-        elif compress == "zstd":
+        if compress == "zstd":
             cctx = zstandard.ZstdCompressor(level=level, threads=threads, write_checksum=True)
             self.zw = cctx.stream_writer(
                 self.file,  # type: ignore[arg-type]
@@ -120,23 +108,18 @@ class _Output:
                 write_return_read=True,
             )
         #: the zstd frames ended so far (see forensics.bundle.frameindex)
-        self.frames: list[Frame] = self.pool.frames if self.pool is not None else []
+        self.frames: list[Frame] = []
         self.frame_file_at = 0
         #: (file bytes, their SHA-256, tar bytes) as of the last sync point
         self.prefix: tuple[int, str, int] = (0, hashlib.sha256().hexdigest(), 0)
 
     def tar(self, data: bytes | memoryview) -> None:
-        if self.pool is not None:
-            self.pool.tar(data)
-        elif self.zw is not None:
+        if self.zw is not None:
             self.zw.write(data)
         else:
             self.file.write(data)
 
     def end_frame(self, tar_at: int, tar_len: int, content: bool, first: int) -> None:
-        if self.pool is not None:
-            self.pool.end_frame(tar_at, tar_len, content, first)
-            return
         assert self.zw is not None
         if tar_len or not self.frames:
             self.zw.flush(zstandard.FLUSH_FRAME)
@@ -145,33 +128,18 @@ class _Output:
             self.frames.append((at, self.file.count - at, tar_at, tar_len, int(content), first))
         self.frame_file_at = self.file.count
 
-    def raw(self, data: bytes) -> None:
-        """Bytes for the file as they are (frame headers, stored blocks), in order."""
-        if self.pool is not None:
-            self.pool.drain()
-        self.file.write(data)
-
     def sync(self, tar_bytes: int, block: bool) -> None:
-        if self.pool is not None:
-            self.pool.sync(block)
-        elif block and self.zw is not None:
+        if block and self.zw is not None:
             self.zw.flush(zstandard.FLUSH_BLOCK)
         self.file.flush()
         self.prefix = (self.file.count, self.file.sha256.copy().hexdigest(), tar_bytes)
 
     def index(self) -> None:
-        if self.pool is not None:
-            self.pool.drain()
         if self.frames:
             self.file.write(encode_index(self.frames))
 
     def close(self, frame: bool) -> None:
-        if self.pool is not None:
-            try:
-                self.pool.drain()
-            finally:
-                self.pool.stop()
-        elif frame and self.zw is not None:
+        if frame and self.zw is not None:
             self.zw.flush(zstandard.FLUSH_FRAME)
         self.file.flush()
 
@@ -208,7 +176,7 @@ class _Worker:
                         elif kind == "f":
                             out.end_frame(op[1], op[2], op[3], op[4])
                         elif kind == "raw":
-                            out.raw(op[1])
+                            out.file.write(op[1])
                         elif kind == "s":
                             out.sync(op[1], op[2])
                             with self._cv:
@@ -260,15 +228,11 @@ class Sink:
         threads: int = 0,
         *,
         offload: bool = False,
-        pool: int = 0,
     ):
         if compress not in COMPRESSIONS:
             raise ValueError(f"unknown compression {compress!r}; use one of {COMPRESSIONS}")
         self.compress = compress
-        # pool: frames compressed by that many threads (framepool.py), with offload only
-        self._out = _Output(
-            raw, compress, level, threads, hold=offload, pool=pool if offload else 0
-        )
+        self._out = _Output(raw, compress, level, threads, hold=offload)
         self._zstd = compress == "zstd"
         self.tar_bytes = 0
         self._stored_left = -1  # >= 0 while writing a stored frame
@@ -291,7 +255,7 @@ class Sink:
             if kind == "f":
                 out.end_frame(op[1], op[2], op[3], op[4])
             elif kind == "raw":
-                out.raw(op[1])
+                out.file.write(op[1])
             elif kind == "s":
                 out.sync(op[1], op[2])
             elif kind == "i":

@@ -204,13 +204,10 @@ class BundleWriter:
         checkpoint_every_seconds: float = 1.0,
         header: dict[str, Any] | None = None,
         offload: bool = False,
-        pool: int = 0,
     ) -> None:
         # offload: compression, the output's hash and the writes on a worker
-        # thread (forensics/bundle/sink.py); the stream's bytes are the same.
-        # pool (with offload): zstd frames compressed by that many threads at
-        # once (forensics/bundle/framepool.py); the same frames of the same tar
-        self._sink = Sink(raw, compress, level, threads, offload=offload, pool=pool)
+        # thread (forensics/bundle/sink.py); the stream's bytes are the same
+        self._sink = Sink(raw, compress, level, threads, offload=offload)
         self._mtime = int(time.time())
         #: JSON of the members since the last checkpoint (without newlines)
         self._pending: list[bytes] = []

@@ -66,15 +66,6 @@ def register(sub: Any) -> None:
         "process (default on; off: all on the writing thread, as before)",
     )
     p.add_argument(
-        "--compress-pool",
-        type=int,
-        choices=range(9),
-        default=2,
-        metavar="N",
-        help="with --compress-thread on: compress up to N zstd frames at once, one per "
-        "thread (default 2; 0: one zstd stream on the worker thread, as before)",
-    )
-    p.add_argument(
         "--scan",
         type=Path,
         metavar="RULES",
@@ -155,7 +146,6 @@ def options_from(args: argparse.Namespace, output: Path) -> CaptureOptions:
         # for no gain in wall time (docs/performance.md)
         threads=getattr(args, "zstd_threads", ZSTD_THREADS),
         compress_thread=getattr(args, "compress_thread", "on") == "on",
-        compress_pool=getattr(args, "compress_pool", 2),
         signer=signer,
         memory=memory,
     )
